@@ -1,0 +1,87 @@
+# mxwatch - build, dependencies, demo run, tests and benchmarks.
+#   make          build ./mxwatch
+#   make deps     install the Debian packages that are missing
+#   make run      deps + build + analyse the bundled captures
+#   make test     deps + build + unit, capture and sanitizer tests
+#   make bench    deps + build + throughput against a bare libpcap loop
+
+PKGS      := libpcap libndpi openssl sqlite3
+CC        ?= gcc
+CFLAGS    ?= -O2 -g
+WARN      := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+DEFS      := -D_DEFAULT_SOURCE -D_GNU_SOURCE
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+INC       := -Isensor -Idecoder -Irules -Idb
+BUILD     := build
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# Debian packages needed to build, test and run the demo.
+DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
+             libcmocka-dev tshark python3 openssl
+
+LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c sensor/jsonw.c \
+             sensor/capture.c sensor/flowsink.c
+MAIN_SRC  := sensor/main.c sensor/analyze.c
+HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
+UNIT_TESTS := test_packet test_reasm test_flow test_jsonw
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)
+SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
+SAN_MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/san/%.o)
+
+.PHONY: all deps run test unit-test san-test capture-test fuzz-test bench clean
+
+all: mxwatch
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) $(CFLAGS) $(INC) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) $(SAN_FLAGS) $(INC) $(PKG_CFLAGS) -c $< -o $@
+
+mxwatch: $(LIB_OBJ) $(MAIN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/mxwatch-san: $(SAN_LIB_OBJ) $(SAN_MAIN_OBJ)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) $(CFLAGS) $(INC) $(PKG_CFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lcmocka
+
+$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) $(SAN_FLAGS) $(INC) $(PKG_CFLAGS) -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
+
+$(BUILD)/bare-pcap-loop: tests/bench/bare_pcap_loop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) -O2 -o $@ $< $(PKG_LIBS)
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing missing packages:" $$missing; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: deps
+	@$(MAKE) --no-print-directory mxwatch
+	./mxwatch analyze $$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
+
+test: deps
+	@$(MAKE) --no-print-directory mxwatch $(BUILD)/mxwatch-san \
+		$(UNIT_TESTS:%=$(BUILD)/tests/%) $(UNIT_TESTS:%=$(BUILD)/san/tests/%)
+	@bash tests/run-all.sh $(UNIT_TESTS)
+
+bench: deps
+	@$(MAKE) --no-print-directory mxwatch $(BUILD)/bare-pcap-loop
+	@bash tests/bench/run.sh
+
+clean:
+	rm -rf $(BUILD) mxwatch

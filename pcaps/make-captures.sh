@@ -1,0 +1,866 @@
+#!/usr/bin/env bash
+# make-captures.sh - regenerate mxwatch's corpus of real SMTP captures.
+#
+# Run as root on Debian 12, from anywhere:   bash pcaps/make-captures.sh
+#
+# Every packet is made by real software (Postfix, swaks, openssl, curl,
+# dnsmasq, dig, python3 http.server; a few small python3 helpers in
+# pcaps/tools/ where no packaged client makes the wanted bytes) and captured
+# by tcpdump/dumpcap.  All traffic stays inside network namespaces this
+# script creates (loopback of namespace "mxwpcap", plus a veth "VLAN trunk"
+# between three namespaces).  Nothing looks up real DNS or talks to the
+# outside: the namespaces have no route out, Postfix runs with DNS disabled
+# and explicit next hops, and every client is given an IP address.
+#
+# The .pcap/.pcapng files, the server certificates (pcaps/certs/) and
+# pcaps/certs/fingerprints.txt are (re)written in place; certificates are
+# new on every run, so tests must derive expected hashes from the committed
+# files.  See pcaps/README.md for what each capture holds.
+#
+# Options (environment):  KEEP_WORK=1   keep the temp dir (configs, logs)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OUT="$HERE"
+TOOLS="$HERE/tools"
+PY=/usr/bin/python3
+
+NS=mxwpcap          # main namespace: Postfix instances, clients, DNS, web
+NS_C=mxwpcap-cli    # VLAN client namespace
+NS_SW=mxwpcap-sw    # VLAN "switch" namespace (trunk is captured here)
+NETNS_ETC=/etc/netns/$NS
+
+CLIENT=127.0.0.10   # source address of every client on loopback
+CLIENT6=fd6d:7877::10
+PLAIN=127.0.0.2     # Postfix, no STARTTLS            smtp.example.test
+TLSMX=127.0.0.3     # Postfix, STARTTLS               mx.example.test
+TLSMX6=fd6d:7877::3
+BROKEN=127.0.0.4    # Postfix, STARTTLS -> 454        mx-broken.example.test
+AUTHMX=127.0.0.5    # Postfix, SASL AUTH before TLS   auth.example.test
+RELAYA=127.0.0.6    # Postfix, relays to 127.0.0.3    relay.sender.test
+PROXY=127.0.0.7     # STARTTLS-stripping proxy -> 127.0.0.3
+NOCERT=127.0.0.8    # Postfix, STARTTLS offered, no certificate: handshake fails
+WEB=127.0.0.9       # python http.server :80, openssl s_server :443
+DNS=127.0.0.53      # dnsmasq authoritative for example.test
+VCLIENT=198.51.100.10   # VLAN client (TEST-NET-2, only inside our namespaces)
+VSERVER=198.51.100.25   # VLAN server = the "plain" Postfix instance
+
+log() { printf '\n=== %s\n' "$*"; }
+die() { printf 'make-captures: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces, tcpdump, Postfix)"
+
+# ---------------------------------------------------------------- packages
+install_packages() {
+    local pkgs=(postfix sasl2-bin libsasl2-modules swaks tcpdump tshark
+                wireshark-common openssl python3 dnsmasq-base bind9-dnsutils
+                iproute2 curl ethtool procps)
+    local missing=() p
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing: ${missing[*]}"
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+    echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+        || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
+}
+
+# ---------------------------------------------------------------- cleanup
+WORK=""
+CAP_PID=""
+BG_PIDS=()
+PF_DIRS=()
+
+ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+
+kill_ns_procs() {   # processes inside one of OUR namespaces (started by this script)
+    local ns=$1 pids
+    ns_exists "$ns" || return 0
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [ -n "$pids" ] || return 0
+    kill $pids 2>/dev/null || true
+    sleep 1
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+}
+
+teardown_net() {
+    local ns
+    for ns in "$NS_C" "$NS_SW" "$NS"; do
+        kill_ns_procs "$ns"
+        ns_exists "$ns" && ip netns del "$ns" 2>/dev/null || true
+    done
+    rm -rf "$NETNS_ETC"
+}
+
+cleanup() {
+    local rc=$? p d
+    set +e
+    trap - EXIT INT TERM
+    [ -n "$CAP_PID" ] && kill -INT "$CAP_PID" 2>/dev/null
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for d in "${PF_DIRS[@]}"; do
+        ns_exists "$NS" && ip netns exec "$NS" postfix -c "$d/etc" stop >/dev/null 2>&1
+    done
+    teardown_net
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+    fi
+    [ $rc -ne 0 ] && echo "make-captures: FAILED (rc=$rc)" >&2
+    exit $rc
+}
+
+# ---------------------------------------------------------------- network
+nsx() { ip netns exec "$NS" "$@"; }
+
+setup_net() {
+    log "network namespaces"
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+    local a
+    for a in $PLAIN $TLSMX $BROKEN $AUTHMX $RELAYA $PROXY $NOCERT $WEB $DNS $CLIENT; do
+        ip -n "$NS" addr add "$a/32" dev lo
+    done
+    ip -n "$NS" -6 addr add "$TLSMX6/128" dev lo nodad
+    ip -n "$NS" -6 addr add "$CLIENT6/128" dev lo nodad
+
+    # name service inside the namespace: local hosts file, a resolver that
+    # points at the namespace's own loopback (nothing listens on :53 there)
+    mkdir -p "$NETNS_ETC"
+    cat > "$NETNS_ETC/hosts" <<EOF
+127.0.0.1	localhost
+::1	localhost
+$PLAIN	smtp.example.test
+$TLSMX	mx.example.test
+$TLSMX6	mx.example.test
+$BROKEN	mx-broken.example.test
+$AUTHMX	auth.example.test
+$RELAYA	relay.sender.test
+$PROXY	mx-via-proxy.example.test
+$NOCERT	mx-nocert.example.test
+$WEB	www.example.test
+$DNS	ns.example.test
+$CLIENT	client.sender.test
+$CLIENT6	client.sender.test
+$VSERVER	smtp-vlan.example.test
+EOF
+    echo "nameserver 127.0.0.1" > "$NETNS_ETC/resolv.conf"
+
+    # VLAN lab: client ns --veth-- switch ns (trunk veth pair) --veth-- main ns
+    ip netns add "$NS_C"
+    ip netns add "$NS_SW"
+    for a in "$NS_C" "$NS_SW"; do
+        ip netns exec "$a" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+        ip netns exec "$a" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+        ip -n "$a" link set lo up
+    done
+    ip link add c0 netns "$NS_C" type veth peer name sw-c netns "$NS_SW"
+    ip link add s0 netns "$NS" type veth peer name sw-s netns "$NS_SW"
+    ip -n "$NS_SW" link add tr-a type veth peer name tr-b
+    nsx sysctl -qw net.ipv6.conf.s0.disable_ipv6=1
+    ip -n "$NS_C" addr add "$VCLIENT/24" dev c0
+    ip -n "$NS" addr add "$VSERVER/24" dev s0
+    # software checksums and no segmentation offload: frames on the wire are
+    # what a real NIC would send (<= MTU, correct checksums), and the
+    # user-space VLAN switch can forward them unchanged
+    ip netns exec "$NS_C" ethtool -K c0 tx off tso off gso off gro off >/dev/null 2>&1 || true
+    nsx ethtool -K s0 tx off tso off gso off gro off >/dev/null 2>&1 || true
+    for a in sw-c sw-s tr-a tr-b; do
+        ip netns exec "$NS_SW" ethtool -K "$a" tx off tso off gso off gro off >/dev/null 2>&1 || true
+    done
+    ip -n "$NS_SW" link set tr-a mtu 1600
+    ip -n "$NS_SW" link set tr-b mtu 1600
+    for a in sw-c sw-s tr-a tr-b; do ip -n "$NS_SW" link set "$a" promisc on up; done
+    ip -n "$NS_C" link set c0 up
+    ip -n "$NS" link set s0 up
+}
+
+# ---------------------------------------------------------------- TLS material
+make_certs() {
+    log "certificates (self-signed CA, 10 years)"
+    local t="$WORK/tls"
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 \
+        -keyout "$t/ca.key" -out "$t/ca.pem" \
+        -subj "/O=mxwatch test/CN=mxwatch Test CA example.test" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    local name san
+    for name in mx www; do
+        case $name in
+            mx)  san="DNS:mx.example.test,DNS:mail.example.test" ;;
+            www) san="DNS:www.example.test" ;;
+        esac
+        openssl req -newkey rsa:2048 -nodes -sha256 -keyout "$t/$name.key" -out "$t/$name.csr" \
+            -subj "/O=mxwatch test/CN=$name.example.test" 2>/dev/null
+        printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' "$san" > "$t/$name.ext"
+        openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+            -set_serial "0x$(openssl rand -hex 8)" -days 3650 -sha256 \
+            -extfile "$t/$name.ext" -out "$t/$name.pem" 2>/dev/null
+    done
+    # an unrelated key: paired with mx.pem it makes Postfix answer 454
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$t/wrong.key" 2>/dev/null
+    chmod 644 "$t"/*.pem
+    chmod 600 "$t"/*.key
+
+    mkdir -p "$OUT/certs"
+    cp "$t/ca.pem"  "$OUT/certs/ca.example.test.pem"
+    cp "$t/mx.pem"  "$OUT/certs/mx.example.test.pem"
+    cp "$t/www.pem" "$OUT/certs/www.example.test.pem"
+    {
+        echo "# generated by make-captures.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "# file  cert_sha256  spki_sha256  (lowercase hex, DER)"
+        local f
+        for f in ca.example.test mx.example.test www.example.test; do
+            printf '%s %s %s\n' "$f.pem" \
+                "$(openssl x509 -in "$OUT/certs/$f.pem" -outform DER | sha256sum | cut -d' ' -f1)" \
+                "$(openssl x509 -in "$OUT/certs/$f.pem" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)"
+        done
+    } > "$OUT/certs/fingerprints.txt"
+}
+
+# ---------------------------------------------------------------- Postfix
+write_master_cf() {   # minimal master.cf, nothing chrooted
+    cat > "$1" <<'EOF'
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+smtp      inet  n       -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+# pf_new NAME HOSTNAME INET_INTERFACES  (extra main.cf lines on stdin)
+pf_new() {
+    local name=$1 host=$2 ifaces=$3 d="$WORK/pf-$1"
+    mkdir -p "$d/etc" "$d/queue" "$d/data"
+    chown postfix:postfix "$d/data"
+    cat > "$d/etc/main.cf" <<EOF
+# Postfix instance "$name" for mxwatch test captures (generated)
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $d/maillog
+maillog_file_prefixes = $WORK
+myhostname = $host
+mydomain = example.test
+myorigin = \$myhostname
+smtpd_banner = \$myhostname ESMTP Postfix
+inet_interfaces = $ifaces
+inet_protocols = all
+mynetworks = 127.0.0.0/8, [::1]/128, [fd6d:7877::]/64, 198.51.100.0/24
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+biff = no
+# accept mail for example.test and throw it away
+relay_domains = example.test
+relay_transport = discard:delivered to the bit bucket
+default_transport = error:this test instance sends no mail out
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+# no DNS whatsoever
+disable_dns_lookups = yes
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtpd_peername_lookup = no
+EOF
+    cat >> "$d/etc/main.cf"
+    write_master_cf "$d/etc/master.cf"
+    PF_DIRS+=("$d")
+}
+
+pf_start() {
+    local d="$WORK/pf-$1" i
+    if ! nsx postfix -c "$d/etc" start > "$d/start.log" 2>&1; then
+        cat "$d/start.log" "$d/maillog" 2>/dev/null >&2
+        die "Postfix instance $1 did not start"
+    fi
+    shift
+    for i in $(seq 50); do
+        local ok=1 a
+        for a in "$@"; do nsx ss -Hltn "sport = :25" | grep -q "$a:25" || ok=0; done
+        [ $ok = 1 ] && return 0
+        sleep 0.2
+    done
+    cat "$d/maillog" >&2
+    die "Postfix instance did not listen on $*"
+}
+
+setup_postfix() {
+    log "Postfix instances"
+    local t="$WORK/tls"
+
+    pf_new plain smtp.example.test "$PLAIN, $VSERVER" <<EOF
+smtpd_tls_security_level = none
+EOF
+    # a second listener for the "SMTP on a non-standard port" capture
+    echo "$PLAIN:2525 inet n - n - - smtpd" >> "$WORK/pf-plain/etc/master.cf"
+
+    pf_new tls mx.example.test "$TLSMX, [$TLSMX6]" <<EOF
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $t/mx.key, $t/mx.pem, $t/ca.pem
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+EOF
+
+    pf_new broken mx-broken.example.test "$BROKEN" <<EOF
+# certificate and a key that does not belong to it: STARTTLS is advertised,
+# but the TLS engine cannot start, so smtpd answers
+# "454 4.7.0 TLS not available due to local problem"
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $t/mx.pem
+smtpd_tls_key_file = $t/wrong.key
+EOF
+
+    pf_new nocert mx-nocert.example.test "$NOCERT" <<EOF
+# STARTTLS advertised, no certificate loadable: smtpd says 220 and the
+# handshake then fails with a handshake_failure alert (no shared cipher)
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $t/does-not-exist.pem
+EOF
+
+    # SASL (Cyrus, sasldb) for AUTH PLAIN/LOGIN; AUTH allowed before TLS
+    local sd="$WORK/pf-auth/sasl"
+    mkdir -p "$sd"
+    cat > "$sd/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN
+sasldb_path: $sd/sasldb2
+EOF
+    echo 'Secret-Passw0rd' | saslpasswd2 -p -c -f "$sd/sasldb2" -u example.test alice
+    chown postfix "$sd/sasldb2"
+    chmod 755 "$sd"
+    pf_new auth auth.example.test "$AUTHMX" <<EOF
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $t/mx.key, $t/mx.pem, $t/ca.pem
+smtpd_tls_auth_only = no
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $sd
+smtpd_sasl_local_domain = example.test
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+EOF
+
+    pf_new relay relay.sender.test "$RELAYA" <<EOF
+# MTA A: relays everything to MTA B (the "tls" instance) with opportunistic TLS
+relay_domains =
+default_transport = smtp
+relayhost = [$TLSMX]:25
+smtp_bind_address = $RELAYA
+smtp_tls_security_level = may
+smtp_tls_servername = mx.example.test
+smtp_tls_CAfile = $t/ca.pem
+smtp_tls_loglevel = 1
+smtp_connection_cache_on_demand = no
+EOF
+
+    chmod 755 "$WORK"
+    pf_start plain "$PLAIN" "$VSERVER"
+    pf_start tls "$TLSMX" "\[$TLSMX6\]"
+    pf_start broken "$BROKEN"
+    pf_start nocert "$NOCERT"
+    pf_start auth "$AUTHMX"
+    pf_start relay "$RELAYA"
+}
+
+# ---------------------------------------------------------------- capture
+CAP_FILE=""
+# cap_start NAME NETNS IFACE [tcpdump args...] -- FILTER
+cap_start() {
+    local name=$1 ns=$2 iface=$3; shift 3
+    local opts=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do opts+=("$1"); shift; done
+    [ "${1:-}" = "--" ] && shift
+    CAP_FILE="$WORK/cap/$name"
+    mkdir -p "$WORK/cap"
+    rm -f "$CAP_FILE"
+    ip netns exec "$ns" tcpdump -i "$iface" -s 0 -U -Z root "${opts[@]}" -w "$CAP_FILE" "$@" \
+        > "$CAP_FILE.log" 2>&1 &
+    CAP_PID=$!
+    local i
+    for i in $(seq 50); do
+        grep -q "listening on" "$CAP_FILE.log" 2>/dev/null && { sleep 0.3; return 0; }
+        sleep 0.1
+    done
+    cat "$CAP_FILE.log" >&2
+    die "tcpdump did not start for $name"
+}
+
+dumpcap_start() {   # dumpcap_start NAME FILTER  (pcapng, loopback of $NS)
+    local name=$1 filter=$2
+    CAP_FILE="$WORK/cap/$name"
+    mkdir -p "$WORK/cap"
+    rm -f "$CAP_FILE"
+    nsx dumpcap -i lo -s 0 -f "$filter" -w "$CAP_FILE" > "$CAP_FILE.log" 2>&1 &
+    CAP_PID=$!
+    local i
+    for i in $(seq 50); do
+        grep -q "Capturing on" "$CAP_FILE.log" 2>/dev/null && { sleep 0.5; return 0; }
+        sleep 0.1
+    done
+    cat "$CAP_FILE.log" >&2
+    die "dumpcap did not start for $name"
+}
+
+cap_stop() {   # let FIN/ACKs land, stop cleanly, move into pcaps/
+    sleep 1
+    kill -INT "$CAP_PID"
+    wait "$CAP_PID" || true
+    CAP_PID=""
+    cp "$CAP_FILE" "$OUT/$(basename "$CAP_FILE")"
+    MADE+=("$(basename "$CAP_FILE")")
+}
+MADE=()
+
+# ---------------------------------------------------------------- clients
+BODY="$WORK/body.txt"
+make_body() {
+    local i
+    {
+        echo "Hello Bob,"
+        echo
+        for i in $(seq -w 1 30); do
+            echo "Line $i of a plain text test message for mxwatch; nothing secret here."
+        done
+        echo
+        echo "Regards, Alice"
+    } > "$BODY"
+}
+
+# swaks in the main namespace, from $CLIENT, with the common arguments
+swaks_ns() {
+    local logf="$WORK/swaks-$1.log"; shift
+    echo "+ swaks $*" > "$logf"
+    if ! nsx swaks --helo client.sender.test --from alice@sender.test --to bob@example.test \
+            --timeout 15 "$@" >> "$logf" 2>&1; then
+        echo "(swaks exited non-zero, see below)" >> "$logf"
+        SWAKS_RC=1
+    else
+        SWAKS_RC=0
+    fi
+}
+
+rawclient() { nsx "$PY" "$TOOLS/smtp-raw-client.py" "$@"; }
+
+wait_for_log() {   # wait_for_log FILE REGEX [SECONDS]
+    local i
+    for i in $(seq $(( ${3:-20} * 5 ))); do
+        grep -Eq "$2" "$1" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    die "timed out waiting for /$2/ in $1"
+}
+
+# ---------------------------------------------------------------- the captures
+capture_all() {
+    local f25="tcp port 25"
+
+    log "smtp-plain.pcap"
+    cap_start smtp-plain.pcap "$NS" lo -- "$f25 and host $PLAIN"
+    swaks_ns plain --server $PLAIN -li $CLIENT --header "Subject: plain SMTP test" --body "@$BODY"
+    cap_stop
+
+    log "smtp-starttls-tls12.pcap"
+    cap_start smtp-starttls-tls12.pcap "$NS" lo -- "$f25 and host $TLSMX"
+    swaks_ns tls12 --server $TLSMX -li $CLIENT --tls --tls-protocol tlsv1_2 \
+        --tls-sni mx.example.test --tls-verify --tls-ca-path "$WORK/tls/ca.pem" \
+        --header "Subject: STARTTLS TLS 1.2 test" --body "@$BODY"
+    cap_stop
+
+    log "smtp-starttls-tls13.pcap"
+    cap_start smtp-starttls-tls13.pcap "$NS" lo -- "$f25 and host $TLSMX"
+    swaks_ns tls13 --server $TLSMX -li $CLIENT --tls --tls-protocol tlsv1_3 \
+        --tls-sni mx.example.test --tls-verify --tls-ca-path "$WORK/tls/ca.pem" \
+        --header "Subject: STARTTLS TLS 1.3 test" --body "@$BODY"
+    cap_stop
+
+    log "smtp-helo.pcap"
+    cap_start smtp-helo.pcap "$NS" lo -- "$f25 and host $PLAIN"
+    swaks_ns helo --server $PLAIN -li $CLIENT --protocol SMTP --header "Subject: HELO only"
+    cap_stop
+
+    log "smtp-starttls-refused-454.pcap"
+    cap_start smtp-starttls-refused-454.pcap "$NS" lo -- "$f25 and host $BROKEN"
+    swaks_ns refused --server $BROKEN -li $CLIENT --tls-optional \
+        --header "Subject: STARTTLS refused, sent in plaintext"
+    cap_stop
+
+    log "smtp-starttls-stripped.pcap"
+    nsx "$PY" "$TOOLS/strip-proxy.py" $PROXY 25 $TLSMX 25 $PROXY > "$WORK/strip-proxy.log" 2>&1 &
+    BG_PIDS+=($!)
+    local proxy_pid=$!
+    wait_for_log "$WORK/strip-proxy.log" "listening" 10
+    cap_start smtp-starttls-stripped.pcap "$NS" lo -- "$f25 and host $PROXY and host $CLIENT"
+    swaks_ns stripped --server $PROXY -li $CLIENT --tls-optional-strict \
+        --header "Subject: STARTTLS stripped by a middlebox" --body "@$BODY"
+    cap_stop
+    kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
+
+    log "smtp-pipelining.pcap"
+    cap_start smtp-pipelining.pcap "$NS" lo -- "$f25 and host $PLAIN"
+    swaks_ns pipelining --server $PLAIN -li $CLIENT --pipeline \
+        --to bob@example.test,carol@example.test --header "Subject: PIPELINING test"
+    cap_stop
+
+    log "smtp-bdat.pcap"
+    cap_start smtp-bdat.pcap "$NS" lo -- "$f25 and host $PLAIN"
+    rawclient bdat --server $PLAIN --bind $CLIENT > "$WORK/raw-bdat.log" 2>&1
+    cap_stop
+
+    log "smtp-auth-plaintext.pcap"
+    cap_start smtp-auth-plaintext.pcap "$NS" lo -- "$f25 and host $AUTHMX"
+    swaks_ns authplain --server $AUTHMX -li $CLIENT --auth PLAIN \
+        --auth-user alice@example.test --auth-password 'Secret-Passw0rd' \
+        --header "Subject: AUTH PLAIN without TLS"
+    cap_stop
+
+    log "smtp-auth-login.pcap"
+    cap_start smtp-auth-login.pcap "$NS" lo -- "$f25 and host $AUTHMX"
+    swaks_ns authlogin --server $AUTHMX -li $CLIENT --auth LOGIN \
+        --auth-user alice@example.test --auth-password 'Secret-Passw0rd' \
+        --header "Subject: AUTH LOGIN without TLS"
+    cap_stop
+
+    log "smtp-ipv6.pcap"
+    cap_start smtp-ipv6.pcap "$NS" lo -- "ip6 and $f25"
+    swaks_ns ipv6 -6 --server "$TLSMX6" -li "$CLIENT6" --tls --tls-protocol tlsv1_2 \
+        --tls-sni mx.example.test --header "Subject: SMTP over IPv6 with STARTTLS"
+    cap_stop
+
+    log "smtp-vlan.pcap / smtp-qinq.pcap"
+    local mode file
+    for mode in dot1q qinq; do
+        file=smtp-vlan.pcap; [ $mode = qinq ] && file=smtp-qinq.pcap
+        ip netns exec "$NS_SW" "$PY" "$TOOLS/vlan-bridge.py" $mode sw-c tr-a tr-b sw-s \
+            > "$WORK/vlan-$mode.log" 2>&1 &
+        local vb=$!
+        BG_PIDS+=($vb)
+        wait_for_log "$WORK/vlan-$mode.log" "vlan-bridge" 10
+        # fresh neighbour caches so the ARP exchange is part of the capture
+        ip -n "$NS_C" neigh flush dev c0 2>/dev/null || true
+        nsx ip neigh flush dev s0 2>/dev/null || true
+        cap_start $file "$NS_SW" tr-a --
+        local logf="$WORK/swaks-vlan-$mode.log"
+        ip netns exec "$NS_C" swaks --server $VSERVER -li $VCLIENT --helo client.sender.test \
+            --from alice@sender.test --to bob@example.test --timeout 15 \
+            --header "Subject: SMTP over a VLAN trunk ($mode)" > "$logf" 2>&1 || true
+        cap_stop
+        kill $vb; wait $vb 2>/dev/null || true
+    done
+
+    log "smtp-injection.pcap"
+    cap_start smtp-injection.pcap "$NS" lo -- "$f25 and host $TLSMX"
+    rawclient inject --server $TLSMX --bind $CLIENT --inject "MAIL FROM:<attacker@evil.test>" \
+        --cafile "$WORK/tls/ca.pem" --sni mx.example.test --tls-max 1.2 \
+        > "$WORK/raw-inject.log" 2>&1 || true
+    cap_stop
+
+    log "smtp-sll.pcap / smtp-sll2.pcap"
+    cap_start smtp-sll.pcap "$NS" any -y LINUX_SLL -- "$f25 and host $PLAIN"
+    swaks_ns sll --server $PLAIN -li $CLIENT --header "Subject: Linux cooked capture v1"
+    cap_stop
+    cap_start smtp-sll2.pcap "$NS" any -y LINUX_SLL2 -- "$f25 and host $PLAIN"
+    swaks_ns sll2 --server $PLAIN -li $CLIENT --header "Subject: Linux cooked capture v2"
+    cap_stop
+
+    log "smtp-mta-relay.pcap (Postfix -> Postfix, opportunistic TLS, default = TLS 1.3)"
+    local alog="$WORK/pf-relay/maillog" n
+    cap_start smtp-mta-relay.pcap "$NS" lo -- "$f25 and host $RELAYA and host $TLSMX"
+    n=$(grep -c 'status=sent' "$alog" || true)
+    swaks_ns relay13 --server $RELAYA -li $CLIENT --header "Subject: relayed by Postfix" --body "@$BODY"
+    wait_for_log_count "$alog" 'relay=.*status=sent' $((n + 1))
+    cap_stop
+
+    log "smtp-mta-relay-tls12.pcap (same, client capped at TLS 1.2: certificate visible)"
+    nsx postconf -c "$WORK/pf-relay/etc" -e 'smtp_tls_protocols = >=TLSv1.2, <=TLSv1.2' \
+        'smtp_tls_mandatory_protocols = >=TLSv1.2, <=TLSv1.2'
+    nsx postfix -c "$WORK/pf-relay/etc" reload >/dev/null 2>&1
+    sleep 1
+    cap_start smtp-mta-relay-tls12.pcap "$NS" lo -- "$f25 and host $RELAYA and host $TLSMX"
+    n=$(grep -c 'status=sent' "$alog" || true)
+    swaks_ns relay12 --server $RELAYA -li $CLIENT --header "Subject: relayed by Postfix, TLS 1.2" --body "@$BODY"
+    wait_for_log_count "$alog" 'relay=.*status=sent' $((n + 1))
+    cap_stop
+
+    log "smtp-tls-failed-fallback.pcap"
+    cap_start smtp-tls-failed-fallback.pcap "$NS" lo -- "$f25 and host $NOCERT"
+    swaks_ns fallback1 --server $NOCERT -li $CLIENT --tls-optional \
+        --header "Subject: first try, TLS handshake fails"
+    sleep 1
+    swaks_ns fallback2 --server $NOCERT -li $CLIENT \
+        --header "Subject: retry in plaintext after the TLS failure"
+    cap_stop
+
+    log "smtp-port2525.pcap"
+    cap_start smtp-port2525.pcap "$NS" lo -- "tcp port 2525 and host $PLAIN"
+    swaks_ns p2525 --server $PLAIN --port 2525 -li $CLIENT --header "Subject: SMTP on port 2525"
+    cap_stop
+
+    log "nonsmtp-mixed.pcap"
+    mkdir -p "$WORK/www"
+    printf '<html><body><p>mxwatch test page</p></body></html>\n' > "$WORK/www/index.html"
+    nsx "$PY" -m http.server 80 --bind $WEB --directory "$WORK/www" > "$WORK/http.log" 2>&1 &
+    BG_PIDS+=($!)
+    nsx openssl s_server -accept "$WEB:443" -cert "$WORK/tls/www.pem" -key "$WORK/tls/www.key" \
+        -cert_chain "$WORK/tls/ca.pem" -www -quiet > "$WORK/s_server.log" 2>&1 &
+    BG_PIDS+=($!)
+    local spki tlsa
+    spki=$(openssl x509 -in "$WORK/tls/mx.pem" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+    tlsa="030101$spki"
+    nsx dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+        --listen-address=$DNS --port=53 --user=nobody --pid-file= --log-queries \
+        --log-facility=- --local=/example.test/ --local=/sender.test/ \
+        --mx-host=example.test,mx.example.test,10 \
+        --host-record=mx.example.test,$TLSMX,$TLSMX6 \
+        --host-record=www.example.test,$WEB \
+        --txt-record=_mta-sts.example.test,"v=STSv1; id=20240101T000000;" \
+        --txt-record=example.test,"v=spf1 mx -all" \
+        --dns-rr=_25._tcp.mx.example.test,52,$tlsa \
+        > "$WORK/dnsmasq.log" 2>&1 &
+    BG_PIDS+=($!)
+    local i
+    for i in $(seq 50); do
+        nsx ss -Hlnt "sport = :80" | grep -q "$WEB" && nsx ss -Hlnt "sport = :443" | grep -q "$WEB" \
+            && nsx ss -Hlnu "sport = :53" | grep -q "$DNS" && break
+        sleep 0.2
+    done
+    cap_start nonsmtp-mixed.pcap "$NS" lo -- "host $WEB or host $DNS"
+    {
+        nsx dig @$DNS -b $CLIENT +norecurse +noedns example.test MX
+        nsx dig @$DNS -b $CLIENT mx.example.test A
+        nsx dig @$DNS -b $CLIENT mx.example.test AAAA
+        nsx dig @$DNS -b $CLIENT +tcp _25._tcp.mx.example.test TLSA
+        nsx dig @$DNS -b $CLIENT +tcp _mta-sts.example.test TXT
+        nsx curl -sS --noproxy '*' --interface $CLIENT --resolve www.example.test:80:$WEB \
+            http://www.example.test/index.html
+        printf 'GET / HTTP/1.0\r\nHost: www.example.test\r\n\r\n' | \
+            nsx timeout 10 openssl s_client -connect $WEB:443 -servername www.example.test \
+                -CAfile "$WORK/tls/ca.pem" -tls1_2 -ign_eof -quiet
+    } > "$WORK/nonsmtp-clients.log" 2>&1 || true
+    cap_stop
+
+    log "smtp-multi.pcapng (dumpcap, pcapng: one plaintext + one STARTTLS session)"
+    dumpcap_start smtp-multi.pcapng "tcp port 25 and host $CLIENT and (host $PLAIN or host $TLSMX)"
+    swaks_ns multi1 --server $PLAIN -li $CLIENT --header "Subject: pcapng session 1, plaintext"
+    swaks_ns multi2 --server $TLSMX -li $CLIENT --tls --tls-sni mx.example.test \
+        --header "Subject: pcapng session 2, STARTTLS"
+    cap_stop
+}
+
+wait_for_log_count() {   # FILE REGEX COUNT
+    local i
+    for i in $(seq 100); do
+        [ "$(grep -Ec "$2" "$1" 2>/dev/null || true)" -ge "$3" ] && return 0
+        sleep 0.2
+    done
+    cat "$1" >&2
+    die "timed out waiting for $3 x /$2/ in $1"
+}
+
+# ---------------------------------------------------------------- verification
+FAILS=0
+count() { tshark -r "$OUT/$1" -Y "$2" 2>/dev/null | wc -l; }
+check() {   # check FILE DESCRIPTION FILTER OP N
+    local n; n=$(count "$1" "$3")
+    if [ "$n" "$4" "$5" ]; then
+        printf '    ok    %-52s (%s: %s)\n' "$2" "$3" "$n"
+    else
+        printf '    FAIL  %-52s (%s: %s, want %s %s)\n' "$2" "$3" "$n" "$4" "$5"
+        FAILS=$((FAILS + 1))
+    fi
+}
+check_encap() {
+    local e; e=$(capinfos -E "$OUT/$1" | sed -n 's/^File encapsulation: *//p')
+    if [ "$e" = "$2" ]; then printf '    ok    encapsulation %s\n' "$e"
+    else printf '    FAIL  encapsulation %s, want %s\n' "$e" "$2"; FAILS=$((FAILS + 1)); fi
+}
+check_type() {
+    local t; t=$(capinfos -t "$OUT/$1" | sed -n 's/^File type: *//p')
+    case "$t" in *"$2"*) printf '    ok    file type %s\n' "$t" ;;
+        *) printf '    FAIL  file type %s, want %s\n' "$t" "$2"; FAILS=$((FAILS + 1)) ;; esac
+}
+
+summary() {
+    local f=$1
+    printf '\n--- %s  (%s bytes)\n' "$f" "$(stat -c %s "$OUT/$f")"
+    tshark -r "$OUT/$f" -q -z conv,tcp 2>/dev/null | sed -n '/<->/p' | sed 's/^/    conv /'
+    tshark -r "$OUT/$f" -Y smtp -T fields -e tcp.srcport -e smtp.req.command -e smtp.req.parameter \
+        -e smtp.response.code -e smtp.rsp.parameter 2>/dev/null \
+        | awk -F'\t' '{ c = ($2 != "") ? "C: " $2 " " $3 : "S: " $4 " " $5;
+                         gsub(/,/, " | ", c); print "    " substr(c, 1, 110) }' | head -40
+}
+
+verify_all() {
+    log "verification (tshark)"
+    local T='tcp.port==25'
+    local f
+    f=smtp-plain.pcap; summary $f
+    check_encap $f "Ethernet"; check_type $f "pcap"
+    check $f "one TCP connection" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 1
+    check $f "EHLO" 'smtp.req.command=="EHLO"' -ge 1
+    check $f "DATA" 'smtp.req.command=="DATA"' -ge 1
+    check $f "QUIT" 'smtp.req.command=="QUIT"' -ge 1
+    check $f "no STARTTLS offered" 'smtp.rsp.parameter contains "STARTTLS"' -eq 0
+
+    f=smtp-starttls-tls12.pcap; summary $f
+    check $f "STARTTLS offered" 'smtp.rsp.parameter contains "STARTTLS"' -ge 1
+    check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "220 to STARTTLS" 'smtp.response.code==220' -ge 2
+    check $f "ServerHello TLS 1.2" 'tls.handshake.type==2 && tls.handshake.version==0x0303 && !tls.handshake.extensions.supported_version' -eq 1
+    check $f "Certificate visible" 'tls.handshake.type==11' -eq 1
+    check $f "SNI mx.example.test" 'tls.handshake.extensions_server_name=="mx.example.test"' -eq 1
+
+    f=smtp-starttls-tls13.pcap; summary $f
+    check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "ServerHello TLS 1.3" 'tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304' -eq 1
+    check $f "no cleartext Certificate" 'tls.handshake.type==11' -eq 0
+
+    f=smtp-helo.pcap; summary $f
+    check $f "HELO" 'smtp.req.command=="HELO"' -eq 1
+    check $f "no EHLO" 'smtp.req.command=="EHLO"' -eq 0
+    check $f "DATA" 'smtp.req.command=="DATA"' -eq 1
+
+    f=smtp-starttls-refused-454.pcap; summary $f
+    check $f "STARTTLS offered" 'smtp.rsp.parameter contains "STARTTLS"' -ge 1
+    check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "454 reply" 'smtp.response.code==454' -eq 1
+    check $f "mail sent in plaintext (DATA)" 'smtp.req.command=="DATA"' -eq 1
+    check $f "no TLS" 'tls' -eq 0
+
+    f=smtp-starttls-stripped.pcap; summary $f
+    check $f "XXXXXXXA in EHLO reply" 'smtp.rsp.parameter contains "XXXXXXXA"' -eq 1
+    check $f "no STARTTLS word" 'frame contains "STARTTLS"' -eq 0
+    check $f "mail sent in plaintext (DATA)" 'smtp.req.command=="DATA"' -eq 1
+    check $f "only the client leg" "ip.addr==$TLSMX" -eq 0
+
+    f=smtp-pipelining.pcap; summary $f
+    check $f "PIPELINING offered" 'smtp.rsp.parameter contains "PIPELINING"' -ge 1
+    check $f "MAIL+RCPT in one segment" 'frame contains "MAIL FROM" && frame contains "RCPT TO"' -ge 1
+    check $f "two RCPT" 'smtp.req.command=="RCPT"' -ge 1
+
+    f=smtp-bdat.pcap; summary $f
+    check $f "CHUNKING offered" 'smtp.rsp.parameter contains "CHUNKING"' -ge 1
+    check $f "BDAT ... LAST" 'frame contains "BDAT" && frame contains " LAST"' -ge 1
+    check $f "no DATA" 'smtp.req.command=="DATA"' -eq 0
+    check $f "BDAT accepted (250 x>=5)" 'smtp.response.code==250' -ge 5
+
+    for f in smtp-auth-plaintext.pcap smtp-auth-login.pcap; do
+        summary $f
+        check $f "AUTH offered" 'smtp.rsp.parameter contains "AUTH"' -ge 1
+        check $f "AUTH sent" 'smtp.req.command=="AUTH"' -eq 1
+        check $f "235 authenticated" 'smtp.response.code==235' -eq 1
+        check $f "no TLS" 'tls' -eq 0
+    done
+
+    f=smtp-ipv6.pcap; summary $f
+    check $f "IPv6 only" 'ip' -eq 0
+    check $f "IPv6 SMTP" "ipv6 && $T" -ge 10
+    check $f "Certificate (TLS 1.2)" 'tls.handshake.type==11' -eq 1
+
+    f=smtp-vlan.pcap; summary $f
+    check $f "802.1Q VID 100 on every TCP frame" "tcp && !(vlan.id==100)" -eq 0
+    check $f "tagged SMTP" "vlan.id==100 && $T" -ge 10
+    check $f "DATA" 'smtp.req.command=="DATA"' -eq 1
+    f=smtp-qinq.pcap; summary $f
+    check $f "802.1ad S-VID 200 + 802.1Q C-VID 100" "tcp && !(ieee8021ad.id==200 && vlan.id==100)" -eq 0
+    check $f "double-tagged SMTP" "ieee8021ad.id==200 && $T" -ge 10
+    check $f "DATA" 'smtp.req.command=="DATA"' -eq 1
+
+    f=smtp-injection.pcap; summary $f
+    check $f "STARTTLS + injected MAIL in one segment" 'frame contains "STARTTLS\x0d\x0aMAIL FROM:<attacker@evil.test>"' -eq 1
+    check $f "TLS handshake after it" 'tls.handshake.type==2' -eq 1
+
+    f=smtp-sll.pcap; summary $f
+    check_encap $f "Linux cooked-mode capture v1"
+    check $f "DATA" 'smtp.req.command=="DATA"' -eq 1
+    f=smtp-sll2.pcap; summary $f
+    check_encap $f "Linux cooked-mode capture v2"
+    check $f "DATA" 'smtp.req.command=="DATA"' -eq 1
+
+    for f in smtp-mta-relay.pcap smtp-mta-relay-tls12.pcap; do
+        summary $f
+        check $f "EHLO relay.sender.test" 'smtp.req.parameter=="relay.sender.test"' -ge 1
+        check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+        check $f "SNI mx.example.test" 'tls.handshake.extensions_server_name=="mx.example.test"' -eq 1
+    done
+    check smtp-mta-relay.pcap "TLS 1.3" 'tls.handshake.extensions.supported_version==0x0304 && tls.handshake.type==2' -eq 1
+    check smtp-mta-relay-tls12.pcap "Certificate (TLS 1.2)" 'tls.handshake.type==11' -eq 1
+
+    f=smtp-tls-failed-fallback.pcap; summary $f
+    check $f "two connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check $f "STARTTLS sent once" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "TLS alert" 'tls.alert_message' -ge 1
+    check $f "plaintext retry with DATA" 'smtp.req.command=="DATA"' -eq 1
+
+    f=smtp-port2525.pcap; summary $f
+    check $f "SMTP bytes on port 2525" 'tcp.port==2525 && frame contains "EHLO"' -eq 1
+    check $f "nothing on port 25" "$T" -eq 0
+
+    f=nonsmtp-mixed.pcap; summary $f
+    check $f "HTTP GET" 'http.request.method=="GET"' -eq 1
+    check $f "DNS over UDP (MX answer)" 'udp && dns.flags.response==1 && dns.resp.type==15' -ge 1
+    check $f "DNS over TCP (TLSA answer)" 'tcp && dns.flags.response==1 && dns.resp.type==52' -ge 1
+    check $f "TLS on 443 with Certificate" 'tcp.port==443 && tls.handshake.type==11' -eq 1
+    check $f "no SMTP" 'smtp' -eq 0
+
+    f=smtp-multi.pcapng; summary $f
+    check_type $f "pcapng"
+    check $f "two connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check $f "one STARTTLS" 'smtp.req.command=="STARTTLS"' -eq 1
+}
+
+# ---------------------------------------------------------------- main
+main() {
+    install_packages
+    command -v "$PY" >/dev/null || die "$PY missing"
+    # leftovers of an interrupted earlier run (only our own namespaces)
+    teardown_net
+    WORK=$(mktemp -d /tmp/mxwatch-captures.XXXXXX)
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    chmod 755 "$WORK"
+    setup_net
+    make_certs
+    make_body
+    setup_postfix
+    capture_all
+    verify_all
+
+    log "made in $OUT:"
+    local f
+    for f in "${MADE[@]}"; do printf '  %8s  %s\n' "$(stat -c %s "$OUT/$f")" "$f"; done
+    printf '  certs/: %s\n' "$(cd "$OUT/certs" && echo *)"
+    if [ "$FAILS" -ne 0 ]; then
+        echo "make-captures: $FAILS verification check(s) FAILED (KEEP_WORK=1 keeps the logs)" >&2
+        return 1
+    fi
+    echo "all verification checks passed"
+}
+
+main "$@"

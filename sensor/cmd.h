@@ -1,0 +1,19 @@
+/*
+ * cmd.h - the subcommands of the mxwatch program, dispatched from main().
+ * Each returns the process exit status: 0 clean, 1 findings at or above
+ * --fail-on, 2 usage or input error.
+ */
+#ifndef MXW_CMD_H
+#define MXW_CMD_H
+
+#define EXIT_CLEAN 0
+#define EXIT_FINDINGS 1
+#define EXIT_USAGE 2
+
+int cmd_analyze(int argc, char **argv);
+
+/* Parses a non-negative integer option value with an optional k/M/G suffix;
+ * returns -1 (after printing an error naming the option) when invalid. */
+int parse_size_option(const char *opt, const char *val, unsigned long long *out);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * jsonw.h - a small streaming JSON writer for the JSON-lines sink.
+ * Strings are escaped so that no peer-controlled byte reaches the output raw:
+ * quotes, backslashes and control bytes are escaped, and bytes that are not
+ * valid UTF-8 are written as \u00XX.
+ */
+#ifndef MXW_JSONW_H
+#define MXW_JSONW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define JSONW_MAX_DEPTH 16
+
+struct jsonw {
+	char *buf;
+	size_t len, cap;
+	int depth;
+	uint8_t first[JSONW_MAX_DEPTH]; /* no member written yet at this depth */
+	int failed;                     /* out of memory: output dropped */
+};
+
+void jw_init(struct jsonw *w);
+void jw_free(struct jsonw *w);
+void jw_reset(struct jsonw *w);
+
+void jw_obj_begin(struct jsonw *w);
+void jw_obj_end(struct jsonw *w);
+void jw_arr_begin(struct jsonw *w);
+void jw_arr_end(struct jsonw *w);
+/* Writes a member name; the next value call is its value. */
+void jw_key(struct jsonw *w, const char *k);
+void jw_str(struct jsonw *w, const char *s);
+void jw_strn(struct jsonw *w, const char *s, size_t n);
+void jw_u64(struct jsonw *w, uint64_t v);
+void jw_i64(struct jsonw *w, int64_t v);
+void jw_bool(struct jsonw *w, int v);
+void jw_null(struct jsonw *w);
+/* Writes a string, or null when s is NULL. */
+void jw_str_or_null(struct jsonw *w, const char *s);
+/* RFC 3339 UTC time with microseconds. */
+void jw_time(struct jsonw *w, uint64_t ts_ns);
+
+/* Appends a newline, writes the line to `out` and resets the writer. */
+int jw_emit_line(struct jsonw *w, FILE *out);
+
+/* Escapes n bytes of s as JSON string content (no quotes) into w. */
+void jw_escape(struct jsonw *w, const char *s, size_t n);
+
+#endif

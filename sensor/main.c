@@ -1,0 +1,78 @@
+/*
+ * main.c - the mxwatch program: dispatches git-style subcommands.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+#define MXWATCH_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"NAME\n"
+		"    mxwatch - passive SMTP transport-security compliance monitor\n\n"
+		"SYNOPSIS\n"
+		"    mxwatch <command> [options] [args]\n\n"
+		"COMMANDS\n"
+		"    analyze FILE...   reassemble the TCP sessions of pcap/pcapng files\n"
+		"                      (\"-\" reads standard input) and summarise every flow\n"
+		"    help [COMMAND]    show this text, or a command's manual\n\n"
+		"    mxwatch <command> --help shows the options of each command.\n\n"
+		"EXIT STATUS\n"
+		"    0 clean, 1 findings at or above --fail-on, 2 usage or input error\n");
+}
+
+int parse_size_option(const char *opt, const char *val, unsigned long long *out)
+{
+	char *end;
+	if (!val || !*val || *val == '-')
+		goto bad;
+	unsigned long long v = strtoull(val, &end, 10);
+	unsigned long long mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024ull, end++;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024ull * 1024, end++;
+	else if (*end == 'g' || *end == 'G')
+		mul = 1024ull * 1024 * 1024, end++;
+	if (end == val || *end || v > ~0ull / mul)
+		goto bad;
+	*out = v * mul;
+	return 0;
+bad:
+	fprintf(stderr, "mxwatch: %s: invalid value '%s' (expected a number, optional k/M/G)\n",
+		opt, val ? val : "");
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return EXIT_CLEAN;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("mxwatch %s\n", MXWATCH_VERSION);
+		return EXIT_CLEAN;
+	}
+	if (!strcmp(cmd, "help")) {
+		if (argc > 2 && !strcmp(argv[2], "analyze")) {
+			char *args[] = {"analyze", "--help", NULL};
+			return cmd_analyze(2, args);
+		}
+		usage(stdout);
+		return EXIT_CLEAN;
+	}
+	if (!strcmp(cmd, "analyze"))
+		return cmd_analyze(argc - 1, argv + 1);
+	fprintf(stderr, "mxwatch: '%s' is not a command; see 'mxwatch --help'\n", cmd);
+	return EXIT_USAGE;
+}

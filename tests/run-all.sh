@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the whole suite: unit tests (plain and ASan+UBSan builds), capture
+# checks against tshark, and hostile-input runs under the sanitizers.
+# Ends with one line for CI: "N passed, N failed" (suites, not cases).
+set -u
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+failures=()
+
+suite() {
+	local name=$1
+	shift
+	echo "== $name"
+	if "$@"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+	fi
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+for t in "$@"; do
+	suite "unit $t" build/tests/"$t"
+	suite "unit $t (asan+ubsan)" build/san/tests/"$t"
+done
+
+captures=$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
+shared=$(ls ../shared/pcaps/*.pcap ../shared/pcaps/*.pcapng 2>/dev/null || true)
+suite "captures vs tshark" python3 tests/check_captures.py ./mxwatch $captures $shared
+suite "hostile input (asan+ubsan)" python3 tests/robustness.py build/mxwatch-san $captures $shared
+
+echo
+for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

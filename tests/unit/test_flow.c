@@ -1,0 +1,306 @@
+/*
+ * test_flow.c - flow table: orientation, both directions joined, 5-tuple
+ * reuse, timeouts, caps with eviction, RST, asymmetric capture and bypass.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "flow.h"
+
+#define SEC 1000000000ull
+
+struct ended {
+	char stream[2][256];
+	size_t len[2];
+	uint16_t client_port, server_port;
+	uint8_t end;
+	uint8_t midstream;
+	uint64_t packets[2];
+	uint64_t bytes[2];
+};
+
+struct rec {
+	struct ended e[16];
+	int n;
+	int open;
+	int bypass_after_server_bytes; /* bypass the server direction after this */
+	struct ended live[1];
+};
+
+static void r_open(void *ctx, struct flow *f)
+{
+	struct rec *r = ctx;
+	r->open++;
+	f->app = calloc(1, sizeof(struct ended));
+}
+
+static void r_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t n)
+{
+	struct rec *r = ctx;
+	struct ended *e = f->app;
+	assert_true(e->len[dir] + n < sizeof(e->stream[dir]));
+	memcpy(e->stream[dir] + e->len[dir], p, n);
+	e->len[dir] += n;
+	if (dir == FLOW_TO_CLIENT && r->bypass_after_server_bytes &&
+	    e->len[dir] >= (size_t)r->bypass_after_server_bytes)
+		flow_bypass(f, dir);
+}
+
+static void r_close(void *ctx, struct flow *f)
+{
+	struct rec *r = ctx;
+	struct ended *e = f->app;
+	e->client_port = f->key.port[0];
+	e->server_port = f->key.port[1];
+	e->end = f->end;
+	e->midstream = f->midstream;
+	for (int d = 0; d < 2; d++) {
+		e->packets[d] = f->packets[d];
+		e->bytes[d] = flow_stream_bytes(f, d);
+	}
+	assert_true(r->n < 16);
+	r->e[r->n++] = *e;
+	free(e);
+}
+
+static struct flow_table *table(struct rec *r, uint32_t max_flows)
+{
+	struct flow_config cfg;
+	flow_config_defaults(&cfg);
+	cfg.max_flows = max_flows;
+	struct flow_consumer c = {.ctx = r, .open = r_open, .data = r_data, .close = r_close};
+	struct flow_table *t = flow_table_new(&cfg, &c);
+	assert_non_null(t);
+	return t;
+}
+
+/* 10.0.0.1:port <-> 10.0.0.2:25 */
+static void pkt(struct flow_table *t, uint64_t ts, int from_client, uint16_t cport, uint32_t seq,
+		uint32_t ack, uint8_t flags, const char *data)
+{
+	struct packet p;
+	memset(&p, 0, sizeof(p));
+	p.ts_ns = ts;
+	p.family = 4;
+	p.ip_proto = 6;
+	uint8_t c[4] = {10, 0, 0, 1}, s[4] = {10, 0, 0, 2};
+	memcpy(p.src, from_client ? c : s, 4);
+	memcpy(p.dst, from_client ? s : c, 4);
+	p.sport = from_client ? cport : 25;
+	p.dport = from_client ? 25 : cport;
+	p.seq = seq;
+	p.ack = ack;
+	p.tcp_flags = flags;
+	p.payload = (const uint8_t *)data;
+	p.payload_len = p.payload_wire_len = data ? (uint32_t)strlen(data) : 0;
+	flow_table_packet(t, &p);
+}
+
+#define SYN TCPF_SYN
+#define ACK TCPF_ACK
+#define FIN (TCPF_FIN | TCPF_ACK)
+#define RST TCPF_RST
+#define PA (TCPF_PSH | TCPF_ACK)
+
+static void session(struct flow_table *t, uint64_t ts, uint16_t cport)
+{
+	pkt(t, ts, 1, cport, 100, 0, SYN, NULL);
+	pkt(t, ts + 1, 0, cport, 500, 101, SYN | ACK, NULL);
+	pkt(t, ts + 2, 1, cport, 101, 501, ACK, NULL);
+	pkt(t, ts + 3, 0, cport, 501, 101, PA, "220 hi\r\n");
+	pkt(t, ts + 4, 1, cport, 101, 509, PA, "QUIT\r\n");
+	pkt(t, ts + 5, 0, cport, 509, 107, PA, "221 bye\r\n");
+	pkt(t, ts + 6, 0, cport, 518, 107, FIN, NULL);
+	pkt(t, ts + 7, 1, cport, 107, 519, FIN, NULL);
+	pkt(t, ts + 8, 0, cport, 519, 108, ACK, NULL);
+}
+
+static void test_full_session(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	session(t, 1 * SEC, 40000);
+	assert_int_equal(r.n, 0); /* closed flows linger for late packets */
+	flow_table_flush(t);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].client_port, 40000);
+	assert_int_equal(r.e[0].server_port, 25);
+	assert_int_equal(r.e[0].end, FLOW_END_FIN);
+	assert_int_equal(r.e[0].packets[0], 4);
+	assert_int_equal(r.e[0].packets[1], 5);
+	assert_string_equal(r.e[0].stream[0], "QUIT\r\n");
+	assert_string_equal(r.e[0].stream[1], "220 hi\r\n221 bye\r\n");
+	assert_false(r.e[0].midstream);
+	flow_table_free(t);
+}
+
+static void test_orientation_without_syn(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	/* First packet seen is the server's: the well-known port decides. */
+	pkt(t, SEC, 0, 51000, 9000, 77, PA, "250 ok\r\n");
+	pkt(t, SEC + 1, 1, 51000, 77, 9008, PA, "DATA\r\n");
+	flow_table_flush(t);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].client_port, 51000);
+	assert_true(r.e[0].midstream);
+	assert_int_equal(r.e[0].end, FLOW_END_EOF);
+	assert_string_equal(r.e[0].stream[0], "DATA\r\n");
+	assert_string_equal(r.e[0].stream[1], "250 ok\r\n");
+	flow_table_free(t);
+}
+
+static void test_synack_first_orients(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, SEC, 0, 40001, 500, 101, SYN | ACK, NULL);
+	pkt(t, SEC + 1, 0, 40001, 501, 101, PA, "220 x\r\n");
+	flow_table_flush(t);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].client_port, 40001);
+	assert_string_equal(r.e[0].stream[1], "220 x\r\n");
+	flow_table_free(t);
+}
+
+static void test_tuple_reuse_starts_new_flow(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	session(t, SEC, 40000);
+	session(t, 2 * SEC, 40000); /* same 5-tuple, new ISNs would differ; same here */
+	flow_table_flush(t);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.e[0].end, FLOW_END_FIN);
+	assert_int_equal(r.e[1].end, FLOW_END_FIN);
+	assert_string_equal(r.e[1].stream[0], "QUIT\r\n");
+	assert_int_equal(r.open, 2);
+	flow_table_free(t);
+}
+
+static void test_idle_timeout(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
+	pkt(t, SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
+	pkt(t, SEC * 1000, 1, 40002, 7, 0, SYN, NULL); /* 999 s later */
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].end, FLOW_END_TIMEOUT);
+	flow_table_flush(t);
+	flow_table_free(t);
+}
+
+static void test_flow_cap_evicts_oldest(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 2);
+	pkt(t, SEC, 1, 40001, 1, 0, SYN, NULL);
+	pkt(t, SEC + 1, 1, 40002, 1, 0, SYN, NULL);
+	pkt(t, SEC + 2, 1, 40001, 2, 0, PA, "x"); /* 40001 is now the newest */
+	pkt(t, SEC + 3, 1, 40003, 1, 0, SYN, NULL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].client_port, 40002);
+	assert_int_equal(r.e[0].end, FLOW_END_EVICTED);
+	assert_int_equal(flow_table_stats(t)->ended[FLOW_END_EVICTED], 1);
+	flow_table_flush(t);
+	assert_int_equal(r.n, 3);
+	flow_table_free(t);
+}
+
+static void test_rst_ends_flow(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
+	pkt(t, SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
+	pkt(t, SEC + 3, 1, 40000, 101, 509, RST, NULL);
+	pkt(t, SEC + 4, 0, 40000, 509, 101, PA, "late\r\n"); /* ignored after RST */
+	flow_table_flush(t);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].end, FLOW_END_RST);
+	assert_string_equal(r.e[0].stream[1], "220 hi\r\n");
+	flow_table_free(t);
+}
+
+static void test_one_direction_only(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	/* Asymmetric SPAN: only the client's half, out of order. */
+	pkt(t, SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, SEC + 1, 1, 40000, 114, 555, PA, "MAIL FROM:<>\r\n");
+	pkt(t, SEC + 2, 1, 40000, 101, 555, PA, "EHLO client\r\n");
+	pkt(t, SEC + 3, 1, 40000, 128, 555, FIN, NULL);
+	pkt(t, 100 * SEC, 1, 40009, 1, 0, SYN, NULL); /* ages the first out */
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].end, FLOW_END_FIN);
+	assert_string_equal(r.e[0].stream[0], "EHLO client\r\nMAIL FROM:<>\r\n");
+	assert_int_equal(r.e[0].packets[1], 0);
+	flow_table_flush(t);
+	flow_table_free(t);
+}
+
+static void test_bypass_counts_without_delivering(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	r.bypass_after_server_bytes = 1;
+	struct flow_table *t = table(&r, 16);
+	pkt(t, SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
+	pkt(t, SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
+	pkt(t, SEC + 3, 0, 40000, 509, 101, PA, "encrypted");
+	flow_table_flush(t);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].len[1], 8);
+	assert_int_equal(r.e[0].bytes[1], 17);
+	flow_table_free(t);
+}
+
+static void test_stray_packets_make_no_flow(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, SEC, 1, 40000, 100, 5, ACK, NULL);
+	pkt(t, SEC, 1, 40000, 100, 5, RST, NULL);
+	flow_table_flush(t);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(flow_table_stats(t)->packets_ignored, 2);
+	flow_table_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_session),
+		cmocka_unit_test(test_orientation_without_syn),
+		cmocka_unit_test(test_synack_first_orients),
+		cmocka_unit_test(test_tuple_reuse_starts_new_flow),
+		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_flow_cap_evicts_oldest),
+		cmocka_unit_test(test_rst_ends_flow),
+		cmocka_unit_test(test_one_direction_only),
+		cmocka_unit_test(test_bypass_counts_without_delivering),
+		cmocka_unit_test(test_stray_packets_make_no_flow),
+	};
+	return cmocka_run_group_tests_name("flow", tests, NULL, NULL);
+}
