@@ -21,7 +21,8 @@ DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsq
              libcmocka-dev tshark python3 openssl
 
 LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c sensor/jsonw.c \
-             sensor/capture.c sensor/flowsink.c
+             sensor/capture.c sensor/flowsink.c sensor/session_sink.c \
+             decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c
 MAIN_SRC  := sensor/main.c sensor/analyze.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
 UNIT_TESTS := test_packet test_reasm test_flow test_jsonw

@@ -288,7 +288,13 @@ smtp_dns_support_level = disabled
 smtp_host_lookup = native
 smtpd_peername_lookup = no
 EOF
-    cat >> "$d/etc/main.cf"
+    # instance-specific settings (stdin) replace the defaults above
+    local extra k
+    extra=$(cat)
+    for k in $(printf '%s\n' "$extra" | sed -n 's/^\([a-z0-9_]*\) *=.*/\1/p'); do
+        sed -i "/^$k *=/d" "$d/etc/main.cf"
+    done
+    printf '%s\n' "$extra" >> "$d/etc/main.cf"
     write_master_cf "$d/etc/master.cf"
     PF_DIRS+=("$d")
 }
@@ -343,18 +349,20 @@ smtpd_tls_security_level = may
 smtpd_tls_chain_files = $t/does-not-exist.pem
 EOF
 
-    # SASL (Cyrus, sasldb) for AUTH PLAIN/LOGIN; AUTH allowed before TLS
-    local sd="$WORK/pf-auth/sasl"
+    # SASL (Cyrus, sasldb) for AUTH PLAIN/LOGIN; AUTH allowed before TLS.
+    # Debian's Postfix reads the Cyrus config from $config_directory/sasl/.
+    local sd="$WORK/pf-auth/etc/sasl" sdb="$WORK/pf-auth/sasldb2"
     mkdir -p "$sd"
     cat > "$sd/smtpd.conf" <<EOF
 pwcheck_method: auxprop
 auxprop_plugin: sasldb
 mech_list: PLAIN LOGIN
-sasldb_path: $sd/sasldb2
+sasldb_path: $sdb
 EOF
-    echo 'Secret-Passw0rd' | saslpasswd2 -p -c -f "$sd/sasldb2" -u example.test alice
-    chown postfix "$sd/sasldb2"
-    chmod 755 "$sd"
+    [ -n "$WORK" ] || die "internal: WORK unset"
+    echo 'Secret-Passw0rd' | saslpasswd2 -p -c -f "$sdb" -u example.test alice
+    chown postfix "$sdb"
+    chmod 644 "$sd/smtpd.conf"
     pf_new auth auth.example.test "$AUTHMX" <<EOF
 smtpd_tls_security_level = may
 smtpd_tls_chain_files = $t/mx.key, $t/mx.pem, $t/ca.pem
@@ -430,18 +438,21 @@ dumpcap_start() {   # dumpcap_start NAME FILTER  (pcapng, loopback of $NS)
 
 cap_stop() {   # let FIN/ACKs land, stop cleanly, move into pcaps/
     sleep 1
-    kill -INT "$CAP_PID"
+    # tcpdump stops on SIGINT; dumpcap (started in the background of a
+    # non-interactive shell, where SIGINT is ignored) stops on SIGTERM
+    case "$CAP_FILE" in *.pcapng) kill -TERM "$CAP_PID" ;; *) kill -INT "$CAP_PID" ;; esac
     wait "$CAP_PID" || true
     CAP_PID=""
-    cp "$CAP_FILE" "$OUT/$(basename "$CAP_FILE")"
+    install -m 644 "$CAP_FILE" "$OUT/$(basename "$CAP_FILE")"
     MADE+=("$(basename "$CAP_FILE")")
 }
 MADE=()
 
 # ---------------------------------------------------------------- clients
-BODY="$WORK/body.txt"
+BODY=""
 make_body() {
     local i
+    BODY="$WORK/body.txt"
     {
         echo "Hello Bob,"
         echo
@@ -490,14 +501,14 @@ capture_all() {
     cap_start smtp-starttls-tls12.pcap "$NS" lo -- "$f25 and host $TLSMX"
     swaks_ns tls12 --server $TLSMX -li $CLIENT --tls --tls-protocol tlsv1_2 \
         --tls-sni mx.example.test --tls-verify --tls-ca-path "$WORK/tls/ca.pem" \
-        --header "Subject: STARTTLS TLS 1.2 test" --body "@$BODY"
+        --header "Subject: TLS 1.2 test" --body "@$BODY"
     cap_stop
 
     log "smtp-starttls-tls13.pcap"
     cap_start smtp-starttls-tls13.pcap "$NS" lo -- "$f25 and host $TLSMX"
     swaks_ns tls13 --server $TLSMX -li $CLIENT --tls --tls-protocol tlsv1_3 \
         --tls-sni mx.example.test --tls-verify --tls-ca-path "$WORK/tls/ca.pem" \
-        --header "Subject: STARTTLS TLS 1.3 test" --body "@$BODY"
+        --header "Subject: TLS 1.3 test" --body "@$BODY"
     cap_stop
 
     log "smtp-helo.pcap"
@@ -508,7 +519,7 @@ capture_all() {
     log "smtp-starttls-refused-454.pcap"
     cap_start smtp-starttls-refused-454.pcap "$NS" lo -- "$f25 and host $BROKEN"
     swaks_ns refused --server $BROKEN -li $CLIENT --tls-optional \
-        --header "Subject: STARTTLS refused, sent in plaintext"
+        --header "Subject: TLS refused by the server, sent in plaintext"
     cap_stop
 
     log "smtp-starttls-stripped.pcap"
@@ -518,7 +529,7 @@ capture_all() {
     wait_for_log "$WORK/strip-proxy.log" "listening" 10
     cap_start smtp-starttls-stripped.pcap "$NS" lo -- "$f25 and host $PROXY and host $CLIENT"
     swaks_ns stripped --server $PROXY -li $CLIENT --tls-optional-strict \
-        --header "Subject: STARTTLS stripped by a middlebox" --body "@$BODY"
+        --header "Subject: TLS capability stripped by a middlebox" --body "@$BODY"
     cap_stop
     kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
 
@@ -550,7 +561,7 @@ capture_all() {
     log "smtp-ipv6.pcap"
     cap_start smtp-ipv6.pcap "$NS" lo -- "ip6 and $f25"
     swaks_ns ipv6 -6 --server "$TLSMX6" -li "$CLIENT6" --tls --tls-protocol tlsv1_2 \
-        --tls-sni mx.example.test --header "Subject: SMTP over IPv6 with STARTTLS"
+        --tls-sni mx.example.test --header "Subject: SMTP over IPv6 with TLS 1.2"
     cap_stop
 
     log "smtp-vlan.pcap / smtp-qinq.pcap"
@@ -597,9 +608,19 @@ capture_all() {
     wait_for_log_count "$alog" 'relay=.*status=sent' $((n + 1))
     cap_stop
 
-    log "smtp-mta-relay-tls12.pcap (same, client capped at TLS 1.2: certificate visible)"
+    log "smtp-mta-relay-tls12-anon.pcap (client capped at TLS 1.2: Postfix 'may' picks an anonymous ADH suite)"
     nsx postconf -c "$WORK/pf-relay/etc" -e 'smtp_tls_protocols = >=TLSv1.2, <=TLSv1.2' \
         'smtp_tls_mandatory_protocols = >=TLSv1.2, <=TLSv1.2'
+    nsx postfix -c "$WORK/pf-relay/etc" reload >/dev/null 2>&1
+    sleep 1
+    cap_start smtp-mta-relay-tls12-anon.pcap "$NS" lo -- "$f25 and host $RELAYA and host $TLSMX"
+    n=$(grep -c 'status=sent' "$alog" || true)
+    swaks_ns relay12anon --server $RELAYA -li $CLIENT --header "Subject: relayed by Postfix, TLS 1.2 anonymous" --body "@$BODY"
+    wait_for_log_count "$alog" 'relay=.*status=sent' $((n + 1))
+    cap_stop
+
+    log "smtp-mta-relay-tls12.pcap (TLS 1.2, aNULL excluded: certificate visible)"
+    nsx postconf -c "$WORK/pf-relay/etc" -e 'smtp_tls_exclude_ciphers = aNULL'
     nsx postfix -c "$WORK/pf-relay/etc" reload >/dev/null 2>&1
     sleep 1
     cap_start smtp-mta-relay-tls12.pcap "$NS" lo -- "$f25 and host $RELAYA and host $TLSMX"
@@ -659,9 +680,11 @@ capture_all() {
         nsx dig @$DNS -b $CLIENT +tcp _mta-sts.example.test TXT
         nsx curl -sS --noproxy '*' --interface $CLIENT --resolve www.example.test:80:$WEB \
             http://www.example.test/index.html
-        printf 'GET / HTTP/1.0\r\nHost: www.example.test\r\n\r\n' | \
-            nsx timeout 10 openssl s_client -connect $WEB:443 -servername www.example.test \
-                -CAfile "$WORK/tls/ca.pem" -tls1_2 -ign_eof -quiet
+        # HTTPS (TLS 1.2, so the certificate is visible) to openssl s_server;
+        # curl rather than s_client because s_client cannot pick its source address
+        nsx curl -sS --noproxy '*' --interface $CLIENT --resolve www.example.test:443:$WEB \
+            --cacert "$WORK/tls/ca.pem" --tlsv1.2 --tls-max 1.2 --http1.1 -o /dev/null \
+            -w 'https status %{http_code}\n' https://www.example.test/
     } > "$WORK/nonsmtp-clients.log" 2>&1 || true
     cap_stop
 
@@ -669,7 +692,7 @@ capture_all() {
     dumpcap_start smtp-multi.pcapng "tcp port 25 and host $CLIENT and (host $PLAIN or host $TLSMX)"
     swaks_ns multi1 --server $PLAIN -li $CLIENT --header "Subject: pcapng session 1, plaintext"
     swaks_ns multi2 --server $TLSMX -li $CLIENT --tls --tls-sni mx.example.test \
-        --header "Subject: pcapng session 2, STARTTLS"
+        --header "Subject: pcapng session 2, with TLS"
     cap_stop
 }
 
@@ -712,7 +735,8 @@ summary() {
     tshark -r "$OUT/$f" -q -z conv,tcp 2>/dev/null | sed -n '/<->/p' | sed 's/^/    conv /'
     tshark -r "$OUT/$f" -Y smtp -T fields -e tcp.srcport -e smtp.req.command -e smtp.req.parameter \
         -e smtp.response.code -e smtp.rsp.parameter 2>/dev/null \
-        | awk -F'\t' '{ c = ($2 != "") ? "C: " $2 " " $3 : "S: " $4 " " $5;
+        | awk -F'\t' '$2 == "" && $4 == "" { next }
+                       { c = ($2 != "") ? "C: " $2 " " $3 : "S: " $4 " " $5;
                          gsub(/,/, " | ", c); print "    " substr(c, 1, 110) }' | head -40
 }
 
@@ -730,14 +754,14 @@ verify_all() {
 
     f=smtp-starttls-tls12.pcap; summary $f
     check $f "STARTTLS offered" 'smtp.rsp.parameter contains "STARTTLS"' -ge 1
-    check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "STARTTLS sent" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
     check $f "220 to STARTTLS" 'smtp.response.code==220' -ge 2
     check $f "ServerHello TLS 1.2" 'tls.handshake.type==2 && tls.handshake.version==0x0303 && !tls.handshake.extensions.supported_version' -eq 1
     check $f "Certificate visible" 'tls.handshake.type==11' -eq 1
     check $f "SNI mx.example.test" 'tls.handshake.extensions_server_name=="mx.example.test"' -eq 1
 
     f=smtp-starttls-tls13.pcap; summary $f
-    check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "STARTTLS sent" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
     check $f "ServerHello TLS 1.3" 'tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304' -eq 1
     check $f "no cleartext Certificate" 'tls.handshake.type==11' -eq 0
 
@@ -748,14 +772,14 @@ verify_all() {
 
     f=smtp-starttls-refused-454.pcap; summary $f
     check $f "STARTTLS offered" 'smtp.rsp.parameter contains "STARTTLS"' -ge 1
-    check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "STARTTLS sent" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
     check $f "454 reply" 'smtp.response.code==454' -eq 1
     check $f "mail sent in plaintext (DATA)" 'smtp.req.command=="DATA"' -eq 1
     check $f "no TLS" 'tls' -eq 0
 
     f=smtp-starttls-stripped.pcap; summary $f
     check $f "XXXXXXXA in EHLO reply" 'smtp.rsp.parameter contains "XXXXXXXA"' -eq 1
-    check $f "no STARTTLS word" 'frame contains "STARTTLS"' -eq 0
+    check $f "no STARTTLS anywhere" 'frame contains "STARTTLS"' -eq 0
     check $f "mail sent in plaintext (DATA)" 'smtp.req.command=="DATA"' -eq 1
     check $f "only the client leg" "ip.addr==$TLSMX" -eq 0
 
@@ -803,18 +827,20 @@ verify_all() {
     check_encap $f "Linux cooked-mode capture v2"
     check $f "DATA" 'smtp.req.command=="DATA"' -eq 1
 
-    for f in smtp-mta-relay.pcap smtp-mta-relay-tls12.pcap; do
+    for f in smtp-mta-relay.pcap smtp-mta-relay-tls12-anon.pcap smtp-mta-relay-tls12.pcap; do
         summary $f
         check $f "EHLO relay.sender.test" 'smtp.req.parameter=="relay.sender.test"' -ge 1
-        check $f "STARTTLS sent" 'smtp.req.command=="STARTTLS"' -eq 1
+        check $f "STARTTLS sent" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
         check $f "SNI mx.example.test" 'tls.handshake.extensions_server_name=="mx.example.test"' -eq 1
     done
     check smtp-mta-relay.pcap "TLS 1.3" 'tls.handshake.extensions.supported_version==0x0304 && tls.handshake.type==2' -eq 1
     check smtp-mta-relay-tls12.pcap "Certificate (TLS 1.2)" 'tls.handshake.type==11' -eq 1
+    check smtp-mta-relay-tls12-anon.pcap "anonymous suite (ADH), no Certificate" 'tls.handshake.type==2 && tls.handshake.ciphersuite==0x00a7' -eq 1
+    check smtp-mta-relay-tls12-anon.pcap "no Certificate" 'tls.handshake.type==11' -eq 0
 
     f=smtp-tls-failed-fallback.pcap; summary $f
     check $f "two connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
-    check $f "STARTTLS sent once" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "STARTTLS sent once" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
     check $f "TLS alert" 'tls.alert_message' -ge 1
     check $f "plaintext retry with DATA" 'smtp.req.command=="DATA"' -eq 1
 
@@ -832,7 +858,7 @@ verify_all() {
     f=smtp-multi.pcapng; summary $f
     check_type $f "pcapng"
     check $f "two connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
-    check $f "one STARTTLS" 'smtp.req.command=="STARTTLS"' -eq 1
+    check $f "one STARTTLS" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
 }
 
 # ---------------------------------------------------------------- main

@@ -1,7 +1,6 @@
 /*
  * capture.c - offline capture input through libpcap (pcap and pcapng).
  */
-#define _DEFAULT_SOURCE
 #include "capture.h"
 
 #include <errno.h>

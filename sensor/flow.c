@@ -2,7 +2,6 @@
  * flow.c - flow table: keyed hash buckets plus an age-ordered list, so
  * lookup, ageing and eviction of the oldest are all O(1) per packet.
  */
-#define _DEFAULT_SOURCE
 #include "flow.h"
 
 #include <arpa/inet.h>
@@ -376,6 +375,8 @@ void flow_table_packet(struct flow_table *t, const struct packet *p)
 	f->packets[dir]++;
 	f->wire_bytes[dir] += p->payload_wire_len;
 
+	if (t->consumer.packet)
+		t->consumer.packet(t->consumer.ctx, f, dir, p);
 	if (f->state == FLOW_CLOSED && f->rst_seen)
 		return;
 

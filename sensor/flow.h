@@ -69,6 +69,8 @@ struct flow {
 struct flow_consumer {
 	void *ctx;
 	void (*open)(void *ctx, struct flow *f);
+	/* Every packet of the flow, before reassembly (for classifiers). */
+	void (*packet)(void *ctx, struct flow *f, int dir, const struct packet *p);
 	void (*data)(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t n);
 	void (*gap)(void *ctx, struct flow *f, int dir, uint32_t n);
 	/* Last call for a flow: f->end says why; free f->app here. */

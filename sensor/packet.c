@@ -131,6 +131,8 @@ static enum packet_result decode_ipv4(struct cursor *c, struct packet *out)
 	/* Ethernet padding beyond the IP total length is not payload. */
 	struct cursor l4;
 	size_t cap = total < avail ? total : avail;
+	out->l3 = h;
+	out->l3_len = (uint32_t)cap;
 	cur_init(&l4, h + ihl, cap - ihl);
 	return decode_l4(&l4, h[9], (uint32_t)(total - ihl), out);
 }
@@ -158,6 +160,8 @@ static enum packet_result decode_ipv6(struct cursor *c, struct packet *out)
 	memcpy(out->dst, h + 24, 16);
 
 	size_t cap = avail - 40 < plen ? avail - 40 : plen;
+	out->l3 = h;
+	out->l3_len = (uint32_t)(cap + 40);
 	struct cursor x;
 	cur_init(&x, h + 40, cap);
 	uint8_t nh = h[6];

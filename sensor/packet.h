@@ -39,6 +39,8 @@ struct packet {
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint16_t window;
+	const uint8_t *l3;       /* IP header, for classifiers that want whole packets */
+	uint32_t l3_len;         /* captured bytes from l3, within the IP length */
 	const uint8_t *payload;  /* points into the frame; valid until the next packet */
 	uint32_t payload_len;    /* clamped to what was captured */
 	uint32_t payload_wire_len; /* what the IP header claims, >= payload_len */

@@ -256,6 +256,10 @@ enum reasm_result reasm_segment(struct reasm_dir *d, const struct reasm_sink *s,
 {
 	if (d->bypass) {
 		uint32_t end = seq + len;
+		if (fin && !d->fin_seen) {
+			d->fin_seen = 1;
+			d->fin_seq = end;
+		}
 		if (seq_diff(end, d->bypass_hi) > 0 &&
 		    seq_diff(end, d->bypass_hi) < (int32_t)REASM_MAX_WINDOW)
 			d->bypass_hi = end;

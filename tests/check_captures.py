@@ -46,7 +46,7 @@ def tshark_streams(cap):
 
 
 def our_flows(mxwatch, cap):
-    run = subprocess.run([mxwatch, "analyze", "--json", cap], capture_output=True, text=True)
+    run = subprocess.run([mxwatch, "analyze", "--flows", "--json", cap], capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError("mxwatch exit %d: %s" % (run.returncode, run.stderr.strip()))
     flows = []

@@ -1,0 +1,182 @@
+/*
+ * session.c - per-flow decoder dispatch: SMTP -> STARTTLS -> TLS -> bypass.
+ */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct session_engine {
+	struct classifier *classifier;
+	session_emit_fn emit;
+	void *emit_ctx;
+	struct session_stats stats;
+};
+
+static int is_smtp_port(uint16_t port)
+{
+	return port == 25 || port == 587;
+}
+
+struct session_engine *session_engine_new(session_emit_fn emit, void *emit_ctx)
+{
+	struct session_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->classifier = classifier_new();
+	if (!e->classifier) {
+		free(e);
+		return NULL;
+	}
+	e->emit = emit;
+	e->emit_ctx = emit_ctx;
+	return e;
+}
+
+void session_engine_free(struct session_engine *e)
+{
+	if (!e)
+		return;
+	classifier_free(e->classifier);
+	free(e);
+}
+
+const struct session_stats *session_engine_stats(const struct session_engine *e)
+{
+	return &e->stats;
+}
+
+int session_is_mail(const struct flow *f, const struct session *s)
+{
+	return s->kind == SESSION_SMTP || s->kind == SESSION_SMTPS || is_smtp_port(f->key.port[1]) ||
+	       f->key.port[1] == 465 || s->cls_res.smtp;
+}
+
+static void start_smtp(struct session *s, enum session_reason why)
+{
+	s->smtp = smtp_new();
+	s->kind = s->smtp ? SESSION_SMTP : SESSION_OTHER;
+	s->reason = why;
+}
+
+static void start_tls(struct session *s, int dir)
+{
+	if (!s->tls)
+		s->tls = tls_new();
+	if (s->tls)
+		s->tls_active[dir] = 1;
+}
+
+static void on_open(void *ctx, struct flow *f)
+{
+	(void)ctx;
+	struct session *s = calloc(1, sizeof(*s));
+	f->app = s;
+	if (!s)
+		return;
+	if (is_smtp_port(f->key.port[1])) {
+		start_smtp(s, SESSION_BY_PORT);
+	} else if (f->key.port[1] == 465) {
+		s->kind = SESSION_SMTPS;
+		s->reason = SESSION_BY_PORT;
+		start_tls(s, 0);
+		start_tls(s, 1);
+	}
+}
+
+static void on_packet(void *ctx, struct flow *f, int dir, const struct packet *p)
+{
+	struct session_engine *e = ctx;
+	struct session *s = f->app;
+	(void)dir;
+	if (!s || s->cls_res.done || !p->l3)
+		return;
+	classify_packet(e->classifier, &s->cls, p->l3, p->l3_len, p->ts_ns, &s->cls_res);
+}
+
+static void bypass(struct session_engine *e, struct flow *f, struct session *s, int tls_done)
+{
+	if (s->bypassed)
+		return;
+	s->bypassed = 1;
+	s->bypass_reason_tls = (uint8_t)tls_done;
+	if (tls_done)
+		e->stats.tls_bypassed++;
+	else
+		e->stats.other_bypassed++;
+	flow_bypass(f, 0);
+	flow_bypass(f, 1);
+}
+
+static void on_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t n)
+{
+	struct session_engine *e = ctx;
+	struct session *s = f->app;
+	if (!s || s->bypassed)
+		return;
+	if (s->kind == SESSION_UNDECIDED) {
+		if (smtp_looks_like(dir, p, n)) {
+			start_smtp(s, SESSION_BY_CONTENT);
+		} else {
+			s->kind = SESSION_OTHER;
+			bypass(e, f, s, 0);
+			return;
+		}
+	}
+	if (s->kind == SESSION_SMTP && !s->tls_active[dir]) {
+		size_t used = smtp_feed(s->smtp, dir, p, n);
+		if (used == n && !smtp_tls_started(s->smtp, dir))
+			return;
+		start_tls(s, dir);
+		if (!s->tls)
+			return;
+		p += used;
+		n -= used;
+	}
+	if (s->tls && s->tls_active[dir] && n) {
+		tls_feed(s->tls, dir, p, n);
+		if (tls_done(s->tls))
+			bypass(e, f, s, 1);
+	}
+}
+
+static void on_gap(void *ctx, struct flow *f, int dir, uint32_t n)
+{
+	(void)ctx;
+	struct session *s = f->app;
+	if (!s || s->bypassed)
+		return;
+	if (s->tls && s->tls_active[dir])
+		tls_gap(s->tls, dir, n);
+	else if (s->smtp)
+		smtp_gap(s->smtp, dir, n);
+}
+
+static void on_close(void *ctx, struct flow *f)
+{
+	struct session_engine *e = ctx;
+	struct session *s = f->app;
+	if (!s)
+		return;
+	classify_finish(e->classifier, &s->cls, &s->cls_res);
+	e->stats.sessions[s->kind]++;
+	if (e->emit)
+		e->emit(e->emit_ctx, f, s);
+	smtp_free(s->smtp);
+	tls_free(s->tls);
+	free(s);
+	f->app = NULL;
+}
+
+struct flow_consumer session_engine_consumer(struct session_engine *e)
+{
+	struct flow_consumer c = {
+		.ctx = e,
+		.open = on_open,
+		.packet = on_packet,
+		.data = on_data,
+		.gap = on_gap,
+		.close = on_close,
+	};
+	return c;
+}

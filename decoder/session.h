@@ -1,0 +1,67 @@
+/*
+ * session.h - the decoder stage: turns a reassembled flow into an SMTP
+ * session record. It is the flow table's consumer: it picks the decoder per
+ * flow (SMTP by port or content, implicit TLS on 465, nDPI for the rest),
+ * hands SMTP's STARTTLS switch over to the TLS walker, bypasses the flow once
+ * the handshake is over, and passes each finished session to an emit
+ * callback (the sinks). It records facts only; rules/ judges them.
+ */
+#ifndef MXW_SESSION_H
+#define MXW_SESSION_H
+
+#include <stdint.h>
+
+#include "classify.h"
+#include "flow.h"
+#include "smtp.h"
+#include "tls.h"
+
+enum session_kind {
+	SESSION_UNDECIDED = 0,
+	SESSION_SMTP,     /* SMTP, maybe upgraded with STARTTLS */
+	SESSION_SMTPS,    /* implicit TLS (port 465) */
+	SESSION_OTHER,    /* not mail: bypassed */
+};
+
+enum session_reason { /* why the flow was taken as SMTP */
+	SESSION_BY_NONE = 0,
+	SESSION_BY_PORT,
+	SESSION_BY_CONTENT,
+};
+
+struct session {
+	enum session_kind kind;
+	enum session_reason reason;
+	struct smtp *smtp;
+	struct tls *tls;
+	uint8_t tls_active[2];   /* this direction's bytes go to the TLS walker */
+	uint8_t bypassed;
+	uint8_t bypass_reason_tls; /* bypassed because the TLS handshake ended */
+	struct classify_state *cls;
+	struct classify_result cls_res;
+};
+
+struct session_stats {
+	uint64_t sessions[4];     /* by kind at close */
+	uint64_t tls_bypassed;    /* flows bypassed after the handshake */
+	uint64_t other_bypassed;  /* non-mail flows bypassed at their first byte */
+};
+
+typedef void (*session_emit_fn)(void *ctx, const struct flow *f, const struct session *s);
+
+struct session_engine;
+
+/* Returns NULL on failure. `emit` receives every finished flow's session. */
+struct session_engine *session_engine_new(session_emit_fn emit, void *emit_ctx);
+void session_engine_free(struct session_engine *e);
+
+/* The flow_consumer that feeds this engine. */
+struct flow_consumer session_engine_consumer(struct session_engine *e);
+
+const struct session_stats *session_engine_stats(const struct session_engine *e);
+
+/* True for sessions worth a record: SMTP, SMTPS, anything on a mail port
+ * or that nDPI calls mail. */
+int session_is_mail(const struct flow *f, const struct session *s);
+
+#endif

@@ -1,0 +1,625 @@
+/*
+ * smtp.c - SMTP session decoder (RFC 5321, 3207 STARTTLS, 2920 PIPELINING,
+ * 3030 CHUNKING, 4954 AUTH).
+ * Client commands go into a bounded queue; each final server reply answers
+ * the oldest, which is how pipelined sessions stay in step. DATA bodies are
+ * skipped with memmem() for the CRLF.CRLF terminator and BDAT chunks by
+ * their length, so message content costs no per-line work.
+ */
+#include "smtp.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum smtp_mode {
+	M_LINES = 0,      /* client: commands; server: replies */
+	M_AUTH,           /* client: SASL responses after a 334 */
+	M_DATA,           /* client: message body until CRLF.CRLF */
+	M_BDAT,           /* client: BDAT chunk bytes */
+	M_STARTTLS_WAIT,  /* plaintext here is injection; a TLS record ends it */
+	M_TLS,            /* handed over to the TLS decoder */
+};
+
+enum smtp_verb {
+	V_UNKNOWN = 0, V_EHLO, V_HELO, V_STARTTLS, V_AUTH, V_MAIL, V_RCPT, V_DATA,
+	V_BDAT, V_RSET, V_QUIT, V_NOOP, V_VRFY, V_EXPN, V_HELP, V_ETRN,
+	V_DATA_END, /* pseudo-command: the reply after a message body */
+};
+
+static const struct {
+	const char *name;
+	enum smtp_verb verb;
+} verb_table[] = {
+	{"EHLO", V_EHLO}, {"HELO", V_HELO}, {"STARTTLS", V_STARTTLS}, {"AUTH", V_AUTH},
+	{"MAIL", V_MAIL}, {"RCPT", V_RCPT}, {"DATA", V_DATA},         {"BDAT", V_BDAT},
+	{"RSET", V_RSET}, {"QUIT", V_QUIT}, {"NOOP", V_NOOP},         {"VRFY", V_VRFY},
+	{"EXPN", V_EXPN}, {"HELP", V_HELP}, {"ETRN", V_ETRN},
+};
+
+/* EHLO keywords of eight characters that are not a mangled STARTTLS. */
+static const char *const known_8char_keywords[] = {
+	"STARTTLS", "CHUNKING", "SMTPUTF8", "8BITMIME", "XFORWARD", "DELIVERY",
+};
+
+static const char *const anomaly_names[SMTP_AN_COUNT] = {
+	[SMTP_AN_LINE_TOO_LONG] = "line-too-long",
+	[SMTP_AN_GAP_RESYNC] = "gap-resync",
+	[SMTP_AN_INJECTION] = "starttls-injection",
+	[SMTP_AN_PENDING_OVERFLOW] = "pipeline-overflow",
+	[SMTP_AN_BAD_REPLY] = "bad-reply",
+	[SMTP_AN_UNKNOWN_COMMAND] = "unknown-command",
+	[SMTP_AN_BDAT_BAD_SIZE] = "bdat-bad-size",
+};
+
+struct smtp {
+	struct smtp_facts f;
+	uint8_t mode[2];
+	uint8_t discard[2];          /* drop bytes up to the next LF (overlong line, gap) */
+	uint8_t body_match;          /* bytes of "\r\n.\r\n" matched at the end of the last chunk */
+	uint8_t greeting_done;
+	uint64_t bdat_left;
+	uint32_t line_len[2];
+	uint32_t reply_lines;        /* lines so far in the current multi-line reply */
+	uint8_t pending[SMTP_MAX_PENDING];
+	uint32_t pending_head, pending_count;
+	uint8_t line[2][SMTP_MAX_LINE];
+};
+
+const char *smtp_anomaly_name(enum smtp_anomaly a)
+{
+	return (unsigned)a < SMTP_AN_COUNT ? anomaly_names[a] : "unknown";
+}
+
+struct smtp *smtp_new(void)
+{
+	struct smtp *s = calloc(1, sizeof(*s));
+	if (s)
+		s->f.ehlo = -1;
+	return s;
+}
+
+void smtp_free(struct smtp *s)
+{
+	free(s);
+}
+
+const struct smtp_facts *smtp_facts(const struct smtp *s)
+{
+	return &s->f;
+}
+
+int smtp_tls_started(const struct smtp *s, int dir)
+{
+	return s->mode[dir] == M_TLS;
+}
+
+static void anomaly(struct smtp *s, enum smtp_anomaly k, int dir, uint64_t bytes)
+{
+	s->f.anomalies[k][dir].count++;
+	s->f.anomalies[k][dir].bytes += bytes;
+}
+
+static void pending_push(struct smtp *s, enum smtp_verb v)
+{
+	if (s->pending_count == SMTP_MAX_PENDING) {
+		anomaly(s, SMTP_AN_PENDING_OVERFLOW, 0, 0);
+		s->pending_head = (s->pending_head + 1) % SMTP_MAX_PENDING;
+		s->pending_count--;
+	}
+	s->pending[(s->pending_head + s->pending_count) % SMTP_MAX_PENDING] = (uint8_t)v;
+	s->pending_count++;
+}
+
+static void pending_push_front(struct smtp *s, enum smtp_verb v)
+{
+	if (s->pending_count == SMTP_MAX_PENDING)
+		s->pending_count--; /* drop the newest: the answer in hand matters more */
+	s->pending_head = (s->pending_head + SMTP_MAX_PENDING - 1) % SMTP_MAX_PENDING;
+	s->pending[s->pending_head] = (uint8_t)v;
+	s->pending_count++;
+}
+
+static enum smtp_verb pending_peek(const struct smtp *s)
+{
+	return s->pending_count ? (enum smtp_verb)s->pending[s->pending_head] : V_UNKNOWN;
+}
+
+static enum smtp_verb pending_pop(struct smtp *s)
+{
+	if (!s->pending_count)
+		return V_UNKNOWN;
+	enum smtp_verb v = (enum smtp_verb)s->pending[s->pending_head];
+	s->pending_head = (s->pending_head + 1) % SMTP_MAX_PENDING;
+	s->pending_count--;
+	return v;
+}
+
+/* Copies a token into a bounded C string (NUL bytes become '?'). */
+static void copy_token(char *dst, size_t cap, const uint8_t *p, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	for (size_t i = 0; i < n; i++)
+		dst[i] = p[i] ? (char)p[i] : '?';
+	dst[n] = 0;
+}
+
+static int is_space(uint8_t c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Next whitespace-separated word at *pos in [p, p+n). */
+static size_t next_word(const uint8_t *p, size_t n, size_t *pos)
+{
+	size_t i = *pos;
+	while (i < n && is_space(p[i]))
+		i++;
+	size_t start = i;
+	while (i < n && !is_space(p[i]))
+		i++;
+	*pos = start;
+	return i - start;
+}
+
+static void lower_domain(char *d)
+{
+	for (; *d; d++)
+		if (*d >= 'A' && *d <= 'Z')
+			*d = (char)(*d - 'A' + 'a');
+}
+
+/* Domain of the path in "FROM:<user@domain> ..." or "TO:<...>"; returns 0
+ * for the null path or a path without '@'. */
+static int path_domain(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	const uint8_t *colon = memchr(p, ':', n);
+	if (!colon)
+		return 0;
+	size_t i = (size_t)(colon - p) + 1;
+	while (i < n && is_space(p[i]))
+		i++;
+	size_t start = i, end;
+	if (i < n && p[i] == '<') {
+		start = ++i;
+		const uint8_t *gt = memchr(p + i, '>', n - i);
+		end = gt ? (size_t)(gt - p) : n;
+	} else {
+		while (i < n && !is_space(p[i]))
+			i++;
+		end = i;
+	}
+	size_t at = end;
+	for (size_t k = start; k < end; k++)
+		if (p[k] == '@')
+			at = k;
+	if (at == end || at + 1 >= end)
+		return 0;
+	copy_token(out, cap, p + at + 1, end - at - 1);
+	lower_domain(out);
+	size_t l = strlen(out);
+	if (l && out[l - 1] == '.')
+		out[l - 1] = 0;
+	return 1;
+}
+
+static enum smtp_verb lookup_verb(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < sizeof(verb_table) / sizeof(verb_table[0]); i++) {
+		size_t vl = strlen(verb_table[i].name);
+		if (n == vl && strncasecmp((const char *)p, verb_table[i].name, vl) == 0)
+			return verb_table[i].verb;
+	}
+	return V_UNKNOWN;
+}
+
+static void add_rcpt_domain(struct smtp *s, const char *d)
+{
+	for (uint32_t i = 0; i < s->f.rcpt_domain_count; i++)
+		if (strcmp(s->f.rcpt_domains[i], d) == 0)
+			return;
+	if (s->f.rcpt_domain_count == SMTP_MAX_RCPT_DOMAINS) {
+		s->f.rcpt_domains_truncated = 1;
+		return;
+	}
+	strcpy(s->f.rcpt_domains[s->f.rcpt_domain_count++], d);
+}
+
+static void client_command(struct smtp *s, const uint8_t *line, size_t n)
+{
+	size_t pos = 0;
+	size_t vl = next_word(line, n, &pos);
+	const uint8_t *verb = line + pos;
+	size_t args = pos + vl;
+	enum smtp_verb v = lookup_verb(verb, vl);
+
+	s->f.commands++;
+	if (s->pending_count && v != V_UNKNOWN)
+		s->f.pipelined = 1;
+	switch (v) {
+	case V_EHLO:
+	case V_HELO: {
+		s->f.ehlo = v == V_EHLO;
+		size_t wl = next_word(line, n, &args);
+		copy_token(s->f.helo_name, sizeof(s->f.helo_name), line + args, wl);
+		break;
+	}
+	case V_STARTTLS:
+		s->f.starttls_requested = 1;
+		s->mode[0] = M_STARTTLS_WAIT;
+		break;
+	case V_AUTH: {
+		s->f.auth_before_tls = 1;
+		size_t wl = next_word(line, n, &args);
+		copy_token(s->f.auth_mechanism, sizeof(s->f.auth_mechanism), line + args, wl);
+		break;
+	}
+	case V_MAIL:
+		s->f.has_mail_from = 1;
+		s->f.mail_from_domain[0] = 0;
+		path_domain(line + args, n - args, s->f.mail_from_domain,
+			    sizeof(s->f.mail_from_domain));
+		break;
+	case V_RCPT: {
+		char d[SMTP_MAX_NAME];
+		s->f.rcpt_count++;
+		if (path_domain(line + args, n - args, d, sizeof(d)))
+			add_rcpt_domain(s, d);
+		break;
+	}
+	case V_DATA:
+		/* Clients wait for 354 before the body, so bytes after DATA are
+		 * body unless a refusal arrives first. */
+		s->mode[0] = M_DATA;
+		s->body_match = 2; /* the command's own CRLF may start the terminator */
+		break;
+	case V_BDAT: {
+		size_t wl = next_word(line, n, &args);
+		uint64_t size = 0;
+		int ok = wl > 0 && wl <= 19;
+		for (size_t i = 0; ok && i < wl; i++) {
+			if (line[args + i] < '0' || line[args + i] > '9')
+				ok = 0;
+			else
+				size = size * 10 + (uint64_t)(line[args + i] - '0');
+		}
+		if (!ok) {
+			anomaly(s, SMTP_AN_BDAT_BAD_SIZE, 0, 0);
+			break;
+		}
+		s->f.bdat_count++;
+		s->f.body_bytes += size;
+		s->bdat_left = size;
+		if (size)
+			s->mode[0] = M_BDAT;
+		break;
+	}
+	case V_RSET:
+		s->f.rset_count++;
+		break;
+	case V_QUIT:
+		s->f.quit = 1;
+		break;
+	case V_UNKNOWN:
+		anomaly(s, SMTP_AN_UNKNOWN_COMMAND, 0, n);
+		break;
+	default:
+		break;
+	}
+	pending_push(s, v);
+}
+
+static int is_mangled_starttls(const uint8_t *w, size_t n)
+{
+	if (n != 8)
+		return 0;
+	for (size_t i = 0; i < sizeof(known_8char_keywords) / sizeof(known_8char_keywords[0]); i++)
+		if (strncasecmp((const char *)w, known_8char_keywords[i], 8) == 0)
+			return 0;
+	int xs = 0, odd = 0, diff = 0;
+	static const char starttls[] = "STARTTLS";
+	for (size_t i = 0; i < 8; i++) {
+		uint8_t c = w[i];
+		if (c == 'X' || c == 'x')
+			xs++;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			odd++;
+		if ((c & 0xdf) != (uint8_t)starttls[i])
+			diff++;
+	}
+	/* Middleboxes overwrite the word with X's (Cisco: "XXXXXXXA"), with
+	 * other filler bytes, or alter a few letters. */
+	return xs >= 6 || odd > 0 || diff <= 2;
+}
+
+static void ehlo_capability(struct smtp *s, const uint8_t *text, size_t n)
+{
+	size_t pos = 0;
+	size_t wl = next_word(text, n, &pos);
+	const uint8_t *w = text + pos;
+	if (wl == 8 && strncasecmp((const char *)w, "STARTTLS", 8) == 0)
+		s->f.starttls_offered = 1;
+	else if (wl == 10 && strncasecmp((const char *)w, "PIPELINING", 10) == 0)
+		s->f.pipelining_offered = 1;
+	else if (wl == 8 && strncasecmp((const char *)w, "CHUNKING", 8) == 0)
+		s->f.chunking_offered = 1;
+	else if (wl >= 4 && strncasecmp((const char *)w, "AUTH", 4) == 0 &&
+		 (wl == 4 || w[4] == '='))
+		s->f.auth_offered = 1;
+	else if (is_mangled_starttls(w, wl) && !s->f.mangled_token[0])
+		copy_token(s->f.mangled_token, sizeof(s->f.mangled_token), w, wl);
+}
+
+static void server_final_reply(struct smtp *s, int code, const uint8_t *text, size_t n)
+{
+	s->f.replies++;
+	if (!s->greeting_done && !s->pending_count) {
+		s->greeting_done = 1;
+		s->f.greeting_code = code;
+		size_t pos = 0, wl = next_word(text, n, &pos);
+		copy_token(s->f.greeting_host, sizeof(s->f.greeting_host), text + pos, wl);
+		return;
+	}
+	s->greeting_done = 1;
+	switch (pending_pop(s)) {
+	case V_EHLO:
+	case V_HELO:
+		s->f.ehlo_reply_seen = 1;
+		break;
+	case V_STARTTLS:
+		s->f.starttls_reply = code;
+		if (code == 220) {
+			s->mode[1] = M_STARTTLS_WAIT;
+		} else if (s->mode[0] == M_STARTTLS_WAIT) {
+			s->mode[0] = M_LINES;
+		}
+		break;
+	case V_DATA:
+		if (code == 354) {
+			s->f.data_count++;
+			pending_push_front(s, V_DATA_END);
+		} else if (s->mode[0] == M_DATA) {
+			s->mode[0] = M_LINES;
+		}
+		break;
+	case V_DATA_END:
+		/* The server answered the body: if we missed the terminator
+		 * (capture loss), the body is over anyway. */
+		if (s->mode[0] == M_DATA)
+			s->mode[0] = M_LINES;
+		break;
+	case V_AUTH:
+		if (code == 334) {
+			s->mode[0] = M_AUTH;
+			pending_push_front(s, V_AUTH);
+		} else if (s->mode[0] == M_AUTH) {
+			s->mode[0] = M_LINES;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void server_line(struct smtp *s, const uint8_t *line, size_t n)
+{
+	if (n < 3 || line[0] < '0' || line[0] > '9' || line[1] < '0' || line[1] > '9' ||
+	    line[2] < '0' || line[2] > '9' || (n > 3 && line[3] != ' ' && line[3] != '-')) {
+		anomaly(s, SMTP_AN_BAD_REPLY, 1, n);
+		return;
+	}
+	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	int more = n > 3 && line[3] == '-';
+	const uint8_t *text = line + (n > 3 ? 4 : 3);
+	size_t tn = n > 3 ? n - 4 : 0;
+	enum smtp_verb v = pending_peek(s);
+
+	if (v == V_EHLO && code == 250) {
+		if (s->reply_lines == 0) {
+			size_t pos = 0, wl = next_word(text, tn, &pos);
+			copy_token(s->f.ehlo_host, sizeof(s->f.ehlo_host), text + pos, wl);
+		} else {
+			ehlo_capability(s, text, tn);
+		}
+	}
+	if (more) {
+		s->reply_lines++;
+		return;
+	}
+	s->reply_lines = 0;
+	server_final_reply(s, code, text, tn);
+}
+
+static void handle_line(struct smtp *s, int dir, const uint8_t *line, size_t n)
+{
+	/* Strip CRLF (or a bare LF). */
+	if (n && line[n - 1] == '\n')
+		n--;
+	if (n && line[n - 1] == '\r')
+		n--;
+	if (dir == 1)
+		server_line(s, line, n);
+	else if (s->mode[0] == M_AUTH)
+		return; /* SASL response: credentials, not a command */
+	else
+		client_command(s, line, n);
+}
+
+/* Consumes one line (or what there is of it); returns bytes used. */
+static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
+{
+	const uint8_t *nl = memchr(p, '\n', n);
+	size_t len = nl ? (size_t)(nl - p) + 1 : n;
+
+	if (s->discard[dir]) {
+		if (nl)
+			s->discard[dir] = 0;
+		return len;
+	}
+	uint32_t *ll = &s->line_len[dir];
+	if (!nl) {
+		size_t room = SMTP_MAX_LINE - *ll;
+		if (len > room) {
+			anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, *ll + len);
+			s->discard[dir] = 1;
+			*ll = 0;
+			return len;
+		}
+		memcpy(s->line[dir] + *ll, p, len);
+		*ll += (uint32_t)len;
+		return len;
+	}
+	if (*ll == 0) {
+		if (len > SMTP_MAX_LINE) {
+			anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, len);
+			handle_line(s, dir, p, SMTP_MAX_LINE);
+		} else {
+			handle_line(s, dir, p, len);
+		}
+		return len;
+	}
+	size_t room = SMTP_MAX_LINE - *ll;
+	size_t copy = len < room ? len : room;
+	memcpy(s->line[dir] + *ll, p, copy);
+	if (copy < len)
+		anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, *ll + len);
+	size_t total = *ll + copy;
+	*ll = 0;
+	handle_line(s, dir, s->line[dir], total);
+	return len;
+}
+
+static uint8_t body_step(uint8_t st, uint8_t c)
+{
+	static const char term[] = "\r\n.\r\n";
+	if (c == (uint8_t)term[st])
+		return (uint8_t)(st + 1);
+	return c == '\r' ? 1 : 0;
+}
+
+/* Skips message body bytes; returns bytes consumed, ending the body mode
+ * when the terminator was found. */
+static size_t body_skip(struct smtp *s, const uint8_t *p, size_t n)
+{
+	uint8_t st = s->body_match;
+	size_t head = n < 4 ? n : 4;
+	size_t used = n;
+	int found = 0;
+
+	for (size_t i = 0; i < head; i++) {
+		st = body_step(st, p[i]);
+		if (st == 5) {
+			used = i + 1;
+			found = 1;
+			break;
+		}
+	}
+	if (!found && n > 4) {
+		const uint8_t *m = memmem(p, n, "\r\n.\r\n", 5);
+		if (m) {
+			used = (size_t)(m - p) + 5;
+			found = 1;
+		} else {
+			st = 0;
+			for (size_t i = n - 4; i < n; i++)
+				st = body_step(st, p[i]);
+		}
+	}
+	if (found) {
+		s->body_match = 0;
+		s->mode[0] = M_LINES;
+	} else {
+		s->body_match = st;
+	}
+	s->f.body_bytes += used;
+	return used;
+}
+
+/* Index of the first byte that can start a TLS record (a handshake, or an
+ * alert refusing one), or n. A record header is type 20..24 then version
+ * 3.x; at the end of the buffer a plausible prefix is enough. */
+static size_t find_tls_start(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < 20 || p[i] > 24)
+			continue;
+		if (i + 1 >= n || (p[i + 1] == 3 && (i + 2 >= n || p[i + 2] <= 4)))
+			return i;
+	}
+	return n;
+}
+
+size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	while (off < n) {
+		switch (s->mode[dir]) {
+		case M_TLS:
+			return off;
+		case M_DATA:
+			off += body_skip(s, p + off, n - off);
+			break;
+		case M_BDAT: {
+			uint64_t take = s->bdat_left < n - off ? s->bdat_left : n - off;
+			off += (size_t)take;
+			s->bdat_left -= take;
+			if (!s->bdat_left)
+				s->mode[0] = M_LINES;
+			break;
+		}
+		case M_STARTTLS_WAIT: {
+			size_t i = find_tls_start(p + off, n - off);
+			if (i)
+				anomaly(s, SMTP_AN_INJECTION, dir, i);
+			off += i;
+			if (off < n) {
+				s->mode[dir] = M_TLS;
+				s->f.tls_started[dir] = 1;
+				return off;
+			}
+			break;
+		}
+		default:
+			off += take_line(s, dir, p + off, n - off);
+			break;
+		}
+	}
+	return n;
+}
+
+void smtp_gap(struct smtp *s, int dir, uint32_t n)
+{
+	switch (s->mode[dir]) {
+	case M_TLS:
+		return;
+	case M_DATA:
+		s->body_match = 0;
+		s->f.body_bytes += n;
+		return;
+	case M_BDAT:
+		if (n <= s->bdat_left) {
+			s->bdat_left -= n;
+			if (!s->bdat_left)
+				s->mode[0] = M_LINES;
+			return;
+		}
+		s->mode[0] = M_LINES;
+		break;
+	default:
+		break;
+	}
+	anomaly(s, SMTP_AN_GAP_RESYNC, dir, n);
+	s->line_len[dir] = 0;
+	s->discard[dir] = 1;
+}
+
+int smtp_looks_like(int dir, const uint8_t *p, size_t n)
+{
+	if (dir == 1)
+		return n >= 4 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
+		       p[2] >= '0' && p[2] <= '9' && (p[3] == ' ' || p[3] == '-');
+	return n >= 5 && (strncasecmp((const char *)p, "EHLO ", 5) == 0 ||
+			  strncasecmp((const char *)p, "HELO ", 5) == 0);
+}

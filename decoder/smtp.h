@@ -1,0 +1,97 @@
+/*
+ * smtp.h - SMTP state machine over both directions of one session.
+ * The session layer feeds in-order bytes per direction (smtp_feed) and gaps
+ * (smtp_gap); the decoder records facts in struct smtp_facts and never judges.
+ * When the server accepts STARTTLS (or a TLS record shows up where STARTTLS
+ * was expected) smtp_tls_started() turns true for that direction and the
+ * caller hands the remaining bytes, from the offset smtp_feed returns, to the
+ * TLS decoder.
+ */
+#ifndef MXW_SMTP_H
+#define MXW_SMTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bounded strings from the wire: longer values are cut and flagged. */
+#define SMTP_MAX_LINE 4096       /* RFC 5321 allows 512/1000; be lenient, not unbounded */
+#define SMTP_MAX_NAME 256        /* host and domain names */
+#define SMTP_MAX_RCPT_DOMAINS 16 /* distinct recipient domains kept */
+#define SMTP_MAX_PENDING 64      /* pipelined commands awaiting a reply */
+#define SMTP_MAX_CAPS 32         /* capability keywords kept */
+
+enum smtp_anomaly {
+	SMTP_AN_LINE_TOO_LONG = 0,
+	SMTP_AN_GAP_RESYNC,          /* bytes lost; resynchronised at the next line */
+	SMTP_AN_INJECTION,           /* plaintext between STARTTLS and the TLS handshake */
+	SMTP_AN_PENDING_OVERFLOW,    /* more pipelined commands than we track */
+	SMTP_AN_BAD_REPLY,           /* server line that is not "NNN[ -]text" */
+	SMTP_AN_UNKNOWN_COMMAND,
+	SMTP_AN_BDAT_BAD_SIZE,
+	SMTP_AN_COUNT
+};
+
+const char *smtp_anomaly_name(enum smtp_anomaly a);
+
+struct smtp_anomaly_rec {
+	uint32_t count;
+	uint64_t bytes;
+};
+
+struct smtp_facts {
+	int greeting_code;              /* 0 when not seen */
+	char greeting_host[SMTP_MAX_NAME];
+	char helo_name[SMTP_MAX_NAME];
+	int8_t ehlo;                    /* 1 EHLO, 0 HELO, -1 neither seen */
+	char ehlo_host[SMTP_MAX_NAME];  /* the name in the server's EHLO reply */
+	uint8_t ehlo_reply_seen;
+	uint8_t starttls_offered;
+	char mangled_token[16];         /* raw capability word standing where STARTTLS belongs */
+	uint8_t pipelining_offered;
+	uint8_t chunking_offered;
+	uint8_t auth_offered;
+	uint8_t starttls_requested;
+	int starttls_reply;             /* reply code to STARTTLS, 0 if none */
+	uint8_t auth_before_tls;
+	char auth_mechanism[32];
+	uint8_t has_mail_from;
+	char mail_from_domain[SMTP_MAX_NAME]; /* empty for the null sender */
+	uint32_t rcpt_count;
+	uint32_t rcpt_domain_count;
+	char rcpt_domains[SMTP_MAX_RCPT_DOMAINS][SMTP_MAX_NAME];
+	uint8_t rcpt_domains_truncated;
+	uint32_t data_count;            /* DATA bodies */
+	uint32_t bdat_count;            /* BDAT chunks */
+	uint64_t body_bytes;
+	uint32_t commands;
+	uint32_t replies;
+	uint32_t rset_count;
+	uint8_t quit;
+	uint8_t pipelined;              /* client sent a command before the previous reply */
+	uint8_t tls_started[2];         /* per direction: switched to TLS */
+	struct smtp_anomaly_rec anomalies[SMTP_AN_COUNT][2]; /* [kind][dir] */
+};
+
+struct smtp;
+
+struct smtp *smtp_new(void);
+void smtp_free(struct smtp *s);
+
+/* Feeds bytes of one direction (0 client->server, 1 server->client).
+ * Returns how many were consumed as SMTP; fewer than n means the rest (from
+ * that offset) belongs to TLS. */
+size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n);
+
+/* n bytes of this direction were lost in capture. */
+void smtp_gap(struct smtp *s, int dir, uint32_t n);
+
+/* True once this direction switched to TLS. */
+int smtp_tls_started(const struct smtp *s, int dir);
+
+const struct smtp_facts *smtp_facts(const struct smtp *s);
+
+/* True when the bytes look like the start of an SMTP server greeting or
+ * client command: used to tell SMTP from other traffic on port 25. */
+int smtp_looks_like(int dir, const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,431 @@
+/*
+ * tls.c - TLS record layer and handshake walker (RFC 5246, RFC 8446).
+ * Record bodies are streamed: only handshake bytes are copied, into a
+ * per-direction buffer capped at TLS_MAX_HANDSHAKE, and only until that
+ * direction's keys change. Every field is read through the bounds-checked
+ * cursor, so a message split at any byte or truncated anywhere is safe.
+ */
+#include "tls.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+
+#define TLS_MAX_RECORD (16384 + 2048)
+
+enum { CT_CCS = 20, CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPDATA = 23, CT_HEARTBEAT = 24 };
+enum { HS_CLIENT_HELLO = 1, HS_SERVER_HELLO = 2, HS_CERTIFICATE = 11 };
+enum { EXT_SERVER_NAME = 0, EXT_SUPPORTED_VERSIONS = 43 };
+
+static const uint8_t hrr_random[32] = {
+	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+};
+
+static const char *const anomaly_names[TLS_AN_COUNT] = {
+	[TLS_AN_BAD_RECORD] = "tls-bad-record",
+	[TLS_AN_BAD_HANDSHAKE] = "tls-bad-handshake",
+	[TLS_AN_HANDSHAKE_TOO_BIG] = "tls-handshake-too-big",
+	[TLS_AN_NOT_TLS] = "tls-not-tls",
+	[TLS_AN_GAP] = "tls-gap",
+};
+
+struct tls_dir {
+	uint8_t hdr[5];
+	uint8_t hdr_len;
+	uint8_t rec_type;
+	uint32_t rec_left;     /* body bytes of the current record still to come */
+	uint8_t alert[2];
+	uint8_t alert_len;
+	uint8_t keys_on;       /* later records are encrypted */
+	uint8_t stopped;       /* framing lost or not TLS: ignore the rest */
+	uint8_t hs_stopped;    /* handshake parsing given up for this direction */
+	uint32_t encrypted_records;
+	uint8_t *hs;
+	uint32_t hs_len, hs_cap;
+};
+
+struct tls {
+	struct tls_facts f;
+	struct tls_dir d[2];
+	uint8_t fatal_alert;
+};
+
+const char *tls_anomaly_name(enum tls_anomaly a)
+{
+	return (unsigned)a < TLS_AN_COUNT ? anomaly_names[a] : "unknown";
+}
+
+const char *tls_version_name(uint16_t v)
+{
+	switch (v) {
+	case 0x0300: return "SSLv3";
+	case 0x0301: return "TLSv1.0";
+	case 0x0302: return "TLSv1.1";
+	case 0x0303: return "TLSv1.2";
+	case 0x0304: return "TLSv1.3";
+	default: return NULL;
+	}
+}
+
+struct tls *tls_new(void)
+{
+	return calloc(1, sizeof(struct tls));
+}
+
+void tls_free(struct tls *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < 2; i++)
+		free(t->d[i].hs);
+	for (int i = 0; i < t->f.n_certs; i++)
+		free(t->f.certs[i].der);
+	free(t);
+}
+
+const struct tls_facts *tls_facts(const struct tls *t)
+{
+	return &t->f;
+}
+
+static void anomaly(struct tls *t, enum tls_anomaly k, int dir)
+{
+	t->f.anomalies[k][dir]++;
+}
+
+static int is_grease(uint16_t v)
+{
+	return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
+
+static void parse_extensions(struct tls *t, struct cursor *c, int client)
+{
+	uint16_t total = cur_be16(c);
+	if (!c->ok || !cur_has(c, total))
+		return;
+	struct cursor e;
+	cur_init(&e, cur_ptr(c), total);
+	cur_skip(c, total);
+	while (cur_left(&e) >= 4) {
+		uint16_t type = cur_be16(&e);
+		uint16_t len = cur_be16(&e);
+		if (!cur_has(&e, len)) {
+			anomaly(t, TLS_AN_BAD_HANDSHAKE, !client);
+			return;
+		}
+		struct cursor x;
+		cur_init(&x, cur_ptr(&e), len);
+		cur_skip(&e, len);
+		if (type == EXT_SERVER_NAME && client) {
+			uint16_t list = cur_be16(&x);
+			if (!x.ok || !cur_has(&x, list))
+				continue;
+			while (cur_left(&x) >= 3) {
+				uint8_t nt = cur_u8(&x);
+				uint16_t nl = cur_be16(&x);
+				if (!cur_has(&x, nl))
+					break;
+				if (nt == 0 && !t->f.sni[0]) {
+					size_t n = nl < TLS_MAX_SNI - 1 ? nl : TLS_MAX_SNI - 1;
+					const uint8_t *p = cur_ptr(&x);
+					for (size_t i = 0; i < n; i++)
+						t->f.sni[i] = p[i] ? (char)p[i] : '?';
+					t->f.sni[n] = 0;
+				}
+				cur_skip(&x, nl);
+			}
+		} else if (type == EXT_SUPPORTED_VERSIONS && client) {
+			uint8_t l = cur_u8(&x);
+			for (unsigned i = 0; i + 1 < l && cur_has(&x, 2); i += 2) {
+				uint16_t v = cur_be16(&x);
+				if (!is_grease(v) && t->f.n_offered_versions < TLS_MAX_VERSIONS)
+					t->f.offered_versions[t->f.n_offered_versions++] = v;
+			}
+		} else if (type == EXT_SUPPORTED_VERSIONS && !client) {
+			uint16_t v = cur_be16(&x);
+			if (x.ok)
+				t->f.version = v;
+		}
+	}
+}
+
+static void client_hello(struct tls *t, const uint8_t *p, size_t n)
+{
+	struct cursor c;
+	cur_init(&c, p, n);
+	if (t->f.client_hello) /* second hello after a HelloRetryRequest */
+		return;
+	t->f.client_hello = 1;
+	t->f.client_version = cur_be16(&c);
+	cur_skip(&c, 32);
+	cur_skip(&c, cur_u8(&c));
+	cur_skip(&c, cur_be16(&c));
+	cur_skip(&c, cur_u8(&c));
+	if (!c.ok) {
+		anomaly(t, TLS_AN_BAD_HANDSHAKE, 0);
+		return;
+	}
+	if (cur_left(&c))
+		parse_extensions(t, &c, 1);
+}
+
+static void server_hello(struct tls *t, const uint8_t *p, size_t n)
+{
+	struct cursor c;
+	cur_init(&c, p, n);
+	uint16_t legacy = cur_be16(&c);
+	if (!cur_has(&c, 32)) {
+		anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
+		return;
+	}
+	int hrr = memcmp(cur_ptr(&c), hrr_random, 32) == 0;
+	cur_skip(&c, 32);
+	cur_skip(&c, cur_u8(&c));
+	uint16_t cipher = cur_be16(&c);
+	cur_u8(&c);
+	if (!c.ok) {
+		anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
+		return;
+	}
+	t->f.server_hello = 1;
+	t->f.hello_retry |= hrr;
+	t->f.version = legacy;
+	t->f.cipher = cipher;
+	if (cur_left(&c))
+		parse_extensions(t, &c, 0);
+	/* From TLS 1.3 on everything after ServerHello is encrypted. */
+	if (t->f.version >= 0x0304 && !hrr)
+		t->d[1].keys_on = 1;
+}
+
+static void certificate(struct tls *t, const uint8_t *p, size_t n)
+{
+	struct cursor c;
+	cur_init(&c, p, n);
+	uint32_t total = cur_be24(&c);
+	if (!c.ok || !cur_has(&c, total)) {
+		anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
+		return;
+	}
+	t->f.certificate_seen = 1;
+	while (cur_left(&c) >= 3) {
+		uint32_t len = cur_be24(&c);
+		if (!cur_has(&c, len)) {
+			anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
+			return;
+		}
+		if (t->f.n_certs < TLS_MAX_CERTS) {
+			uint8_t *der = malloc(len ? len : 1);
+			if (der) {
+				memcpy(der, cur_ptr(&c), len);
+				t->f.certs[t->f.n_certs].der = der;
+				t->f.certs[t->f.n_certs].len = len;
+				t->f.n_certs++;
+			}
+		} else {
+			t->f.certs_truncated = 1;
+		}
+		cur_skip(&c, len);
+	}
+}
+
+static void handshake_message(struct tls *t, int dir, uint8_t type, const uint8_t *p, size_t n)
+{
+	if (type == HS_CLIENT_HELLO && dir == 0)
+		client_hello(t, p, n);
+	else if (type == HS_SERVER_HELLO && dir == 1)
+		server_hello(t, p, n);
+	else if (type == HS_CERTIFICATE && dir == 1 && t->f.version < 0x0304)
+		certificate(t, p, n);
+}
+
+/* Appends handshake record bytes and walks every complete message. */
+static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
+{
+	struct tls_dir *d = &t->d[dir];
+	if (d->hs_stopped)
+		return;
+	if (d->hs_len == 0 && n >= 4) {
+		/* Fast path: whole messages inside this piece need no copy. */
+		while (n >= 4) {
+			uint32_t ml = (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+			if (ml > n - 4)
+				break;
+			handshake_message(t, dir, p[0], p + 4, ml);
+			p += 4 + ml;
+			n -= 4 + ml;
+			if (d->keys_on)
+				return; /* the rest of the record is encrypted */
+		}
+		if (n == 0)
+			return;
+	}
+	if (d->hs_len + n > d->hs_cap) {
+		size_t need = d->hs_len + n;
+		if (need > TLS_MAX_HANDSHAKE + 4) {
+			anomaly(t, TLS_AN_HANDSHAKE_TOO_BIG, dir);
+			d->hs_stopped = 1;
+			free(d->hs);
+			d->hs = NULL;
+			d->hs_len = d->hs_cap = 0;
+			return;
+		}
+		size_t cap = d->hs_cap ? d->hs_cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *b = realloc(d->hs, cap);
+		if (!b) {
+			d->hs_stopped = 1;
+			return;
+		}
+		d->hs = b;
+		d->hs_cap = (uint32_t)cap;
+	}
+	memcpy(d->hs + d->hs_len, p, n);
+	d->hs_len += (uint32_t)n;
+	uint32_t off = 0;
+	while (d->hs_len - off >= 4) {
+		const uint8_t *m = d->hs + off;
+		uint32_t ml = (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
+		if (ml > TLS_MAX_HANDSHAKE) {
+			anomaly(t, TLS_AN_HANDSHAKE_TOO_BIG, dir);
+			d->hs_stopped = 1;
+			break;
+		}
+		if (ml > d->hs_len - off - 4)
+			break;
+		handshake_message(t, dir, m[0], m + 4, ml);
+		off += 4 + ml;
+		if (d->keys_on) {
+			off = d->hs_len;
+			break;
+		}
+	}
+	memmove(d->hs, d->hs + off, d->hs_len - off);
+	d->hs_len -= off;
+}
+
+static void check_complete(struct tls *t)
+{
+	if (t->f.handshake_complete)
+		return;
+	int both_encrypted = t->f.encrypted[0] && t->f.encrypted[1];
+	if (t->f.server_hello && both_encrypted &&
+	    (t->f.version >= 0x0304 || (t->f.ccs[0] && t->f.ccs[1])))
+		t->f.handshake_complete = 1;
+}
+
+static void record_start(struct tls *t, int dir)
+{
+	struct tls_dir *d = &t->d[dir];
+	uint8_t type = d->hdr[0];
+	uint16_t ver = rd_be16(d->hdr + 1);
+	uint16_t len = rd_be16(d->hdr + 3);
+	if (type < CT_CCS || type > CT_HEARTBEAT || (ver >> 8) != 3) {
+		anomaly(t, t->f.record_bytes[dir] ? TLS_AN_BAD_RECORD : TLS_AN_NOT_TLS, dir);
+		d->stopped = 1;
+		return;
+	}
+	if (len > TLS_MAX_RECORD) {
+		anomaly(t, TLS_AN_BAD_RECORD, dir);
+		d->stopped = 1;
+		return;
+	}
+	d->rec_type = type;
+	d->rec_left = len;
+	d->alert_len = 0;
+	if (type == CT_CCS) {
+		t->f.ccs[dir] = 1;
+	} else if (d->keys_on || type == CT_APPDATA) {
+		/* In TLS 1.3 the client's CCS is cosmetic; its first encrypted
+		 * record (type 23) is what carries its Finished. */
+		t->f.encrypted[dir] = 1;
+		d->encrypted_records++;
+		if (type == CT_ALERT) {
+			t->f.alert_seen = 1;
+			t->f.alert_encrypted = 1;
+			t->f.alert_dir = (uint8_t)dir;
+		}
+	}
+	check_complete(t);
+}
+
+static void record_body(struct tls *t, int dir, const uint8_t *p, size_t n)
+{
+	struct tls_dir *d = &t->d[dir];
+	if (d->rec_type == CT_HANDSHAKE && !d->keys_on) {
+		handshake_bytes(t, dir, p, n);
+	} else if (d->rec_type == CT_ALERT && !d->keys_on) {
+		for (size_t i = 0; i < n && d->alert_len < 2; i++)
+			d->alert[d->alert_len++] = p[i];
+		if (d->alert_len == 2 && !t->f.alert_seen) {
+			t->f.alert_seen = 1;
+			t->f.alert_level = d->alert[0];
+			t->f.alert_description = d->alert[1];
+			t->f.alert_dir = (uint8_t)dir;
+			if (d->alert[0] == 2)
+				t->fatal_alert = 1;
+		}
+	}
+}
+
+static void record_end(struct tls *t, int dir)
+{
+	struct tls_dir *d = &t->d[dir];
+	/* In TLS <= 1.2 the keys change right after ChangeCipherSpec. */
+	if (d->rec_type == CT_CCS && t->f.version < 0x0304)
+		d->keys_on = 1;
+}
+
+void tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n)
+{
+	struct tls_dir *d = &t->d[dir];
+	t->f.record_bytes[dir] += n;
+	while (n && !d->stopped) {
+		if (d->rec_left == 0 && d->hdr_len < 5) {
+			size_t take = 5u - d->hdr_len < n ? 5u - d->hdr_len : n;
+			memcpy(d->hdr + d->hdr_len, p, take);
+			d->hdr_len += (uint8_t)take;
+			p += take;
+			n -= take;
+			if (d->hdr_len < 5)
+				return;
+			record_start(t, dir);
+			if (d->stopped)
+				return;
+			if (d->rec_left == 0) {
+				record_end(t, dir);
+				d->hdr_len = 0;
+			}
+			continue;
+		}
+		size_t take = d->rec_left < n ? d->rec_left : n;
+		record_body(t, dir, p, take);
+		p += take;
+		n -= take;
+		d->rec_left -= (uint32_t)take;
+		if (d->rec_left == 0) {
+			record_end(t, dir);
+			d->hdr_len = 0;
+		}
+	}
+}
+
+void tls_gap(struct tls *t, int dir, uint32_t n)
+{
+	(void)n;
+	anomaly(t, TLS_AN_GAP, dir);
+	t->d[dir].stopped = 1;
+}
+
+int tls_done(const struct tls *t)
+{
+	if (t->f.handshake_complete || t->fatal_alert)
+		return 1;
+	if (t->d[0].stopped && t->d[1].stopped)
+		return 1;
+	return t->d[0].encrypted_records > TLS_MAX_RECORDS_AFTER_KEYS ||
+	       t->d[1].encrypted_records > TLS_MAX_RECORDS_AFTER_KEYS;
+}

@@ -1,0 +1,81 @@
+/*
+ * tls.h - passive TLS handshake walker for one session, both directions.
+ * The session layer feeds in-order bytes per direction once SMTP switched to
+ * TLS (or from the start on implicit-TLS ports). Records are reassembled
+ * across segments and handshake messages across records, each into a bounded
+ * buffer. Facts: ClientHello SNI and offered versions, ServerHello version
+ * and cipher, the Certificate chain (TLS <= 1.2 only: 1.3 encrypts it),
+ * alerts, and completion. When tls_done() turns true, the caller bypasses
+ * the flow.
+ */
+#ifndef MXW_TLS_H
+#define MXW_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TLS_MAX_HANDSHAKE (128u * 1024) /* one handshake message, e.g. a long chain */
+#define TLS_MAX_CERTS 10                /* certificates kept from a chain */
+#define TLS_MAX_VERSIONS 8              /* offered versions kept */
+#define TLS_MAX_SNI 256
+/* Encrypted records after which we stop waiting for a clean completion. */
+#define TLS_MAX_RECORDS_AFTER_KEYS 8
+
+enum tls_anomaly {
+	TLS_AN_BAD_RECORD = 0,   /* unknown content type or impossible length */
+	TLS_AN_BAD_HANDSHAKE,    /* a handshake message that does not parse */
+	TLS_AN_HANDSHAKE_TOO_BIG,
+	TLS_AN_NOT_TLS,          /* bytes that are not a TLS record at all */
+	TLS_AN_GAP,              /* capture loss inside the handshake */
+	TLS_AN_COUNT
+};
+
+const char *tls_anomaly_name(enum tls_anomaly a);
+
+struct tls_cert_der {
+	uint8_t *der;
+	uint32_t len;
+};
+
+struct tls_facts {
+	uint8_t client_hello;        /* seen */
+	uint8_t server_hello;
+	uint8_t hello_retry;         /* ServerHello was a HelloRetryRequest */
+	uint16_t client_version;     /* legacy_version of the ClientHello */
+	uint16_t offered_versions[TLS_MAX_VERSIONS]; /* supported_versions, GREASE dropped */
+	uint8_t n_offered_versions;
+	char sni[TLS_MAX_SNI];
+	uint16_t version;            /* negotiated (supported_versions wins) */
+	uint16_t cipher;
+	uint8_t certificate_seen;
+	struct tls_cert_der certs[TLS_MAX_CERTS];
+	uint8_t n_certs;
+	uint8_t certs_truncated;
+	uint8_t alert_seen;
+	uint8_t alert_level, alert_description, alert_dir;
+	uint8_t alert_encrypted;     /* an alert after the keys changed: unreadable */
+	uint8_t ccs[2];              /* ChangeCipherSpec seen per direction */
+	uint8_t encrypted[2];        /* encrypted records seen per direction */
+	uint8_t handshake_complete;
+	uint64_t record_bytes[2];
+	uint32_t anomalies[TLS_AN_COUNT][2];
+};
+
+struct tls;
+
+struct tls *tls_new(void);
+void tls_free(struct tls *t);
+
+/* Feeds bytes of one direction (0 client, 1 server). */
+void tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n);
+void tls_gap(struct tls *t, int dir, uint32_t n);
+
+/* Nothing more to learn: handshake complete, failed, or given up on. */
+int tls_done(const struct tls *t);
+
+const struct tls_facts *tls_facts(const struct tls *t);
+
+/* "TLSv1.2" etc., or NULL for unknown values. */
+const char *tls_version_name(uint16_t v);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * x509.c - OpenSSL-backed certificate parsing and TLS naming.
+ */
+#include "x509.h"
+
+#include <openssl/asn1.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static SSL_CTX *names_ctx; /* only to look ciphers up by their wire id */
+static SSL *names_ssl;
+
+int x509_init(void)
+{
+	if (names_ssl)
+		return 0;
+	names_ctx = SSL_CTX_new(TLS_method());
+	if (!names_ctx)
+		return -1;
+	names_ssl = SSL_new(names_ctx);
+	return names_ssl ? 0 : -1;
+}
+
+void x509_cleanup(void)
+{
+	SSL_free(names_ssl);
+	SSL_CTX_free(names_ctx);
+	names_ssl = NULL;
+	names_ctx = NULL;
+}
+
+void tls_cipher_name(uint16_t id, char *buf, size_t len)
+{
+	const unsigned char wire[2] = {(unsigned char)(id >> 8), (unsigned char)id};
+	const SSL_CIPHER *c = NULL;
+	if (names_ssl || x509_init() == 0)
+		c = SSL_CIPHER_find(names_ssl, wire);
+	const char *name = c ? SSL_CIPHER_standard_name(c) : NULL;
+	if (name && strcmp(name, "(NONE)") != 0)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "0x%04X", id);
+}
+
+const char *tls_alert_name(uint8_t description)
+{
+	return SSL_alert_desc_string_long(description);
+}
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static void sha256_hex(const unsigned char *p, size_t n, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
+		hex(md, 32, out);
+	else
+		out[0] = 0;
+}
+
+static void name_str(const X509_NAME *name, char *out, size_t cap)
+{
+	out[0] = 0;
+	BIO *b = BIO_new(BIO_s_mem());
+	if (!b)
+		return;
+	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+		int n = BIO_read(b, out, (int)cap - 1);
+		out[n > 0 ? n : 0] = 0;
+	}
+	BIO_free(b);
+}
+
+static void time_str(const ASN1_TIME *t, char *out, size_t cap)
+{
+	struct tm tm;
+	out[0] = 0;
+	if (!t || !ASN1_TIME_to_tm(t, &tm))
+		return;
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void copy_ia5(char *dst, size_t cap, const ASN1_STRING *s)
+{
+	int n = ASN1_STRING_length(s);
+	const unsigned char *p = ASN1_STRING_get0_data(s);
+	size_t m = n > 0 ? (size_t)n : 0;
+	if (m >= cap)
+		m = cap - 1;
+	for (size_t i = 0; i < m; i++)
+		dst[i] = p[i] ? (char)p[i] : '?';
+	dst[m] = 0;
+}
+
+void x509_describe(const uint8_t *der, size_t len, struct x509_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	sha256_hex(der, len, out->sha256);
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	if (!x)
+		return;
+	out->parsed = 1;
+	name_str(X509_get_subject_name(x), out->subject, sizeof(out->subject));
+	name_str(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+	time_str(X509_get0_notBefore(x), out->not_before, sizeof(out->not_before));
+	time_str(X509_get0_notAfter(x), out->not_after, sizeof(out->not_after));
+
+	unsigned char *spki = NULL;
+	int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+	if (spki_len > 0)
+		sha256_hex(spki, (size_t)spki_len, out->spki_sha256);
+	OPENSSL_free(spki);
+
+	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+		if (g->type != GEN_DNS)
+			continue;
+		if (out->n_san == X509_MAX_SAN) {
+			out->san_truncated = 1;
+			break;
+		}
+		copy_ia5(out->san[out->n_san++], sizeof(out->san[0]), g->d.dNSName);
+	}
+	GENERAL_NAMES_free(names);
+	X509_free(x);
+}

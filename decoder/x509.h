@@ -1,0 +1,43 @@
+/*
+ * x509.h - certificate facts from a captured DER chain, parsed by OpenSSL.
+ * The session sink calls x509_describe() per certificate of a finished TLS
+ * handshake; rules/ later verifies the same DER (kept by the TLS decoder).
+ * Also names TLS cipher suites and alerts through OpenSSL's own tables.
+ */
+#ifndef MXW_X509_H
+#define MXW_X509_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define X509_MAX_SAN 64
+#define X509_MAX_NAME 512
+
+struct x509_info {
+	int parsed;                       /* 0: not DER OpenSSL accepts */
+	char subject[X509_MAX_NAME];      /* RFC 2253 */
+	char issuer[X509_MAX_NAME];
+	char san[X509_MAX_SAN][256];      /* dNSName entries */
+	int n_san;
+	int san_truncated;
+	char not_before[32];              /* RFC 3339 UTC, "" when unparsable */
+	char not_after[32];
+	char sha256[65];                  /* of the whole DER: TLSA x 0 1 */
+	char spki_sha256[65];             /* of SubjectPublicKeyInfo: TLSA x 1 1 */
+};
+
+/* Fills `out` from one DER certificate. The sha256 is always set; the rest
+ * only when OpenSSL parses it. */
+void x509_describe(const uint8_t *der, size_t len, struct x509_info *out);
+
+/* IANA name of a cipher suite ("TLS_AES_128_GCM_SHA256"), or "0xNNNN". */
+void tls_cipher_name(uint16_t id, char *buf, size_t len);
+
+/* Alert description name ("handshake failure"). */
+const char *tls_alert_name(uint8_t description);
+
+/* Loads OpenSSL's tables once, before any worker thread starts. */
+int x509_init(void);
+void x509_cleanup(void);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * session_sink.h - writes finished SMTP sessions: one JSON line per session
+ * in the documented record schema, or a row of the terminal table.
+ * Called from the session engine's emit callback; only reads its inputs.
+ */
+#ifndef MXW_SESSION_SINK_H
+#define MXW_SESSION_SINK_H
+
+#include <stdio.h>
+
+#include "flow.h"
+#include "jsonw.h"
+#include "session.h"
+
+struct session_sink {
+	FILE *out;
+	int json;
+	int header_done;
+	uint64_t written;
+	struct jsonw jw;
+};
+
+void session_sink_init(struct session_sink *k, FILE *out, int json);
+void session_sink_write(struct session_sink *k, const struct flow *f, const struct session *s);
+void session_sink_free(struct session_sink *k);
+
+/* Appends the session record (an object) to w. */
+void session_record_json(struct jsonw *w, const struct flow *f, const struct session *s);
+
+#endif
