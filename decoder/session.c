@@ -7,6 +7,7 @@
 #include <string.h>
 
 struct session_engine {
+	enum session_ndpi_mode ndpi_mode;
 	struct classifier *classifier;
 	session_emit_fn emit;
 	void *emit_ctx;
@@ -18,13 +19,16 @@ static int is_smtp_port(uint16_t port)
 	return port == 25 || port == 587;
 }
 
-struct session_engine *session_engine_new(session_emit_fn emit, void *emit_ctx)
+struct session_engine *session_engine_new(enum session_ndpi_mode mode, session_emit_fn emit,
+					  void *emit_ctx)
 {
 	struct session_engine *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	e->classifier = classifier_new();
-	if (!e->classifier) {
+	e->ndpi_mode = mode;
+	if (mode != SESSION_NDPI_OFF)
+		e->classifier = classifier_new();
+	if (mode != SESSION_NDPI_OFF && !e->classifier) {
 		free(e);
 		return NULL;
 	}
@@ -69,11 +73,14 @@ static void start_tls(struct session *s, int dir)
 
 static void on_open(void *ctx, struct flow *f)
 {
-	(void)ctx;
+	struct session_engine *e = ctx;
 	struct session *s = calloc(1, sizeof(*s));
 	f->app = s;
 	if (!s)
 		return;
+	s->ndpi_wanted = e->ndpi_mode == SESSION_NDPI_ALL ||
+			 (e->ndpi_mode == SESSION_NDPI_AUTO && !is_smtp_port(f->key.port[1]) &&
+			  f->key.port[1] != 465);
 	if (is_smtp_port(f->key.port[1])) {
 		start_smtp(s, SESSION_BY_PORT);
 	} else if (f->key.port[1] == 465) {
@@ -89,7 +96,10 @@ static void on_packet(void *ctx, struct flow *f, int dir, const struct packet *p
 	struct session_engine *e = ctx;
 	struct session *s = f->app;
 	(void)dir;
-	if (!s || s->cls_res.done || !p->l3)
+	if (!s || !s->ndpi_wanted || s->cls_res.done || !p->l3)
+		return;
+	/* Bare ACKs tell nDPI nothing; the handshake and payload do. */
+	if (p->payload_len == 0 && !(p->tcp_flags & TCPF_SYN))
 		return;
 	classify_packet(e->classifier, &s->cls, p->l3, p->l3_len, p->ts_ns, &s->cls_res);
 }
@@ -114,6 +124,14 @@ static void on_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t
 	struct session *s = f->app;
 	if (!s || s->bypassed)
 		return;
+	if (!s->content_checked) {
+		s->content_checked = 1;
+		if (s->kind == SESSION_SMTP && !smtp_looks_like(dir, p, n)) {
+			/* A mail port carrying something else: let nDPI name it. */
+			s->content_not_smtp = 1;
+			s->ndpi_wanted |= e->ndpi_mode == SESSION_NDPI_AUTO;
+		}
+	}
 	if (s->kind == SESSION_UNDECIDED) {
 		if (smtp_looks_like(dir, p, n)) {
 			start_smtp(s, SESSION_BY_CONTENT);
@@ -158,7 +176,8 @@ static void on_close(void *ctx, struct flow *f)
 	struct session *s = f->app;
 	if (!s)
 		return;
-	classify_finish(e->classifier, &s->cls, &s->cls_res);
+	if (e->classifier)
+		classify_finish(e->classifier, &s->cls, &s->cls_res);
 	e->stats.sessions[s->kind]++;
 	if (e->emit)
 		e->emit(e->emit_ctx, f, s);

@@ -29,6 +29,14 @@ enum session_reason { /* why the flow was taken as SMTP */
 	SESSION_BY_CONTENT,
 };
 
+/* Which flows nDPI classifies. */
+enum session_ndpi_mode {
+	SESSION_NDPI_AUTO = 0, /* flows our own decoders cannot place: other ports, and
+				  mail ports whose first bytes are not SMTP */
+	SESSION_NDPI_ALL,      /* every flow (adds the clear-text credentials cross-check) */
+	SESSION_NDPI_OFF,
+};
+
 struct session {
 	enum session_kind kind;
 	enum session_reason reason;
@@ -37,6 +45,9 @@ struct session {
 	uint8_t tls_active[2];   /* this direction's bytes go to the TLS walker */
 	uint8_t bypassed;
 	uint8_t bypass_reason_tls; /* bypassed because the TLS handshake ended */
+	uint8_t ndpi_wanted;     /* feed nDPI this flow's packets */
+	uint8_t content_checked; /* first bytes compared with SMTP */
+	uint8_t content_not_smtp;/* on a mail port, but the bytes are not SMTP */
 	struct classify_state *cls;
 	struct classify_result cls_res;
 };
@@ -52,7 +63,8 @@ typedef void (*session_emit_fn)(void *ctx, const struct flow *f, const struct se
 struct session_engine;
 
 /* Returns NULL on failure. `emit` receives every finished flow's session. */
-struct session_engine *session_engine_new(session_emit_fn emit, void *emit_ctx);
+struct session_engine *session_engine_new(enum session_ndpi_mode mode, session_emit_fn emit,
+					  void *emit_ctx);
 void session_engine_free(struct session_engine *e);
 
 /* The flow_consumer that feeds this engine. */

@@ -63,7 +63,7 @@ struct smtp {
 	uint32_t reply_lines;        /* lines so far in the current multi-line reply */
 	uint8_t pending[SMTP_MAX_PENDING];
 	uint32_t pending_head, pending_count;
-	uint8_t line[2][SMTP_MAX_LINE];
+	uint8_t *line[2]; /* allocated when a line first spans two segments */
 };
 
 const char *smtp_anomaly_name(enum smtp_anomaly a)
@@ -81,6 +81,10 @@ struct smtp *smtp_new(void)
 
 void smtp_free(struct smtp *s)
 {
+	if (!s)
+		return;
+	free(s->line[0]);
+	free(s->line[1]);
 	free(s);
 }
 
@@ -204,11 +208,25 @@ static int path_domain(const uint8_t *p, size_t n, char *out, size_t cap)
 	return 1;
 }
 
+/* Case-insensitive verb lookup: one 32-bit compare per table entry for
+ * the four-letter verbs, STARTTLS by length. */
 static enum smtp_verb lookup_verb(const uint8_t *p, size_t n)
 {
+	if (n == 8)
+		return strncasecmp((const char *)p, "STARTTLS", 8) == 0 ? V_STARTTLS : V_UNKNOWN;
+	if (n != 4)
+		return V_UNKNOWN;
+	uint32_t key = 0;
+	for (int i = 0; i < 4; i++) {
+		uint8_t c = p[i];
+		if (c >= 'a' && c <= 'z')
+			c = (uint8_t)(c - 'a' + 'A');
+		key = key << 8 | c;
+	}
 	for (size_t i = 0; i < sizeof(verb_table) / sizeof(verb_table[0]); i++) {
-		size_t vl = strlen(verb_table[i].name);
-		if (n == vl && strncasecmp((const char *)p, verb_table[i].name, vl) == 0)
+		const char *v = verb_table[i].name;
+		if (v[4] == 0 && key == ((uint32_t)(uint8_t)v[0] << 24 | (uint32_t)(uint8_t)v[1] << 16 |
+					  (uint32_t)(uint8_t)v[2] << 8 | (uint8_t)v[3]))
 			return verb_table[i].verb;
 	}
 	return V_UNKNOWN;
@@ -459,6 +477,13 @@ static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 		return len;
 	}
 	uint32_t *ll = &s->line_len[dir];
+	if (!nl && !s->line[dir]) {
+		s->line[dir] = malloc(SMTP_MAX_LINE);
+		if (!s->line[dir]) { /* cannot buffer: resynchronise at the next line */
+			s->discard[dir] = 1;
+			return len;
+		}
+	}
 	if (!nl) {
 		size_t room = SMTP_MAX_LINE - *ll;
 		if (len > room) {

@@ -49,6 +49,10 @@ static void analyze_usage(FILE *out)
 		"OPTIONS\n"
 		"    --json               one JSON object per line instead of the table\n"
 		"    --flows              per-flow records (every TCP flow) instead of sessions\n"
+		"    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
+		"                         other ports, and mail ports carrying non-SMTP bytes),\n"
+		"                         all (every flow; adds nDPI's clear-text credentials\n"
+		"                         verdict beside ours), off\n"
 		"    -q, --quiet          no per-flow output, only the final counters\n"
 		"    --max-flows N        flows tracked at once (default %u); the oldest is evicted\n"
 		"    --reasm-memory SIZE  budget for out-of-order data of all flows, with k/M/G\n"
@@ -115,10 +119,11 @@ static void print_counters(const struct analyze *a, FILE *out)
 
 int cmd_analyze(int argc, char **argv)
 {
-	enum { OPT_JSON = 256, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY };
+	enum { OPT_JSON = 256, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY, OPT_NDPI };
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, OPT_JSON},
 		{"flows", no_argument, NULL, OPT_FLOWS},
+		{"ndpi", required_argument, NULL, OPT_NDPI},
 		{"quiet", no_argument, NULL, 'q'},
 		{"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
 		{"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
@@ -127,6 +132,7 @@ int cmd_analyze(int argc, char **argv)
 	};
 	struct flow_config cfg;
 	int json = 0, quiet = 0, flows = 0;
+	enum session_ndpi_mode ndpi = SESSION_NDPI_AUTO;
 	unsigned long long v;
 
 	flow_config_defaults(&cfg);
@@ -145,6 +151,19 @@ int cmd_analyze(int argc, char **argv)
 			break;
 		case OPT_FLOWS:
 			flows = 1;
+			break;
+		case OPT_NDPI:
+			if (!strcmp(optarg, "auto"))
+				ndpi = SESSION_NDPI_AUTO;
+			else if (!strcmp(optarg, "all"))
+				ndpi = SESSION_NDPI_ALL;
+			else if (!strcmp(optarg, "off"))
+				ndpi = SESSION_NDPI_OFF;
+			else {
+				fprintf(stderr, "mxwatch analyze: --ndpi: '%s' is not auto, all or off\n",
+					optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case OPT_MAX_FLOWS:
 			if (parse_size_option("--max-flows", optarg, &v) || v == 0 || v > (1u << 30)) {
@@ -185,7 +204,7 @@ int cmd_analyze(int argc, char **argv)
 		fprintf(stderr, "mxwatch analyze: cannot initialise OpenSSL\n");
 		return EXIT_USAGE;
 	}
-	a.sessions = session_engine_new(on_session, &a);
+	a.sessions = session_engine_new(ndpi, on_session, &a);
 	if (!a.sessions) {
 		fprintf(stderr, "mxwatch analyze: cannot initialise nDPI\n");
 		return EXIT_USAGE;

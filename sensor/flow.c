@@ -90,23 +90,25 @@ const struct reasm_budget *flow_table_budget(const struct flow_table *t)
 	return &t->budget;
 }
 
-/* Endpoint order independent of direction, so both directions hash alike. */
+/* Endpoint order independent of direction, so both directions hash alike.
+ * Only the address bytes of the family are hashed: 13 bytes for IPv4. */
 static uint64_t tuple_hash(const uint8_t key[16], uint8_t family, const uint8_t *a, uint16_t ap,
 			   const uint8_t *b, uint16_t bp)
 {
 	uint8_t buf[1 + 2 * 18];
-	uint8_t ea[18], eb[18];
-	memcpy(ea, a, 16);
-	ea[16] = (uint8_t)(ap >> 8);
-	ea[17] = (uint8_t)ap;
-	memcpy(eb, b, 16);
-	eb[16] = (uint8_t)(bp >> 8);
-	eb[17] = (uint8_t)bp;
-	int lo_first = memcmp(ea, eb, 18) <= 0;
+	size_t alen = family == 4 ? 4 : 16;
+	int c = memcmp(a, b, alen);
+	int a_first = c < 0 || (c == 0 && ap <= bp);
+	const uint8_t *lo = a_first ? a : b, *hi = a_first ? b : a;
+	uint16_t lop = a_first ? ap : bp, hip = a_first ? bp : ap;
 	buf[0] = family;
-	memcpy(buf + 1, lo_first ? ea : eb, 18);
-	memcpy(buf + 19, lo_first ? eb : ea, 18);
-	return siphash24(key, buf, sizeof(buf));
+	memcpy(buf + 1, lo, alen);
+	buf[1 + alen] = (uint8_t)(lop >> 8);
+	buf[2 + alen] = (uint8_t)lop;
+	memcpy(buf + 3 + alen, hi, alen);
+	buf[3 + 2 * alen] = (uint8_t)(hip >> 8);
+	buf[4 + 2 * alen] = (uint8_t)hip;
+	return siphash24(key, buf, 5 + 2 * alen);
 }
 
 static void age_unlink(struct flow_table *t, struct flow *f)
@@ -240,7 +242,10 @@ static void make_id(struct flow *f)
 	for (int i = 0; i < 8; i++)
 		buf[sizeof(f->key) + i] = (uint8_t)(f->ts_first >> (8 * i));
 	uint64_t h = siphash24(id_key, buf, sizeof(buf));
-	snprintf(f->id, sizeof(f->id), "%016llx", (unsigned long long)h);
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++)
+		f->id[i] = digits[(h >> (60 - 4 * i)) & 15];
+	f->id[16] = 0;
 }
 
 static struct flow *flow_create(struct flow_table *t, const struct packet *p, uint64_t hash)

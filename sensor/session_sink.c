@@ -302,15 +302,25 @@ void session_record_json(struct jsonw *w, const struct flow *f, const struct ses
 	jw_str(w, kind_name(s->kind));
 	jw_key(w, "detected_by");
 	jw_str(w, s->reason == SESSION_BY_PORT ? "port" : s->reason == SESSION_BY_CONTENT ? "content" : "none");
+	jw_key(w, "content_is_smtp");
+	jw_bool(w, s->kind == SESSION_SMTP && !s->content_not_smtp);
 	jw_key(w, "ndpi");
-	jw_obj_begin(w);
-	jw_key(w, "protocol");
-	jw_str(w, s->cls_res.done ? s->cls_res.name : "Unknown");
-	jw_key(w, "smtp");
-	jw_bool(w, s->cls_res.smtp);
-	jw_key(w, "cleartext_credentials");
-	jw_bool(w, s->cls_res.cleartext_credentials);
-	jw_obj_end(w);
+	if (s->cls_res.done) {
+		jw_obj_begin(w);
+		jw_key(w, "protocol");
+		jw_str(w, s->cls_res.name);
+		jw_key(w, "smtp");
+		jw_bool(w, s->cls_res.smtp);
+		jw_key(w, "cleartext_credentials");
+		jw_bool(w, s->cls_res.cleartext_credentials);
+		/* nDPI's verdict next to ours: disagreement is worth a look. */
+		jw_key(w, "credentials_agree");
+		jw_bool(w, !s->smtp || s->cls_res.cleartext_credentials ==
+					       smtp_facts(s->smtp)->auth_before_tls);
+		jw_obj_end(w);
+	} else {
+		jw_null(w); /* not classified (see --ndpi) */
+	}
 	jw_key(w, "smtp");
 	if (s->smtp)
 		smtp_json(w, smtp_facts(s->smtp), s->tls != NULL && s->tls_active[0]);

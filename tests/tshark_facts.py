@@ -28,8 +28,8 @@ Pass 1, `-T fields` over every TCP frame: frame.number, frame.time_epoch,
      first client payload starts with EHLO/HELO, but which tshark did not
      dissect as smtp (e.g. port 2525), gets `-d tcp.port==<server port>,smtp`
      for pass 2.
-  -> which streams are sessions: every stream with "smtp" in frame.protocols
-     (after decode-as); plus streams to server port 465 (implicit TLS, RFC 8314)
+  -> which streams are sessions: every stream in which pass 2 shows an SMTP
+     command line or reply (after decode-as); plus streams to server port 465 (implicit TLS, RFC 8314)
      that carry TLS: those are marked "_optional" (mxwatch may or may not report
      them) and have no "smtp" facts.
 
@@ -47,8 +47,8 @@ Pass 2, `-T pdml` (XML, parsed with xml.etree) of frames matching "smtp || tls",
     keeps its command waiting for the next reply (AUTH exchange, DATA body).
     greeting_host     first word of the first rsp.parameter of the first server
                       reply, when it arrives before any client command
-    helo_name, ehlo   the last HELO/EHLO command line that got a 2xx reply (else
-                      the last one sent); ehlo = verb is EHLO
+    helo_name, ehlo   the last HELO/EHLO of the cleartext dialogue that got a
+                      2xx reply (else the last one sent); ehlo = verb is EHLO
     starttls.offered  a rsp.parameter whose first word is STARTTLS in the 2xx
                       reply to the last accepted cleartext EHLO; null when no
                       EHLO reply was seen (HELO sessions: nothing was offered or
@@ -63,11 +63,16 @@ Pass 2, `-T pdml` (XML, parsed with xml.etree) of frames matching "smtp || tls",
                       for <> or when there is none
     rcpt_domains      sorted unique lowercase domains of cleartext RCPT TO
     plaintext_transaction  a MAIL FROM command line in cleartext
-    "Cleartext" = whatever tshark dissects as SMTP: after "220" to STARTTLS
-    tshark hands the stream to TLS, so the encrypted dialogue never shows up.
-    This is deliberately literal: a MAIL FROM pipelined right behind STARTTLS
-    (command injection) or sent after a failed TLS handshake *was* sent in
-    cleartext and counts (see "_notes" in those sessions).
+    The cleartext dialogue = command lines tshark dissects as SMTP (after "220"
+    to STARTTLS tshark hands the stream to TLS, so the encrypted dialogue never
+    shows up), up to and including the first STARTTLS the server accepted (220,
+    or no reply seen but TLS records follow).  Cleartext lines after that
+    STARTTLS are not part of it: lines pipelined behind it (command injection,
+    smtp-injection.pcap) or sent after a failed handshake (the client of
+    smtp-tls-failed-fallback.pcap sends MAIL FROM in clear after the alert, and
+    the server resets) are listed in "_notes" instead.  A refused STARTTLS
+    (454) does not end the dialogue.  With only the client direction captured
+    the rule still works (no replies needed before the cut).
   TLS (proto "tls": tls.record > tls.handshake):
     tls is null when the stream carries no TLS record at all.
     sni        tls.handshake.extensions_server_name of the ClientHello (type 1)
@@ -153,9 +158,8 @@ KNOWN_EXTENSIONS = {
     "MT-PRIORITY", "RRVS", "REQUIRETLS", "LIMITS", "VRFY", "UTF8SMTP", "XCLIENT",
     "XFORWARD", "XEXCH50", "X-EXPS", "XUSR", "X-LINK2STATE", "XADR", "XSTA",
     "XCIR", "XGEN", "X-ANONYMOUSTLS", "XRDST", "XSHADOW", "XSHADOWREQUEST",
-    "XOORG", "CLIENTID", "DELIVERBY", "RSET", "NOOP", "SMTPUTF8", "ENHANCEDSTATUSCODES",
-    "XVERP", "XQUE", "XDFN", "X-TURNME", "X-RCPTLIMIT", "X-ADAT", "X-DRCP",
-    "X-ERCP", "XTRN", "XLOOP", "XAUTH", "XONEX", "X-LOCAL", "UNDEFINED",
+    "XOORG", "CLIENTID", "XVERP", "XQUE", "XDFN", "X-TURNME", "X-RCPTLIMIT",
+    "X-ADAT", "X-DRCP", "X-ERCP", "XTRN", "XLOOP", "XAUTH", "XONEX", "X-LOCAL",
 }
 
 
@@ -274,24 +278,27 @@ def tcp_streams(cap):
         "-Y", "tcp && !icmp && !icmpv6", "-T", "fields", "-E", "separator=/t",
         "-E", "occurrence=l", "-E", "header=n"]
     for f in ("frame.number", "frame.time_epoch", "tcp.stream", "ip.src", "ipv6.src",
-              "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack", "tcp.len",
-              "frame.protocols", "tcp.payload"):
+              "ip.dst", "ipv6.dst", "tcp.srcport", "tcp.dstport", "tcp.flags.syn",
+              "tcp.flags.ack", "tcp.len", "frame.protocols", "tcp.payload"):
         args += ["-e", f]
     p = run(args, text=True)
+    msg = "\n".join(l for l in p.stderr.splitlines()
+                    if l.strip() and not l.startswith("Running as user"))
     if p.returncode != 0:
         if not p.stdout:
-            raise CaptureError("tshark failed on %s: %s" % (cap, p.stderr.strip()))
-        warn("%s: tshark exit %d (%s); using what it read"
-             % (cap, p.returncode, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""))
+            raise CaptureError("tshark failed on %s: %s" % (cap, msg))
+        warn("%s: tshark exit %d (%s); using what it read" % (cap, p.returncode, msg))
     streams = {}
     frame_dir = {}
     for line in p.stdout.splitlines():
         cols = line.split("\t")
-        if len(cols) < 12 or not cols[2]:
+        if len(cols) < 14 or not cols[2]:
             continue
-        num, ts, sid, ip4, ip6, sport, dport, syn, ack, tlen, protos, payload = cols[:12]
+        (num, ts, sid, ip4, ip6, dip4, dip6, sport, dport, syn, ack, tlen, protos,
+         payload) = cols[:14]
         sid = int(sid)
         src = (str(ipaddress.ip_address(ip4 or ip6)), int(sport))
+        dst = (str(ipaddress.ip_address(dip4 or dip6)), int(dport))
         st = streams.get(sid)
         if st is None:
             st = streams[sid] = Stream(sid)
@@ -300,10 +307,12 @@ def tcp_streams(cap):
         if st.first_ts is None:
             st.first_ts = ts
         st.last_ts = ts
-        if src not in st.endpoints:
-            st.endpoints.append(src)
-        if syn in ("1", "True") and ack in ("0", "False") and st.syn_from is None:
-            st.syn_from = src
+        for ep in (src, dst):
+            if ep not in st.endpoints:
+                st.endpoints.append(ep)
+        if syn in ("1", "True") and st.syn_from is None:
+            # SYN comes from the client, SYN+ACK from the server
+            st.syn_from = src if ack in ("0", "False") else dst
         if tlen and int(tlen) > 0 and src not in st.first_payload and payload:
             st.first_payload[src] = bytes.fromhex(payload[:64].replace(":", ""))
             if st.first_payload_from is None:
@@ -315,13 +324,10 @@ def tcp_streams(cap):
         else:
             greeter = [e for e in st.endpoints
                        if st.first_payload.get(e, b"")[:3] == b"220"]
-            if greeter:
+            if greeter and len(st.endpoints) == 2:
                 st.client = next((e for e in st.endpoints if e != greeter[0]), None)
-            elif len(st.endpoints) == 2:
-                st.client = max(st.endpoints, key=lambda e: e[1])
             else:
-                st.client = st.endpoints[0]
-        # None when only one direction was captured
+                st.client = max(st.endpoints, key=lambda e: e[1])
         st.server = next((e for e in st.endpoints if e != st.client), None)
     return streams, frame_dir
 
@@ -346,7 +352,8 @@ def pdml_packets(cap, decode_ports):
         out.seek(0)
         if rc != 0:
             err.seek(0)
-            msg = err.read().decode("utf-8", "replace").strip()
+            msg = "\n".join(l for l in err.read().decode("utf-8", "replace").splitlines()
+                            if l.strip() and not l.startswith("Running as user"))
             warn("%s: tshark (pdml) exit %d: %s" % (cap, rc, msg.splitlines()[-1] if msg else ""))
         try:
             for _event, elem in ET.iterparse(out, events=("end",)):
@@ -514,49 +521,22 @@ def openssl_date(s):
 
 def smtp_facts(events, notes):
     """events: list of (dir, event) with dir "c"/"s" in wire order."""
+    # pass 1: commands (in order) paired with the code of their reply
     greeting_host = None
     seen_any = False
     pending = collections.deque()
-    helos = []              # [verb, arg, accepted]
-    ehlo_caps = None        # capability words of the last accepted EHLO reply
-    requested = False
-    reply_code = None
-    starttls_sent = False
-    starttls_answered = False
-    after_starttls = []
-    auth = False
-    mail_domains = []
-    mail_seen = False
-    rcpts = set()
-    for d, ev in events:
+    cmds = []               # dicts: verb, arg, line, code, params, pos
+    for pos, (d, ev) in enumerate(events):
         if ev[0] == "cmd":
-            line = ev[1]
             seen_any = True
-            parts = line.strip().split(None, 1)
-            verb = parts[0].upper() if parts else ""
-            arg = parts[1].strip() if len(parts) > 1 else ""
-            entry = [verb, arg, None]
-            pending.append(entry)
-            if starttls_sent and not starttls_answered:
-                after_starttls.append(line)
-            if verb in ("HELO", "EHLO"):
-                helos.append(entry)
-            elif verb == "STARTTLS":
-                requested = True
-                starttls_sent = True
-            elif verb == "AUTH":
-                auth = True
-            elif verb == "MAIL":
-                m = re.match(r"^FROM\s*:\s*(.*)$", arg, re.I)
-                mail_seen = True
-                mail_domains.append(addr_domain(m.group(1)) if m else None)
-            elif verb == "RCPT":
-                m = re.match(r"^TO\s*:\s*(.*)$", arg, re.I)
-                dom = addr_domain(m.group(1)) if m else None
-                if dom:
-                    rcpts.add(dom)
+            parts = ev[1].strip().split(None, 1)
+            c = {"verb": parts[0].upper() if parts else "",
+                 "arg": parts[1].strip() if len(parts) > 1 else "",
+                 "line": ev[1], "code": None, "params": [], "pos": pos}
+            cmds.append(c)
+            pending.append(c)
         elif ev[0] == "rsp":
-            _, code, params, first = ev
+            _, code, params, _first = ev
             if not seen_any:
                 seen_any = True
                 if params:
@@ -565,21 +545,58 @@ def smtp_facts(events, notes):
                 continue
             if not pending:
                 continue
-            cmd = pending.popleft()
-            if code in (334, 354):
-                pending.appendleft(cmd)
+            c = pending.popleft()
+            if code in (334, 354):      # AUTH exchange / DATA body: one more reply
+                pending.appendleft(c)
                 continue
-            cmd[2] = code
-            ok = code is not None and 200 <= code < 300
-            if cmd[0] == "EHLO" and ok:
-                ehlo_caps = [p.split()[0] for p in params[1:] if p.split()]
-            if cmd[0] == "STARTTLS" and reply_code is None:
-                reply_code = code
-                starttls_answered = True
-    if after_starttls and reply_code == 220:
-        notes.append("cleartext after STARTTLS, before its reply (injection): "
-                     + " | ".join(after_starttls))
-    accepted = [h for h in helos if h[2] is not None and 200 <= h[2] < 300]
+            c["code"] = code
+            c["params"] = params
+    # the cleartext dialogue ends at the first STARTTLS the server accepted
+    # (220, or no reply seen but TLS records follow)
+    tls_pos = [pos for pos, (_, ev) in enumerate(events) if ev[0] == "tls"]
+    cut = None
+    for c in cmds:
+        if c["verb"] == "STARTTLS" and (
+                c["code"] == 220
+                or (c["code"] is None and any(p > c["pos"] for p in tls_pos))):
+            cut = c
+            break
+    dialogue = [c for c in cmds if cut is None or c["pos"] <= cut["pos"]]
+    if cut is not None:
+        later = [c for c in cmds if c["pos"] > cut["pos"]]
+        first_tls = min([p for p in tls_pos if p > cut["pos"]], default=None)
+        injected = [c["line"] for c in later if first_tls is None or c["pos"] < first_tls]
+        after = [c["line"] for c in later if first_tls is not None and c["pos"] > first_tls]
+        if injected:
+            notes.append("cleartext pipelined behind the accepted STARTTLS (injection),"
+                         " not part of the dialogue: " + " | ".join(injected))
+        if after:
+            notes.append("cleartext commands after the TLS attempt, not part of the"
+                         " dialogue: " + " | ".join(after))
+    requested = any(c["verb"] == "STARTTLS" for c in dialogue)
+    reply_code = next((c["code"] for c in dialogue if c["verb"] == "STARTTLS"), None)
+    if cut is not None:
+        reply_code = cut["code"]
+    helos = [c for c in dialogue if c["verb"] in ("HELO", "EHLO")]
+    ehlos_ok = [c for c in helos if c["verb"] == "EHLO" and c["code"] is not None
+                and 200 <= c["code"] < 300]
+    ehlo_caps = None
+    if ehlos_ok:
+        ehlo_caps = [p.split()[0] for p in ehlos_ok[-1]["params"][1:] if p.split()]
+    auth = any(c["verb"] == "AUTH" for c in dialogue)
+    mail_domains = []
+    rcpts = set()
+    for c in dialogue:
+        if c["verb"] == "MAIL":
+            m = re.match(r"^FROM\s*:\s*(.*)$", c["arg"], re.I)
+            mail_domains.append(addr_domain(m.group(1)) if m else None)
+        elif c["verb"] == "RCPT":
+            m = re.match(r"^TO\s*:\s*(.*)$", c["arg"], re.I)
+            dom = addr_domain(m.group(1)) if m else None
+            if dom:
+                rcpts.add(dom)
+    mail_seen = bool(mail_domains)
+    accepted = [h for h in helos if h["code"] is not None and 200 <= h["code"] < 300]
     helo = accepted[-1] if accepted else (helos[-1] if helos else None)
     offered = None
     mangled = None
@@ -593,8 +610,8 @@ def smtp_facts(events, notes):
                     break
     return {
         "greeting_host": greeting_host,
-        "helo_name": (helo[1] or None) if helo else None,
-        "ehlo": (helo[0] == "EHLO") if helo else None,
+        "helo_name": (helo["arg"] or None) if helo else None,
+        "ehlo": (helo["verb"] == "EHLO") if helo else None,
         "starttls": {"offered": offered, "mangled_token": mangled,
                      "requested": requested, "reply_code": reply_code},
         "auth_before_tls": auth,
@@ -735,14 +752,6 @@ def capture_facts(cap):
         else:
             s["smtp"] = smtp_facts(per_stream[sid], notes)
         s["tls"] = tls_facts(per_stream[sid], notes)
-        evs = per_stream[sid]
-        first_tls = next((i for i, (_, ev) in enumerate(evs) if ev[0] == "tls"), None)
-        if first_tls is not None:
-            late = [ev[1] for _, ev in evs[first_tls:] if ev[0] == "cmd"]
-            if late:
-                notes.append("cleartext SMTP commands after the TLS attempt: " + " | ".join(late))
-        if s["server"] is None:
-            notes.append("one direction only: server endpoint unknown")
         if st.server and st.server[1] in decode:
             notes.append("tshark decode-as tcp.port==%d,smtp" % st.server[1])
         s["_tcp_stream"] = sid
@@ -1007,8 +1016,8 @@ def check_capture(mxwatch, cap):
             lines.append("%s %s %s: expected %s, got %s" % (name, label(e), field, show(x), show(y)))
     for key, rest in pool.items():
         for g in rest:
-            lines.append("%s %s: unexpected session in mxwatch output (tshark sees no SMTP"
-                         " session there)" % (name, label(g)))
+            lines.append("%s %s: unexpected session in mxwatch output (no SMTP session"
+                         " there in the expected facts)" % (name, label(g)))
     return lines
 
 
