@@ -25,7 +25,7 @@ LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c senso
              decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c
 MAIN_SRC  := sensor/main.c sensor/analyze.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
-UNIT_TESTS := test_packet test_reasm test_flow test_jsonw
+UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)

@@ -9,6 +9,7 @@
 struct session_engine {
 	enum session_ndpi_mode ndpi_mode;
 	struct classifier *classifier;
+	int classifier_failed;
 	session_emit_fn emit;
 	void *emit_ctx;
 	struct session_stats stats;
@@ -26,12 +27,6 @@ struct session_engine *session_engine_new(enum session_ndpi_mode mode, session_e
 	if (!e)
 		return NULL;
 	e->ndpi_mode = mode;
-	if (mode != SESSION_NDPI_OFF)
-		e->classifier = classifier_new();
-	if (mode != SESSION_NDPI_OFF && !e->classifier) {
-		free(e);
-		return NULL;
-	}
 	e->emit = emit;
 	e->emit_ctx = emit_ctx;
 	return e;
@@ -97,6 +92,14 @@ static void on_packet(void *ctx, struct flow *f, int dir, const struct packet *p
 	struct session *s = f->app;
 	(void)dir;
 	if (!s || !s->ndpi_wanted || s->cls_res.done || !p->l3)
+		return;
+	/* nDPI's set-up costs tens of milliseconds: pay it only when a flow
+	 * needs it. Failure leaves flows unclassified, not the sensor down. */
+	if (!e->classifier && !e->classifier_failed) {
+		e->classifier = classifier_new();
+		e->classifier_failed = e->classifier == NULL;
+	}
+	if (!e->classifier)
 		return;
 	/* Bare ACKs tell nDPI nothing; the handshake and payload do. */
 	if (p->payload_len == 0 && !(p->tcp_flags & TCPF_SYN))

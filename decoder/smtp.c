@@ -61,6 +61,7 @@ struct smtp {
 	uint64_t bdat_left;
 	uint32_t line_len[2];
 	uint32_t reply_lines;        /* lines so far in the current multi-line reply */
+	char reply_first_word[SMTP_MAX_NAME]; /* of the reply's first line: the greeting host */
 	uint8_t pending[SMTP_MAX_PENDING];
 	uint32_t pending_head, pending_count;
 	uint8_t *line[2]; /* allocated when a line first spans two segments */
@@ -373,18 +374,21 @@ static void ehlo_capability(struct smtp *s, const uint8_t *text, size_t n)
 static void server_final_reply(struct smtp *s, int code, const uint8_t *text, size_t n)
 {
 	s->f.replies++;
+	(void)text;
+	(void)n;
 	if (!s->greeting_done && !s->pending_count) {
 		s->greeting_done = 1;
 		s->f.greeting_code = code;
-		size_t pos = 0, wl = next_word(text, n, &pos);
-		copy_token(s->f.greeting_host, sizeof(s->f.greeting_host), text + pos, wl);
+		memcpy(s->f.greeting_host, s->reply_first_word, sizeof(s->f.greeting_host));
 		return;
 	}
 	s->greeting_done = 1;
 	switch (pending_pop(s)) {
 	case V_EHLO:
-	case V_HELO:
-		s->f.ehlo_reply_seen = 1;
+		/* Only an accepted EHLO lists extensions; after a refusal or a
+		 * HELO, whether STARTTLS is offered is not on the wire. */
+		if (code / 100 == 2)
+			s->f.ehlo_reply_seen = 1;
 		break;
 	case V_STARTTLS:
 		s->f.starttls_reply = code;
@@ -434,13 +438,15 @@ static void server_line(struct smtp *s, const uint8_t *line, size_t n)
 	size_t tn = n > 3 ? n - 4 : 0;
 	enum smtp_verb v = pending_peek(s);
 
+	if (s->reply_lines == 0) {
+		size_t pos = 0, wl = next_word(text, tn, &pos);
+		copy_token(s->reply_first_word, sizeof(s->reply_first_word), text + pos, wl);
+	}
 	if (v == V_EHLO && code == 250) {
-		if (s->reply_lines == 0) {
-			size_t pos = 0, wl = next_word(text, tn, &pos);
-			copy_token(s->f.ehlo_host, sizeof(s->f.ehlo_host), text + pos, wl);
-		} else {
+		if (s->reply_lines == 0)
+			memcpy(s->f.ehlo_host, s->reply_first_word, sizeof(s->f.ehlo_host));
+		else
 			ehlo_capability(s, text, tn);
-		}
 	}
 	if (more) {
 		s->reply_lines++;

@@ -42,6 +42,7 @@ struct tls_dir {
 	uint8_t stopped;       /* framing lost or not TLS: ignore the rest */
 	uint8_t hs_stopped;    /* handshake parsing given up for this direction */
 	uint32_t encrypted_records;
+	uint32_t records;      /* record headers accepted */
 	uint8_t *hs;
 	uint32_t hs_len, hs_cap;
 };
@@ -324,7 +325,7 @@ static void record_start(struct tls *t, int dir)
 	uint16_t ver = rd_be16(d->hdr + 1);
 	uint16_t len = rd_be16(d->hdr + 3);
 	if (type < CT_CCS || type > CT_HEARTBEAT || (ver >> 8) != 3) {
-		anomaly(t, t->f.record_bytes[dir] ? TLS_AN_BAD_RECORD : TLS_AN_NOT_TLS, dir);
+		anomaly(t, d->records ? TLS_AN_BAD_RECORD : TLS_AN_NOT_TLS, dir);
 		d->stopped = 1;
 		return;
 	}
@@ -333,6 +334,7 @@ static void record_start(struct tls *t, int dir)
 		d->stopped = 1;
 		return;
 	}
+	d->records++;
 	d->rec_type = type;
 	d->rec_left = len;
 	d->alert_len = 0;

@@ -19,16 +19,10 @@ static uint64_t file_size(const char *path)
 	return (uint64_t)st.st_size;
 }
 
-int capture_read_file(const char *path, capture_packet_fn fn, void *ctx,
-		      capture_progress_fn progress, void *progress_ctx,
-		      struct capture_counters *counters, char *err, size_t errlen)
+static int read_all(pcap_t *p, const char *path, uint64_t total, capture_packet_fn fn, void *ctx,
+		    capture_progress_fn progress, void *progress_ctx,
+		    struct capture_counters *counters, char *err, size_t errlen)
 {
-	char perr[PCAP_ERRBUF_SIZE] = "";
-	pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, perr);
-	if (!p) {
-		snprintf(err, errlen, "%s: cannot read capture: %s", path, perr);
-		return -1;
-	}
 	int linktype = pcap_datalink(p);
 	if (!packet_linktype_supported(linktype)) {
 		const char *name = pcap_datalink_val_to_name(linktype);
@@ -37,7 +31,6 @@ int capture_read_file(const char *path, capture_packet_fn fn, void *ctx,
 		pcap_close(p);
 		return -1;
 	}
-	uint64_t total = file_size(path);
 	FILE *fp = pcap_file(p);
 	struct pcap_pkthdr *h;
 	const u_char *data;
@@ -76,4 +69,31 @@ int capture_read_file(const char *path, capture_packet_fn fn, void *ctx,
 		progress(progress_ctx, total, total);
 	pcap_close(p);
 	return rc;
+}
+
+int capture_read_file(const char *path, capture_packet_fn fn, void *ctx,
+		      capture_progress_fn progress, void *progress_ctx,
+		      struct capture_counters *counters, char *err, size_t errlen)
+{
+	char perr[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, perr);
+	if (!p) {
+		snprintf(err, errlen, "%s: cannot read capture: %s", path, perr);
+		return -1;
+	}
+	return read_all(p, path, file_size(path), fn, ctx, progress, progress_ctx, counters, err,
+			errlen);
+}
+
+int capture_read_stream(FILE *fp, const char *name, capture_packet_fn fn, void *ctx,
+			struct capture_counters *counters, char *err, size_t errlen)
+{
+	char perr[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, perr);
+	if (!p) {
+		fclose(fp);
+		snprintf(err, errlen, "%s: cannot read capture: %s", name, perr);
+		return -1;
+	}
+	return read_all(p, name, 0, fn, ctx, NULL, NULL, counters, err, errlen);
 }

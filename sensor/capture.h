@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "packet.h"
 
@@ -27,5 +28,10 @@ typedef void (*capture_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 int capture_read_file(const char *path, capture_packet_fn fn, void *ctx,
 		      capture_progress_fn progress, void *progress_ctx,
 		      struct capture_counters *counters, char *err, size_t errlen);
+
+/* The same from an open stream (e.g. fmemopen in tests); `name` is used in
+ * messages. The stream is closed. */
+int capture_read_stream(FILE *fp, const char *name, capture_packet_fn fn, void *ctx,
+			struct capture_counters *counters, char *err, size_t errlen);
 
 #endif

@@ -216,7 +216,9 @@ static void tls_json(struct jsonw *w, const struct tls_facts *t)
 	} else {
 		jw_null(w);
 	}
-	int observable = t->server_hello && t->version < 0x0304 && t->certificate_seen;
+	/* Up to TLS 1.2 the server's flight is in the clear: a chain it sent
+	 * was seen, and an empty list means it sent none (anonymous suites). */
+	int observable = t->server_hello && t->version < 0x0304;
 	jw_key(w, "certs_observable");
 	jw_bool(w, observable);
 	jw_key(w, "certs_unobservable_reason");
@@ -227,7 +229,9 @@ static void tls_json(struct jsonw *w, const struct tls_facts *t)
 	else if (!t->server_hello)
 		jw_str(w, "no-server-hello");
 	else
-		jw_str(w, "not-sent");
+		jw_str(w, "unknown");
+	jw_key(w, "certificate_message");
+	jw_bool(w, t->certificate_seen);
 	jw_key(w, "certs");
 	certs_json(w, t);
 	jw_obj_end(w);

@@ -30,7 +30,8 @@ done
 
 captures=$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
 shared=$(ls ../shared/pcaps/*.pcap ../shared/pcaps/*.pcapng 2>/dev/null || true)
-suite "captures vs tshark" python3 tests/check_captures.py ./mxwatch $captures $shared
+suite "flow bytes vs tshark" python3 tests/check_captures.py ./mxwatch $captures $shared
+suite "session records vs golden (tshark/openssl)" python3 tests/tshark_facts.py check ./mxwatch $captures $shared
 suite "hostile input (asan+ubsan)" python3 tests/robustness.py build/mxwatch-san $captures $shared
 
 echo
