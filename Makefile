@@ -58,6 +58,13 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) $(SAN_FLAGS) $(INC) $(PKG_CFLAGS) -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
+$(BUILD)/timing/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) -DMXW_STAGE_TIMING $(CFLAGS) $(INC) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/mxwatch-timing: $(LIB_SRC:%.c=$(BUILD)/timing/%.o) $(MAIN_SRC:%.c=$(BUILD)/timing/%.o)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/bare-pcap-loop: tests/bench/bare_pcap_loop.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -O2 -o $@ $< $(PKG_LIBS)
@@ -71,9 +78,15 @@ deps:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+CAPTURES = $$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
+
 run: deps
 	@$(MAKE) --no-print-directory mxwatch
-	./mxwatch analyze $$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
+	@echo "== TCP flows of the bundled captures (mxwatch analyze --flows)"
+	@./mxwatch analyze --flows $(CAPTURES) 2>/dev/null
+	@echo
+	@echo "== SMTP sessions (mxwatch analyze)"
+	./mxwatch analyze $(CAPTURES)
 
 test: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/mxwatch-san \
@@ -81,7 +94,7 @@ test: deps
 	@bash tests/run-all.sh $(UNIT_TESTS)
 
 bench: deps
-	@$(MAKE) --no-print-directory mxwatch $(BUILD)/bare-pcap-loop
+	@$(MAKE) --no-print-directory mxwatch $(BUILD)/bare-pcap-loop $(BUILD)/mxwatch-timing
 	@bash tests/bench/run.sh
 
 clean:

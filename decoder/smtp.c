@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "stagetime.h"
+
 enum smtp_mode {
 	M_LINES = 0,      /* client: commands; server: replies */
 	M_AUTH,           /* client: SASL responses after a 334 */
@@ -589,15 +591,21 @@ size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 		switch (s->mode[dir]) {
 		case M_TLS:
 			return off;
-		case M_DATA:
-			off += body_skip(s, p + off, n - off);
+		case M_DATA: {
+			STAGE_BEGIN(t0);
+			size_t used = body_skip(s, p + off, n - off);
+			off += used;
+			STAGE_END(STAGE_BODY, t0, used);
 			break;
+		}
 		case M_BDAT: {
+			STAGE_BEGIN(t0);
 			uint64_t take = s->bdat_left < n - off ? s->bdat_left : n - off;
 			off += (size_t)take;
 			s->bdat_left -= take;
 			if (!s->bdat_left)
 				s->mode[0] = M_LINES;
+			STAGE_END(STAGE_BODY, t0, take);
 			break;
 		}
 		case M_STARTTLS_WAIT: {

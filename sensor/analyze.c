@@ -17,6 +17,7 @@
 #include "limits.h"
 #include "session.h"
 #include "session_sink.h"
+#include "stagetime.h"
 #include "x509.h"
 
 struct analyze {
@@ -98,8 +99,8 @@ static void print_counters(const struct analyze *a, FILE *out)
 	fprintf(out, "\n");
 	fprintf(out, "tcp packets %" PRIu64 ", stray (no flow) %" PRIu64 ", udp packets %" PRIu64 "\n",
 		s->packets_tcp, s->packets_ignored, a->udp_packets);
-	fprintf(out, "flows %" PRIu64 " (peak %" PRIu64 " at once), ended:", s->flows_created,
-		s->flows_peak);
+	fprintf(out, "flows %" PRIu64 " (peak %" PRIu64 " at once, %" PRIu64
+		" time jumps back), ended:", s->flows_created, s->flows_peak, s->clock_jumps);
 	for (int e = 1; e < FLOW_END_COUNT; e++)
 		if (s->ended[e])
 			fprintf(out, " %s=%" PRIu64, flow_end_name((enum flow_end)e), s->ended[e]);
@@ -216,6 +217,9 @@ int cmd_analyze(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	int status = EXIT_CLEAN;
+#ifdef MXW_STAGE_TIMING
+	uint64_t run_start = stage_now();
+#endif
 	for (int i = optind; i < argc; i++) {
 		char err[512];
 		if (capture_read_file(argv[i], on_packet, &a, NULL, NULL, &a.counters, err,
@@ -227,6 +231,16 @@ int cmd_analyze(int argc, char **argv)
 	flow_table_flush(a.flows);
 	fflush(stdout);
 	print_counters(&a, stderr);
+#ifdef MXW_STAGE_TIMING
+	uint64_t run_ns = stage_now() - run_start;
+	static const char *const names[STAGE_COUNT] = {"message bodies", "after tls handshake"};
+	for (int st = 0; st < STAGE_COUNT; st++)
+		fprintf(stderr, "stage %s: %.2f%% of the run, %" PRIu64 " bytes, %" PRIu64
+				" calls\n",
+			names[st],
+			run_ns ? 100.0 * (double)stage_times.ns[st] / (double)run_ns : 0.0,
+			stage_times.bytes[st], stage_times.calls[st]);
+#endif
 	flow_table_free(a.flows);
 	session_engine_free(a.sessions);
 	session_sink_free(&a.session_out);

@@ -1,6 +1,7 @@
 /*
- * flow.c - flow table: keyed hash buckets plus an age-ordered list, so
- * lookup, ageing and eviction of the oldest are all O(1) per packet.
+ * flow.c - flow table: keyed hash buckets plus one age-ordered list per
+ * flow state (each state has its own timeout), so lookup, ageing and
+ * eviction of the oldest are all O(1) per packet.
  */
 #include "flow.h"
 
@@ -13,16 +14,24 @@
 
 #include "limits.h"
 #include "siphash.h"
+#include "stagetime.h"
+
+#ifdef MXW_STAGE_TIMING
+struct stage_times stage_times;
+#endif
 
 #define NS_PER_SEC 1000000000ull
 #define EVICT_FOR_MEMORY_TRIES 8
+#define FLOW_CLOCK_JUMP_NS (2 * NS_PER_SEC) /* under the shortest timeout */
 
 struct flow_table {
 	struct flow_config cfg;
 	struct flow_consumer consumer;
 	struct flow **buckets;
 	uint64_t mask;
-	struct flow *oldest, *newest;
+	struct age_list {
+		struct flow *oldest, *newest;
+	} ages[3]; /* by enum flow_state */
 	uint64_t now_ns;
 	uint8_t key[16];
 	struct reasm_budget budget;
@@ -113,26 +122,40 @@ static uint64_t tuple_hash(const uint8_t key[16], uint8_t family, const uint8_t 
 
 static void age_unlink(struct flow_table *t, struct flow *f)
 {
+	struct age_list *l = &t->ages[f->state];
 	if (f->older)
 		f->older->newer = f->newer;
-	else
-		t->oldest = f->newer;
+	else if (l->oldest == f)
+		l->oldest = f->newer;
 	if (f->newer)
 		f->newer->older = f->older;
-	else
-		t->newest = f->older;
+	else if (l->newest == f)
+		l->newest = f->older;
 	f->older = f->newer = NULL;
 }
 
 static void age_push_newest(struct flow_table *t, struct flow *f)
 {
-	f->older = t->newest;
+	struct age_list *l = &t->ages[f->state];
+	f->older = l->newest;
 	f->newer = NULL;
-	if (t->newest)
-		t->newest->newer = f;
+	if (l->newest)
+		l->newest->newer = f;
 	else
-		t->oldest = f;
-	t->newest = f;
+		l->oldest = f;
+	l->newest = f;
+}
+
+/* The least recently active flow of any state. */
+static struct flow *oldest_flow(const struct flow_table *t)
+{
+	struct flow *best = NULL;
+	for (int i = 0; i < 3; i++) {
+		struct flow *f = t->ages[i].oldest;
+		if (f && (!best || f->ts_last < best->ts_last))
+			best = f;
+	}
+	return best;
 }
 
 static void record_anomaly(struct flow *f, int dir, enum reasm_anomaly kind, uint64_t bytes)
@@ -222,8 +245,11 @@ static uint64_t flow_timeout_ns(const struct flow_table *t, const struct flow *f
 
 static void expire(struct flow_table *t)
 {
-	while (t->oldest && t->oldest->ts_last + flow_timeout_ns(t, t->oldest) < t->now_ns)
-		flow_finish(t, t->oldest, FLOW_END_TIMEOUT);
+	for (int i = 0; i < 3; i++) {
+		struct age_list *l = &t->ages[i];
+		while (l->oldest && l->oldest->ts_last + flow_timeout_ns(t, l->oldest) < t->now_ns)
+			flow_finish(t, l->oldest, FLOW_END_TIMEOUT);
+	}
 }
 
 /* Lower port, or the one under 1024, is the server when no SYN tells. */
@@ -250,8 +276,8 @@ static void make_id(struct flow *f)
 
 static struct flow *flow_create(struct flow_table *t, const struct packet *p, uint64_t hash)
 {
-	if (t->stats.flows_active >= t->cfg.max_flows && t->oldest)
-		flow_finish(t, t->oldest, FLOW_END_EVICTED);
+	if (t->stats.flows_active >= t->cfg.max_flows && oldest_flow(t))
+		flow_finish(t, oldest_flow(t), FLOW_END_EVICTED);
 	struct flow *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
@@ -310,15 +336,18 @@ static struct flow *flow_lookup(struct flow_table *t, const struct packet *p, ui
 /* Frees memory by ending the oldest flows other than `keep`. */
 static int evict_for_memory(struct flow_table *t, const struct flow *keep)
 {
-	struct flow *victim = t->oldest;
-	if (victim == keep)
-		victim = victim->newer;
+	struct flow *victim = oldest_flow(t);
+	if (victim == keep) /* unlinked while its packet is processed: cannot happen */
+		return 0;
 	if (!victim)
 		return 0;
 	t->stats.evicted_for_memory++;
 	flow_finish(t, victim, FLOW_END_EVICTED);
 	return 1;
 }
+
+static void process_packet(struct flow_table *t, struct flow *f, int dir, const struct packet *p);
+static int flow_packet(struct flow_table *t, const struct packet *p);
 
 static void feed_segment(struct flow_table *t, struct flow *f, int dir, const struct packet *p,
 			 const struct reasm_sink *s)
@@ -340,6 +369,23 @@ static void feed_segment(struct flow_table *t, struct flow *f, int dir, const st
 
 void flow_table_packet(struct flow_table *t, const struct packet *p)
 {
+	STAGE_BEGIN(t0);
+	int bypassed = flow_packet(t, p);
+	if (bypassed)
+		STAGE_END(STAGE_BYPASSED, t0, p->payload_len);
+}
+
+/* Returns 1 when the packet belonged to a flow bypassed in both directions. */
+static int flow_packet(struct flow_table *t, const struct packet *p)
+{
+	/* Time running backwards by more than jitter means a new, older
+	 * capture (several files in one run): nothing open can continue into
+	 * it, so end every flow rather than time each packet out at once. */
+	if (p->ts_ns + FLOW_CLOCK_JUMP_NS < t->now_ns) {
+		t->stats.clock_jumps++;
+		flow_table_flush(t);
+		t->now_ns = p->ts_ns;
+	}
 	if (p->ts_ns > t->now_ns)
 		t->now_ns = p->ts_ns;
 	expire(t);
@@ -363,11 +409,11 @@ void flow_table_packet(struct flow_table *t, const struct packet *p)
 	if (!f) {
 		if (!(p->tcp_flags & TCPF_SYN) && p->payload_len == 0) {
 			t->stats.packets_ignored++;
-			return;
+			return 0;
 		}
 		f = flow_create(t, p, hash);
 		if (!f)
-			return;
+			return 0;
 		dir = FLOW_TO_SERVER;
 		if (memcmp(f->key.addr[0], p->src, p->family == 4 ? 4 : 16) ||
 		    f->key.port[0] != p->sport)
@@ -375,8 +421,17 @@ void flow_table_packet(struct flow_table *t, const struct packet *p)
 	}
 
 	f->ts_last = p->ts_ns;
+	int bypassed = f->dir[0].bypass && f->dir[1].bypass;
+	/* Off its age list while the packet may change its state (and so its
+	 * list); back on the right one at the end. */
 	age_unlink(t, f);
+	process_packet(t, f, dir, p);
 	age_push_newest(t, f);
+	return bypassed;
+}
+
+static void process_packet(struct flow_table *t, struct flow *f, int dir, const struct packet *p)
+{
 	f->packets[dir]++;
 	f->wire_bytes[dir] += p->payload_wire_len;
 
@@ -417,16 +472,17 @@ void flow_table_packet(struct flow_table *t, const struct packet *p)
 
 void flow_table_flush(struct flow_table *t)
 {
-	while (t->oldest)
-		flow_finish(t, t->oldest, FLOW_END_EOF);
+	struct flow *f;
+	while ((f = oldest_flow(t)))
+		flow_finish(t, f, FLOW_END_EOF);
 }
 
 void flow_table_free(struct flow_table *t)
 {
 	if (!t)
 		return;
-	while (t->oldest) {
-		struct flow *f = t->oldest;
+	struct flow *f;
+	while ((f = oldest_flow(t))) {
 		age_unlink(t, f);
 		for (int d = 0; d < 2; d++)
 			reasm_free(&f->dir[d], &t->budget);

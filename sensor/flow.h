@@ -97,6 +97,7 @@ struct flow_stats {
 	uint64_t bytes_dropped;
 	uint64_t gap_bytes;
 	uint64_t overlap_conflicts;
+	uint64_t clock_jumps;      /* capture time went back: every flow ended */
 };
 
 void flow_config_defaults(struct flow_config *cfg);

@@ -86,3 +86,18 @@ BEGIN {
 }'
 echo "  mxwatch counters (last run):"
 sed 's/^/    /' "$TMP/mxw.err"
+
+# Sessions per second, and where the time goes: the timing build (same code
+# with per-stage tick counters) says what share of a run message bodies and
+# post-handshake packets take; the goal is close to nothing.
+sess=$(sed -n 's/^sessions: smtp \([0-9]*\), implicit tls \([0-9]*\),.*/\1 \2/p' "$TMP/mxw.err")
+if [[ -n $sess ]]; then
+	awk -v s="$sess" -v tm="$best_mxw" 'BEGIN { split(s, a, " ");
+		printf "\n  SMTP sessions: %d (+%d implicit TLS), %.0f sessions/s\n", a[1], a[2], (a[1] + a[2]) / tm }'
+fi
+TIMING=build/mxwatch-timing
+if [[ -x $TIMING ]]; then
+	"${PIN[@]}" "$TIMING" analyze -q "$PCAP" 2>"$TMP/timing.err" >/dev/null || true
+	echo "  share of the run (timing build, one run):"
+	grep '^stage ' "$TMP/timing.err" | sed 's/^stage /    /'
+fi

@@ -204,6 +204,43 @@ static void test_idle_timeout(void **state)
 	flow_table_free(t);
 }
 
+/* A closed flow times out on its own short timeout even when an older,
+ * still established flow sits in the table. */
+static void test_closed_flow_ages_out_behind_live_one(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, SEC, 1, 40001, 1, 0, SYN, NULL);
+	pkt(t, SEC, 1, 40001, 2, 0, PA, "EHLO x\r\n"); /* established, stays open */
+	session(t, 2 * SEC, 40002);                    /* closed by FIN both ways */
+	pkt(t, 20 * SEC, 1, 40003, 1, 0, SYN, NULL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].client_port, 40002);
+	assert_int_equal(r.e[0].end, FLOW_END_FIN);
+	assert_int_equal(flow_table_stats(t)->flows_active, 2);
+	flow_table_flush(t);
+	flow_table_free(t);
+}
+
+/* A second, older capture in the same run: its sessions must come out whole,
+ * not cut into one flow per packet by timeouts measured on the newer clock. */
+static void test_time_going_back_starts_afresh(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	session(t, 1000 * SEC, 40000);
+	session(t, 10 * SEC, 40001);
+	flow_table_flush(t);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.e[1].client_port, 40001);
+	assert_int_equal(r.e[1].end, FLOW_END_FIN);
+	assert_string_equal(r.e[1].stream[1], "220 hi\r\n221 bye\r\n");
+	assert_int_equal(flow_table_stats(t)->clock_jumps, 1);
+	flow_table_free(t);
+}
+
 static void test_flow_cap_evicts_oldest(void **state)
 {
 	(void)state;
@@ -297,6 +334,8 @@ int main(void)
 		cmocka_unit_test(test_tuple_reuse_starts_new_flow),
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_flow_cap_evicts_oldest),
+		cmocka_unit_test(test_closed_flow_ages_out_behind_live_one),
+		cmocka_unit_test(test_time_going_back_starts_afresh),
 		cmocka_unit_test(test_rst_ends_flow),
 		cmocka_unit_test(test_one_direction_only),
 		cmocka_unit_test(test_bypass_counts_without_delivering),

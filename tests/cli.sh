@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Command-line behaviour of `mxwatch analyze`: stdin input, several files in
+# one run, exit statuses, error messages naming the file, and nDPI's
+# clear-text credentials verdict next to our own AUTH detection.
+set -u
+cd "$(dirname "$0")/.."
+M=./mxwatch
+pass=0
+fail=0
+check() { # check NAME COMMAND...: the command must succeed
+	local name=$1
+	shift
+	if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# stdin gives the same records as the file
+$M analyze --json pcaps/smtp-plain.pcap >"$tmp/file.json" 2>/dev/null
+$M analyze --json - <pcaps/smtp-plain.pcap >"$tmp/stdin.json" 2>/dev/null
+check "stdin equals file" cmp -s "$tmp/file.json" "$tmp/stdin.json"
+check "stdin gives one session" test "$(grep -c '"type":"session"' "$tmp/stdin.json")" = 1
+
+# several files: the sum of their sessions
+n1=$($M analyze --json pcaps/smtp-plain.pcap 2>/dev/null | grep -c '"type":"session"')
+n2=$($M analyze --json pcaps/smtp-multi.pcapng 2>/dev/null | grep -c '"type":"session"')
+n12=$($M analyze --json pcaps/smtp-plain.pcap pcaps/smtp-multi.pcapng 2>/dev/null | grep -c '"type":"session"')
+check "two files in one run" test "$n12" = $((n1 + n2))
+
+# exit statuses and messages
+$M analyze pcaps/smtp-plain.pcap >/dev/null 2>&1
+check "clean run exits 0" test $? = 0
+$M analyze >/dev/null 2>&1
+check "no file is a usage error" test $? = 2
+$M analyze --bogus pcaps/smtp-plain.pcap >/dev/null 2>&1
+check "unknown option is a usage error" test $? = 2
+$M analyze --max-flows=abc pcaps/smtp-plain.pcap 2>"$tmp/err" >/dev/null
+check "bad number is a usage error" test $? = 2
+check "bad number names the option" grep -q -- '--max-flows' "$tmp/err"
+$M frobnicate >/dev/null 2>&1
+check "unknown command exits 2" test $? = 2
+$M analyze --help | grep -q 'SYNOPSIS'
+check "analyze --help" test $? = 0
+head -c 3000 pcaps/smtp-starttls-tls12.pcap >"$tmp/cut.pcap"
+$M analyze --json "$tmp/cut.pcap" pcaps/smtp-plain.pcap >"$tmp/out" 2>"$tmp/err"
+check "truncated input exits 2" test $? = 2
+check "error names file and packet" grep -q "cut.pcap: packet [0-9]" "$tmp/err"
+check "later files still analysed" grep -q '"greeting_host"' "$tmp/out"
+check "unsupported link type named" bash -c "printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\0\0\0\0\0\0\0\0\xff\xff\0\0\x93\0\0\0' >'$tmp/dlt.pcap'; $M analyze '$tmp/dlt.pcap' 2>&1 | grep -q 'unsupported link type 147'"
+
+# nDPI's verdict on clear-text credentials agrees with our AUTH detection
+for cap in smtp-auth-plaintext smtp-auth-login smtp-plain; do
+	$M analyze --json --ndpi=all pcaps/$cap.pcap 2>/dev/null >"$tmp/ndpi.json"
+	check "$cap: nDPI and mxwatch agree on credentials" python3 -c "
+import json, sys
+r = [json.loads(l) for l in open('$tmp/ndpi.json')][0]
+ours = r['smtp']['auth_before_tls']
+assert r['ndpi']['protocol'] == 'SMTP', r['ndpi']
+assert r['ndpi']['cleartext_credentials'] == ours and r['ndpi']['credentials_agree'], r
+assert ours == ('auth' in '$cap')
+"
+done
+# non-SMTP flows are named by nDPI under --flows and skipped in session records
+check "no sessions from non-mail capture" test "$($M analyze --json pcaps/nonsmtp-mixed.pcap 2>/dev/null | grep -c session)" = 0
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
