@@ -5,7 +5,7 @@
 #   make test     deps + build + unit, capture and sanitizer tests
 #   make bench    deps + build + throughput against a bare libpcap loop
 
-PKGS      := libpcap libndpi openssl sqlite3
+PKGS      := libpcap libndpi openssl sqlite3 libunbound libcurl
 CC        ?= gcc
 CFLAGS    ?= -O2 -g
 WARN      := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
@@ -18,14 +18,16 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 
 # Debian packages needed to build, test and run the demo.
 DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
-             libcmocka-dev tshark python3 openssl
+             libcmocka-dev tshark python3 openssl libunbound-dev libevent-dev \
+             libcurl4-openssl-dev dns-root-data sqlite3
 
 LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c sensor/jsonw.c \
              sensor/capture.c sensor/flowsink.c sensor/session_sink.c \
-             decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c
-MAIN_SRC  := sensor/main.c sensor/analyze.c
+             decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c \
+             db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c
+MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
-UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate
+UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)

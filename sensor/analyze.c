@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "capture.h"
+#include "db.h"
 #include "cmd.h"
 #include "flow.h"
 #include "flowsink.h"
@@ -21,6 +23,7 @@
 #include "x509.h"
 
 struct analyze {
+	struct policy_cache *policy;
 	struct flow_table *flows;
 	struct session_engine *sessions;
 	struct session_sink session_out;
@@ -49,6 +52,8 @@ static void analyze_usage(FILE *out)
 		"    Counters for everything dropped or evicted go to standard error at the end.\n\n"
 		"OPTIONS\n"
 		"    --json               one JSON object per line instead of the table\n"
+		"    --db PATH            policy database (default: $MXWATCH_DB or\n"
+		"                         ~/.local/share/mxwatch/mxwatch.db when it exists)\n"
 		"    --flows              per-flow records (every TCP flow) instead of sessions\n"
 		"    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
 		"                         other ports, and mail ports carrying non-SMTP bytes),\n"
@@ -105,6 +110,12 @@ static void print_counters(const struct analyze *a, FILE *out)
 		if (s->ended[e])
 			fprintf(out, " %s=%" PRIu64, flow_end_name((enum flow_end)e), s->ended[e]);
 	fprintf(out, "\n");
+	if (a->policy) {
+		int nd, nh, na, nt;
+		policy_cache_counts(a->policy, &nd, &nh, &na, &nt);
+		fprintf(out, "policy cache: %d domains, %d mx hosts, %d addresses, %d tlsa records\n",
+			nd, nh, na, nt);
+	}
 	const struct session_stats *ss = session_engine_stats(a->sessions);
 	fprintf(out, "sessions: smtp %" PRIu64 ", implicit tls %" PRIu64 ", not mail %" PRIu64
 		", bypassed after tls %" PRIu64 "\n",
@@ -120,11 +131,12 @@ static void print_counters(const struct analyze *a, FILE *out)
 
 int cmd_analyze(int argc, char **argv)
 {
-	enum { OPT_JSON = 256, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY, OPT_NDPI };
+	enum { OPT_JSON = 256, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY, OPT_NDPI, OPT_DB };
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, OPT_JSON},
 		{"flows", no_argument, NULL, OPT_FLOWS},
 		{"ndpi", required_argument, NULL, OPT_NDPI},
+		{"db", required_argument, NULL, OPT_DB},
 		{"quiet", no_argument, NULL, 'q'},
 		{"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
 		{"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
@@ -134,6 +146,7 @@ int cmd_analyze(int argc, char **argv)
 	struct flow_config cfg;
 	int json = 0, quiet = 0, flows = 0;
 	enum session_ndpi_mode ndpi = SESSION_NDPI_AUTO;
+	const char *db_path = NULL;
 	unsigned long long v;
 
 	flow_config_defaults(&cfg);
@@ -152,6 +165,9 @@ int cmd_analyze(int argc, char **argv)
 			break;
 		case OPT_FLOWS:
 			flows = 1;
+			break;
+		case OPT_DB:
+			db_path = optarg;
 			break;
 		case OPT_NDPI:
 			if (!strcmp(optarg, "auto"))
@@ -197,6 +213,24 @@ int cmd_analyze(int argc, char **argv)
 
 	struct analyze a;
 	memset(&a, 0, sizeof(a));
+	/* The policy cache is read once into memory: the packet path never
+	 * touches SQLite. */
+	char pathbuf[4096], err[512];
+	if (!db_path && access(db_default_path(pathbuf, sizeof(pathbuf)), R_OK) == 0)
+		db_path = pathbuf;
+	if (db_path) {
+		struct db *d = db_open(db_path, err, sizeof(err));
+		if (!d) {
+			fprintf(stderr, "mxwatch analyze: %s\n", err);
+			return EXIT_USAGE;
+		}
+		a.policy = policy_cache_load(d, err, sizeof(err));
+		db_close(d);
+		if (!a.policy) {
+			fprintf(stderr, "mxwatch analyze: %s: %s\n", db_path, err);
+			return EXIT_USAGE;
+		}
+	}
 	a.quiet = quiet;
 	a.print_flows = flows;
 	flowsink_init(&a.sink, stdout, json ? FLOWSINK_JSON : FLOWSINK_TEXT);
@@ -221,7 +255,6 @@ int cmd_analyze(int argc, char **argv)
 	uint64_t run_start = stage_now();
 #endif
 	for (int i = optind; i < argc; i++) {
-		char err[512];
 		if (capture_read_file(argv[i], on_packet, &a, NULL, NULL, &a.counters, err,
 				      sizeof(err)) != 0) {
 			fprintf(stderr, "mxwatch analyze: %s\n", err);
@@ -245,6 +278,7 @@ int cmd_analyze(int argc, char **argv)
 	session_engine_free(a.sessions);
 	session_sink_free(&a.session_out);
 	flowsink_free(&a.sink);
+	policy_cache_free(a.policy);
 	x509_cleanup();
 	return status;
 }

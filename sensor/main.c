@@ -19,6 +19,8 @@ static void usage(FILE *out)
 		"COMMANDS\n"
 		"    analyze FILE...   reassemble the TCP sessions of pcap/pcapng files\n"
 		"                      (\"-\" reads standard input) and summarise every flow\n"
+		"    policy SUBCOMMAND fetch, import, export, show or list the MTA-STS / DANE\n"
+		"                      policy cache (SQLite)\n"
 		"    help [COMMAND]    show this text, or a command's manual\n\n"
 		"    mxwatch <command> --help shows the options of each command.\n\n"
 		"EXIT STATUS\n"
@@ -68,11 +70,17 @@ int main(int argc, char **argv)
 			char *args[] = {"analyze", "--help", NULL};
 			return cmd_analyze(2, args);
 		}
+		if (argc > 2 && !strcmp(argv[2], "policy")) {
+			char *args[] = {"policy", "--help", NULL};
+			return cmd_policy(2, args);
+		}
 		usage(stdout);
 		return EXIT_CLEAN;
 	}
 	if (!strcmp(cmd, "analyze"))
 		return cmd_analyze(argc - 1, argv + 1);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc - 1, argv + 1);
 	fprintf(stderr, "mxwatch: '%s' is not a command; see 'mxwatch --help'\n", cmd);
 	return EXIT_USAGE;
 }

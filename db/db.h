@@ -1,0 +1,120 @@
+/*
+ * db.h - the SQLite store: policy cache (MX, addresses, MTA-STS, TLSA),
+ * fetch log, learned server history and results. Only db/ speaks SQL; every
+ * statement is prepared once at open. One writer: the process that opened
+ * the file read-write; the hot path never calls in here (it reads the
+ * in-memory cache built by policy_cache_load()).
+ */
+#ifndef MXW_DB_H
+#define MXW_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_SCHEMA_VERSION 1
+#define DB_MAX_NAME 256
+#define DB_MAX_TLSA_HEX 1025 /* 512 bytes of association data as hex, plus NUL */
+
+struct db;
+
+struct db_mx {
+	char domain[DB_MAX_NAME];
+	char host[DB_MAX_NAME];
+	int preference;
+	char dnssec[16]; /* secure | insecure | bogus | indeterminate */
+	uint32_t ttl;
+	int64_t fetched_at;
+	char source[16]; /* dns | import | observed */
+};
+
+struct db_addr {
+	char host[DB_MAX_NAME];
+	char address[64];
+	char dnssec[16];
+	uint32_t ttl;
+	int64_t fetched_at;
+	char source[16];
+};
+
+struct db_tlsa {
+	char name[DB_MAX_NAME]; /* _25._tcp.mx.example */
+	char host[DB_MAX_NAME];
+	int port;
+	int usage, selector, mtype;
+	char data[DB_MAX_TLSA_HEX];
+	char dnssec[16];
+	uint32_t ttl;
+	int64_t fetched_at;
+	char source[16];
+};
+
+struct db_sts {
+	char domain[DB_MAX_NAME];
+	char txt_id[40];          /* "" when no valid record */
+	char txt_raw[512];
+	char txt_dnssec[16];
+	char *policy_text;        /* owned; NULL when none */
+	char mode[16];            /* "" when no policy */
+	int64_t max_age;          /* -1 when unknown */
+	char mx_patterns[4096];   /* one per line */
+	int64_t policy_fetched_at;/* 0 when never */
+	int64_t checked_at;
+	char result[40];          /* "ok" or an RFC 8460 result type */
+	char error_detail[512];
+	char source[16];
+};
+
+/* Opens (creating if needed, with parent directories) and migrates the
+ * database. Returns NULL with a message in err. */
+struct db *db_open(const char *path, char *err, size_t errlen);
+void db_close(struct db *d);
+
+/* Path used when --db is not given: $MXWATCH_DB, else
+ * $XDG_DATA_HOME/mxwatch/mxwatch.db, else ~/.local/share/mxwatch/mxwatch.db. */
+const char *db_default_path(char *buf, size_t len);
+
+const char *db_errmsg(struct db *d);
+
+int db_begin(struct db *d);
+int db_commit(struct db *d);
+void db_rollback(struct db *d);
+
+/* Replace all rows of a key from one source (an answer replaces the last). */
+int db_mx_replace(struct db *d, const char *domain, const char *source, const struct db_mx *rows,
+		  int n);
+int db_addr_replace(struct db *d, const char *host, const char *source,
+		    const struct db_addr *rows, int n);
+int db_tlsa_replace(struct db *d, const char *name, const char *source,
+		    const struct db_tlsa *rows, int n);
+
+/* Insert or replace one row (imports, observed data); source is in the row. */
+int db_mx_put(struct db *d, const struct db_mx *row);
+int db_addr_put(struct db *d, const struct db_addr *row);
+int db_tlsa_put(struct db *d, const struct db_tlsa *row);
+
+/* Returns 1 and fills *out when a row exists, 0 when not, -1 on error. The
+ * caller frees out->policy_text. */
+int db_sts_get(struct db *d, const char *domain, struct db_sts *out);
+int db_sts_put(struct db *d, const struct db_sts *s);
+
+int db_log(struct db *d, int64_t ts, const char *domain, const char *what, const char *result,
+	   const char *detail);
+
+/* Iteration for show/list/export and the in-memory cache: the callback
+ * returns non-zero to stop. `domain` NULL means every row. */
+typedef int (*db_mx_fn)(void *ctx, const struct db_mx *row);
+typedef int (*db_addr_fn)(void *ctx, const struct db_addr *row);
+typedef int (*db_tlsa_fn)(void *ctx, const struct db_tlsa *row);
+typedef int (*db_sts_fn)(void *ctx, const struct db_sts *row);
+typedef int (*db_log_fn)(void *ctx, int64_t ts, const char *domain, const char *what,
+			 const char *result, const char *detail);
+int db_each_mx(struct db *d, const char *domain, db_mx_fn fn, void *ctx);
+int db_each_addr(struct db *d, const char *host, db_addr_fn fn, void *ctx);
+int db_each_tlsa(struct db *d, const char *host, db_tlsa_fn fn, void *ctx);
+int db_each_sts(struct db *d, const char *domain, db_sts_fn fn, void *ctx);
+int db_each_log(struct db *d, const char *domain, int limit, db_log_fn fn, void *ctx);
+
+/* Every domain that has MX or MTA-STS rows, sorted. */
+int db_each_domain(struct db *d, int (*fn)(void *ctx, const char *domain), void *ctx);
+
+#endif
