@@ -49,6 +49,7 @@ enum stmt {
 	S_MX_DEL, S_MX_INS, S_ADDR_DEL, S_ADDR_INS, S_TLSA_DEL, S_TLSA_INS,
 	S_STS_GET, S_STS_PUT, S_LOG, S_EACH_MX, S_EACH_MX_ALL, S_EACH_ADDR, S_EACH_ADDR_ALL,
 	S_EACH_TLSA, S_EACH_TLSA_ALL, S_EACH_STS, S_EACH_STS_ALL, S_EACH_LOG, S_DOMAINS,
+	S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
 };
 
@@ -94,6 +95,22 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_EACH_LOG] = "SELECT ts, domain, what, result, detail FROM fetch_log WHERE domain = ?1"
 		       " ORDER BY id DESC LIMIT ?2",
 	[S_DOMAINS] = "SELECT domain FROM mx UNION SELECT domain FROM mta_sts ORDER BY 1",
+	[S_HIST_EACH] = "SELECT address, starttls_offered, tls_versions, first_seen, last_seen,"
+			" sessions FROM server_history WHERE mx_host = ''",
+	[S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
+		       " tls_versions, first_seen, last_seen, sessions) VALUES (?1, '', ?2, ?3, ?4,"
+		       " ?5, ?6)",
+	[S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
+			  " server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
+			  " verified, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
+			  " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+			  " ?7, ?8, ?9, ?10)",
+	[S_REPORT_SESSIONS] = "SELECT domain, mx_host, server_ip, tls_version, verified,"
+			      " starttls_offered, client_ip FROM sessions WHERE ts_start >= ?1 AND"
+			      " ts_start < ?2 AND domain IS NOT NULL AND domain != ''",
+	[S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
+			      " receiving_ip, session_id FROM findings WHERE ts >= ?1 AND ts < ?2",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -582,6 +599,102 @@ int db_each_log(struct db *d, const char *domain, int limit, db_log_fn fn, void 
 	bind_text(d->st[S_EACH_LOG], 1, domain);
 	sqlite3_bind_int(d->st[S_EACH_LOG], 2, limit);
 	return each(d, S_EACH_LOG, log_row, &c);
+}
+
+static int history_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	struct db_history r;
+	memset(&r, 0, sizeof(r));
+	col_copy(s, 0, r.address, sizeof(r.address));
+	r.starttls_offered = sqlite3_column_int(s, 1);
+	r.tls_versions = sqlite3_column_int(s, 2);
+	r.first_seen = sqlite3_column_int64(s, 3);
+	r.last_seen = sqlite3_column_int64(s, 4);
+	r.sessions = sqlite3_column_int64(s, 5);
+	return ((db_history_fn)c->fn)(c->ctx, &r);
+}
+
+int db_each_history(struct db *d, db_history_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_HIST_EACH, history_row, &c);
+}
+
+int db_history_put(struct db *d, const struct db_history *r)
+{
+	sqlite3_stmt *s = d->st[S_HIST_PUT];
+	bind_text(s, 1, r->address);
+	sqlite3_bind_int(s, 2, r->starttls_offered);
+	sqlite3_bind_int(s, 3, r->tls_versions);
+	sqlite3_bind_int64(s, 4, r->first_seen);
+	sqlite3_bind_int64(s, 5, r->last_seen);
+	sqlite3_bind_int64(s, 6, r->sessions);
+	return run(d, S_HIST_PUT);
+}
+
+int db_session_put(struct db *d, const struct db_session_row *r)
+{
+	sqlite3_stmt *s = d->st[S_SESSION_PUT];
+	bind_text(s, 1, r->id);
+	sqlite3_bind_int64(s, 2, r->ts_start);
+	sqlite3_bind_int64(s, 3, r->ts_end);
+	bind_text(s, 4, r->client_ip);
+	bind_text(s, 5, r->server_ip);
+	sqlite3_bind_int(s, 6, r->server_port);
+	bind_text_or_null(s, 7, r->domain);
+	bind_text_or_null(s, 8, r->mx_host);
+	bind_text_or_null(s, 9, r->tls_version);
+	if (r->starttls_offered >= 0)
+		sqlite3_bind_int(s, 10, r->starttls_offered);
+	if (r->verified >= 0)
+		sqlite3_bind_int(s, 11, r->verified);
+	bind_text(s, 12, r->record);
+	return run(d, S_SESSION_PUT);
+}
+
+int db_finding_put(struct db *d, const struct db_finding_row *r)
+{
+	sqlite3_stmt *s = d->st[S_FINDING_PUT];
+	bind_text(s, 1, r->session_id);
+	bind_text(s, 2, r->rule);
+	bind_text(s, 3, r->severity);
+	bind_text_or_null(s, 4, r->domain);
+	bind_text_or_null(s, 5, r->mx_host);
+	bind_text_or_null(s, 6, r->rfc8460);
+	sqlite3_bind_int64(s, 7, r->ts);
+	bind_text_or_null(s, 8, r->sending_ip);
+	bind_text_or_null(s, 9, r->receiving_ip);
+	bind_text_or_null(s, 10, r->message);
+	return run(d, S_FINDING_PUT);
+}
+
+static int result_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	const char *cols[16];
+	int n = sqlite3_column_count(s);
+	if (n > 16)
+		n = 16;
+	for (int i = 0; i < n; i++)
+		cols[i] = (const char *)sqlite3_column_text(s, i);
+	return ((db_result_fn)c->fn)(c->ctx, cols, n);
+}
+
+int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	sqlite3_bind_int64(d->st[S_REPORT_SESSIONS], 1, from);
+	sqlite3_bind_int64(d->st[S_REPORT_SESSIONS], 2, to);
+	return each(d, S_REPORT_SESSIONS, result_row, &c);
+}
+
+int db_report_findings(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	sqlite3_bind_int64(d->st[S_REPORT_FINDINGS], 1, from);
+	sqlite3_bind_int64(d->st[S_REPORT_FINDINGS], 2, to);
+	return each(d, S_REPORT_FINDINGS, result_row, &c);
 }
 
 static int domain_row(sqlite3_stmt *s, void *ctx)

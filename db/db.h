@@ -114,6 +114,42 @@ int db_each_tlsa(struct db *d, const char *host, db_tlsa_fn fn, void *ctx);
 int db_each_sts(struct db *d, const char *domain, db_sts_fn fn, void *ctx);
 int db_each_log(struct db *d, const char *domain, int limit, db_log_fn fn, void *ctx);
 
+/* Learned server history. */
+struct db_history {
+	char address[64];
+	int starttls_offered;
+	int tls_versions;
+	int64_t first_seen, last_seen;
+	int64_t sessions;
+};
+typedef int (*db_history_fn)(void *ctx, const struct db_history *row);
+int db_each_history(struct db *d, db_history_fn fn, void *ctx);
+int db_history_put(struct db *d, const struct db_history *row);
+
+/* Results, written by the one writer in batches (inside db_begin/commit). */
+struct db_session_row {
+	const char *id;
+	int64_t ts_start, ts_end;
+	const char *client_ip, *server_ip;
+	int server_port;
+	const char *domain, *mx_host, *tls_version;
+	int starttls_offered; /* -1 unknown */
+	int verified;         /* -1 not checked */
+	const char *record;   /* the JSON record */
+};
+struct db_finding_row {
+	const char *session_id, *rule, *severity, *domain, *mx_host, *rfc8460;
+	int64_t ts;
+	const char *sending_ip, *receiving_ip, *message;
+};
+int db_session_put(struct db *d, const struct db_session_row *r);
+int db_finding_put(struct db *d, const struct db_finding_row *r);
+
+/* Report queries over [from, to) (seconds). */
+typedef int (*db_result_fn)(void *ctx, const char *const *cols, int n);
+int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
+int db_report_findings(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
+
 /* Every domain that has MX or MTA-STS rows, sorted. */
 int db_each_domain(struct db *d, int (*fn)(void *ctx, const char *domain), void *ctx);
 

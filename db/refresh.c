@@ -485,7 +485,7 @@ static void fetch_sts(struct fetch_state *st)
 
 	struct ub_result *res;
 	const char *result = "ok";
-	char detail[512] = "";
+	char detail[512] = "", kept_result[40];
 	if (resolve(st->r, name, RR_TXT, &res)) {
 		result = "sts-policy-fetch-error";
 		snprintf(detail, sizeof(detail), "%s: resolver failure", name);
@@ -529,7 +529,7 @@ static void fetch_sts(struct fetch_state *st)
 		cur->txt_id[0] = 0;
 		cur->txt_raw[0] = 0;
 		snprintf(detail, sizeof(detail), "no _mta-sts TXT record");
-		result = cur->policy_text ? "ok" : "none";
+		result = "ok";
 		goto store;
 	}
 	if (sts_txt_select(tp, tl, nt, &txt, terr, sizeof(terr))) {
@@ -545,7 +545,9 @@ static void fetch_sts(struct fetch_state *st)
 		    cur->policy_fetched_at + cur->max_age > st->now;
 	if (have && fresh && !strcmp(cur->txt_id, txt.id) && !st->r->cfg.force) {
 		say(st, ", mta-sts %s id=%s (cached)", cur->mode, cur->txt_id);
-		result = cur->result[0] ? cur->result : "ok";
+		/* Copied out: the store step writes cur->result from `result`. */
+		snprintf(kept_result, sizeof(kept_result), "%s", cur->result[0] ? cur->result : "ok");
+		result = kept_result;
 		snprintf(detail, sizeof(detail), "%s", cur->error_detail);
 		goto store;
 	}
@@ -580,11 +582,10 @@ store_id:
 	if (!strcmp(result, "ok"))
 		snprintf(cur->txt_id, sizeof(cur->txt_id), "%s", txt.id);
 store:
-	if (strcmp(result, "ok") != 0 && strcmp(result, "none") != 0)
+	if (strcmp(result, "ok") != 0)
 		say(st, ", mta-sts %s: %s", result, detail);
 	snprintf(cur->result, sizeof(cur->result), "%s", result);
-	snprintf(cur->error_detail, sizeof(cur->error_detail), "%s",
-		 strcmp(result, "ok") ? detail : "");
+	snprintf(cur->error_detail, sizeof(cur->error_detail), "%s", detail);
 	if (db_sts_put(st->d, cur))
 		st->db_error = 1;
 	log_result(st, "policy", result, detail[0] ? detail : NULL);

@@ -12,7 +12,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "limits.h"
+#include "caps.h"
 #include "siphash.h"
 #include "stagetime.h"
 

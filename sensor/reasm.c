@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "caps.h"
 
 /* Further than this from the expected byte is not plausibly the same stream. */
 #define REASM_MAX_WINDOW (1u << 30)

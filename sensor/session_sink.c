@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "alert_sink.h"
 #include "flowsink.h"
 #include "x509.h"
 
@@ -289,7 +290,38 @@ static void anomalies_json(struct jsonw *w, const struct flow *f, const struct s
 	jw_arr_end(w);
 }
 
-void session_record_json(struct jsonw *w, const struct flow *f, const struct session *s)
+static void verdict_json(struct jsonw *w, const struct verdict *v)
+{
+	jw_obj_begin(w);
+	jw_key(w, "domain");
+	jw_str_or_null(w, v->domain[0] ? v->domain : NULL);
+	jw_key(w, "mx_host");
+	jw_str_or_null(w, v->mx_host[0] ? v->mx_host : NULL);
+	jw_key(w, "evidence");
+	jw_arr_begin(w);
+	char ev[96];
+	evidence_names(v->evidence, ev, sizeof(ev));
+	for (char *p = ev; *p;) {
+		char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+		jw_strn(w, p, n);
+		p += n + (c ? 1 : 0);
+	}
+	jw_arr_end(w);
+	jw_key(w, "verified");
+	if (v->verified >= 0)
+		jw_bool(w, v->verified);
+	else
+		jw_null(w);
+	jw_key(w, "method");
+	jw_str_or_null(w, v->method);
+	jw_key(w, "findings");
+	jw_u64(w, (uint64_t)v->findings);
+	jw_obj_end(w);
+}
+
+void session_record_json(struct jsonw *w, const struct flow *f, const struct session *s,
+			 const struct verdict *v)
 {
 	jw_obj_begin(w);
 	jw_key(w, "type");
@@ -357,6 +389,11 @@ void session_record_json(struct jsonw *w, const struct flow *f, const struct ses
 	jw_bool(w, f->midstream);
 	jw_key(w, "anomalies");
 	anomalies_json(w, f, s);
+	jw_key(w, "policy");
+	if (v)
+		verdict_json(w, v);
+	else
+		jw_null(w);
 	jw_obj_end(w);
 }
 
@@ -437,13 +474,26 @@ static void write_text(struct session_sink *k, const struct flow *f, const struc
 		tlsv, rc[0] ? rc : "-");
 }
 
-void session_sink_write(struct session_sink *k, const struct flow *f, const struct session *s)
+void session_sink_write(struct session_sink *k, const struct flow *f, const struct session *s,
+			const struct verdict *v, const struct finding *findings, int n_findings)
 {
 	k->written++;
 	if (k->json) {
-		session_record_json(&k->jw, f, s);
+		session_record_json(&k->jw, f, s, v);
 		jw_emit_line(&k->jw, k->out);
-	} else {
-		write_text(k, f, s);
+		for (int i = 0; i < n_findings; i++) {
+			finding_json(&k->jw, &findings[i]);
+			jw_emit_line(&k->jw, k->out);
+		}
+		return;
+	}
+	write_text(k, f, s);
+	for (int i = 0; i < n_findings; i++) {
+		char dom[64], msg[160];
+		alert_escape(findings[i].domain, dom, sizeof(dom));
+		alert_escape(findings[i].message, msg, sizeof(msg));
+		fprintf(k->out, "    %s %-8s %-28s %s%s%s\n", findings[i].alert ? "!" : "-",
+			severity_name(findings[i].severity), finding_name(findings[i].id),
+			dom[0] ? dom : "", dom[0] ? ": " : "", msg);
 	}
 }

@@ -10,6 +10,7 @@
 
 #include "flow.h"
 #include "jsonw.h"
+#include "rules.h"
 #include "session.h"
 
 struct session_sink {
@@ -21,10 +22,14 @@ struct session_sink {
 };
 
 void session_sink_init(struct session_sink *k, FILE *out, int json);
-void session_sink_write(struct session_sink *k, const struct flow *f, const struct session *s);
+/* Writes the session (with the rules' verdict, may be NULL) and then its
+ * findings: JSON lines, or a table row with the findings beneath it. */
+void session_sink_write(struct session_sink *k, const struct flow *f, const struct session *s,
+			const struct verdict *v, const struct finding *findings, int n_findings);
 void session_sink_free(struct session_sink *k);
 
 /* Appends the session record (an object) to w. */
-void session_record_json(struct jsonw *w, const struct flow *f, const struct session *s);
+void session_record_json(struct jsonw *w, const struct flow *f, const struct session *s,
+			 const struct verdict *v);
 
 #endif

@@ -33,6 +33,11 @@ shared=$(ls ../shared/pcaps/*.pcap ../shared/pcaps/*.pcapng 2>/dev/null || true)
 suite "flow bytes vs tshark" python3 tests/check_captures.py ./mxwatch $captures $shared
 suite "session records vs golden (tshark/openssl)" python3 tests/tshark_facts.py check ./mxwatch $captures $shared
 suite "command line" bash tests/cli.sh
+if [ "$(id -u)" = 0 ]; then
+	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch
+else
+	echo "== policy fetch: skipped (starts nsd and nginx on loopback: needs root)"
+fi
 suite "hostile input (asan+ubsan)" python3 tests/robustness.py build/mxwatch-san $captures $shared
 
 echo

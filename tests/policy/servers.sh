@@ -13,6 +13,7 @@
 #
 # Addresses (override with the environment at `start`):
 #   MXW_DNS_ADDR=127.0.1.53 MXW_DNS_PORT=53   nsd, authoritative for test. and all children
+#                                             (port 10053 if *:53 is taken and no port was set)
 #   MXW_WEB_ADDR=127.0.1.10 (port 443)        nginx, one SNI server block per mta-sts.<domain>
 # 127.0.0.0/8 is a "local" route on Linux, so both bind without an alias; if that
 # route is missing an alias is added to lo (and removed again by `stop`).
@@ -574,6 +575,11 @@ cmd_start() {
 	for f in env nsd.conf nginx.conf nginx-access.log nginx-error.log nsd.log; do rm -f "$dir/$f"; done
 	rm -rf "$dir/zones" "$dir/keys" "$dir/pki" "$dir/www" "$dir/nsd" "$dir/nginx-tmp"
 
+	# A system nsd/dnsmasq/bind may hold *:53: then use port 10053 unless a port was asked for.
+	if [ -z "${MXW_DNS_PORT:-}" ] && { port_busy "$DNS_ADDR" "$DNS_PORT" u || port_busy "$DNS_ADDR" "$DNS_PORT" t; }; then
+		log "port 53 on $DNS_ADDR is taken, using $DNS_ADDR@10053"
+		DNS_PORT=10053
+	fi
 	port_busy "$DNS_ADDR" "$DNS_PORT" u && die "UDP $DNS_ADDR:$DNS_PORT is in use (set MXW_DNS_ADDR/MXW_DNS_PORT)"
 	port_busy "$DNS_ADDR" "$DNS_PORT" t && die "TCP $DNS_ADDR:$DNS_PORT is in use (set MXW_DNS_ADDR/MXW_DNS_PORT)"
 	port_busy "$WEB_ADDR" 443 t && die "TCP $WEB_ADDR:443 is in use (set MXW_WEB_ADDR)"
@@ -646,6 +652,7 @@ cmd_set_sts_id() {
 	[ "$i" = "$d" ] || die "unknown domain $domain"
 	# shellcheck disable=SC1091
 	. "$dir/env"
+	DNS_ADDR=$MXW_DNS_ADDR DNS_PORT=$MXW_DNS_PORT WEB_ADDR=$MXW_WEB_ADDR
 	write_child "$dir" "$d" "$n" "$id"
 	if [ "$d" = insecure ]; then
 		cp "$dir/zones/$d.test.zone" "$dir/zones/$d.test.zone.signed"

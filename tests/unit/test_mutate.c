@@ -75,7 +75,7 @@ static void on_session(void *ctx, const struct flow *f, const struct session *s)
 {
 	struct pipeline *p = ctx;
 	p->sessions++;
-	session_sink_write(&p->sink, f, s);
+	session_sink_write(&p->sink, f, s, NULL, NULL, 0);
 }
 
 static void on_packet(void *ctx, const struct packet *pkt)

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "limits.h"
+#include "caps.h"
 #include "reasm.h"
 
 struct collect {

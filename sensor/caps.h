@@ -1,10 +1,10 @@
 /*
- * limits.h - every cap on buffered or tracked state, in one place.
+ * caps.h - every cap on buffered or tracked state, in one place.
  * A sensor faces hostile traffic: each quantity that grows with input has a
  * named ceiling here; at the ceiling the code truncates and counts, never grows.
  */
-#ifndef MXW_LIMITS_H
-#define MXW_LIMITS_H
+#ifndef MXW_CAPS_H
+#define MXW_CAPS_H
 
 /* Flows tracked at once; the oldest is evicted to admit a new one. */
 #define FLOW_MAX_DEFAULT (1u << 18)

@@ -1,0 +1,156 @@
+/*
+ * history.c - learned server history: a keyed hash of server addresses,
+ * bounded at HISTORY_MAX_ENTRIES (new servers beyond it are not learned).
+ */
+#include "history.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "siphash.h"
+
+struct history {
+	struct history_entry *slots; /* open addressing; address[0] == 0 is empty */
+	size_t cap, used;
+	uint8_t key[16];
+};
+
+struct history *history_new(void)
+{
+	struct history *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->cap = 1024;
+	h->slots = calloc(h->cap, sizeof(*h->slots));
+	if (!h->slots) {
+		free(h);
+		return NULL;
+	}
+	if (getrandom(h->key, sizeof(h->key), 0) != (ssize_t)sizeof(h->key))
+		memset(h->key, 0x5a, sizeof(h->key));
+	return h;
+}
+
+void history_free(struct history *h)
+{
+	if (!h)
+		return;
+	free(h->slots);
+	free(h);
+}
+
+static struct history_entry *find(const struct history *h, const char *address)
+{
+	size_t mask = h->cap - 1;
+	for (size_t i = siphash24(h->key, (const uint8_t *)address, strlen(address)) & mask;;
+	     i = (i + 1) & mask) {
+		if (!h->slots[i].address[0] || !strcmp(h->slots[i].address, address))
+			return &h->slots[i];
+	}
+}
+
+static int grow(struct history *h)
+{
+	size_t cap = h->cap * 2;
+	struct history_entry *old = h->slots, *n = calloc(cap, sizeof(*n));
+	if (!n)
+		return -1;
+	size_t oldcap = h->cap;
+	h->slots = n;
+	h->cap = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].address[0])
+			*find(h, old[i].address) = old[i];
+	free(old);
+	return 0;
+}
+
+const struct history_entry *history_get(const struct history *h, const char *address)
+{
+	if (!h || !address[0])
+		return NULL;
+	const struct history_entry *e = find(h, address);
+	return e->address[0] ? e : NULL;
+}
+
+static struct history_entry *get_or_add(struct history *h, const char *address)
+{
+	if (!address[0] || strlen(address) >= sizeof(h->slots[0].address))
+		return NULL;
+	struct history_entry *e = find(h, address);
+	if (e->address[0])
+		return e;
+	if (h->used >= HISTORY_MAX_ENTRIES)
+		return NULL;
+	if ((h->used + 1) * 2 > h->cap) {
+		if (grow(h))
+			return NULL;
+		e = find(h, address);
+	}
+	strcpy(e->address, address);
+	h->used++;
+	return e;
+}
+
+static uint8_t version_bit(uint16_t v)
+{
+	return v >= 0x0301 && v <= 0x0304 ? (uint8_t)(1u << (v - 0x0301)) : 0;
+}
+
+void history_note(struct history *h, const char *address, int64_t ts, int starttls_offered,
+		  uint16_t tls_version)
+{
+	struct history_entry *e = h ? get_or_add(h, address) : NULL;
+	if (!e)
+		return;
+	if (!e->first_seen || ts < e->first_seen)
+		e->first_seen = ts;
+	if (ts > e->last_seen)
+		e->last_seen = ts;
+	e->sessions++;
+	if (starttls_offered)
+		e->starttls_offered = 1;
+	e->tls_versions |= version_bit(tls_version);
+	e->dirty = 1;
+}
+
+static int load_row(void *ctx, const struct db_history *r)
+{
+	struct history *h = ctx;
+	struct history_entry *e = get_or_add(h, r->address);
+	if (!e)
+		return 0;
+	e->starttls_offered |= r->starttls_offered != 0;
+	e->tls_versions |= (uint8_t)r->tls_versions;
+	if (!e->first_seen || (r->first_seen && r->first_seen < e->first_seen))
+		e->first_seen = r->first_seen;
+	if (r->last_seen > e->last_seen)
+		e->last_seen = r->last_seen;
+	e->sessions += (uint64_t)r->sessions;
+	return 0;
+}
+
+int history_load(struct history *h, struct db *d)
+{
+	return db_each_history(d, load_row, h);
+}
+
+int history_save(struct history *h, struct db *d)
+{
+	for (size_t i = 0; i < h->cap; i++) {
+		struct history_entry *e = &h->slots[i];
+		if (!e->address[0] || !e->dirty)
+			continue;
+		struct db_history r = {.starttls_offered = e->starttls_offered,
+				       .tls_versions = e->tls_versions,
+				       .first_seen = e->first_seen,
+				       .last_seen = e->last_seen,
+				       .sessions = (int64_t)e->sessions};
+		memcpy(r.address, e->address, sizeof(r.address));
+		if (db_history_put(d, &r))
+			return -1;
+		e->dirty = 0;
+	}
+	return 0;
+}

@@ -1,0 +1,579 @@
+/*
+ * rules.c - the compliance checks. A session is first tied to its policy
+ * domains (bindings, each with the evidence that tied it), then every check
+ * runs against the facts and the cached policy of each binding.
+ */
+#include "rules.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "history.h"
+#include "mtasts.h"
+#include "verify.h"
+#include "x509.h"
+
+#define MAX_BINDINGS 16
+#define FAILED_TLS_SLOTS 4096
+#define NS 1000000000ull
+
+static const struct {
+	const char *name;
+	enum severity severity;
+	const char *rfc8460;
+} finding_info[F_COUNT] = {
+	[F_STARTTLS_STRIPPED] = {"starttls-stripped", SEV_HIGH, "starttls-not-supported"},
+	[F_STARTTLS_LOST] = {"starttls-lost", SEV_HIGH, "starttls-not-supported"},
+	[F_STARTTLS_REFUSED] = {"starttls-refused", SEV_MEDIUM, "starttls-not-supported"},
+	[F_STARTTLS_UNUSED] = {"starttls-unused", SEV_MEDIUM, "starttls-not-supported"},
+	[F_PLAINTEXT_TO_POLICY_DOMAIN] = {"plaintext-to-policy-domain", SEV_HIGH,
+					  "starttls-not-supported"},
+	[F_TLS_FAILED_FALLBACK] = {"tls-failed-fallback", SEV_HIGH, "validation-failure"},
+	[F_DANE_MISMATCH] = {"dane-mismatch", SEV_HIGH, "validation-failure"},
+	[F_DANE_UNUSABLE] = {"dane-unusable", SEV_MEDIUM, "tlsa-invalid"},
+	[F_MTASTS_MX_MISMATCH] = {"mtasts-mx-mismatch", SEV_HIGH, "validation-failure"},
+	[F_MTASTS_CERT_INVALID] = {"mtasts-cert-invalid", SEV_HIGH, "certificate-not-trusted"},
+	[F_STARTTLS_INJECTION] = {"starttls-injection", SEV_HIGH, "validation-failure"},
+	[F_TLS_WEAK] = {"tls-weak", SEV_MEDIUM, NULL},
+	[F_PLAINTEXT_AUTH] = {"plaintext-auth", SEV_HIGH, NULL},
+	[F_POLICY_STALE] = {"policy-stale", SEV_LOW, NULL},
+	[F_SMTP_NONSTANDARD] = {"smtp-nonstandard", SEV_LOW, NULL},
+};
+
+static const char *const severity_names[SEV_COUNT] = {"info", "low", "medium", "high", "critical"};
+
+const char *finding_name(enum finding_id id)
+{
+	return (unsigned)id < F_COUNT ? finding_info[id].name : "unknown";
+}
+
+int finding_from_name(const char *name)
+{
+	for (int i = 0; i < F_COUNT; i++)
+		if (!strcmp(finding_info[i].name, name))
+			return i;
+	return -1;
+}
+
+const char *severity_name(enum severity s)
+{
+	return (unsigned)s < SEV_COUNT ? severity_names[s] : "unknown";
+}
+
+int severity_from_name(const char *name)
+{
+	for (int i = 0; i < SEV_COUNT; i++)
+		if (!strcasecmp(severity_names[i], name))
+			return i;
+	return -1;
+}
+
+void evidence_names(uint32_t ev, char *buf, size_t len)
+{
+	static const char *const names[] = {"rcpt", "sni", "mx-map", "protected", "banner", "history",
+					    "policy"};
+	size_t o = 0;
+	buf[0] = 0;
+	for (int i = 0; i < 7 && o < len; i++) {
+		if (!(ev & (1u << i)))
+			continue;
+		int n = snprintf(buf + o, len - o, "%s%s", o ? "," : "", names[i]);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+}
+
+void rules_config_defaults(struct rules_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < F_COUNT; i++)
+		c->severity[i] = finding_info[i].severity;
+	c->fallback_window_s = 600;
+}
+
+struct failed_tls {
+	char server[64];
+	uint64_t ts_ns;
+};
+
+struct rules {
+	struct rules_config cfg;
+	const struct policy_cache *cache;
+	struct history *hist;
+	struct verifier *verifier;
+	struct failed_tls failed[FAILED_TLS_SLOTS]; /* direct-mapped: bounded, lossy */
+};
+
+struct rules *rules_new(const struct rules_config *cfg, const struct policy_cache *cache,
+			struct history *hist, char *err, size_t errlen)
+{
+	struct rules *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->cfg = *cfg;
+	r->cache = cache;
+	r->hist = hist;
+	r->verifier = verifier_new(cfg->ca_bundle[0] ? cfg->ca_bundle : NULL, err, errlen);
+	if (!r->verifier) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void rules_free(struct rules *r)
+{
+	if (!r)
+		return;
+	verifier_free(r->verifier);
+	free(r);
+}
+
+void rules_set_cache(struct rules *r, const struct policy_cache *cache)
+{
+	r->cache = cache;
+}
+
+struct binding {
+	char domain[256];
+	char mx_host[256];
+	uint32_t ev;
+	const struct cached_domain *cd;
+};
+
+struct eval {
+	struct rules *r;
+	const struct flow *f;
+	const struct session *s;
+	const struct smtp_facts *m;
+	const struct tls_facts *t;
+	char client[64], server[64];
+	uint64_t ts_ns;
+	finding_fn emit;
+	void *ctx;
+	struct verdict *v;
+	struct binding b[MAX_BINDINGS];
+	int nb;
+};
+
+static void lower_copy(char *dst, size_t cap, const char *src)
+{
+	size_t i = 0;
+	for (; src[i] && i + 1 < cap; i++)
+		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] - 'A' + 'a') : src[i];
+	dst[i] = 0;
+	if (i > 1 && dst[i - 1] == '.')
+		dst[i - 1] = 0;
+}
+
+static struct binding *tie(struct eval *e, const char *domain, uint32_t ev, const char *mx)
+{
+	char d[256];
+	lower_copy(d, sizeof(d), domain);
+	if (!d[0])
+		return NULL;
+	for (int i = 0; i < e->nb; i++) {
+		if (!strcmp(e->b[i].domain, d)) {
+			e->b[i].ev |= ev;
+			if (mx && mx[0] && !e->b[i].mx_host[0])
+				lower_copy(e->b[i].mx_host, sizeof(e->b[i].mx_host), mx);
+			return &e->b[i];
+		}
+	}
+	if (e->nb == MAX_BINDINGS)
+		return NULL;
+	struct binding *b = &e->b[e->nb++];
+	memset(b, 0, sizeof(*b));
+	memcpy(b->domain, d, sizeof(d));
+	b->ev = ev;
+	if (mx && mx[0])
+		lower_copy(b->mx_host, sizeof(b->mx_host), mx);
+	b->cd = policy_cache_domain(e->r->cache, b->domain);
+	return b;
+}
+
+static void bind_session(struct eval *e)
+{
+	const struct policy_cache *c = e->r->cache;
+	if (e->m)
+		for (uint32_t i = 0; i < e->m->rcpt_domain_count; i++)
+			tie(e, e->m->rcpt_domains[i], EV_RCPT, NULL);
+	if (e->t && e->t->sni[0]) {
+		char sni[256];
+		lower_copy(sni, sizeof(sni), e->t->sni);
+		const struct cached_host *h = policy_cache_host(c, sni);
+		for (int i = 0; h && i < h->n_domains; i++)
+			tie(e, h->domains[i], EV_SNI, sni);
+		if (policy_cache_domain(c, sni))
+			tie(e, sni, EV_SNI, NULL);
+	}
+	const struct cached_host *hosts[8];
+	int nh = policy_cache_hosts_at(c, e->server, hosts, 8);
+	for (int k = 0; k < nh; k++)
+		for (int i = 0; i < hosts[k]->n_domains; i++)
+			tie(e, hosts[k]->domains[i], EV_MX_MAP, hosts[k]->name);
+	for (int p = 0; p < e->r->cfg.n_protected; p++) {
+		const struct protected_domain *pd = &e->r->cfg.protected[p];
+		for (int a = 0; a < pd->n_addrs; a++)
+			if (!strcmp(pd->addrs[a], e->server))
+				tie(e, pd->domain, EV_PROTECTED, NULL);
+	}
+	/* The server's own name is only a hint: it may name the MX host of a
+	 * domain already tied by better evidence, never tie one itself. */
+	if (e->m && (e->m->greeting_host[0] || e->m->ehlo_host[0])) {
+		char banner[256];
+		lower_copy(banner, sizeof(banner), e->m->ehlo_host[0] ? e->m->ehlo_host : e->m->greeting_host);
+		for (int i = 0; i < e->nb; i++) {
+			const struct cached_domain *cd = e->b[i].cd;
+			for (int k = 0; cd && k < cd->n_mx; k++) {
+				if (!strcmp(cd->mx[k].host, banner)) {
+					e->b[i].ev |= EV_BANNER;
+					if (!e->b[i].mx_host[0])
+						memcpy(e->b[i].mx_host, banner, sizeof(banner));
+				}
+			}
+		}
+	}
+}
+
+static void emit(struct eval *e, enum finding_id id, const struct binding *b, uint32_t extra_ev,
+		 int alert, const char *rfc8460, const char *fmt, const char *arg)
+{
+	if (e->r->cfg.disabled[id])
+		return;
+	struct finding f;
+	memset(&f, 0, sizeof(f));
+	f.id = id;
+	f.severity = alert ? e->r->cfg.severity[id] : SEV_INFO;
+	f.alert = (uint8_t)alert;
+	f.session = e->f->id;
+	f.ts_ns = e->f->ts_first;
+	if (b) {
+		memcpy(f.domain, b->domain, sizeof(f.domain));
+		memcpy(f.mx_host, b->mx_host, sizeof(f.mx_host));
+		f.evidence = b->ev | extra_ev;
+	} else {
+		f.evidence = extra_ev;
+	}
+	f.rfc8460 = rfc8460 ? rfc8460 : finding_info[id].rfc8460;
+	memcpy(f.client_ip, e->client, sizeof(f.client_ip));
+	memcpy(f.server_ip, e->server, sizeof(f.server_ip));
+	snprintf(f.message, sizeof(f.message), fmt, arg ? arg : "");
+	e->v->findings++;
+	e->emit(e->ctx, &f);
+}
+
+/* Session-level finding: once per tied domain, or once without one. */
+static void emit_all(struct eval *e, enum finding_id id, uint32_t ev, const char *fmt,
+		     const char *arg)
+{
+	if (e->nb == 0) {
+		emit(e, id, NULL, ev, 1, NULL, fmt, arg);
+		return;
+	}
+	for (int i = 0; i < e->nb; i++)
+		emit(e, id, &e->b[i], ev, 1, NULL, fmt, arg);
+}
+
+static int allowlisted(const struct eval *e)
+{
+	for (int i = 0; i < e->r->cfg.n_allow; i++)
+		if (!strcmp(e->r->cfg.allow_plaintext[i], e->client) ||
+		    !strcmp(e->r->cfg.allow_plaintext[i], e->server))
+			return 1;
+	return 0;
+}
+
+static int tls_used(const struct eval *e)
+{
+	return e->s->tls && e->s->tls_active[0];
+}
+
+static int plaintext_transaction(const struct eval *e)
+{
+	return e->m && e->m->has_mail_from;
+}
+
+/* A valid (not expired) MTA-STS policy of the binding, else NULL. */
+static const struct cached_sts *live_sts(const struct eval *e, const struct binding *b)
+{
+	const struct cached_sts *sts = b->cd ? b->cd->sts : NULL;
+	if (!sts || !strcmp(sts->mode, "none"))
+		return NULL;
+	if ((uint64_t)(sts->fetched_at + sts->max_age) * NS < e->ts_ns)
+		return NULL;
+	return sts;
+}
+
+static int mx_secure(const struct binding *b, const char *host)
+{
+	for (int i = 0; b->cd && i < b->cd->n_mx; i++)
+		if (!strcmp(b->cd->mx[i].host, host))
+			return b->cd->mx[i].secure;
+	return 0;
+}
+
+/* The binding's DNSSEC-secure TLSA records for port 25 of its MX host
+ * (RFC 7672: only when the MX answer was secure too). */
+static int secure_tlsa(const struct eval *e, const struct binding *b, struct tlsa_rr *out,
+		       int max)
+{
+	if (!b->mx_host[0] || !mx_secure(b, b->mx_host))
+		return 0;
+	const struct cached_host *h = policy_cache_host(e->r->cache, b->mx_host);
+	int n = 0;
+	for (int i = 0; h && i < h->n_tlsa && n < max; i++) {
+		const struct cached_tlsa *t = &h->tlsa[i];
+		if (t->port != 25 || !t->secure)
+			continue;
+		out[n].usage = (uint8_t)t->usage;
+		out[n].selector = (uint8_t)t->selector;
+		out[n].mtype = (uint8_t)t->mtype;
+		out[n].data = t->data;
+		out[n].len = t->len;
+		n++;
+	}
+	return n;
+}
+
+static int weak_cipher(const char *name)
+{
+	static const char *const bad[] = {"_NULL_", "_anon_", "RC4", "EXPORT", "_DES40", "_DES_CBC_"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (strstr(name, bad[i]))
+			return 1;
+	return !strncmp(name, "TLS_NULL", 8);
+}
+
+static void check_session_level(struct eval *e)
+{
+	const struct smtp_facts *m = e->m;
+	uint16_t port = e->f->key.port[1];
+	char port_s[8];
+	snprintf(port_s, sizeof(port_s), "%u", port);
+	if (e->s->kind == SESSION_SMTP && port != 25 && port != 587 && port != 465)
+		emit_all(e, F_SMTP_NONSTANDARD, 0, "SMTP on a non-standard port (%s)", port_s);
+	if ((port == 25 || port == 587) && e->s->content_not_smtp)
+		emit_all(e, F_SMTP_NONSTANDARD, 0, "non-SMTP traffic on a mail port (%s)",
+			 e->s->cls_res.done ? e->s->cls_res.name : "unclassified");
+	if (!m)
+		return;
+	if (m->mangled_token[0] && !m->starttls_offered)
+		emit_all(e, F_STARTTLS_STRIPPED, 0,
+			 "EHLO reply carries '%s' where STARTTLS belongs: stripped in transit",
+			 m->mangled_token);
+	if (m->starttls_requested && m->starttls_reply && m->starttls_reply != 220) {
+		char code[16];
+		snprintf(code, sizeof(code), "%d", m->starttls_reply);
+		emit_all(e, F_STARTTLS_REFUSED, 0, "server answered STARTTLS with %s", code);
+	}
+	if (m->anomalies[SMTP_AN_INJECTION][0].count || m->anomalies[SMTP_AN_INJECTION][1].count) {
+		char what[96];
+		snprintf(what, sizeof(what), "%llu client / %llu server plaintext bytes",
+			 (unsigned long long)m->anomalies[SMTP_AN_INJECTION][0].bytes,
+			 (unsigned long long)m->anomalies[SMTP_AN_INJECTION][1].bytes);
+		emit_all(e, F_STARTTLS_INJECTION, 0, "%s between STARTTLS and the TLS handshake", what);
+	}
+	if (m->auth_before_tls)
+		emit_all(e, F_PLAINTEXT_AUTH, 0, "AUTH %s sent before TLS", m->auth_mechanism);
+	if (m->starttls_offered && !m->starttls_requested && plaintext_transaction(e) &&
+	    !allowlisted(e))
+		emit_all(e, F_STARTTLS_UNUSED, 0, "server offered STARTTLS, client sent mail in plaintext%s",
+			 NULL);
+}
+
+static void check_tls_hygiene(struct eval *e)
+{
+	const struct tls_facts *t = e->t;
+	if (!t || !t->server_hello)
+		return;
+	char cipher[96];
+	tls_cipher_name(t->cipher, cipher, sizeof(cipher));
+	if (t->version < 0x0303) {
+		const char *v = tls_version_name(t->version);
+		emit_all(e, F_TLS_WEAK, 0, "negotiated %s (below TLS 1.2)", v ? v : "an unknown version");
+	} else if (weak_cipher(cipher)) {
+		emit_all(e, F_TLS_WEAK, 0, "negotiated weak cipher suite %s", cipher);
+	}
+}
+
+/* Remembers failed handshakes; finds a plaintext retry soon after one. */
+static void check_fallback(struct eval *e)
+{
+	struct rules *r = e->r;
+	size_t slot = 0;
+	for (const char *p = e->server; *p; p++)
+		slot = slot * 131 + (uint8_t)*p;
+	struct failed_tls *ft = &r->failed[slot % FAILED_TLS_SLOTS];
+	const struct tls_facts *t = e->t;
+	if (t && t->client_hello && !t->handshake_complete && tls_used(e)) {
+		snprintf(ft->server, sizeof(ft->server), "%s", e->server);
+		ft->ts_ns = e->f->ts_last;
+		return;
+	}
+	if (!tls_used(e) && plaintext_transaction(e) && !strcmp(ft->server, e->server) &&
+	    e->ts_ns >= ft->ts_ns && e->ts_ns - ft->ts_ns <= (uint64_t)r->cfg.fallback_window_s * NS &&
+	    !allowlisted(e)) {
+		char secs[32];
+		snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((e->ts_ns - ft->ts_ns) / NS));
+		emit_all(e, F_TLS_FAILED_FALLBACK, 0,
+			 "plaintext session %s s after a failed TLS handshake with this server", secs);
+	}
+}
+
+static void check_history(struct eval *e)
+{
+	const struct smtp_facts *m = e->m;
+	if (!m || !m->ehlo_reply_seen || m->starttls_offered || m->mangled_token[0] || allowlisted(e))
+		return;
+	const struct history_entry *h = history_get(e->r->hist, e->server);
+	if (h && h->starttls_offered)
+		emit_all(e, F_STARTTLS_LOST, EV_HISTORY,
+			 "server offered STARTTLS before (learned history) and not now%s", NULL);
+}
+
+static void check_binding(struct eval *e, struct binding *b)
+{
+	const struct smtp_facts *m = e->m;
+	const struct tls_facts *t = e->t;
+	const struct cached_sts *sts = live_sts(e, b);
+	struct tlsa_rr tlsa[16];
+	int n_tlsa = secure_tlsa(e, b, tlsa, 16);
+	int dane_usable = 0;
+	for (int i = 0; i < n_tlsa; i++)
+		dane_usable |= tlsa_usable_for_smtp(&tlsa[i]);
+	int enforce = sts && !strcmp(sts->mode, "enforce");
+
+	/* Cached policy past its lifetime at the time of the session. */
+	const struct cached_sts *any = b->cd ? b->cd->sts : NULL;
+	if (any && strcmp(any->mode, "none") &&
+	    (uint64_t)(any->fetched_at + any->max_age) * NS < e->ts_ns)
+		emit(e, F_POLICY_STALE, b, EV_POLICY, 1, NULL,
+		     "cached MTA-STS policy expired (max_age) before this session%s", NULL);
+
+	if (n_tlsa && !dane_usable)
+		emit(e, F_DANE_UNUSABLE, b, EV_POLICY, 1, NULL,
+		     "every TLSA record of %s is unusable for SMTP (DANE requires usage 2 or 3)",
+		     b->mx_host);
+
+	if (m && !tls_used(e) && !allowlisted(e)) {
+		if (m->ehlo_reply_seen && !m->starttls_offered && !m->mangled_token[0] &&
+		    (enforce || n_tlsa))
+			emit(e, F_STARTTLS_LOST, b, EV_POLICY, 1, NULL,
+			     "the domain's policy requires TLS and the server did not offer STARTTLS%s",
+			     NULL);
+		if (plaintext_transaction(e) && (n_tlsa || sts)) {
+			int alert = n_tlsa || enforce;
+			emit(e, F_PLAINTEXT_TO_POLICY_DOMAIN, b, EV_POLICY, alert,
+			     n_tlsa ? "dane-required" : "starttls-not-supported",
+			     n_tlsa ? "mail sent in plaintext to a domain with DANE TLSA records%s"
+				    : sts && enforce ? "mail sent in plaintext to a domain with MTA-STS enforce%s"
+						     : "mail sent in plaintext to a domain with MTA-STS testing%s",
+			     NULL);
+		}
+	}
+
+	if (!t || !t->server_hello)
+		return;
+	int observable = t->version < 0x0304 && t->certificate_seen && t->n_certs > 0;
+	struct der_cert chain[TLS_MAX_CERTS];
+	for (int i = 0; i < t->n_certs; i++) {
+		chain[i].der = t->certs[i].der;
+		chain[i].len = t->certs[i].len;
+	}
+	time_t when = (time_t)(e->ts_ns / NS);
+	char detail[256];
+	if (dane_usable && observable) {
+		enum dane_outcome o = verify_dane(e->r->verifier, chain, t->n_certs, tlsa, n_tlsa,
+						  b->mx_host, when, detail, sizeof(detail));
+		if (o == DANE_MATCH) {
+			e->v->verified = 1;
+			e->v->method = "dane";
+		} else if (o == DANE_MISMATCH) {
+			e->v->verified = 0;
+			emit(e, F_DANE_MISMATCH, b, EV_POLICY, 1, NULL,
+			     "certificate chain matches no TLSA record: %s", detail);
+		}
+	}
+	if (!sts)
+		return;
+	const char *host = b->mx_host[0] ? b->mx_host : NULL;
+	if (host) {
+		int ok = 0;
+		for (int i = 0; i < sts->n_mx_patterns && !ok; i++)
+			ok = sts_mx_match(sts->mx_patterns[i], host);
+		if (!ok)
+			emit(e, F_MTASTS_MX_MISMATCH, b, EV_POLICY, enforce, NULL,
+			     "MX host %s is not covered by the MTA-STS policy's mx patterns", host);
+	}
+	if (!observable)
+		return; /* TLS 1.3 hides the chain: never guess */
+	char sni[256];
+	lower_copy(sni, sizeof(sni), t->sni);
+	if (!host)
+		host = sni[0] ? sni : NULL;
+	if (!host)
+		return;
+	enum pkix_outcome p = verify_pkix(e->r->verifier, chain, t->n_certs, host, when, detail,
+					  sizeof(detail));
+	if (p == PKIX_VALID) {
+		if (e->v->verified != 0) {
+			e->v->verified = 1;
+			if (!e->v->method)
+				e->v->method = "pkix";
+		}
+	} else if (p != PKIX_ERROR && p != PKIX_NO_CHAIN) {
+		if (!dane_usable)
+			e->v->verified = 0;
+		const char *type = p == PKIX_EXPIRED	   ? "certificate-expired"
+				   : p == PKIX_HOST_MISMATCH ? "certificate-host-mismatch"
+							     : "certificate-not-trusted";
+		emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, enforce, type,
+		     "certificate not valid for the MX host under MTA-STS: %s", detail);
+	}
+}
+
+void rules_evaluate(struct rules *r, const struct flow *f, const struct session *s,
+		    finding_fn emit_fn, void *ctx, struct verdict *out)
+{
+	struct eval *e = calloc(1, sizeof(*e));
+	memset(out, 0, sizeof(*out));
+	out->verified = -1;
+	if (!e)
+		return;
+	e->r = r;
+	e->f = f;
+	e->s = s;
+	e->m = s->smtp ? smtp_facts(s->smtp) : NULL;
+	e->t = s->tls ? tls_facts(s->tls) : NULL;
+	flow_addr_str(f, 0, e->client, sizeof(e->client));
+	flow_addr_str(f, 1, e->server, sizeof(e->server));
+	e->ts_ns = f->ts_first;
+	e->emit = emit_fn;
+	e->ctx = ctx;
+	e->v = out;
+
+	bind_session(e);
+	check_session_level(e);
+	check_tls_hygiene(e);
+	check_fallback(e);
+	check_history(e);
+	for (int i = 0; i < e->nb; i++)
+		check_binding(e, &e->b[i]);
+
+	if (e->nb) {
+		memcpy(out->domain, e->b[0].domain, sizeof(out->domain));
+		memcpy(out->mx_host, e->b[0].mx_host, sizeof(out->mx_host));
+		out->evidence = e->b[0].ev;
+	}
+	/* Learn after judging, so this session cannot vouch for itself. */
+	if (e->m && e->m->ehlo_reply_seen)
+		history_note(r->hist, e->server, (int64_t)(f->ts_first / NS), e->m->starttls_offered,
+			     e->t && e->t->server_hello ? e->t->version : 0);
+	free(e);
+}

@@ -1,0 +1,118 @@
+/*
+ * rules.h - judging sessions: ties each finished SMTP session to its policy
+ * domain(s), then runs the compliance checks of the design brief (downgrade,
+ * MTA-STS, DANE, TLS hygiene) and emits findings. Reads session facts and
+ * the in-memory policy cache; never parses bytes, never touches SQLite.
+ */
+#ifndef MXW_RULES_H
+#define MXW_RULES_H
+
+#include <stdint.h>
+
+#include "cache.h"
+#include "flow.h"
+#include "session.h"
+
+enum finding_id {
+	F_STARTTLS_STRIPPED = 0,
+	F_STARTTLS_LOST,
+	F_STARTTLS_REFUSED,
+	F_STARTTLS_UNUSED,
+	F_PLAINTEXT_TO_POLICY_DOMAIN,
+	F_TLS_FAILED_FALLBACK,
+	F_DANE_MISMATCH,
+	F_DANE_UNUSABLE,
+	F_MTASTS_MX_MISMATCH,
+	F_MTASTS_CERT_INVALID,
+	F_STARTTLS_INJECTION,
+	F_TLS_WEAK,
+	F_PLAINTEXT_AUTH,
+	F_POLICY_STALE,
+	F_SMTP_NONSTANDARD,
+	F_COUNT
+};
+
+enum severity { SEV_INFO = 0, SEV_LOW, SEV_MEDIUM, SEV_HIGH, SEV_CRITICAL, SEV_COUNT };
+
+/* How a session was tied to a domain (a bitmask: every piece that agreed). */
+enum evidence {
+	EV_RCPT = 1 << 0,      /* RCPT TO domain, seen in plaintext */
+	EV_SNI = 1 << 1,       /* TLS SNI names the domain's MX host */
+	EV_MX_MAP = 1 << 2,    /* server address is a cached MX host of the domain */
+	EV_PROTECTED = 1 << 3, /* configured protected domain and MX address */
+	EV_BANNER = 1 << 4,    /* server's own greeting/EHLO name: untrusted, informational */
+	EV_HISTORY = 1 << 5,   /* the learned history of this server */
+	EV_POLICY = 1 << 6,    /* the domain's published policy */
+};
+
+const char *finding_name(enum finding_id id);
+int finding_from_name(const char *name);
+const char *severity_name(enum severity s);
+int severity_from_name(const char *name);
+/* Writes "rcpt,sni" style lists. */
+void evidence_names(uint32_t ev, char *buf, size_t len);
+
+struct finding {
+	enum finding_id id;
+	enum severity severity;
+	uint8_t alert;               /* 0: reported only (e.g. MTA-STS testing mode) */
+	const char *session;         /* session id */
+	uint64_t ts_ns;
+	char domain[256];            /* "" when no domain could be tied */
+	char mx_host[256];
+	uint32_t evidence;
+	const char *rfc8460;         /* result type or NULL */
+	char client_ip[64], server_ip[64];
+	char message[512];
+};
+
+#define RULES_MAX_PROTECTED 64
+#define RULES_MAX_ADDRS 16
+#define RULES_MAX_ALLOW 64
+
+struct protected_domain {
+	char domain[256];
+	char addrs[RULES_MAX_ADDRS][64];
+	int n_addrs;
+};
+
+struct rules_config {
+	uint8_t disabled[F_COUNT];
+	enum severity severity[F_COUNT];
+	struct protected_domain protected[RULES_MAX_PROTECTED];
+	int n_protected;
+	char allow_plaintext[RULES_MAX_ALLOW][64]; /* peer addresses known to be plaintext */
+	int n_allow;
+	uint32_t fallback_window_s;
+	char ca_bundle[512];                        /* "" = system store */
+};
+
+void rules_config_defaults(struct rules_config *c);
+
+/* What the rules concluded about a session as a whole (for the record). */
+struct verdict {
+	char domain[256];       /* first policy domain tied, "" if none */
+	char mx_host[256];
+	uint32_t evidence;
+	int verified;           /* 1 PKIX or DANE verified, 0 failed, -1 not checked/observable */
+	const char *method;     /* "dane" | "pkix" | NULL */
+	int findings;
+};
+
+struct rules;
+struct history;
+
+typedef void (*finding_fn)(void *ctx, const struct finding *f);
+
+/* cache and history may be NULL. Returns NULL with err set. */
+struct rules *rules_new(const struct rules_config *cfg, const struct policy_cache *cache,
+			struct history *hist, char *err, size_t errlen);
+void rules_free(struct rules *r);
+/* Swaps in a newly loaded cache (reload). */
+void rules_set_cache(struct rules *r, const struct policy_cache *cache);
+
+/* Judges one finished session, emitting each finding through `emit`. */
+void rules_evaluate(struct rules *r, const struct flow *f, const struct session *s,
+		    finding_fn emit, void *ctx, struct verdict *out);
+
+#endif
