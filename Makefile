@@ -30,7 +30,7 @@ LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c senso
              sensor/alert_sink.c sensor/summary.c
 MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
-UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile
+UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)

@@ -288,7 +288,8 @@ static int on_sts(void *ctx, const struct db_sts *r)
 		pats[n++] = one;
 		p += len + (nl ? 1 : 0);
 	}
-	keep(c, pats);
+	if (pats)
+		keep(c, pats);
 	s->mx_patterns = pats;
 	s->n_mx_patterns = n;
 	d->sts = s;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make-captures.sh - regenerate mxwatch's corpus of real SMTP captures.
 #
-# Run as root on Debian 12, from anywhere:   bash pcaps/make-captures.sh
+# Run as root on Debian 12, from anywhere:   bash pcaps/make-captures.sh [SCENARIO...]
 #
 # Every packet is made by real software (Postfix, swaks, openssl, curl,
 # dnsmasq, dig, python3 http.server; a few small python3 helpers in
@@ -16,6 +16,19 @@
 # pcaps/certs/fingerprints.txt are (re)written in place; certificates are
 # new on every run, so tests must derive expected hashes from the committed
 # files.  See pcaps/README.md for what each capture holds.
+#
+# Scenarios (arguments; none = all of them, the default):
+#   base                          the original corpus: the test CA, certs/mx and
+#                                 certs/www, and every capture made with them.
+#                                 It can only be rebuilt as a whole, because the
+#                                 CA's private key is not kept.
+#   smtp-starttls-expired-cert    STARTTLS, TLS 1.2, expired certificate
+#   smtp-starttls-wrongname-cert  STARTTLS, TLS 1.2, certificate for another name
+#   ca2                           both of the above
+# The last two share a second test CA ("expired-ca", certs/ca2.example.test.pem)
+# that is made afresh on every run, so asking for either one rebuilds both.
+#   bash pcaps/make-captures.sh --list                          names only
+#   bash pcaps/make-captures.sh smtp-starttls-expired-cert smtp-starttls-wrongname-cert
 #
 # Options (environment):  KEEP_WORK=1   keep the temp dir (configs, logs)
 set -euo pipefail
@@ -40,6 +53,8 @@ AUTHMX=127.0.0.5    # Postfix, SASL AUTH before TLS   auth.example.test
 RELAYA=127.0.0.6    # Postfix, relays to 127.0.0.3    relay.sender.test
 PROXY=127.0.0.7     # STARTTLS-stripping proxy -> 127.0.0.3
 NOCERT=127.0.0.8    # Postfix, STARTTLS offered, no certificate: handshake fails
+EXPIRED=127.0.0.11  # Postfix, STARTTLS, expired certificate (CA2)   mx.example.test
+WRONGNAME=127.0.0.12 # Postfix, STARTTLS, cert for wrong.example.org (CA2)  mx.example.test
 WEB=127.0.0.9       # python http.server :80, openssl s_server :443
 DNS=127.0.0.53      # dnsmasq authoritative for example.test
 VCLIENT=198.51.100.10   # VLAN client (TEST-NET-2, only inside our namespaces)
@@ -48,7 +63,41 @@ VSERVER=198.51.100.25   # VLAN server = the "plain" Postfix instance
 log() { printf '\n=== %s\n' "$*"; }
 die() { printf 'make-captures: error: %s\n' "$*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "must run as root (network namespaces, tcpdump, Postfix)"
+# ---------------------------------------------------------------- scenarios
+ALL_SCENARIOS=(base smtp-starttls-expired-cert smtp-starttls-wrongname-cert)
+CA2_SCENARIOS=(smtp-starttls-expired-cert smtp-starttls-wrongname-cert)
+SELECTED=()
+want() { local x; for x in "${SELECTED[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
+want_ca2() { local x; for x in "${CA2_SCENARIOS[@]}"; do want "$x" && return 0; done; return 1; }
+
+select_scenarios() {   # arguments -> SELECTED (in ALL_SCENARIOS order)
+    local a x picked=()
+    [ $# -eq 0 ] && set -- all
+    for a in "$@"; do
+        case $a in
+            -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+            -l|--list) printf '%s\n' "${ALL_SCENARIOS[@]}" ca2 all; exit 0 ;;
+            all) picked+=("${ALL_SCENARIOS[@]}") ;;
+            ca2) picked+=("${CA2_SCENARIOS[@]}") ;;
+            base) picked+=(base) ;;
+            *.pcap) select_scenarios_one "${a%.pcap}" ;;
+            *) select_scenarios_one "$a" ;;
+        esac
+    done
+    # the CA2 scenarios share a CA that is made afresh: always rebuild them together
+    for x in "${picked[@]}"; do
+        case " ${CA2_SCENARIOS[*]} " in *" $x "*) picked+=("${CA2_SCENARIOS[@]}"); break ;; esac
+    done
+    for x in "${ALL_SCENARIOS[@]}"; do
+        case " ${picked[*]} " in *" $x "*) SELECTED+=("$x") ;; esac
+    done
+}
+select_scenarios_one() {   # a single capture name (helper of select_scenarios)
+    case " ${ALL_SCENARIOS[*]} " in
+        *" $1 "*) picked+=("$1") ;;
+        *) die "unknown scenario '$1' (known: ${ALL_SCENARIOS[*]} ca2 all; the other captures are part of 'base')" ;;
+    esac
+}
 
 # ---------------------------------------------------------------- packages
 install_packages() {
@@ -120,7 +169,7 @@ setup_net() {
     ip netns add "$NS"
     ip -n "$NS" link set lo up
     local a
-    for a in $PLAIN $TLSMX $BROKEN $AUTHMX $RELAYA $PROXY $NOCERT $WEB $DNS $CLIENT; do
+    for a in $PLAIN $TLSMX $BROKEN $AUTHMX $RELAYA $PROXY $NOCERT $EXPIRED $WRONGNAME $WEB $DNS $CLIENT; do
         ip -n "$NS" addr add "$a/32" dev lo
     done
     ip -n "$NS" -6 addr add "$TLSMX6/128" dev lo nodad
@@ -140,6 +189,8 @@ $AUTHMX	auth.example.test
 $RELAYA	relay.sender.test
 $PROXY	mx-via-proxy.example.test
 $NOCERT	mx-nocert.example.test
+$EXPIRED	mx-expired.example.test
+$WRONGNAME	mx-wrongname.example.test
 $WEB	www.example.test
 $DNS	ns.example.test
 $CLIENT	client.sender.test
@@ -147,7 +198,11 @@ $CLIENT6	client.sender.test
 $VSERVER	smtp-vlan.example.test
 EOF
     echo "nameserver 127.0.0.1" > "$NETNS_ETC/resolv.conf"
+}
 
+setup_vlan_lab() {
+    log "VLAN lab namespaces"
+    local a
     # VLAN lab: client ns --veth-- switch ns (trunk veth pair) --veth-- main ns
     ip netns add "$NS_C"
     ip netns add "$NS_SW"
@@ -219,6 +274,82 @@ make_certs() {
                 "$(openssl x509 -in "$OUT/certs/$f.pem" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)"
         done
     } > "$OUT/certs/fingerprints.txt"
+}
+
+# fingerprint_line FILE: "FILE cert_sha256 spki_sha256" for certs/FILE
+fingerprint_line() {
+    printf '%s %s %s\n' "$1" \
+        "$(openssl x509 -in "$OUT/certs/$1" -outform DER | sha256sum | cut -d' ' -f1)" \
+        "$(openssl x509 -in "$OUT/certs/$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)"
+}
+
+# A second test CA ("expired-ca") for the expired / wrong-name captures.  The
+# first CA's private key is not kept, so it cannot sign anything new; these
+# certificates never touch certs/ca.example.test.pem, certs/mx..., certs/www...
+# `openssl ca` because OpenSSL 3.0 `x509 -req` cannot set notBefore.
+#   ca2.example.test.pem        CA, 2019-01-01 .. generation + 10 years
+#   mx-expired.example.test.pem mx.example.test, 2020-01-01 .. 2021-01-01 (expired)
+#   wrongname.example.org.pem   wrong.example.org, generation + 10 years
+make_certs_ca2() {
+    log "certificates (second test CA 'expired-ca': expired leaf, wrong-name leaf)"
+    local t="$WORK/tls2"
+    mkdir -p "$t/newcerts"
+    : > "$t/index.txt"
+    local ca_end; ca_end=$(date -u -d '+10 years' +%Y%m%d%H%M%SZ)
+    cat > "$t/ca.cnf" <<EOF
+[ ca ]
+default_ca = expired_ca
+[ expired_ca ]
+dir = $t
+database = \$dir/index.txt
+new_certs_dir = \$dir/newcerts
+rand_serial = yes
+default_md = sha256
+policy = policy_any
+unique_subject = no
+email_in_dn = no
+preserve = yes
+[ policy_any ]
+organizationName = supplied
+commonName = supplied
+[ v3_ca ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+EOF
+    openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$t/ca.key" -out "$t/ca.csr" \
+        -subj "/O=mxwatch test/CN=mxwatch Test CA2 (expired-ca) example.test" 2>/dev/null
+    openssl ca -batch -notext -config "$t/ca.cnf" -selfsign -keyfile "$t/ca.key" \
+        -in "$t/ca.csr" -startdate 20190101000000Z -enddate "$ca_end" \
+        -extensions v3_ca -out "$t/ca.pem" 2>"$t/ca.log" || { cat "$t/ca.log" >&2; die "CA2"; }
+    local name cn dates
+    for name in expired wrongname; do
+        case $name in
+            expired)   cn=mx.example.test;   dates=(-startdate 20200101000000Z -enddate 20210101000000Z) ;;
+            wrongname) cn=wrong.example.org; dates=(-days 3650) ;;
+        esac
+        openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$t/$name.key" -out "$t/$name.csr" \
+            -subj "/O=mxwatch test/CN=$cn" 2>/dev/null
+        printf 'subjectAltName=DNS:%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' "$cn" > "$t/$name.ext"
+        openssl ca -batch -notext -config "$t/ca.cnf" -cert "$t/ca.pem" -keyfile "$t/ca.key" \
+            -in "$t/$name.csr" "${dates[@]}" -extfile "$t/$name.ext" -out "$t/$name.pem" \
+            2>"$t/$name.log" || { cat "$t/$name.log" >&2; die "certificate $name"; }
+    done
+    chmod 644 "$t"/*.pem
+    chmod 600 "$t"/*.key
+
+    mkdir -p "$OUT/certs"
+    cp "$t/ca.pem"        "$OUT/certs/ca2.example.test.pem"
+    cp "$t/expired.pem"   "$OUT/certs/mx-expired.example.test.pem"
+    cp "$t/wrongname.pem" "$OUT/certs/wrongname.example.org.pem"
+    # replace (or add) only these three lines of fingerprints.txt
+    local fp="$OUT/certs/fingerprints.txt" f
+    [ -f "$fp" ] || printf '# file  cert_sha256  spki_sha256  (lowercase hex, DER)\n' > "$fp"
+    grep -Ev '^(ca2\.example\.test|mx-expired\.example\.test|wrongname\.example\.org)\.pem ' "$fp" > "$t/fp.txt" || true
+    for f in ca2.example.test.pem mx-expired.example.test.pem wrongname.example.org.pem; do
+        fingerprint_line "$f" >> "$t/fp.txt"
+    done
+    cat "$t/fp.txt" > "$fp"
 }
 
 # ---------------------------------------------------------------- Postfix
@@ -395,6 +526,27 @@ EOF
     pf_start nocert "$NOCERT"
     pf_start auth "$AUTHMX"
     pf_start relay "$RELAYA"
+}
+
+setup_postfix_ca2() {   # the two servers with CA2 certificates
+    log "Postfix instances (CA2: expired, wrong name)"
+    local t="$WORK/tls2"
+    # both answer as mx.example.test: the server is the right one, only its
+    # certificate is bad (expired / made out for another name)
+    pf_new expired mx.example.test "$EXPIRED" <<EOF
+# Postfix does not check its own certificate's dates: it serves it anyway
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $t/expired.key, $t/expired.pem, $t/ca.pem
+smtpd_tls_loglevel = 1
+EOF
+    pf_new wrongname mx.example.test "$WRONGNAME" <<EOF
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $t/wrongname.key, $t/wrongname.pem, $t/ca.pem
+smtpd_tls_loglevel = 1
+EOF
+    chmod 755 "$WORK"
+    pf_start expired "$EXPIRED"
+    pf_start wrongname "$WRONGNAME"
 }
 
 # ---------------------------------------------------------------- capture
@@ -696,6 +848,24 @@ capture_all() {
     cap_stop
 }
 
+# one scenario each; swaks does not verify the certificate unless told to
+# (no --tls-verify), so it goes on and sends the mail inside TLS
+capture_expired() {
+    log "smtp-starttls-expired-cert.pcap"
+    cap_start smtp-starttls-expired-cert.pcap "$NS" lo -- "tcp port 25 and host $EXPIRED"
+    swaks_ns expired --server $EXPIRED -li $CLIENT --tls --tls-protocol tlsv1_2 \
+        --tls-sni mx.example.test --header "Subject: STARTTLS, expired server certificate"
+    cap_stop
+}
+
+capture_wrongname() {
+    log "smtp-starttls-wrongname-cert.pcap"
+    cap_start smtp-starttls-wrongname-cert.pcap "$NS" lo -- "tcp port 25 and host $WRONGNAME"
+    swaks_ns wrongname --server $WRONGNAME -li $CLIENT --tls --tls-protocol tlsv1_2 \
+        --tls-sni mx.example.test --header "Subject: STARTTLS, certificate for another name"
+    cap_stop
+}
+
 wait_for_log_count() {   # FILE REGEX COUNT
     local i
     for i in $(seq 100); do
@@ -861,8 +1031,37 @@ verify_all() {
     check $f "one STARTTLS" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
 }
 
+check_leaf() {   # check_leaf CAPTURE PEM: the first certificate on the wire is certs/PEM
+    local got want
+    got=$(tshark -r "$OUT/$1" -Y 'tls.handshake.type==11' -T fields -e tls.handshake.certificate 2>/dev/null \
+           | head -1 | cut -d, -f1 \
+           | "$PY" -c 'import sys, hashlib; print(hashlib.sha256(bytes.fromhex(sys.stdin.read().strip().replace(":", ""))).hexdigest())')
+    want=$(openssl x509 -in "$OUT/certs/$2" -outform DER | sha256sum | cut -d' ' -f1)
+    if [ "$got" = "$want" ]; then printf '    ok    leaf on the wire is certs/%s\n' "$2"
+    else printf '    FAIL  leaf on the wire is not certs/%s (%s)\n' "$2" "$got"; FAILS=$((FAILS + 1)); fi
+}
+
+verify_ca2() {   # verify_ca2 CAPTURE LEAF_PEM
+    local f=$1
+    summary $f
+    check $f "one TCP connection" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 1
+    check $f "EHLO client.sender.test" 'smtp.req.parameter=="client.sender.test"' -ge 1
+    check $f "STARTTLS offered" 'smtp.rsp.parameter contains "STARTTLS"' -ge 1
+    check $f "STARTTLS sent" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
+    check $f "ServerHello TLS 1.2" 'tls.handshake.type==2 && tls.handshake.version==0x0303 && !tls.handshake.extensions.supported_version' -eq 1
+    check $f "SNI mx.example.test" 'tls.handshake.extensions_server_name=="mx.example.test"' -eq 1
+    check $f "Certificate visible" 'tls.handshake.certificate' -eq 1
+    check $f "no TLS alert in the clear" 'tls.alert_message.level' -eq 0
+    check $f "mail sent inside TLS" 'tls.app_data' -ge 4
+    check $f "no cleartext DATA" 'smtp.req.command=="DATA"' -eq 0
+    check_leaf $f "$2"
+}
+
 # ---------------------------------------------------------------- main
 main() {
+    select_scenarios "$@"
+    [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, tcpdump, Postfix)"
+    log "scenarios: ${SELECTED[*]}"
     install_packages
     command -v "$PY" >/dev/null || die "$PY missing"
     # leftovers of an interrupted earlier run (only our own namespaces)
@@ -872,11 +1071,30 @@ main() {
     trap 'exit 130' INT TERM
     chmod 755 "$WORK"
     setup_net
-    make_certs
-    make_body
-    setup_postfix
-    capture_all
-    verify_all
+    if want base; then
+        # rewrites certs/ca, mx, www and fingerprints.txt, then every base capture
+        setup_vlan_lab
+        # make_certs rewrites fingerprints.txt: keep the CA2 lines when CA2 is not rebuilt
+        local fp="$OUT/certs/fingerprints.txt" keep=""
+        [ -f "$fp" ] && keep=$(grep -E '^(ca2\.example\.test|mx-expired\.example\.test|wrongname\.example\.org)\.pem ' "$fp" || true)
+        make_certs
+        if ! want_ca2 && [ -n "$keep" ]; then printf '%s\n' "$keep" >> "$fp"; fi
+        make_body
+        setup_postfix
+        capture_all
+    fi
+    if want_ca2; then
+        make_certs_ca2          # after make_certs: it adds its lines to fingerprints.txt
+        setup_postfix_ca2
+        capture_expired
+        capture_wrongname
+    fi
+    want base && verify_all
+    if want_ca2; then
+        log "verification (tshark), CA2 captures"
+        verify_ca2 smtp-starttls-expired-cert.pcap mx-expired.example.test.pem
+        verify_ca2 smtp-starttls-wrongname-cert.pcap wrongname.example.org.pem
+    fi
 
     log "made in $OUT:"
     local f

@@ -481,6 +481,23 @@ static void check_binding(struct eval *e, struct binding *b)
 	if (!t || !t->server_hello)
 		return;
 	int observable = t->version < 0x0304 && t->certificate_seen && t->n_certs > 0;
+	/* Up to TLS 1.2 the server's flight is in the clear: a completed
+	 * handshake without a Certificate message is an anonymous suite, which
+	 * no DANE or MTA-STS policy can accept. */
+	int anonymous = t->version < 0x0304 && t->handshake_complete && !t->certificate_seen;
+	if (anonymous) {
+		if (dane_usable) {
+			e->v->verified = 0;
+			emit(e, F_DANE_MISMATCH, b, EV_POLICY, 1, NULL,
+			     "server presented no certificate (anonymous cipher suite)%s", NULL);
+		}
+		if (sts) {
+			e->v->verified = 0;
+			emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, enforce, "certificate-not-trusted",
+			     "server presented no certificate (anonymous cipher suite)%s", NULL);
+		}
+		return;
+	}
 	struct der_cert chain[TLS_MAX_CERTS];
 	for (int i = 0; i < t->n_certs; i++) {
 		chain[i].der = t->certs[i].der;
