@@ -28,7 +28,7 @@ LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c senso
              db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c \
              rules/rules.c rules/verify.c rules/history.c rules/config.c \
              sensor/alert_sink.c sensor/summary.c
-MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c
+MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c sensor/report_cmd.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
 UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify
 
@@ -85,13 +85,22 @@ deps:
 
 CAPTURES = $$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
 
+DEMO_DB := $(BUILD)/demo.db
+
 run: deps
 	@$(MAKE) --no-print-directory mxwatch
 	@echo "== TCP flows of the bundled captures (mxwatch analyze --flows)"
-	@./mxwatch analyze --flows $(CAPTURES) 2>/dev/null
+	@./mxwatch analyze --flows --no-store --db /dev/null $(CAPTURES) 2>/dev/null || true
 	@echo
-	@echo "== SMTP sessions (mxwatch analyze)"
-	./mxwatch analyze $(CAPTURES)
+	@echo "== demo policy into a fresh database ($(DEMO_DB))"
+	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	./mxwatch policy import --db $(DEMO_DB) etc/demo.policy
+	@echo
+	@echo "== SMTP sessions and findings (mxwatch analyze)"
+	./mxwatch analyze --db $(DEMO_DB) --config etc/demo.conf $(CAPTURES)
+	@echo
+	@echo "== RFC 8460 report (mxwatch report --json)"
+	./mxwatch report --db $(DEMO_DB) --json --org "mxwatch demo"
 
 test: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/mxwatch-san \

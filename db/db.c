@@ -107,10 +107,11 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
 			  " ?7, ?8, ?9, ?10)",
 	[S_REPORT_SESSIONS] = "SELECT domain, mx_host, server_ip, tls_version, verified,"
-			      " starttls_offered, client_ip FROM sessions WHERE ts_start >= ?1 AND"
-			      " ts_start < ?2 AND domain IS NOT NULL AND domain != ''",
+			      " starttls_offered, client_ip, id, ts_start FROM sessions"
+			      " WHERE ts_start >= ?1 AND ts_start < ?2 ORDER BY ts_start",
 	[S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
-			      " receiving_ip, session_id FROM findings WHERE ts >= ?1 AND ts < ?2",
+			      " receiving_ip, session_id, ts FROM findings WHERE ts >= ?1 AND ts < ?2"
+			      " ORDER BY id",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",

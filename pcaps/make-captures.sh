@@ -25,10 +25,14 @@
 #   smtp-starttls-expired-cert    STARTTLS, TLS 1.2, expired certificate
 #   smtp-starttls-wrongname-cert  STARTTLS, TLS 1.2, certificate for another name
 #   ca2                           both of the above
+#   smtp-hostile-ehlo             tools/smtp-raw-client.py hostile -> the SASL
+#                                 Postfix (127.0.0.5): control bytes and escapes
+#                                 in EHLO/HELO and RCPT, AUTH PLAIN before TLS
 # The last two share a second test CA ("expired-ca", certs/ca2.example.test.pem)
 # that is made afresh on every run, so asking for either one rebuilds both.
 #   bash pcaps/make-captures.sh --list                          names only
 #   bash pcaps/make-captures.sh smtp-starttls-expired-cert smtp-starttls-wrongname-cert
+#   bash pcaps/make-captures.sh smtp-hostile-ehlo
 #
 # Options (environment):  KEEP_WORK=1   keep the temp dir (configs, logs)
 set -euo pipefail
@@ -64,7 +68,7 @@ log() { printf '\n=== %s\n' "$*"; }
 die() { printf 'make-captures: error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- scenarios
-ALL_SCENARIOS=(base smtp-starttls-expired-cert smtp-starttls-wrongname-cert)
+ALL_SCENARIOS=(base smtp-starttls-expired-cert smtp-starttls-wrongname-cert smtp-hostile-ehlo)
 CA2_SCENARIOS=(smtp-starttls-expired-cert smtp-starttls-wrongname-cert)
 SELECTED=()
 want() { local x; for x in "${SELECTED[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
@@ -480,31 +484,7 @@ smtpd_tls_security_level = may
 smtpd_tls_chain_files = $t/does-not-exist.pem
 EOF
 
-    # SASL (Cyrus, sasldb) for AUTH PLAIN/LOGIN; AUTH allowed before TLS.
-    # Debian's Postfix reads the Cyrus config from $config_directory/sasl/.
-    local sd="$WORK/pf-auth/etc/sasl" sdb="$WORK/pf-auth/sasldb2"
-    mkdir -p "$sd"
-    cat > "$sd/smtpd.conf" <<EOF
-pwcheck_method: auxprop
-auxprop_plugin: sasldb
-mech_list: PLAIN LOGIN
-sasldb_path: $sdb
-EOF
-    [ -n "$WORK" ] || die "internal: WORK unset"
-    echo 'Secret-Passw0rd' | saslpasswd2 -p -c -f "$sdb" -u example.test alice
-    chown postfix "$sdb"
-    chmod 644 "$sd/smtpd.conf"
-    pf_new auth auth.example.test "$AUTHMX" <<EOF
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = $t/mx.key, $t/mx.pem, $t/ca.pem
-smtpd_tls_auth_only = no
-smtpd_sasl_auth_enable = yes
-smtpd_sasl_type = cyrus
-smtpd_sasl_path = smtpd
-cyrus_sasl_config_path = $sd
-smtpd_sasl_local_domain = example.test
-smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
-EOF
+    pf_new_auth "$t/mx.key, $t/mx.pem, $t/ca.pem"
 
     pf_new relay relay.sender.test "$RELAYA" <<EOF
 # MTA A: relays everything to MTA B (the "tls" instance) with opportunistic TLS
@@ -526,6 +506,56 @@ EOF
     pf_start nocert "$NOCERT"
     pf_start auth "$AUTHMX"
     pf_start relay "$RELAYA"
+}
+
+# pf_new_auth CHAIN_FILES: the "auth" instance (auth.example.test, $AUTHMX).
+# SASL (Cyrus, sasldb) for AUTH PLAIN/LOGIN; AUTH allowed before TLS.  The
+# one test user is alice@example.test / Secret-Passw0rd.
+pf_new_auth() {
+    local chain=$1
+    # Debian's Postfix reads the Cyrus config from $config_directory/sasl/.
+    local sd="$WORK/pf-auth/etc/sasl" sdb="$WORK/pf-auth/sasldb2"
+    [ -n "$WORK" ] || die "internal: WORK unset"
+    mkdir -p "$sd"
+    cat > "$sd/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN
+sasldb_path: $sdb
+EOF
+    echo 'Secret-Passw0rd' | saslpasswd2 -p -c -f "$sdb" -u example.test alice
+    chown postfix "$sdb"
+    chmod 644 "$sd/smtpd.conf"
+    pf_new auth auth.example.test "$AUTHMX" <<EOF
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $chain
+smtpd_tls_auth_only = no
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $sd
+smtpd_sasl_local_domain = example.test
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+EOF
+}
+
+# The "auth" instance on its own, for smtp-hostile-ehlo without `base`.  The
+# first CA's keys are not kept, so it gets a throwaway self-signed certificate
+# (in $WORK only, never copied to pcaps/).  STARTTLS is still advertised, as
+# in base; the hostile client never uses it, so no certificate is on the wire.
+setup_postfix_auth_alone() {
+    log "Postfix instance auth (SASL, AUTH before TLS), on its own"
+    local t="$WORK/tls-auth"
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -sha256 \
+        -keyout "$t/auth.key" -out "$t/auth.pem" \
+        -subj "/O=mxwatch test/CN=auth.example.test" \
+        -addext "subjectAltName=DNS:auth.example.test" 2>/dev/null
+    chmod 644 "$t/auth.pem"
+    chmod 600 "$t/auth.key"
+    pf_new_auth "$t/auth.key, $t/auth.pem"
+    chmod 755 "$WORK"
+    pf_start auth "$AUTHMX"
 }
 
 setup_postfix_ca2() {   # the two servers with CA2 certificates
@@ -866,6 +896,19 @@ capture_wrongname() {
     cap_stop
 }
 
+# hostile client bytes, each command its own write: EHLO (then HELO if the
+# EHLO is refused) with a bare CR, ESC [31m, quotes, backslash, DEL, 0x01 in
+# the name; AUTH PLAIN in the clear; MAIL; RCPT; RCPT with ESC ]0;pwn BEL; QUIT
+capture_hostile_ehlo() {
+    log "smtp-hostile-ehlo.pcap"
+    cap_start smtp-hostile-ehlo.pcap "$NS" lo -- "tcp port 25 and host $AUTHMX"
+    rawclient hostile --server $AUTHMX --bind $CLIENT \
+        --auth-user alice@example.test --auth-password 'Secret-Passw0rd' \
+        > "$WORK/raw-hostile.log" 2>&1 || { cat "$WORK/raw-hostile.log" >&2; die "hostile client failed"; }
+    cap_stop
+    sed 's/^/    /' "$WORK/raw-hostile.log"
+}
+
 wait_for_log_count() {   # FILE REGEX COUNT
     local i
     for i in $(seq 100); do
@@ -907,7 +950,8 @@ summary() {
         -e smtp.response.code -e smtp.rsp.parameter 2>/dev/null \
         | awk -F'\t' '$2 == "" && $4 == "" { next }
                        { c = ($2 != "") ? "C: " $2 " " $3 : "S: " $4 " " $5;
-                         gsub(/,/, " | ", c); print "    " substr(c, 1, 110) }' | head -40
+                         gsub(/,/, " | ", c); print "    " substr(c, 1, 110) }' \
+        | LC_ALL=C tr '\000-\010\013-\037\177' '?' | head -40   # no raw escapes to the terminal
 }
 
 verify_all() {
@@ -1057,6 +1101,32 @@ verify_ca2() {   # verify_ca2 CAPTURE LEAF_PEM
     check_leaf $f "$2"
 }
 
+# the client's bytes are the point of this capture; the reply checks pin down
+# what Postfix 3.7 answered, as pcaps/README.md describes it
+verify_hostile() {
+    local f=smtp-hostile-ehlo.pcap
+    local C="tcp.dstport==25" S="tcp.srcport==25"
+    # the HELO/EHLO name as sent: evil CR name ESC[31m "quoted" \back DEL del 0x01 ctl, CRLF
+    local name=65:76:69:6c:0d:6e:61:6d:65:1b:5b:33:31:6d:22:71:75:6f:74:65:64:22:5c:62:61:63:6b:7f:64:65:6c:01:63:74:6c:0d:0a
+    local auth; auth=$(printf '\0alice@example.test\0Secret-Passw0rd' | base64 -w0)
+    summary $f
+    check $f "one TCP connection" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 1
+    check $f "ESC [31m from the client" "$C && frame contains 1b:5b:33:31:6d" -eq 1
+    check $f "EHLO + name (bare CR, ESC, DEL, 0x01), one segment" "$C && tcp.payload[0:5]==45:48:4c:4f:20 && tcp.payload contains $name" -eq 1
+    check $f "EHLO accepted (250, AUTH PLAIN offered)" "$S && smtp.rsp.parameter contains \"AUTH PLAIN\"" -eq 1
+    check $f "no HELO fallback needed" "$C && tcp.payload[0:5]==48:45:4c:4f:20" -eq 0
+    check $f "AUTH PLAIN in the clear" "$C && frame contains \"AUTH PLAIN $auth\\x0d\\x0a\"" -eq 1
+    check $f "235 to AUTH" 'smtp.response.code==235' -eq 1
+    check $f "MAIL FROM" "$C && frame contains \"MAIL FROM:<a@sender.test>\\x0d\\x0a\"" -eq 1
+    check $f "RCPT bob@example.test" "$C && frame contains \"RCPT TO:<bob@example.test>\\x0d\\x0a\"" -eq 1
+    check $f "RCPT with OSC escape (ESC ]0;pwn BEL)" "$C && frame contains 1b:5d:30:3b:70:77:6e:07" -eq 1
+    check $f "501 to the OSC RCPT" 'smtp.response.code==501' -eq 1
+    check $f "QUIT" "$C && frame contains \"QUIT\\x0d\\x0a\"" -eq 1
+    check $f "each command its own segment (6)" "$C && tcp.len>0" -eq 6
+    check $f "server echoes no ESC, BEL, DEL, 0x01, bare CR" "$S && (tcp.payload contains 1b || tcp.payload contains 07 || tcp.payload contains 7f || tcp.payload contains 01 || tcp.payload contains 0d:6e)" -eq 0
+    check $f "no TLS" 'tls' -eq 0
+}
+
 # ---------------------------------------------------------------- main
 main() {
     select_scenarios "$@"
@@ -1089,11 +1159,19 @@ main() {
         capture_expired
         capture_wrongname
     fi
+    if want smtp-hostile-ehlo; then
+        want base || setup_postfix_auth_alone   # base has started "auth" already
+        capture_hostile_ehlo
+    fi
     want base && verify_all
     if want_ca2; then
         log "verification (tshark), CA2 captures"
         verify_ca2 smtp-starttls-expired-cert.pcap mx-expired.example.test.pem
         verify_ca2 smtp-starttls-wrongname-cert.pcap wrongname.example.org.pem
+    fi
+    if want smtp-hostile-ehlo; then
+        log "verification (tshark), hostile client bytes"
+        verify_hostile
     fi
 
     log "made in $OUT:"

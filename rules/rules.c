@@ -141,7 +141,8 @@ void rules_set_cache(struct rules *r, const struct policy_cache *cache)
 
 struct binding {
 	char domain[256];
-	char mx_host[256];
+	char mx_host[256];     /* from SNI or the address map: used for judging */
+	char banner_host[256]; /* from the server's own banner: shown, never trusted */
 	uint32_t ev;
 	const struct cached_domain *cd;
 };
@@ -233,8 +234,7 @@ static void bind_session(struct eval *e)
 			for (int k = 0; cd && k < cd->n_mx; k++) {
 				if (!strcmp(cd->mx[k].host, banner)) {
 					e->b[i].ev |= EV_BANNER;
-					if (!e->b[i].mx_host[0])
-						memcpy(e->b[i].mx_host, banner, sizeof(banner));
+					memcpy(e->b[i].banner_host, banner, sizeof(banner));
 				}
 			}
 		}
@@ -255,13 +255,15 @@ static void emit(struct eval *e, enum finding_id id, const struct binding *b, ui
 	f.ts_ns = e->f->ts_first;
 	if (b) {
 		memcpy(f.domain, b->domain, sizeof(f.domain));
-		memcpy(f.mx_host, b->mx_host, sizeof(f.mx_host));
+		memcpy(f.mx_host, b->mx_host[0] ? b->mx_host : b->banner_host, sizeof(f.mx_host));
 		f.evidence = b->ev | extra_ev;
 	} else {
 		f.evidence = extra_ev;
 	}
 	f.rfc8460 = rfc8460 ? rfc8460 : finding_info[id].rfc8460;
 	memcpy(f.client_ip, e->client, sizeof(f.client_ip));
+	if (e->m && e->m->ehlo >= 0)
+		memcpy(f.helo, e->m->helo_name, sizeof(f.helo));
 	memcpy(f.server_ip, e->server, sizeof(f.server_ip));
 	snprintf(f.message, sizeof(f.message), fmt, arg ? arg : "");
 	e->v->findings++;

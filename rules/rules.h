@@ -63,6 +63,7 @@ struct finding {
 	uint32_t evidence;
 	const char *rfc8460;         /* result type or NULL */
 	char client_ip[64], server_ip[64];
+	char helo[256];              /* the client's HELO/EHLO name, as sent (untrusted) */
 	char message[512];
 };
 

@@ -101,17 +101,18 @@ void alert_escape(const char *in, char *out, size_t cap)
 
 void alert_format(const struct finding *f, uint64_t suppressed, char *buf, size_t len)
 {
-	char dom[ALERT_VALUE_MAX * 4 + 1], mx[sizeof(dom)], msg[sizeof(dom)], ev[96];
+	char dom[ALERT_VALUE_MAX * 4 + 1], mx[sizeof(dom)], msg[sizeof(dom)], helo[sizeof(dom)], ev[96];
 	alert_escape(f->domain, dom, sizeof(dom));
+	alert_escape(f->helo, helo, sizeof(helo));
 	alert_escape(f->mx_host, mx, sizeof(mx));
 	alert_escape(f->message, msg, sizeof(msg));
 	evidence_names(f->evidence, ev, sizeof(ev));
 	int n = snprintf(buf, len,
 			 "finding=%s severity=%s session=%s domain=\"%s\" mx_host=\"%s\" "
-			 "evidence=%s rfc8460=%s client=%s server=%s msg=\"%s\"",
+			 "evidence=%s rfc8460=%s client=%s server=%s helo=\"%s\" msg=\"%s\"",
 			 finding_name(f->id), severity_name(f->severity), f->session, dom, mx,
 			 ev[0] ? ev : "-", f->rfc8460 ? f->rfc8460 : "-", f->client_ip, f->server_ip,
-			 msg);
+			 helo, msg);
 	if (suppressed && n > 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, " suppressed=%llu", (unsigned long long)suppressed);
 }
@@ -185,6 +186,8 @@ void finding_json(struct jsonw *w, const struct finding *f)
 	jw_str(w, f->client_ip);
 	jw_key(w, "server_ip");
 	jw_str(w, f->server_ip);
+	jw_key(w, "helo_name");
+	jw_str_or_null(w, f->helo[0] ? f->helo : NULL);
 	jw_key(w, "message");
 	jw_str(w, f->message);
 	jw_obj_end(w);

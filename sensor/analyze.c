@@ -96,6 +96,31 @@ static void analyze_usage(FILE *out)
 		FLOW_MAX_DEFAULT, REASM_BUDGET_DEFAULT / (1024 * 1024));
 }
 
+/* Progress bar on stderr for big files, only when a person is watching. */
+#define PROGRESS_MIN_BYTES (16u << 20)
+
+struct progress {
+	const char *name;
+	int shown;
+};
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct progress *pg = ctx;
+	if (total < PROGRESS_MIN_BYTES)
+		return;
+	int pct = (int)(done * 100 / total);
+	char bar[41];
+	int fill = pct * 40 / 100;
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, ' ', (size_t)(40 - fill));
+	bar[40] = 0;
+	fprintf(stderr, "\r[%s] %3d%% %.40s", bar, pct, pg->name);
+	pg->shown = 1;
+	if (done >= total)
+		fprintf(stderr, "\r%*s\r", 60, "");
+}
+
 static void on_packet(void *ctx, const struct packet *p)
 {
 	struct analyze *a = ctx;
@@ -425,10 +450,12 @@ int cmd_analyze(int argc, char **argv)
 #ifdef MXW_STAGE_TIMING
 	uint64_t run_start = stage_now();
 #endif
+	int tty = isatty(STDERR_FILENO);
 	for (int i = optind; i < argc; i++) {
-		if (capture_read_file(argv[i], on_packet, &a, NULL, NULL, &a.counters, err,
-				      sizeof(err)) != 0) {
-			fprintf(stderr, "mxwatch analyze: %s\n", err);
+		struct progress pg = {argv[i], 0};
+		if (capture_read_file(argv[i], on_packet, &a, tty ? on_progress : NULL, &pg,
+				      &a.counters, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%smxwatch analyze: %s\n", pg.shown ? "\n" : "", err);
 			status = EXIT_USAGE;
 		}
 	}

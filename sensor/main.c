@@ -17,10 +17,11 @@ static void usage(FILE *out)
 		"SYNOPSIS\n"
 		"    mxwatch <command> [options] [args]\n\n"
 		"COMMANDS\n"
-		"    analyze FILE...   reassemble the TCP sessions of pcap/pcapng files\n"
-		"                      (\"-\" reads standard input) and summarise every flow\n"
+		"    analyze FILE...   decode the SMTP sessions of pcap/pcapng files (\"-\" reads\n"
+		"                      standard input), judge them against the cached policy\n"
 		"    policy SUBCOMMAND fetch, import, export, show or list the MTA-STS / DANE\n"
 		"                      policy cache (SQLite)\n"
+		"    report            RFC 8460 TLS reports or a summary from stored results\n"
 		"    help [COMMAND]    show this text, or a command's manual\n\n"
 		"    mxwatch <command> --help shows the options of each command.\n\n"
 		"EXIT STATUS\n"
@@ -70,6 +71,10 @@ int main(int argc, char **argv)
 			char *args[] = {"analyze", "--help", NULL};
 			return cmd_analyze(2, args);
 		}
+		if (argc > 2 && !strcmp(argv[2], "report")) {
+			char *args[] = {"report", "--help", NULL};
+			return cmd_report(2, args);
+		}
 		if (argc > 2 && !strcmp(argv[2], "policy")) {
 			char *args[] = {"policy", "--help", NULL};
 			return cmd_policy(2, args);
@@ -81,6 +86,8 @@ int main(int argc, char **argv)
 		return cmd_analyze(argc - 1, argv + 1);
 	if (!strcmp(cmd, "policy"))
 		return cmd_policy(argc - 1, argv + 1);
+	if (!strcmp(cmd, "report"))
+		return cmd_report(argc - 1, argv + 1);
 	fprintf(stderr, "mxwatch: '%s' is not a command; see 'mxwatch --help'\n", cmd);
 	return EXIT_USAGE;
 }

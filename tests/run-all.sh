@@ -33,6 +33,7 @@ shared=$(ls ../shared/pcaps/*.pcap ../shared/pcaps/*.pcapng 2>/dev/null || true)
 suite "flow bytes vs tshark" python3 tests/check_captures.py ./mxwatch $captures $shared
 suite "session records vs golden (tshark/openssl)" python3 tests/tshark_facts.py check ./mxwatch $captures $shared
 suite "findings vs golden lists (policy fixtures)" python3 tests/findings/run.py ./mxwatch
+suite "RFC 8460 report keys, types and counts" python3 tests/report_check.py ./mxwatch
 suite "command line" bash tests/cli.sh
 if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch

@@ -13,14 +13,38 @@ Used by pcaps/make-captures.sh against a real Postfix server, for:
           send() (one TCP segment, TCP_NODELAY), then the TLS handshake and
           a mail transaction inside TLS: the "STARTTLS command injection"
           (CVE-2011-0411 class) byte pattern.
+  hostile a session whose client bytes are hostile to anything that logs or
+          displays them: "EHLO <name>" where the name holds a bare CR, an
+          ANSI colour escape (ESC [31m), double quotes, a backslash, DEL and
+          a control byte (0x01), the line still ending in CRLF; if the server
+          refuses the EHLO, "HELO <same name>".  Then AUTH PLAIN in the clear
+          (no STARTTLS), MAIL, RCPT to a good address, RCPT to an address
+          whose domain holds an OSC escape (ESC ]0;pwn BEL), QUIT.  Every
+          command is its own write and waits for its reply; whatever the
+          server answers, the session goes on.
 
 Only the standard library is used (socket, ssl).  Every exchange is printed
 to stdout so the capture script's log shows what happened.
 """
 import argparse
+import base64
 import socket
 import ssl
 import sys
+
+
+def show(text):
+    """Log-safe form of a line: control bytes, DEL and backslash escaped."""
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif o < 0x20 or o == 0x7f:
+            out.append("\\x%02x" % o)
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class Smtp:
@@ -48,7 +72,7 @@ class Smtp:
                 self._fill()
             line, self.buf = self.buf.split(b"\r\n", 1)
             text = line.decode("utf-8", "replace")
-            print("S: " + text)
+            print("S: " + show(text))
             lines.append(text)
             if len(text) < 4 or text[3] != "-":
                 return int(text[:3]), lines
@@ -56,6 +80,7 @@ class Smtp:
     def send(self, data):
         for ln in data.decode("utf-8", "replace").split("\r\n"):
             if ln:
+                ln = show(ln)
                 print("C: " + (ln if len(ln) < 100 else ln[:100] + "..."))
         self.sock.sendall(data)
 
@@ -149,10 +174,35 @@ def do_inject(args):
     c.sock.close()
 
 
+def do_hostile(args):
+    name = b'evil\rname\x1b[31m"quoted"\\back\x7fdel\x01ctl'
+    auth = base64.b64encode(b"\0" + args.auth_user.encode() + b"\0"
+                            + args.auth_password.encode())
+    c = Smtp(args.server, args.port, args.bind)
+    c.reply()
+    steps = [b"EHLO " + name,
+             b"AUTH PLAIN " + auth,
+             b"MAIL FROM:<a@sender.test>",
+             b"RCPT TO:<bob@example.test>",
+             b"RCPT TO:<x@evil\x1b]0;pwn\x07.test>",
+             b"QUIT"]
+    try:
+        for line in steps:
+            c.send(line + b"\r\n")
+            code, _ = c.reply()
+            if line.startswith(b"EHLO ") and code // 100 != 2:
+                # the same name with HELO, so it is on the wire either way
+                c.send(b"HELO " + name + b"\r\n")
+                c.reply()
+    except EOFError as e:
+        print("!! session ended: %s" % e)
+    c.sock.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["bdat", "inject"])
+    ap.add_argument("mode", choices=["bdat", "inject", "hostile"])
     ap.add_argument("--server", required=True)
     ap.add_argument("--port", type=int, default=25)
     ap.add_argument("--bind", help="local source address")
@@ -164,9 +214,14 @@ def main():
     ap.add_argument("--cafile", help="CA to verify the server certificate")
     ap.add_argument("--sni", default=None, help="TLS server name (SNI)")
     ap.add_argument("--tls-max", choices=["1.2", "1.3"], default="1.3")
+    ap.add_argument("--auth-user", default="alice@example.test",
+                    help="AUTH PLAIN user (hostile mode)")
+    ap.add_argument("--auth-password", default="Secret-Passw0rd",
+                    help="AUTH PLAIN password (hostile mode)")
     args = ap.parse_args()
     try:
-        {"bdat": do_bdat, "inject": do_inject}[args.mode](args)
+        {"bdat": do_bdat, "inject": do_inject,
+         "hostile": do_hostile}[args.mode](args)
     except (EOFError, RuntimeError, OSError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
