@@ -43,13 +43,17 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
 	" severity TEXT NOT NULL, domain TEXT, mx_host TEXT, rfc8460 TEXT, ts INTEGER,"
 	" sending_ip TEXT, receiving_ip TEXT, message TEXT);"
 	"CREATE INDEX findings_domain ON findings(domain, ts);",
+	/* 1 -> 2: a session may be tied to several policy domains */
+	"CREATE TABLE session_domains(session_id TEXT NOT NULL, domain TEXT NOT NULL,"
+	" mx_host TEXT, PRIMARY KEY(session_id, domain));"
+	"CREATE INDEX session_domains_domain ON session_domains(domain);",
 };
 
 enum stmt {
 	S_MX_DEL, S_MX_INS, S_ADDR_DEL, S_ADDR_INS, S_TLSA_DEL, S_TLSA_INS,
 	S_STS_GET, S_STS_PUT, S_LOG, S_EACH_MX, S_EACH_MX_ALL, S_EACH_ADDR, S_EACH_ADDR_ALL,
 	S_EACH_TLSA, S_EACH_TLSA_ALL, S_EACH_STS, S_EACH_STS_ALL, S_EACH_LOG, S_DOMAINS,
-	S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
+	S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_SESSION_DOMAIN_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
 };
 
@@ -103,12 +107,16 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
 			  " server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
 			  " verified, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_SESSION_DOMAIN_PUT] = "INSERT OR REPLACE INTO session_domains(session_id, domain,"
+				 " mx_host) VALUES (?1, ?2, ?3)",
 	[S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
 			  " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
 			  " ?7, ?8, ?9, ?10)",
-	[S_REPORT_SESSIONS] = "SELECT domain, mx_host, server_ip, tls_version, verified,"
-			      " starttls_offered, client_ip, id, ts_start FROM sessions"
-			      " WHERE ts_start >= ?1 AND ts_start < ?2 ORDER BY ts_start",
+	[S_REPORT_SESSIONS] = "SELECT s.domain, s.mx_host, s.server_ip, s.tls_version, s.verified,"
+			      " s.starttls_offered, s.client_ip, s.id, s.ts_start,"
+			      " (SELECT group_concat(d.domain, ' ') FROM session_domains d"
+			      "  WHERE d.session_id = s.id) FROM sessions s"
+			      " WHERE s.ts_start >= ?1 AND s.ts_start < ?2 ORDER BY s.ts_start",
 	[S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
 			      " receiving_ip, session_id, ts FROM findings WHERE ts >= ?1 AND ts < ?2"
 			      " ORDER BY id",
@@ -652,6 +660,16 @@ int db_session_put(struct db *d, const struct db_session_row *r)
 		sqlite3_bind_int(s, 11, r->verified);
 	bind_text(s, 12, r->record);
 	return run(d, S_SESSION_PUT);
+}
+
+int db_session_domain_put(struct db *d, const char *session_id, const char *domain,
+			  const char *mx_host)
+{
+	sqlite3_stmt *s = d->st[S_SESSION_DOMAIN_PUT];
+	bind_text(s, 1, session_id);
+	bind_text(s, 2, domain);
+	bind_text_or_null(s, 3, mx_host);
+	return run(d, S_SESSION_DOMAIN_PUT);
 }
 
 int db_finding_put(struct db *d, const struct db_finding_row *r)

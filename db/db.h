@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 #define DB_MAX_NAME 256
 #define DB_MAX_TLSA_HEX 1025 /* 512 bytes of association data as hex, plus NUL */
 
@@ -144,6 +144,8 @@ struct db_finding_row {
 };
 int db_session_put(struct db *d, const struct db_session_row *r);
 int db_finding_put(struct db *d, const struct db_finding_row *r);
+int db_session_domain_put(struct db *d, const char *session_id, const char *domain,
+			  const char *mx_host);
 
 /* Report queries over [from, to) (seconds). */
 typedef int (*db_result_fn)(void *ctx, const char *const *cols, int n);

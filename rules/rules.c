@@ -172,11 +172,34 @@ static void lower_copy(char *dst, size_t cap, const char *src)
 		dst[i - 1] = 0;
 }
 
+/* Letters, digits, hyphens, underscores and dots in labels of 1..63:
+ * anything else off the wire is not a name a policy can belong to. */
+static int valid_domain(const char *d)
+{
+	size_t n = strlen(d), label = 0;
+	if (n == 0 || n > 253)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = d[i];
+		if (c == '.') {
+			if (!label)
+				return 0;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0;
+}
+
 static struct binding *tie(struct eval *e, const char *domain, uint32_t ev, const char *mx)
 {
 	char d[256];
 	lower_copy(d, sizeof(d), domain);
-	if (!d[0])
+	if (!valid_domain(d))
 		return NULL;
 	for (int i = 0; i < e->nb; i++) {
 		if (!strcmp(e->b[i].domain, d)) {
@@ -589,6 +612,11 @@ void rules_evaluate(struct rules *r, const struct flow *f, const struct session 
 		memcpy(out->domain, e->b[0].domain, sizeof(out->domain));
 		memcpy(out->mx_host, e->b[0].mx_host, sizeof(out->mx_host));
 		out->evidence = e->b[0].ev;
+	}
+	for (int i = 0; i < e->nb && i < VERDICT_MAX_DOMAINS; i++) {
+		memcpy(out->domains[i], e->b[i].domain, sizeof(out->domains[i]));
+		memcpy(out->mx_hosts[i], e->b[i].mx_host, sizeof(out->mx_hosts[i]));
+		out->n_domains = i + 1;
 	}
 	/* Learn after judging, so this session cannot vouch for itself. */
 	if (e->m && e->m->ehlo_reply_seen)

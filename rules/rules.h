@@ -90,8 +90,13 @@ struct rules_config {
 
 void rules_config_defaults(struct rules_config *c);
 
+#define VERDICT_MAX_DOMAINS 16
+
 /* What the rules concluded about a session as a whole (for the record). */
 struct verdict {
+	char domains[VERDICT_MAX_DOMAINS][256]; /* every domain the session was tied to */
+	char mx_hosts[VERDICT_MAX_DOMAINS][256];
+	int n_domains;
 	char domain[256];       /* first policy domain tied, "" if none */
 	char mx_host[256];
 	uint32_t evidence;

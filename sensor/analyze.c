@@ -174,6 +174,8 @@ static void store(struct analyze *a, const struct flow *f, const struct session 
 	};
 	int rc = db_session_put(a->db, &row);
 	free(rec);
+	for (int i = 0; !rc && i < v->n_domains; i++)
+		rc = db_session_domain_put(a->db, f->id, v->domains[i], v->mx_hosts[i]);
 	for (int i = 0; !rc && i < a->n_findings; i++) {
 		const struct finding *x = &a->findings[i];
 		struct db_finding_row fr = {

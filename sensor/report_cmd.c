@@ -114,16 +114,22 @@ static int on_session(void *ctx, const char *const *c, int n)
 		r->first = ts;
 	if (ts > r->last)
 		r->last = ts;
-	if (!domain[0] || (r->only && strcmp(r->only, domain)))
-		return 0;
-	struct dom *d = dom_get(r, domain);
-	if (!d)
-		return 0;
-	d->sessions++;
-	if (!d->first || ts < d->first)
-		d->first = ts;
-	if (ts > d->last)
-		d->last = ts;
+	/* Every domain the session was tied to counts it (column 9; older rows
+	 * have only the first domain, column 0). */
+	char list[4096];
+	snprintf(list, sizeof(list), "%s", col(c, 9, n)[0] ? col(c, 9, n) : domain);
+	for (char *save = NULL, *dn = strtok_r(list, " ", &save); dn; dn = strtok_r(NULL, " ", &save)) {
+		if (r->only && strcmp(r->only, dn))
+			continue;
+		struct dom *d = dom_get(r, dn);
+		if (!d)
+			continue;
+		d->sessions++;
+		if (!d->first || ts < d->first)
+			d->first = ts;
+		if (ts > d->last)
+			d->last = ts;
+	}
 	return 0;
 }
 

@@ -308,6 +308,11 @@ static void verdict_json(struct jsonw *w, const struct verdict *v)
 		p += n + (c ? 1 : 0);
 	}
 	jw_arr_end(w);
+	jw_key(w, "domains");
+	jw_arr_begin(w);
+	for (int i = 0; i < v->n_domains; i++)
+		jw_str(w, v->domains[i]);
+	jw_arr_end(w);
 	jw_key(w, "verified");
 	if (v->verified >= 0)
 		jw_bool(w, v->verified);

@@ -106,8 +106,9 @@ def main():
         # sessions with at least one finding carrying an RFC 8460 type.
         sessions, failed_sessions, details = {}, {}, {}
         for r in recs:
-            if r["type"] == "session" and r["policy"]["domain"]:
-                sessions[r["policy"]["domain"]] = sessions.get(r["policy"]["domain"], 0) + 1
+            if r["type"] == "session":
+                for dom in r["policy"]["domains"]:
+                    sessions[dom] = sessions.get(dom, 0) + 1
             if r["type"] == "finding" and r["domain"] and r["rfc8460"]:
                 failed_sessions.setdefault(r["domain"], set()).add(r["session"])
                 key = (r["domain"], r["rfc8460"], r["client_ip"], r["server_ip"])

@@ -37,8 +37,9 @@ suite "RFC 8460 report keys, types and counts" python3 tests/report_check.py ./m
 suite "command line" bash tests/cli.sh
 if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch
+	suite "alerts into a real rsyslogd" bash tests/syslog_test.sh
 else
-	echo "== policy fetch: skipped (starts nsd and nginx on loopback: needs root)"
+	echo "== policy fetch and rsyslog tests: skipped (servers and a mount namespace need root)"
 fi
 suite "hostile input (asan+ubsan)" python3 tests/robustness.py build/mxwatch-san $captures $shared
 
