@@ -469,7 +469,7 @@ int cmd_analyze(int argc, char **argv)
 			db_rollback(a.db);
 		}
 	}
-	if (!a.print_flows)
+	if (!a.print_flows && !quiet)
 		summary_print(a.summary, json ? stderr : stdout);
 	fflush(stdout);
 	print_counters(&a, stderr);

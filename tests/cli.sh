@@ -48,6 +48,39 @@ check "error names file and packet" grep -q "cut.pcap: packet [0-9]" "$tmp/err"
 check "later files still analysed" grep -q '"greeting_host"' "$tmp/out"
 check "unsupported link type named" bash -c "printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\0\0\0\0\0\0\0\0\xff\xff\0\0\x93\0\0\0' >'$tmp/dlt.pcap'; $M analyze '$tmp/dlt.pcap' 2>&1 | grep -q 'unsupported link type 147'"
 
+# a bad configuration line names file, line and key
+printf '[rules]\nstarttls-unused = loud\n' >"$tmp/bad.conf"
+$M analyze --config "$tmp/bad.conf" pcaps/smtp-plain.pcap >/dev/null 2>"$tmp/err"
+check "bad config exits 2" test $? = 2
+check "bad config names file, line and key" grep -q "bad.conf:2: key 'starttls-unused'" "$tmp/err"
+printf '[rules]\ntls-weak = off\n[protect Example.TEST]\nmx = 127.0.0.2\n[allow]\nplaintext = not-an-ip\n' >"$tmp/bad2.conf"
+$M analyze --config "$tmp/bad2.conf" pcaps/smtp-plain.pcap >/dev/null 2>"$tmp/err"
+check "bad address names line 6" grep -q "bad2.conf:6: key 'plaintext'" "$tmp/err"
+check "sample config parses" bash -c "$M analyze -q --no-store --config etc/mxwatch.conf pcaps/smtp-plain.pcap 2>/dev/null"
+# a protected domain ties sessions to its MX address; off turns a rule off
+printf '[rules]\nstarttls-lost = off\n[protect example.test]\nmx = 127.0.0.2\n' >"$tmp/p.conf"
+rm -f "$tmp/p.db"*
+printf 'mta-sts example.test mode=enforce max_age=86400 mx=mx.example.test\n' >"$tmp/p.policy"
+$M policy import --db "$tmp/p.db" "$tmp/p.policy" >/dev/null
+$M analyze --json --no-store --db "$tmp/p.db" --config "$tmp/p.conf" pcaps/smtp-plain.pcap 2>/dev/null >"$tmp/p.json"
+check "protected domain evidence" grep -q '"evidence":\["rcpt","protected"\]' "$tmp/p.json"
+check "rule turned off" bash -c "! grep -q starttls-lost '$tmp/p.json'"
+$M analyze --no-store --db "$tmp/p.db" --fail-on high pcaps/smtp-plain.pcap >/dev/null 2>&1
+check "--fail-on high exits 1 on a high finding" test $? = 1
+$M analyze --no-store --db "$tmp/p.db" --fail-on critical pcaps/smtp-plain.pcap >/dev/null 2>&1
+check "--fail-on critical exits 0 without one" test $? = 0
+# policy subcommands
+$M policy show --db "$tmp/p.db" example.test | grep -q "mode enforce"
+check "policy show" test $? = 0
+$M policy list --db "$tmp/p.db" | grep -q "^example.test"
+check "policy list" test $? = 0
+$M policy export --db "$tmp/p.db" | grep -q "^mta-sts example.test mode=enforce max_age=86400 mx=mx.example.test"
+check "policy export" test $? = 0
+$M policy show --db "$tmp/p.db" nothing.test >/dev/null
+check "policy show of an unknown domain exits 2" test $? = 2
+$M policy frob >/dev/null 2>&1
+check "unknown policy subcommand exits 2" test $? = 2
+
 # nDPI's verdict on clear-text credentials agrees with our AUTH detection
 for cap in smtp-auth-plaintext smtp-auth-login smtp-plain; do
 	$M analyze --json --ndpi=all pcaps/$cap.pcap 2>/dev/null >"$tmp/ndpi.json"
