@@ -27,7 +27,7 @@ LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c senso
              decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c \
              db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c \
              rules/rules.c rules/verify.c rules/history.c rules/config.c \
-             sensor/alert_sink.c sensor/summary.c
+             sensor/alert_sink.c sensor/summary.c sensor/pipeline.c
 MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c sensor/report_cmd.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
 UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify

@@ -28,29 +28,6 @@ static void usage(FILE *out)
 		"    0 clean, 1 findings at or above --fail-on, 2 usage or input error\n");
 }
 
-int parse_size_option(const char *opt, const char *val, unsigned long long *out)
-{
-	char *end;
-	if (!val || !*val || *val == '-')
-		goto bad;
-	unsigned long long v = strtoull(val, &end, 10);
-	unsigned long long mul = 1;
-	if (*end == 'k' || *end == 'K')
-		mul = 1024ull, end++;
-	else if (*end == 'm' || *end == 'M')
-		mul = 1024ull * 1024, end++;
-	else if (*end == 'g' || *end == 'G')
-		mul = 1024ull * 1024 * 1024, end++;
-	if (end == val || *end || v > ~0ull / mul)
-		goto bad;
-	*out = v * mul;
-	return 0;
-bad:
-	fprintf(stderr, "mxwatch: %s: invalid value '%s' (expected a number, optional k/M/G)\n",
-		opt, val ? val : "");
-	return -1;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 2) {

@@ -61,7 +61,7 @@ best_mxw=$BEST runs_mxw=$ALL
 read -r _ packets _ bytes < <(grep -m1 '^packets ' "$TMP/bare.out") || die "no counts from $BARE"
 flow_line=$(grep -m1 '^flows ' "$TMP/mxw.err") || die "no 'flows N' counter line from mxwatch"
 flows=$(awk '{ print $2 }' <<<"$flow_line")
-peak=$(sed -n 's/.*(peak \([0-9]*\) at once).*/\1/p' <<<"$flow_line")
+peak=$(sed -n 's/.*(peak \([0-9]*\) at once.*/\1/p' <<<"$flow_line")
 size=$(stat -c %s "$PCAP")
 
 awk -v size="$size" -v pk="$packets" -v by="$bytes" -v fl="$flows" -v peak="${peak:-?}" \
