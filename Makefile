@@ -20,7 +20,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
              libcmocka-dev tshark python3 openssl libunbound-dev libevent-dev \
              libcurl4-openssl-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
-             bind9-dnsutils curl rsyslog util-linux
+             bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2
 
 LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c sensor/jsonw.c \
              sensor/capture.c sensor/flowsink.c sensor/session_sink.c \
@@ -28,7 +28,7 @@ LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c senso
              db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c \
              rules/rules.c rules/verify.c rules/history.c rules/config.c \
              sensor/alert_sink.c sensor/summary.c sensor/pipeline.c
-MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c sensor/report_cmd.c
+MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c sensor/report_cmd.c sensor/live.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
 UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify
 

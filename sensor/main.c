@@ -21,6 +21,7 @@ static void usage(FILE *out)
 		"                      standard input), judge them against the cached policy\n"
 		"    policy SUBCOMMAND fetch, import, export, show or list the MTA-STS / DANE\n"
 		"                      policy cache (SQLite)\n"
+		"    capture -i IFACE  the same, live on interfaces (SPAN port daemon)\n"
 		"    report            RFC 8460 TLS reports or a summary from stored results\n"
 		"    help [COMMAND]    show this text, or a command's manual\n\n"
 		"    mxwatch <command> --help shows the options of each command.\n\n"
@@ -48,6 +49,10 @@ int main(int argc, char **argv)
 			char *args[] = {"analyze", "--help", NULL};
 			return cmd_analyze(2, args);
 		}
+		if (argc > 2 && !strcmp(argv[2], "capture")) {
+			char *args[] = {"capture", "--help", NULL};
+			return cmd_capture(2, args);
+		}
 		if (argc > 2 && !strcmp(argv[2], "report")) {
 			char *args[] = {"report", "--help", NULL};
 			return cmd_report(2, args);
@@ -65,6 +70,8 @@ int main(int argc, char **argv)
 		return cmd_policy(argc - 1, argv + 1);
 	if (!strcmp(cmd, "report"))
 		return cmd_report(argc - 1, argv + 1);
+	if (!strcmp(cmd, "capture"))
+		return cmd_capture(argc - 1, argv + 1);
 	fprintf(stderr, "mxwatch: '%s' is not a command; see 'mxwatch --help'\n", cmd);
 	return EXIT_USAGE;
 }

@@ -38,6 +38,8 @@ suite "command line" bash tests/cli.sh
 if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch
 	suite "alerts into a real rsyslogd" bash tests/syslog_test.sh
+	suite "live capture on a veth pair (tcpreplay, SIGHUP, SIGTERM, privilege drop)" \
+		bash tests/live_test.sh
 else
 	echo "== policy fetch and rsyslog tests: skipped (servers and a mount namespace need root)"
 fi

@@ -1,0 +1,388 @@
+/*
+ * live.c - `mxwatch capture`: the SPAN-port daemon. Opens libpcap handles on
+ * one or more interfaces and the database as root, drops to an unprivileged
+ * user (optionally in a chroot) before the first packet, then runs the
+ * pipeline until SIGTERM/SIGINT, which push every open session through the
+ * rules and sinks. SIGHUP reloads configuration and policy cache without
+ * losing flows; SIGUSR1 and a timer report capture statistics.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "packet.h"
+#include "pipeline.h"
+
+#define LIVE_MAX_IFACES 8
+#define LIVE_DEFAULT_FILTER "tcp port 25 or tcp port 587 or tcp port 465 or port 53"
+#define LIVE_COMMIT_EVERY_S 2
+
+static volatile sig_atomic_t got_term, got_hup, got_usr1;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else if (sig == SIGUSR1)
+		got_usr1 = 1;
+	else
+		got_term = 1;
+}
+
+struct iface {
+	const char *name;
+	pcap_t *h;
+	int linktype;
+	struct pipeline *p;
+	struct capture_counters *counters;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"NAME\n"
+		"    mxwatch capture - watch SMTP on live interfaces (SPAN/mirror port)\n\n"
+		"SYNOPSIS\n"
+		"    mxwatch capture -i IFACE [-i IFACE...] [options]\n\n"
+		"DESCRIPTION\n"
+		"    Captures with libpcap, runs in the foreground (for systemd), and gives the\n"
+		"    same outputs as analyze. Interfaces and the database are opened first, then\n"
+		"    privileges are dropped to --user (and --chroot) before any packet is read.\n"
+		"    SIGHUP reloads the configuration and the policy cache, keeping every flow;\n"
+		"    SIGTERM and SIGINT end all open sessions through the rules and sinks, then\n"
+		"    exit; SIGUSR1 logs capture statistics (received, dropped, dropped by the\n"
+		"    interface), which are also logged every --stats-interval and at exit.\n\n"
+		"OPTIONS\n"
+		"    -i, --interface IFACE  capture here (repeatable, up to %d)\n"
+		"    --filter BPF           capture filter (default \"%s\")\n"
+		"    --snaplen BYTES        bytes kept per packet (default 65535)\n"
+		"    --buffer SIZE          kernel capture buffer, k/M/G suffix (default 64M)\n"
+		"    --no-promisc           do not put interfaces in promiscuous mode\n"
+		"    --timeout MS           packet buffer timeout (default 100)\n"
+		"    --user NAME            drop root to this user after opening everything\n"
+		"    --chroot DIR           and confine the process to DIR\n"
+		"    --stats-interval SEC   log capture statistics this often (default 300, 0 off)\n"
+		"%s"
+		"    -h, --help             this text\n\n"
+		"EXIT STATUS\n"
+		"    0 stopped by a signal, 1 a finding at or above --fail-on, 2 usage or\n"
+		"    start-up error\n",
+		LIVE_MAX_IFACES, LIVE_DEFAULT_FILTER, pipeline_options_help);
+}
+
+static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	struct iface *ifc = (struct iface *)user;
+	ifc->counters->frames++;
+	ifc->counters->bytes += h->caplen;
+	struct packet pkt;
+	pkt.ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec * 1000ull;
+	enum packet_result r = packet_decode(ifc->linktype, data, h->caplen, &pkt);
+	ifc->counters->by_result[r]++;
+	if (r == PKT_OK)
+		pipeline_packet(ifc->p, &pkt);
+}
+
+/* Opens and activates one interface; exits the process with a message on
+ * failure (start-up only). */
+static pcap_t *xopen_iface(const char *name, int snaplen, int buffer, int promisc, int timeout,
+			   const char *filter)
+{
+	char err[PCAP_ERRBUF_SIZE];
+	pcap_t *h = pcap_create(name, err);
+	if (!h) {
+		fprintf(stderr, "mxwatch capture: %s: %s\n", name, err);
+		exit(EXIT_USAGE);
+	}
+	pcap_set_snaplen(h, snaplen);
+	pcap_set_promisc(h, promisc);
+	pcap_set_timeout(h, timeout);
+	pcap_set_buffer_size(h, buffer);
+	int rc = pcap_activate(h);
+	if (rc < 0) {
+		fprintf(stderr, "mxwatch capture: %s: %s\n", name, pcap_geterr(h));
+		exit(EXIT_USAGE);
+	}
+	if (rc > 0)
+		fprintf(stderr, "mxwatch capture: %s: warning: %s\n", name, pcap_geterr(h));
+	if (!packet_linktype_supported(pcap_datalink(h))) {
+		fprintf(stderr, "mxwatch capture: %s: unsupported link type %d\n", name,
+			pcap_datalink(h));
+		exit(EXIT_USAGE);
+	}
+	struct bpf_program prog;
+	if (pcap_compile(h, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0 ||
+	    pcap_setfilter(h, &prog) < 0) {
+		fprintf(stderr, "mxwatch capture: %s: filter \"%s\": %s\n", name, filter,
+			pcap_geterr(h));
+		exit(EXIT_USAGE);
+	}
+	pcap_freecode(&prog);
+	if (pcap_setnonblock(h, 1, err) < 0) {
+		fprintf(stderr, "mxwatch capture: %s: %s\n", name, err);
+		exit(EXIT_USAGE);
+	}
+	return h;
+}
+
+/* Gives the database files to the user the process becomes. */
+static void chown_db(const char *path, uid_t uid, gid_t gid)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	char p[4200];
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		if (chown(p, uid, gid) != 0 && errno != ENOENT)
+			fprintf(stderr, "mxwatch capture: warning: chown %s: %s\n", p, strerror(errno));
+	}
+}
+
+static void xdrop_privileges(const char *user, const char *dir, const char *db_path)
+{
+	if (!user && !dir)
+		return;
+	struct passwd *pw = user ? getpwnam(user) : NULL;
+	if (user && !pw) {
+		fprintf(stderr, "mxwatch capture: --user %s: no such user\n", user);
+		exit(EXIT_USAGE);
+	}
+	if (pw && db_path && db_path[0])
+		chown_db(db_path, pw->pw_uid, pw->pw_gid);
+	if (dir && (chroot(dir) != 0 || chdir("/") != 0)) {
+		fprintf(stderr, "mxwatch capture: --chroot %s: %s\n", dir, strerror(errno));
+		exit(EXIT_USAGE);
+	}
+	if (pw && (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+		   setuid(pw->pw_uid) != 0)) {
+		fprintf(stderr, "mxwatch capture: dropping to %s: %s\n", user, strerror(errno));
+		exit(EXIT_USAGE);
+	}
+	/* Paranoia: the drop must be irreversible. */
+	if (pw && pw->pw_uid != 0 && setuid(0) == 0) {
+		fprintf(stderr, "mxwatch capture: could regain root after dropping privileges\n");
+		exit(EXIT_USAGE);
+	}
+}
+
+static void log_stats(struct iface *ifs, int n, int use_syslog)
+{
+	for (int i = 0; i < n; i++) {
+		struct pcap_stat st;
+		if (pcap_stats(ifs[i].h, &st) != 0)
+			continue;
+		fprintf(stderr, "capture %s: received %u, dropped %u, dropped by interface %u\n",
+			ifs[i].name, st.ps_recv, st.ps_drop, st.ps_ifdrop);
+		if (use_syslog)
+			syslog(LOG_INFO, "stats interface=%s received=%u dropped=%u ifdropped=%u",
+			       ifs[i].name, st.ps_recv, st.ps_drop, st.ps_ifdrop);
+	}
+}
+
+int cmd_capture(int argc, char **argv)
+{
+	enum { OPT_FILTER = 256, OPT_SNAPLEN, OPT_BUFFER, OPT_NO_PROMISC, OPT_TIMEOUT, OPT_USER,
+	       OPT_CHROOT, OPT_STATS };
+	struct option opts[40];
+	int n = 0;
+	for (int i = 0; i < pipeline_n_options; i++)
+		opts[n++] = pipeline_options[i];
+	static const struct option own[] = {
+		{"interface", required_argument, NULL, 'i'},
+		{"filter", required_argument, NULL, OPT_FILTER},
+		{"snaplen", required_argument, NULL, OPT_SNAPLEN},
+		{"buffer", required_argument, NULL, OPT_BUFFER},
+		{"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"user", required_argument, NULL, OPT_USER},
+		{"chroot", required_argument, NULL, OPT_CHROOT},
+		{"stats-interval", required_argument, NULL, OPT_STATS},
+		{"help", no_argument, NULL, 'h'},
+	};
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		opts[n++] = own[i];
+	opts[n] = (struct option){NULL, 0, NULL, 0};
+
+	struct pipeline_opts o;
+	pipeline_opts_defaults(&o);
+	const char *ifnames[LIVE_MAX_IFACES], *filter = LIVE_DEFAULT_FILTER, *user = NULL,
+						   *chroot_dir = NULL;
+	int n_if = 0, snaplen = 65535, promisc = 1, timeout = 100;
+	unsigned long long buffer = 64ull << 20, stats_every = 300, v;
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int c = getopt_long(argc, argv, "i:qh", opts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'i':
+			if (n_if == LIVE_MAX_IFACES) {
+				fprintf(stderr, "mxwatch capture: at most %d interfaces\n", LIVE_MAX_IFACES);
+				return EXIT_USAGE;
+			}
+			ifnames[n_if++] = optarg;
+			continue;
+		case 'q':
+			o.quiet = 1;
+			continue;
+		case OPT_FILTER:
+			filter = optarg;
+			continue;
+		case OPT_SNAPLEN:
+			if (parse_size_option("--snaplen", optarg, &v))
+				return EXIT_USAGE;
+			if (v < 96 || v > 262144) {
+				fprintf(stderr, "mxwatch capture: --snaplen: 96..262144\n");
+				return EXIT_USAGE;
+			}
+			snaplen = (int)v;
+			continue;
+		case OPT_BUFFER:
+			if (parse_size_option("--buffer", optarg, &v))
+				return EXIT_USAGE;
+			if (v < 65536 || v > (1ull << 31)) {
+				fprintf(stderr, "mxwatch capture: --buffer: 64k..2G\n");
+				return EXIT_USAGE;
+			}
+			buffer = v;
+			continue;
+		case OPT_NO_PROMISC:
+			promisc = 0;
+			continue;
+		case OPT_TIMEOUT:
+			if (parse_size_option("--timeout", optarg, &v))
+				return EXIT_USAGE;
+			if (v < 1 || v > 10000) {
+				fprintf(stderr, "mxwatch capture: --timeout: 1..10000 ms\n");
+				return EXIT_USAGE;
+			}
+			timeout = (int)v;
+			continue;
+		case OPT_USER:
+			user = optarg;
+			continue;
+		case OPT_CHROOT:
+			chroot_dir = optarg;
+			continue;
+		case OPT_STATS:
+			if (parse_size_option("--stats-interval", optarg, &v))
+				return EXIT_USAGE;
+			stats_every = v;
+			continue;
+		case 'h':
+			usage(stdout);
+			return EXIT_CLEAN;
+		default:
+			break;
+		}
+		int r = pipeline_opt(&o, c, optarg, "capture");
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r == 0) {
+			fprintf(stderr, "mxwatch capture: unknown or incomplete option '%s'\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (n_if == 0 || optind < argc) {
+		fprintf(stderr, "mxwatch capture: %s\nsee 'mxwatch capture --help'\n",
+			n_if ? "unexpected argument" : "no interface given (-i IFACE)");
+		return EXIT_USAGE;
+	}
+	if (getuid() == 0 && !user)
+		fprintf(stderr, "mxwatch capture: warning: running as root; give --user to drop "
+				"privileges after start\n");
+
+	struct iface ifs[LIVE_MAX_IFACES];
+	memset(ifs, 0, sizeof(ifs));
+	for (int i = 0; i < n_if; i++) {
+		ifs[i].name = ifnames[i];
+		ifs[i].h = xopen_iface(ifnames[i], snaplen, (int)buffer, promisc, timeout, filter);
+		ifs[i].linktype = pcap_datalink(ifs[i].h);
+	}
+	char err[512];
+	struct pipeline *p = pipeline_new(&o, err, sizeof(err));
+	if (!p) {
+		fprintf(stderr, "mxwatch capture: %s\n", err);
+		return EXIT_USAGE;
+	}
+	char db_path[4096] = "";
+	if (o.db_path)
+		snprintf(db_path, sizeof(db_path), "%s", o.db_path);
+	xdrop_privileges(user, chroot_dir, db_path);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct pollfd pfd[LIVE_MAX_IFACES];
+	for (int i = 0; i < n_if; i++) {
+		ifs[i].p = p;
+		ifs[i].counters = pipeline_counters(p);
+		pfd[i].fd = pcap_get_selectable_fd(ifs[i].h);
+		pfd[i].events = POLLIN;
+	}
+	fprintf(stderr, "mxwatch capture: running on %d interface(s) as uid %u\n", n_if,
+		(unsigned)getuid());
+	time_t last_stats = time(NULL), last_commit = last_stats;
+	while (!got_term) {
+		int r = poll(pfd, (nfds_t)n_if, 500);
+		if (r < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n_if; i++) {
+			/* Read on every wake-up: the buffer timeout can hold packets
+			 * back from poll on some kernels. */
+			if (pcap_dispatch(ifs[i].h, -1, on_frame, (u_char *)&ifs[i]) < 0)
+				fprintf(stderr, "mxwatch capture: %s: %s\n", ifs[i].name,
+					pcap_geterr(ifs[i].h));
+		}
+		if (got_hup) {
+			got_hup = 0;
+			if (pipeline_reload(p, err, sizeof(err)))
+				fprintf(stderr, "mxwatch capture: reload failed, keeping the old "
+						"configuration: %s\n", err);
+			else
+				fprintf(stderr, "mxwatch capture: configuration and policy reloaded\n");
+		}
+		time_t now = time(NULL);
+		if (got_usr1 || (stats_every && now - last_stats >= (time_t)stats_every)) {
+			got_usr1 = 0;
+			last_stats = now;
+			log_stats(ifs, n_if, o.syslog_on);
+		}
+		if (now - last_commit >= LIVE_COMMIT_EVERY_S) {
+			pipeline_commit(p);
+			last_commit = now;
+		}
+		fflush(stdout);
+	}
+	/* Drain what the kernel still holds, then end every session. */
+	for (int i = 0; i < n_if; i++)
+		pcap_dispatch(ifs[i].h, -1, on_frame, (u_char *)&ifs[i]);
+	log_stats(ifs, n_if, o.syslog_on);
+	pipeline_finish(p, stderr);
+	int status = pipeline_failed(p) ? EXIT_FINDINGS : EXIT_CLEAN;
+	pipeline_free(p);
+	for (int i = 0; i < n_if; i++)
+		pcap_close(ifs[i].h);
+	return status;
+}
