@@ -24,13 +24,13 @@ DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsq
 
 LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c sensor/jsonw.c \
              sensor/capture.c sensor/flowsink.c sensor/session_sink.c \
-             decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c \
-             db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c \
+             decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c decoder/dns.c \
+             db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c db/observed.c \
              rules/rules.c rules/verify.c rules/history.c rules/config.c \
              sensor/alert_sink.c sensor/summary.c sensor/pipeline.c
 MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c sensor/report_cmd.c sensor/live.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
-UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify
+UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify test_dns
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)

@@ -47,13 +47,17 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
 	"CREATE TABLE session_domains(session_id TEXT NOT NULL, domain TEXT NOT NULL,"
 	" mx_host TEXT, PRIMARY KEY(session_id, domain));"
 	"CREATE INDEX session_domains_domain ON session_domains(domain);",
+	/* 2 -> 3: passive DNS, kept apart from validated data */
+	"CREATE TABLE observed_dns(kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+	" ad INTEGER NOT NULL, resolver TEXT, ttl INTEGER, seen_at INTEGER NOT NULL,"
+	" PRIMARY KEY(kind, name, value));",
 };
 
 enum stmt {
 	S_MX_DEL, S_MX_INS, S_ADDR_DEL, S_ADDR_INS, S_TLSA_DEL, S_TLSA_INS,
 	S_STS_GET, S_STS_PUT, S_LOG, S_EACH_MX, S_EACH_MX_ALL, S_EACH_ADDR, S_EACH_ADDR_ALL,
 	S_EACH_TLSA, S_EACH_TLSA_ALL, S_EACH_STS, S_EACH_STS_ALL, S_EACH_LOG, S_DOMAINS,
-	S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_SESSION_DOMAIN_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
+	S_OBSERVED_PUT, S_OBSERVED_EACH, S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_SESSION_DOMAIN_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
 };
 
@@ -99,6 +103,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_EACH_LOG] = "SELECT ts, domain, what, result, detail FROM fetch_log WHERE domain = ?1"
 		       " ORDER BY id DESC LIMIT ?2",
 	[S_DOMAINS] = "SELECT domain FROM mx UNION SELECT domain FROM mta_sts ORDER BY 1",
+	[S_OBSERVED_PUT] = "INSERT OR REPLACE INTO observed_dns(kind, name, value, ad, resolver, ttl,"
+			   " seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_OBSERVED_EACH] = "SELECT kind, name, value, ad, resolver, ttl, seen_at FROM observed_dns"
+			    " ORDER BY seen_at DESC LIMIT 65536",
 	[S_HIST_EACH] = "SELECT address, starttls_offered, tls_versions, first_seen, last_seen,"
 			" sessions FROM server_history WHERE mx_host = ''",
 	[S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
@@ -132,6 +140,12 @@ struct db {
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v);
 static int run(struct db *d, enum stmt s);
+static int result_row(sqlite3_stmt *s, void *ctx);
+static int each(struct db *d, enum stmt st, int (*row)(sqlite3_stmt *s, void *ctx), void *ctx);
+struct cb {
+	void *fn;
+	void *ctx;
+};
 
 const char *db_errmsg(struct db *d)
 {
@@ -494,11 +508,6 @@ static int each(struct db *d, enum stmt st, int (*row)(sqlite3_stmt *s, void *ct
 	return ok ? 0 : -1;
 }
 
-struct cb {
-	void *fn;
-	void *ctx;
-};
-
 static int mx_row(sqlite3_stmt *s, void *ctx)
 {
 	struct cb *c = ctx;
@@ -660,6 +669,26 @@ int db_session_put(struct db *d, const struct db_session_row *r)
 		sqlite3_bind_int(s, 11, r->verified);
 	bind_text(s, 12, r->record);
 	return run(d, S_SESSION_PUT);
+}
+
+int db_observed_put(struct db *d, const char *kind, const char *name, const char *value, int ad,
+		    const char *resolver, uint32_t ttl, int64_t seen_at)
+{
+	sqlite3_stmt *s = d->st[S_OBSERVED_PUT];
+	bind_text(s, 1, kind);
+	bind_text(s, 2, name);
+	bind_text(s, 3, value);
+	sqlite3_bind_int(s, 4, ad);
+	bind_text_or_null(s, 5, resolver);
+	sqlite3_bind_int64(s, 6, ttl);
+	sqlite3_bind_int64(s, 7, seen_at);
+	return run(d, S_OBSERVED_PUT);
+}
+
+int db_each_observed(struct db *d, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_OBSERVED_EACH, result_row, &c);
 }
 
 int db_session_domain_put(struct db *d, const char *session_id, const char *domain,

@@ -11,11 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 #define DB_MAX_NAME 256
 #define DB_MAX_TLSA_HEX 1025 /* 512 bytes of association data as hex, plus NUL */
 
 struct db;
+
+/* A row of a query, as text columns (NULL for SQL NULL). */
+typedef int (*db_result_fn)(void *ctx, const char *const *cols, int n);
 
 struct db_mx {
 	char domain[DB_MAX_NAME];
@@ -56,7 +59,7 @@ struct db_sts {
 	char *policy_text;        /* owned; NULL when none */
 	char mode[16];            /* "" when no policy */
 	int64_t max_age;          /* -1 when unknown */
-	char mx_patterns[4096];   /* one per line */
+	char mx_patterns[64 * 257]; /* one per line: room for STS_MAX_MX full names */
 	int64_t policy_fetched_at;/* 0 when never */
 	int64_t checked_at;
 	char result[40];          /* "ok" or an RFC 8460 result type */
@@ -146,9 +149,13 @@ int db_session_put(struct db *d, const struct db_session_row *r);
 int db_finding_put(struct db *d, const struct db_finding_row *r);
 int db_session_domain_put(struct db *d, const char *session_id, const char *domain,
 			  const char *mx_host);
+/* Newest first, at most the store's cap: kind, name, value, ad, resolver,
+ * ttl, seen_at. */
+int db_each_observed(struct db *d, db_result_fn fn, void *ctx);
+int db_observed_put(struct db *d, const char *kind, const char *name, const char *value, int ad,
+		    const char *resolver, uint32_t ttl, int64_t seen_at);
 
 /* Report queries over [from, to) (seconds). */
-typedef int (*db_result_fn)(void *ctx, const char *const *cols, int n);
 int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
 int db_report_findings(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
 

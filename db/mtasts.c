@@ -237,11 +237,15 @@ int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char 
 					 (int)(vl > 60 ? 60 : vl), val);
 				return -1;
 			}
-			if (out->n_mx < STS_MAX_MX) {
-				memcpy(out->mx[out->n_mx], val, vl);
-				out->mx[out->n_mx][vl] = 0;
-				out->n_mx++;
+			/* Dropping patterns silently would turn a large policy into
+			 * false mx mismatches: refuse it instead. */
+			if (out->n_mx == STS_MAX_MX) {
+				snprintf(err, errlen, "line %d: mx: more than %d patterns", line, STS_MAX_MX);
+				return -1;
 			}
+			memcpy(out->mx[out->n_mx], val, vl);
+			out->mx[out->n_mx][vl] = 0;
+			out->n_mx++;
 		} else {
 			/* RFC 8461 3.2: unknown fields are ignored; their names
 			 * must still be well formed. */

@@ -11,7 +11,7 @@
 #include "mtasts.h"
 
 #define MAX_FIELDS 80
-#define MAX_LINE 8192
+#define MAX_LINE 32768
 
 struct line {
 	char *f[MAX_FIELDS];
@@ -195,7 +195,7 @@ static int rec_sts(struct db *d, struct line *l, int64_t now)
 		return fail(l, "domain", "not a domain name", l->f[1]);
 	/* Rebuild a policy file and put it through the RFC 8461 grammar, so an
 	 * imported policy obeys the same rules as a fetched one. */
-	char text[8192];
+	char text[20480];
 	size_t o = (size_t)snprintf(text, sizeof(text), "version: STSv1\n");
 	const char *id = NULL;
 	for (int i = 2; i < l->n; i++) {
@@ -251,8 +251,12 @@ static int rec_sts(struct db *d, struct line *l, int64_t now)
 	for (int i = 0; i < p->n_mx; i++) {
 		int n = snprintf(s->mx_patterns + mo, sizeof(s->mx_patterns) - mo, "%s%s",
 				 i ? "\n" : "", p->mx[i]);
-		if (n > 0)
-			mo += (size_t)n;
+		if (n < 0 || (size_t)n >= sizeof(s->mx_patterns) - mo) {
+			free(s);
+			free(p);
+			return fail(l, "mx", "too many patterns", NULL);
+		}
+		mo += (size_t)n;
 	}
 	s->policy_fetched_at = now;
 	s->checked_at = now;
@@ -285,7 +289,7 @@ int policyfile_import(struct db *d, FILE *f, const char *name, char *err, size_t
 		l.no++;
 		size_t len = strlen(buf);
 		if (len == MAX_LINE - 1 && buf[len - 1] != '\n') {
-			rc = fail(&l, "line", "longer than 8191 bytes", NULL);
+			rc = fail(&l, "line", "longer than 32767 bytes", NULL);
 			break;
 		}
 		char *hash = strchr(buf, '#');

@@ -455,8 +455,8 @@ static void join_patterns(const struct sts_policy *p, char *out, size_t cap)
 	out[0] = 0;
 	for (int i = 0; i < p->n_mx && o < cap; i++) {
 		int n = snprintf(out + o, cap - o, "%s%s", i ? "\n" : "", p->mx[i]);
-		if (n < 0)
-			break;
+		if (n < 0 || (size_t)n >= cap - o)
+			break; /* cannot happen: cap holds STS_MAX_MX full names */
 		o += (size_t)n;
 	}
 }

@@ -12,6 +12,8 @@ struct session_engine {
 	int classifier_failed;
 	session_emit_fn emit;
 	void *emit_ctx;
+	session_dns_fn dns;
+	void *dns_ctx;
 	struct session_stats stats;
 };
 
@@ -66,6 +68,36 @@ static void start_tls(struct session *s, int dir)
 		s->tls_active[dir] = 1;
 }
 
+#define DNS_TCP_MAX 65537 /* 2-byte length plus the largest message */
+
+/* Server-to-client bytes of DNS over TCP: 2-byte length, then a message. */
+static void dns_tcp(struct session_engine *e, struct flow *f, struct session *s, const uint8_t *p,
+		    size_t n)
+{
+	while (n) {
+		if (!s->dns_buf) {
+			s->dns_buf = malloc(DNS_TCP_MAX);
+			if (!s->dns_buf)
+				return;
+		}
+		size_t want = s->dns_len < 2 ? 2 - s->dns_len
+					     : (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]) + 2 - s->dns_len;
+		size_t take = n < want ? n : want;
+		memcpy(s->dns_buf + s->dns_len, p, take);
+		s->dns_len += (uint32_t)take;
+		p += take;
+		n -= take;
+		if (s->dns_len >= 2) {
+			size_t msg = (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]);
+			if (s->dns_len == msg + 2) {
+				if (e->dns && msg)
+					e->dns(e->dns_ctx, f, s->dns_buf + 2, msg, f->ts_last);
+				s->dns_len = 0;
+			}
+		}
+	}
+}
+
 static void on_open(void *ctx, struct flow *f)
 {
 	struct session_engine *e = ctx;
@@ -76,7 +108,10 @@ static void on_open(void *ctx, struct flow *f)
 	s->ndpi_wanted = e->ndpi_mode == SESSION_NDPI_ALL ||
 			 (e->ndpi_mode == SESSION_NDPI_AUTO && !is_smtp_port(f->key.port[1]) &&
 			  f->key.port[1] != 465);
-	if (is_smtp_port(f->key.port[1])) {
+	if (f->key.port[1] == 53) {
+		s->kind = SESSION_DNS;
+		s->reason = SESSION_BY_PORT;
+	} else if (is_smtp_port(f->key.port[1])) {
 		start_smtp(s, SESSION_BY_PORT);
 	} else if (f->key.port[1] == 465) {
 		s->kind = SESSION_SMTPS;
@@ -127,6 +162,11 @@ static void on_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t
 	struct session *s = f->app;
 	if (!s || s->bypassed)
 		return;
+	if (s->kind == SESSION_DNS) {
+		if (dir == FLOW_TO_CLIENT)
+			dns_tcp(e, f, s, p, n);
+		return;
+	}
 	if (!s->content_checked) {
 		s->content_checked = 1;
 		if (s->kind == SESSION_SMTP && !smtp_looks_like(dir, p, n)) {
@@ -186,8 +226,15 @@ static void on_close(void *ctx, struct flow *f)
 		e->emit(e->emit_ctx, f, s);
 	smtp_free(s->smtp);
 	tls_free(s->tls);
+	free(s->dns_buf);
 	free(s);
 	f->app = NULL;
+}
+
+void session_engine_set_dns(struct session_engine *e, session_dns_fn fn, void *ctx)
+{
+	e->dns = fn;
+	e->dns_ctx = ctx;
 }
 
 struct flow_consumer session_engine_consumer(struct session_engine *e)

@@ -21,6 +21,7 @@ enum session_kind {
 	SESSION_SMTP,     /* SMTP, maybe upgraded with STARTTLS */
 	SESSION_SMTPS,    /* implicit TLS (port 465) */
 	SESSION_OTHER,    /* not mail: bypassed */
+	SESSION_DNS,      /* DNS over TCP: answers go to the passive DNS hook */
 };
 
 enum session_reason { /* why the flow was taken as SMTP */
@@ -50,10 +51,16 @@ struct session {
 	uint8_t content_not_smtp;/* on a mail port, but the bytes are not SMTP */
 	struct classify_state *cls;
 	struct classify_result cls_res;
+	uint8_t *dns_buf;        /* DNS over TCP: one message being assembled */
+	uint32_t dns_len;
 };
 
+/* DNS messages (from UDP or TCP port 53 responses) go here. */
+typedef void (*session_dns_fn)(void *ctx, const struct flow *f, const uint8_t *msg, size_t len,
+			       uint64_t ts_ns);
+
 struct session_stats {
-	uint64_t sessions[4];     /* by kind at close */
+	uint64_t sessions[5];     /* by kind at close */
 	uint64_t tls_bypassed;    /* flows bypassed after the handshake */
 	uint64_t other_bypassed;  /* non-mail flows bypassed at their first byte */
 };
@@ -66,6 +73,8 @@ struct session_engine;
 struct session_engine *session_engine_new(enum session_ndpi_mode mode, session_emit_fn emit,
 					  void *emit_ctx);
 void session_engine_free(struct session_engine *e);
+
+void session_engine_set_dns(struct session_engine *e, session_dns_fn fn, void *ctx);
 
 /* The flow_consumer that feeds this engine. */
 struct flow_consumer session_engine_consumer(struct session_engine *e);

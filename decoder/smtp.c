@@ -58,11 +58,13 @@ struct smtp {
 	struct smtp_facts f;
 	uint8_t mode[2];
 	uint8_t discard[2];          /* drop bytes up to the next LF (overlong line, gap) */
+	uint8_t after_gap[2];        /* first bytes after a gap: maybe a whole new line */
 	uint8_t body_match;          /* bytes of "\r\n.\r\n" matched at the end of the last chunk */
 	uint8_t greeting_done;
 	uint64_t bdat_left;
 	uint32_t line_len[2];
 	uint32_t reply_lines;        /* lines so far in the current multi-line reply */
+	uint8_t server_gap;          /* replies may have been lost: re-pair at the next one */
 	char reply_first_word[SMTP_MAX_NAME]; /* of the reply's first line: the greeting host */
 	uint8_t pending[SMTP_MAX_PENDING];
 	uint32_t pending_head, pending_count;
@@ -385,6 +387,23 @@ static void server_final_reply(struct smtp *s, int code, const uint8_t *text, si
 		return;
 	}
 	s->greeting_done = 1;
+	if (s->server_gap) {
+		/* Replies were lost with the gap: the one in hand most likely
+		 * answers the newest command, not the oldest. */
+		s->server_gap = 0;
+		while (s->pending_count > 1)
+			pending_pop(s);
+	}
+	if (code == 220) {
+		/* 220 answers only STARTTLS after the greeting: catch up to it. */
+		for (uint32_t i = 0; i < s->pending_count; i++) {
+			if (s->pending[(s->pending_head + i) % SMTP_MAX_PENDING] == V_STARTTLS) {
+				while (pending_peek(s) != V_STARTTLS)
+					pending_pop(s);
+				break;
+			}
+		}
+	}
 	switch (pending_pop(s)) {
 	case V_EHLO:
 		/* Only an accepted EHLO lists extensions; after a refusal or a
@@ -479,6 +498,14 @@ static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 	const uint8_t *nl = memchr(p, '\n', n);
 	size_t len = nl ? (size_t)(nl - p) + 1 : n;
 
+	if (s->after_gap[dir]) {
+		/* A gap often ends at a segment, and segments usually start
+		 * lines: keep what plainly begins a reply or command. */
+		s->after_gap[dir] = 0;
+		size_t pos = 0, wl = next_word(p, len, &pos);
+		if (dir == 1 ? smtp_looks_like(1, p, len) : (pos == 0 && lookup_verb(p, wl) != V_UNKNOWN))
+			s->discard[dir] = 0;
+	}
 	if (s->discard[dir]) {
 		if (nl)
 			s->discard[dir] = 0;
@@ -652,6 +679,11 @@ void smtp_gap(struct smtp *s, int dir, uint32_t n)
 	anomaly(s, SMTP_AN_GAP_RESYNC, dir, n);
 	s->line_len[dir] = 0;
 	s->discard[dir] = 1;
+	s->after_gap[dir] = 1;
+	if (dir == 1) {
+		s->reply_lines = 0;
+		s->server_gap = 1;
+	}
 }
 
 int smtp_looks_like(int dir, const uint8_t *p, size_t n)

@@ -29,6 +29,7 @@ static const char *const anomaly_names[TLS_AN_COUNT] = {
 	[TLS_AN_HANDSHAKE_TOO_BIG] = "tls-handshake-too-big",
 	[TLS_AN_NOT_TLS] = "tls-not-tls",
 	[TLS_AN_GAP] = "tls-gap",
+	[TLS_AN_BUDGET] = "tls-budget",
 };
 
 struct tls_dir {
@@ -47,7 +48,12 @@ struct tls_dir {
 	uint32_t hs_len, hs_cap;
 };
 
+/* Bytes held by every tls object of the process; decoders run in one
+ * thread per pipeline. */
+static uint64_t tls_buffered;
+
 struct tls {
+	uint64_t charged; /* this object's share of tls_buffered */
 	struct tls_facts f;
 	struct tls_dir d[2];
 	uint8_t fatal_alert;
@@ -79,6 +85,7 @@ void tls_free(struct tls *t)
 {
 	if (!t)
 		return;
+	tls_buffered -= t->charged;
 	for (int i = 0; i < 2; i++)
 		free(t->d[i].hs);
 	for (int i = 0; i < t->f.n_certs; i++)
@@ -217,8 +224,15 @@ static void certificate(struct tls *t, const uint8_t *p, size_t n)
 			anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
 			return;
 		}
-		if (t->f.n_certs < TLS_MAX_CERTS) {
+		if (t->f.n_certs < TLS_MAX_CERTS && tls_buffered + len > TLS_BUFFER_BUDGET) {
+			anomaly(t, TLS_AN_BUDGET, 1);
+			t->f.certs_truncated = 1;
+		} else if (t->f.n_certs < TLS_MAX_CERTS) {
 			uint8_t *der = malloc(len ? len : 1);
+			if (der) {
+				tls_buffered += len;
+				t->charged += len;
+			}
 			if (der) {
 				memcpy(der, cur_ptr(&c), len);
 				t->f.certs[t->f.n_certs].der = der;
@@ -269,6 +283,8 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 			anomaly(t, TLS_AN_HANDSHAKE_TOO_BIG, dir);
 			d->hs_stopped = 1;
 			free(d->hs);
+			tls_buffered -= d->hs_cap;
+			t->charged -= d->hs_cap;
 			d->hs = NULL;
 			d->hs_len = d->hs_cap = 0;
 			return;
@@ -276,11 +292,18 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 		size_t cap = d->hs_cap ? d->hs_cap : 4096;
 		while (cap < need)
 			cap *= 2;
+		if (tls_buffered + (cap - d->hs_cap) > TLS_BUFFER_BUDGET) {
+			anomaly(t, TLS_AN_BUDGET, dir);
+			d->hs_stopped = 1;
+			return;
+		}
 		uint8_t *b = realloc(d->hs, cap);
 		if (!b) {
 			d->hs_stopped = 1;
 			return;
 		}
+		tls_buffered += cap - d->hs_cap;
+		t->charged += cap - d->hs_cap;
 		d->hs = b;
 		d->hs_cap = (uint32_t)cap;
 	}

@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #define TLS_MAX_HANDSHAKE (128u * 1024) /* one handshake message, e.g. a long chain */
+/* All handshake buffers and certificate copies of all flows together. */
+#define TLS_BUFFER_BUDGET (64ull * 1024 * 1024)
 #define TLS_MAX_CERTS 10                /* certificates kept from a chain */
 #define TLS_MAX_VERSIONS 8              /* offered versions kept */
 #define TLS_MAX_SNI 256
@@ -27,6 +29,7 @@ enum tls_anomaly {
 	TLS_AN_HANDSHAKE_TOO_BIG,
 	TLS_AN_NOT_TLS,          /* bytes that are not a TLS record at all */
 	TLS_AN_GAP,              /* capture loss inside the handshake */
+	TLS_AN_BUDGET,           /* the global handshake-buffer budget was spent */
 	TLS_AN_COUNT
 };
 

@@ -12,6 +12,7 @@
 
 #include "history.h"
 #include "mtasts.h"
+#include "observed.h"
 #include "verify.h"
 #include "x509.h"
 
@@ -72,11 +73,11 @@ int severity_from_name(const char *name)
 
 void evidence_names(uint32_t ev, char *buf, size_t len)
 {
-	static const char *const names[] = {"rcpt", "sni", "mx-map", "protected", "banner", "history",
-					    "policy"};
+	static const char *const names[] = {"rcpt",    "sni",	  "mx-map", "protected",
+					    "banner",  "history", "policy", "dns-observed"};
 	size_t o = 0;
 	buf[0] = 0;
-	for (int i = 0; i < 7 && o < len; i++) {
+	for (int i = 0; i < 8 && o < len; i++) {
 		if (!(ev & (1u << i)))
 			continue;
 		int n = snprintf(buf + o, len - o, "%s%s", o ? "," : "", names[i]);
@@ -102,6 +103,7 @@ struct failed_tls {
 struct rules {
 	struct rules_config cfg;
 	const struct policy_cache *cache;
+	const struct observed *observed;
 	struct history *hist;
 	struct verifier *verifier;
 	struct failed_tls failed[FAILED_TLS_SLOTS]; /* direct-mapped: bounded, lossy */
@@ -132,6 +134,11 @@ void rules_free(struct rules *r)
 		return;
 	verifier_free(r->verifier);
 	free(r);
+}
+
+void rules_set_observed(struct rules *r, const struct observed *obs)
+{
+	r->observed = obs;
 }
 
 void rules_set_cache(struct rules *r, const struct policy_cache *cache)
@@ -241,6 +248,16 @@ static void bind_session(struct eval *e)
 	for (int k = 0; k < nh; k++)
 		for (int i = 0; i < hosts[k]->n_domains; i++)
 			tie(e, hosts[k]->domains[i], EV_MX_MAP, hosts[k]->name);
+	/* Passive DNS only where the validated cache has no answer. */
+	if (nh == 0 && e->r->observed) {
+		const char *oh[8], *od[8];
+		int n = observed_hosts_at(e->r->observed, e->server, oh, 8);
+		for (int k = 0; k < n; k++) {
+			int m = observed_domains_of(e->r->observed, oh[k], od, 8);
+			for (int i = 0; i < m; i++)
+				tie(e, od[i], EV_DNS, oh[k]);
+		}
+	}
 	for (int p = 0; p < e->r->cfg.n_protected; p++) {
 		const struct protected_domain *pd = &e->r->cfg.protected[p];
 		for (int a = 0; a < pd->n_addrs; a++)

@@ -43,6 +43,7 @@ enum evidence {
 	EV_BANNER = 1 << 4,    /* server's own greeting/EHLO name: untrusted, informational */
 	EV_HISTORY = 1 << 5,   /* the learned history of this server */
 	EV_POLICY = 1 << 6,    /* the domain's published policy */
+	EV_DNS = 1 << 7,       /* DNS answers seen on the wire (passive DNS) */
 };
 
 const char *finding_name(enum finding_id id);
@@ -107,6 +108,7 @@ struct verdict {
 
 struct rules;
 struct history;
+struct observed;
 
 typedef void (*finding_fn)(void *ctx, const struct finding *f);
 
@@ -114,6 +116,8 @@ typedef void (*finding_fn)(void *ctx, const struct finding *f);
 struct rules *rules_new(const struct rules_config *cfg, const struct policy_cache *cache,
 			struct history *hist, char *err, size_t errlen);
 void rules_free(struct rules *r);
+/* Passive DNS consulted where the cache knows nothing (may be NULL). */
+void rules_set_observed(struct rules *r, const struct observed *obs);
 /* Swaps in a newly loaded cache (reload). */
 void rules_set_cache(struct rules *r, const struct policy_cache *cache);
 

@@ -333,6 +333,16 @@ static struct flow *flow_lookup(struct flow_table *t, const struct packet *p, ui
 	return NULL;
 }
 
+/* An RST counts only near where its direction's stream is. */
+#define RST_WINDOW (1u << 20)
+static int rst_plausible(const struct reasm_dir *d, uint32_t seq)
+{
+	if (!d->base_known || d->bypass)
+		return 1;
+	int32_t diff = (int32_t)(seq - d->next_seq);
+	return diff >= -(int32_t)RST_WINDOW && diff <= (int32_t)RST_WINDOW;
+}
+
 /* Frees memory by ending the oldest flows other than `keep`. */
 static int evict_for_memory(struct flow_table *t, const struct flow *keep)
 {
@@ -451,7 +461,12 @@ static void process_packet(struct flow_table *t, struct flow *f, int dir, const 
 	if (p->payload_len > 0 && f->state == FLOW_EMBRYONIC)
 		f->state = FLOW_ESTABLISHED;
 
-	if (p->tcp_flags & TCPF_RST) {
+	if ((p->tcp_flags & TCPF_RST) && !rst_plausible(&f->dir[dir], p->seq)) {
+		/* A blind or forged RST far from the stream would otherwise end
+		 * decoding while the real session goes on (RFC 5961's concern). */
+		record_anomaly(f, dir, REASM_AN_OUT_OF_WINDOW, 0);
+		t->stats.rst_ignored++;
+	} else if (p->tcp_flags & TCPF_RST) {
 		f->rst_seen = 1;
 		f->state = FLOW_CLOSED;
 		f->end = FLOW_END_RST;

@@ -98,6 +98,7 @@ struct flow_stats {
 	uint64_t gap_bytes;
 	uint64_t overlap_conflicts;
 	uint64_t clock_jumps;      /* capture time went back: every flow ended */
+	uint64_t rst_ignored;      /* RSTs far outside the stream's sequence space */
 };
 
 void flow_config_defaults(struct flow_config *cfg);

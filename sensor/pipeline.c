@@ -4,6 +4,7 @@
  */
 #include "pipeline.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,9 @@
 #include "config.h"
 #include "db.h"
 #include "flowsink.h"
+#include "dns.h"
 #include "history.h"
+#include "observed.h"
 #include "rules.h"
 #include "session_sink.h"
 #include "summary.h"
@@ -27,6 +30,8 @@
 
 struct pipeline {
 	struct pipeline_opts opts;
+	struct observed *observed;  /* passive DNS */
+	uint64_t dns_messages, dns_bad[DNS_RESULT_COUNT];
 	char db_path[4096];       /* "" without a database */
 	struct rules_config rcfg;
 	struct sink_config scfg;
@@ -174,13 +179,79 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 	}
 }
 
+struct dns_ctx {
+	struct pipeline *p;
+	char resolver[64];
+	int64_t ts;
+};
+
+static void on_dns_rr(void *ctx, const struct dns_response *msg, const struct dns_rr *rr)
+{
+	struct dns_ctx *c = ctx;
+	char value[1100];
+	enum observed_kind kind;
+	switch (rr->type) {
+	case DNS_MX:
+		kind = OBS_MX;
+		snprintf(value, sizeof(value), "%s", rr->host);
+		break;
+	case DNS_A:
+	case DNS_AAAA:
+		kind = OBS_ADDR;
+		if (!inet_ntop(rr->type == DNS_A ? AF_INET : AF_INET6, rr->addr, value, sizeof(value)))
+			return;
+		break;
+	case DNS_TLSA: {
+		kind = OBS_TLSA;
+		int o = snprintf(value, sizeof(value), "%u %u %u ", rr->usage, rr->selector, rr->mtype);
+		for (size_t i = 0; i < rr->data_len && (size_t)o + 3 < sizeof(value); i++)
+			o += snprintf(value + o, sizeof(value) - (size_t)o, "%02x", rr->data[i]);
+		break;
+	}
+	case DNS_TXT: {
+		/* Only MTA-STS records are of interest; keep them printable. */
+		if (strncmp(rr->name, "_mta-sts.", 9) != 0)
+			return;
+		kind = OBS_TXT;
+		size_t i = 0;
+		for (; i < rr->data_len && i + 1 < sizeof(value); i++)
+			value[i] = (rr->data[i] >= 0x20 && rr->data[i] < 0x7f) ? (char)rr->data[i] : '?';
+		value[i] = 0;
+		break;
+	}
+	default:
+		return;
+	}
+	observed_add(c->p->observed, kind, rr->name, value, msg->ad, c->resolver, rr->ttl, c->ts);
+}
+
+static void dns_message(struct pipeline *a, const uint8_t *family_src, int family, const uint8_t *msg,
+			size_t len, uint64_t ts_ns)
+{
+	struct dns_ctx c = {.p = a, .ts = (int64_t)(ts_ns / 1000000000u)};
+	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, family_src, c.resolver, sizeof(c.resolver)))
+		c.resolver[0] = 0;
+	enum dns_result r = dns_parse(msg, len, on_dns_rr, &c);
+	a->dns_messages++;
+	a->dns_bad[r]++;
+}
+
+static void on_tcp_dns(void *ctx, const struct flow *f, const uint8_t *msg, size_t len,
+		       uint64_t ts_ns)
+{
+	dns_message(ctx, f->key.addr[1], f->key.family, msg, len, ts_ns);
+}
+
 void pipeline_on_packet(void *ctx, const struct packet *p)
 {
 	struct pipeline *a = ctx;
-	if (p->ip_proto == 6)
+	if (p->ip_proto == 6) {
 		flow_table_packet(a->flows, p);
-	else
-		a->udp_packets++;
+		return;
+	}
+	a->udp_packets++;
+	if (p->sport == 53 && a->observed)
+		dns_message(a, p->src, p->family, p->payload, p->payload_len, p->ts_ns);
 }
 
 static void on_finding(void *ctx, const struct finding *f)
@@ -300,7 +371,8 @@ static void print_counters(const struct pipeline *a, FILE *out)
 	fprintf(out, "tcp packets %" PRIu64 ", stray (no flow) %" PRIu64 ", udp packets %" PRIu64 "\n",
 		s->packets_tcp, s->packets_ignored, a->udp_packets);
 	fprintf(out, "flows %" PRIu64 " (peak %" PRIu64 " at once, %" PRIu64
-		" time jumps back), ended:", s->flows_created, s->flows_peak, s->clock_jumps);
+		" time jumps back, %" PRIu64 " out-of-window RSTs ignored), ended:", s->flows_created,
+		s->flows_peak, s->clock_jumps, s->rst_ignored);
 	for (int e = 1; e < FLOW_END_COUNT; e++)
 		if (s->ended[e])
 			fprintf(out, " %s=%" PRIu64, flow_end_name((enum flow_end)e), s->ended[e]);
@@ -316,6 +388,15 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		", bypassed after tls %" PRIu64 "\n",
 		ss->sessions[SESSION_SMTP], ss->sessions[SESSION_SMTPS],
 		ss->sessions[SESSION_OTHER] + ss->sessions[SESSION_UNDECIDED], ss->tls_bypassed);
+	if (a->dns_messages) {
+		fprintf(out, "dns responses %" PRIu64 ":", a->dns_messages);
+		for (int r = 0; r < DNS_RESULT_COUNT; r++)
+			if (a->dns_bad[r])
+				fprintf(out, " %s=%" PRIu64, dns_result_name((enum dns_result)r),
+					a->dns_bad[r]);
+		fprintf(out, ", observed records %" PRIu64 " (%" PRIu64 " over the cap)\n",
+			observed_count(a->observed), observed_dropped(a->observed));
+	}
 	if (a->alerts)
 		fprintf(out, "alerts sent %" PRIu64 ", suppressed by rate limit %" PRIu64
 			", findings over the per-session cap %" PRIu64 "\n",
@@ -403,10 +484,21 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		a->db = db_open(a->db_path, err, errlen);
 		if (!a->db)
 			goto fail;
-		if (history_load(a->history, a->db)) {
+		a->observed = observed_new();
+		if (!a->observed) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		if (history_load(a->history, a->db) || observed_load(a->observed, a->db)) {
 			snprintf(err, errlen, "%s: %s", a->db_path, db_errmsg(a->db));
 			goto fail;
 		}
+	}
+	if (!a->observed)
+		a->observed = observed_new();
+	if (!a->observed) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	if (load_config_and_cache(a, &a->rcfg, &a->scfg, &a->policy, err, errlen))
 		goto fail;
@@ -417,6 +509,7 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 	a->rules = rules_new(&a->rcfg, a->policy, a->history, err, errlen);
 	if (!a->rules)
 		goto fail;
+	rules_set_observed(a->rules, a->observed);
 	a->alerts = alert_sink_new(&a->scfg);
 	if (!a->alerts) {
 		snprintf(err, errlen, "bad syslog facility");
@@ -431,6 +524,7 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		snprintf(err, errlen, "cannot initialise the session decoders");
 		goto fail;
 	}
+	session_engine_set_dns(a->sessions, on_tcp_dns, a);
 	struct flow_consumer consumer = session_engine_consumer(a->sessions);
 	a->flows = flow_table_new(&o->flow, &consumer);
 	if (!a->flows) {
@@ -460,6 +554,7 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 		return -1;
 	}
 	/* Swapped whole between packets: flows and their decoders carry on. */
+	rules_set_observed(rules, a->observed);
 	rules_free(a->rules);
 	alert_sink_free(a->alerts);
 	policy_cache_free(a->policy);
@@ -485,7 +580,8 @@ void pipeline_finish(struct pipeline *a, FILE *counters_out)
 	flow_table_flush(a->flows);
 	if (a->db && !a->db_failed) {
 		if ((a->db_pending || db_begin(a->db) == 0) &&
-		    (history_save(a->history, a->db) || db_commit(a->db))) {
+		    (history_save(a->history, a->db) || observed_save(a->observed, a->db) ||
+		     db_commit(a->db))) {
 			fprintf(stderr, "mxwatch: storing results: %s\n", db_errmsg(a->db));
 			db_rollback(a->db);
 		}
@@ -508,6 +604,7 @@ void pipeline_free(struct pipeline *a)
 	policy_cache_free(a->policy);
 	rules_free(a->rules);
 	history_free(a->history);
+	observed_free(a->observed);
 	alert_sink_free(a->alerts);
 	free(a->summary);
 	jw_free(&a->record);

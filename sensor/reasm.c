@@ -256,6 +256,12 @@ enum reasm_result reasm_segment(struct reasm_dir *d, const struct reasm_sink *s,
 {
 	if (d->bypass) {
 		uint32_t end = seq + len;
+		if (!d->base_known) {
+			/* Bypassed before this direction sent anything: its first
+			 * segment sets the base, or counts would be garbage. */
+			d->base_known = 1;
+			d->next_seq = d->bypass_seq = d->bypass_hi = seq;
+		}
 		if (fin && !d->fin_seen) {
 			d->fin_seen = 1;
 			d->fin_seq = end;

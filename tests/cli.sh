@@ -81,6 +81,15 @@ check "policy show of an unknown domain exits 2" test $? = 2
 $M policy frob >/dev/null 2>&1
 check "unknown policy subcommand exits 2" test $? = 2
 
+# passive DNS: answers seen on the wire tie later sessions to their domain,
+# also in a later run (stored as observed data, apart from validated data)
+rm -f "$tmp/o.db"*
+$M analyze -q --db "$tmp/o.db" pcaps/nonsmtp-mixed.pcap 2>"$tmp/err" >/dev/null
+check "dns responses parsed" grep -q "dns responses 5: ok=5, observed records 5" "$tmp/err"
+check "observed rows stored" test "$(sqlite3 "$tmp/o.db" "SELECT count(*) FROM observed_dns WHERE kind='mx' AND name='example.test' AND value='mx.example.test'")" = 1
+$M analyze --json --no-store --db "$tmp/o.db" pcaps/smtp-starttls-tls12.pcap 2>/dev/null >"$tmp/o.json"
+check "session tied by observed DNS" grep -q '"domain":"example.test","mx_host":"mx.example.test","evidence":\["sni","dns-observed"\]\|"evidence":\["dns-observed"\]' "$tmp/o.json"
+
 # nDPI's verdict on clear-text credentials agrees with our AUTH detection
 for cap in smtp-auth-plaintext smtp-auth-login smtp-plain; do
 	$M analyze --json --ndpi=all pcaps/$cap.pcap 2>/dev/null >"$tmp/ndpi.json"

@@ -276,6 +276,25 @@ static void test_rst_ends_flow(void **state)
 	flow_table_free(t);
 }
 
+/* A forged RST far from the stream does not end it (RFC 5961). */
+static void test_blind_rst_ignored(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
+	pkt(t, SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
+	pkt(t, SEC + 3, 1, 40000, 101 + 123456789, 509, RST, NULL);
+	pkt(t, SEC + 4, 1, 40000, 101, 509, PA, "QUIT\r\n");
+	flow_table_flush(t);
+	assert_int_equal(r.n, 1);
+	assert_int_not_equal(r.e[0].end, FLOW_END_RST);
+	assert_string_equal(r.e[0].stream[0], "QUIT\r\n");
+	assert_int_equal(flow_table_stats(t)->rst_ignored, 1);
+	flow_table_free(t);
+}
+
 static void test_one_direction_only(void **state)
 {
 	(void)state;
@@ -337,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_closed_flow_ages_out_behind_live_one),
 		cmocka_unit_test(test_time_going_back_starts_afresh),
 		cmocka_unit_test(test_rst_ends_flow),
+		cmocka_unit_test(test_blind_rst_ignored),
 		cmocka_unit_test(test_one_direction_only),
 		cmocka_unit_test(test_bypass_counts_without_delivering),
 		cmocka_unit_test(test_stray_packets_make_no_flow),

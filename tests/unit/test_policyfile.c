@@ -194,6 +194,33 @@ static void test_bad_lines(void **state)
 	}
 }
 
+/* 64 maximal mx patterns fit; the 65th is refused, never overflows. */
+static void test_many_long_patterns(void **state)
+{
+	(void)state;
+	static char line[20000];
+	char label[64];
+	memset(label, 'a', 63);
+	label[63] = 0;
+	for (int count = 64; count <= 65; count++) {
+		size_t o = (size_t)snprintf(line, sizeof(line), "mta-sts big.test mode=enforce max_age=5");
+		for (int i = 0; i < count; i++)
+			o += (size_t)snprintf(line + o, sizeof(line) - o, " mx=%s.%s.%s.x%02d", label, label,
+					      label, i);
+		snprintf(line + o, sizeof(line) - o, "\n");
+		struct db *d = open_db();
+		char err[256];
+		int n;
+		int rc = import_text(d, line, err, sizeof(err), &n);
+		if (count == 64)
+			assert_int_equal(rc, 0);
+		else
+			assert_non_null(strstr(err, "more than 64"));
+		db_close(d);
+		teardown(NULL);
+	}
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	(void)state;
@@ -214,6 +241,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_lookups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_long_patterns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("policyfile", tests, NULL, NULL);

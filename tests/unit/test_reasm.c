@@ -273,6 +273,16 @@ static void test_bypass_stops_buffering(void **state)
 	assert_int_equal(f->b.used, 0);
 }
 
+/* Bypassed before this direction sent a byte: the first segment sets the
+ * base, so the count is its length, not its sequence number. */
+static void test_bypass_before_base(void **state)
+{
+	struct fixture *f = *state;
+	reasm_bypass(&f->d, &f->b);
+	seg(f, 700000000u, "0123456789");
+	assert_int_equal(reasm_stream_bytes(&f->d), 10);
+}
+
 static void test_budget_refusal(void **state)
 {
 	struct fixture *f = *state;
@@ -374,6 +384,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_cap_skips_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bypass_stops_buffering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_refusal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bypass_before_base, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_after_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_window_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_split_reversed, setup, teardown),

@@ -337,6 +337,24 @@ static void test_data_refused_returns_to_commands(void **state)
 	smtp_free(s);
 }
 
+/* A lost EHLO reply must not shift the pairing of later replies: the 220
+ * after STARTTLS still switches the session to TLS. */
+static void test_lost_reply_resync(void **state)
+{
+	(void)state;
+	struct smtp *s = smtp_new();
+	smtp_feed(s, 1, (const uint8_t *)"220 mx\r\n", 8);
+	smtp_feed(s, 0, (const uint8_t *)"EHLO c\r\n", 8);
+	smtp_gap(s, 1, 120); /* the EHLO reply was never captured */
+	smtp_feed(s, 0, (const uint8_t *)"STARTTLS\r\n", 10);
+	smtp_feed(s, 1, (const uint8_t *)"220 2.0.0 Ready\r\n", 17);
+	assert_int_equal(smtp_facts(s)->starttls_reply, 220);
+	static const char hello[] = "\x16\x03\x03\x00\x01x";
+	assert_int_equal(smtp_feed(s, 1, (const uint8_t *)hello, sizeof(hello) - 1), 0);
+	assert_true(smtp_tls_started(s, 1));
+	smtp_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_overlong_line_and_resync),
 		cmocka_unit_test(test_data_terminator_every_split),
 		cmocka_unit_test(test_data_refused_returns_to_commands),
+		cmocka_unit_test(test_lost_reply_resync),
 	};
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
 }
