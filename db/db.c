@@ -51,13 +51,16 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
 	"CREATE TABLE observed_dns(kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
 	" ad INTEGER NOT NULL, resolver TEXT, ttl INTEGER, seen_at INTEGER NOT NULL,"
 	" PRIMARY KEY(kind, name, value));",
+	/* 3 -> 4: on-demand discovery queue for the refresher */
+	"CREATE TABLE discovery(domain TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"
+	" last_seen INTEGER NOT NULL, sessions INTEGER NOT NULL DEFAULT 1);",
 };
 
 enum stmt {
 	S_MX_DEL, S_MX_INS, S_ADDR_DEL, S_ADDR_INS, S_TLSA_DEL, S_TLSA_INS,
 	S_STS_GET, S_STS_PUT, S_LOG, S_EACH_MX, S_EACH_MX_ALL, S_EACH_ADDR, S_EACH_ADDR_ALL,
 	S_EACH_TLSA, S_EACH_TLSA_ALL, S_EACH_STS, S_EACH_STS_ALL, S_EACH_LOG, S_DOMAINS,
-	S_OBSERVED_PUT, S_OBSERVED_EACH, S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_SESSION_DOMAIN_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
+	S_OBSERVED_PUT, S_OBSERVED_EACH, S_DISCOVERY_PUT, S_DISCOVERY_EACH, S_DISCOVERY_DEL, S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_SESSION_DOMAIN_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
 };
 
@@ -105,6 +108,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DOMAINS] = "SELECT domain FROM mx UNION SELECT domain FROM mta_sts ORDER BY 1",
 	[S_OBSERVED_PUT] = "INSERT OR REPLACE INTO observed_dns(kind, name, value, ad, resolver, ttl,"
 			   " seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_DISCOVERY_PUT] = "INSERT INTO discovery(domain, first_seen, last_seen) VALUES (?1, ?2, ?2)"
+			    " ON CONFLICT(domain) DO UPDATE SET last_seen = max(last_seen, ?2),"
+			    " sessions = sessions + 1",
+	[S_DISCOVERY_EACH] = "SELECT domain FROM discovery ORDER BY first_seen, domain",
+	[S_DISCOVERY_DEL] = "DELETE FROM discovery WHERE domain = ?1",
 	[S_OBSERVED_EACH] = "SELECT kind, name, value, ad, resolver, ttl, seen_at FROM observed_dns"
 			    " ORDER BY seen_at DESC LIMIT 65536",
 	[S_HIST_EACH] = "SELECT address, starttls_offered, tls_versions, first_seen, last_seen,"
@@ -683,6 +691,26 @@ int db_observed_put(struct db *d, const char *kind, const char *name, const char
 	sqlite3_bind_int64(s, 6, ttl);
 	sqlite3_bind_int64(s, 7, seen_at);
 	return run(d, S_OBSERVED_PUT);
+}
+
+int db_discovery_put(struct db *d, const char *domain, int64_t ts)
+{
+	sqlite3_stmt *s = d->st[S_DISCOVERY_PUT];
+	bind_text(s, 1, domain);
+	sqlite3_bind_int64(s, 2, ts);
+	return run(d, S_DISCOVERY_PUT);
+}
+
+int db_discovery_each(struct db *d, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_DISCOVERY_EACH, result_row, &c);
+}
+
+int db_discovery_done(struct db *d, const char *domain)
+{
+	bind_text(d->st[S_DISCOVERY_DEL], 1, domain);
+	return run(d, S_DISCOVERY_DEL);
 }
 
 int db_each_observed(struct db *d, db_result_fn fn, void *ctx)

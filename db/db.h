@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 #define DB_MAX_NAME 256
 #define DB_MAX_TLSA_HEX 1025 /* 512 bytes of association data as hex, plus NUL */
 
@@ -149,6 +149,12 @@ int db_session_put(struct db *d, const struct db_session_row *r);
 int db_finding_put(struct db *d, const struct db_finding_row *r);
 int db_session_domain_put(struct db *d, const char *session_id, const char *domain,
 			  const char *mx_host);
+/* On-demand discovery: domains seen without cached policy, for the
+ * refresher (`policy fetch --queued`). */
+int db_discovery_put(struct db *d, const char *domain, int64_t ts);
+int db_discovery_each(struct db *d, db_result_fn fn, void *ctx);
+int db_discovery_done(struct db *d, const char *domain);
+
 /* Newest first, at most the store's cap: kind, name, value, ad, resolver,
  * ttl, seen_at. */
 int db_each_observed(struct db *d, db_result_fn fn, void *ctx);

@@ -14,6 +14,7 @@ void sink_config_defaults(struct sink_config *s)
 	snprintf(s->syslog_facility, sizeof(s->syslog_facility), "mail");
 	snprintf(s->syslog_tag, sizeof(s->syslog_tag), "mxwatch");
 	s->alert_interval_s = 300;
+	s->discovery_per_minute = 30;
 }
 
 static char *trim(char *s)
@@ -89,8 +90,8 @@ int config_load(const char *path, struct rules_config *rules, struct sink_config
 				if (!cur->domain[0])
 					BAD(section, "protect needs a domain");
 			} else if (strcmp(section, "rules") && strcmp(section, "allow") &&
-				   strcmp(section, "syslog")) {
-				BAD(section, "unknown section (rules, syslog, allow, protect DOMAIN)");
+				   strcmp(section, "syslog") && strcmp(section, "discovery")) {
+				BAD(section, "unknown section (rules, syslog, discovery, allow, protect DOMAIN)");
 			}
 			continue;
 		}
@@ -150,6 +151,20 @@ int config_load(const char *path, struct rules_config *rules, struct sink_config
 				sinks->alert_interval_s = (unsigned)v;
 			} else {
 				BAD(key, "not enabled, facility, tag or alert_interval");
+			}
+		} else if (!strcmp(section, "discovery")) {
+			if (!strcmp(key, "enabled")) {
+				if (strcmp(val, "yes") && strcmp(val, "no"))
+					BAD(key, "'%s' is not yes or no", val);
+				sinks->discovery_enabled = !strcmp(val, "yes");
+			} else if (!strcmp(key, "per_minute")) {
+				char *end;
+				unsigned long v = strtoul(val, &end, 10);
+				if (*end || !v || v > 100000)
+					BAD(key, "'%s' is not 1..100000", val);
+				sinks->discovery_per_minute = (unsigned)v;
+			} else {
+				BAD(key, "not enabled or per_minute");
 			}
 		} else if (!strcmp(section, "allow")) {
 			if (strcmp(key, "plaintext"))

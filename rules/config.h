@@ -16,6 +16,8 @@ struct sink_config {
 	char syslog_tag[32];
 	int syslog_enabled;
 	unsigned alert_interval_s; /* same (rule, server, domain): one alert per interval */
+	int discovery_enabled;     /* queue RCPT domains without cached policy */
+	unsigned discovery_per_minute;
 };
 
 void sink_config_defaults(struct sink_config *s);

@@ -31,6 +31,9 @@
 struct pipeline {
 	struct pipeline_opts opts;
 	struct observed *observed;  /* passive DNS */
+	uint64_t disc_window;       /* capture minute of the discovery rate window */
+	unsigned disc_in_window;
+	uint64_t disc_queued, disc_limited;
 	uint64_t dns_messages, dns_bad[DNS_RESULT_COUNT];
 	char db_path[4096];       /* "" without a database */
 	struct rules_config rcfg;
@@ -329,6 +332,42 @@ static void store(struct pipeline *a, const struct flow *f, const struct session
 	}
 }
 
+/* On-demand discovery: recipient domains with no cached policy go to a
+ * queue the refresher works through; rate-limited per capture minute. */
+static void discover(struct pipeline *a, const struct flow *f, const struct session *s)
+{
+	if (!a->scfg.discovery_enabled || !a->db || a->db_failed || !s->smtp)
+		return;
+	const struct smtp_facts *m = smtp_facts(s->smtp);
+	uint64_t minute = f->ts_first / 60000000000ull;
+	for (uint32_t i = 0; i < m->rcpt_domain_count; i++) {
+		const char *d = m->rcpt_domains[i];
+		int ok = d[0] != 0;
+		for (const char *c = d; *c && ok; c++)
+			ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+			     *c == '.' || *c == '_';
+		if (!ok || policy_cache_domain(a->policy, d))
+			continue;
+		if (minute != a->disc_window) {
+			a->disc_window = minute;
+			a->disc_in_window = 0;
+		}
+		if (a->disc_in_window >= a->scfg.discovery_per_minute) {
+			a->disc_limited++;
+			continue;
+		}
+		if (a->db_pending == 0 && db_begin(a->db)) {
+			a->db_failed = 1;
+			return;
+		}
+		if (db_discovery_put(a->db, d, (int64_t)(f->ts_first / 1000000000u)) == 0) {
+			a->disc_in_window++;
+			a->disc_queued++;
+			a->db_pending++;
+		}
+	}
+}
+
 static void on_session(void *ctx, const struct flow *f, const struct session *s)
 {
 	struct pipeline *a = ctx;
@@ -351,6 +390,7 @@ static void on_session(void *ctx, const struct flow *f, const struct session *s)
 		if (a->fail_on >= 0 && x->alert && (int)x->severity >= a->fail_on)
 			a->failed = 1;
 	}
+	discover(a, f, s);
 	store(a, f, s, &v);
 	if (!a->quiet)
 		session_sink_write(&a->session_out, f, s, &v, a->findings, a->n_findings);
@@ -397,6 +437,9 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		fprintf(out, ", observed records %" PRIu64 " (%" PRIu64 " over the cap)\n",
 			observed_count(a->observed), observed_dropped(a->observed));
 	}
+	if (a->disc_queued || a->disc_limited)
+		fprintf(out, "discovery: %" PRIu64 " domains queued for policy fetch, %" PRIu64
+			" held back by the rate limit\n", a->disc_queued, a->disc_limited);
 	if (a->alerts)
 		fprintf(out, "alerts sent %" PRIu64 ", suppressed by rate limit %" PRIu64
 			", findings over the per-session cap %" PRIu64 "\n",

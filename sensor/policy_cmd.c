@@ -44,6 +44,8 @@ static void policy_usage(FILE *out)
 		"                           are still validated locally\n"
 		"    --ca-bundle FILE       CA certificates for the policy host (default: system)\n"
 		"    --force                download policies even when the TXT id is unchanged\n"
+		"    --queued               fetch the domains that on-demand discovery queued\n"
+		"                           (see [discovery] in etc/mxwatch.conf), then unqueue them\n"
 		"    --timeout SECONDS      HTTPS timeout (default 60)\n"
 		"    -h, --help             this text\n\n"
 		"FILE FORMAT (import/export)\n"
@@ -188,12 +190,42 @@ static int list_domain(void *ctx, const char *domain)
 	return 0;
 }
 
-static int cmd_fetch(struct db *d, struct refresh_config *cfg, int argc, char **argv)
+struct queued {
+	char **names;
+	int n;
+};
+
+static int collect_queued(void *ctx, const char *const *c, int n)
 {
+	struct queued *q = ctx;
+	if (n < 1 || !c[0])
+		return 0;
+	char **names = realloc(q->names, (size_t)(q->n + 1) * sizeof(*names));
+	if (!names)
+		return 1;
+	q->names = names;
+	q->names[q->n++] = strdup(c[0]);
+	return 0;
+}
+
+static int cmd_fetch(struct db *d, struct refresh_config *cfg, int argc, char **argv, int queued)
+{
+	struct queued q = {0};
+	if (queued) {
+		if (db_discovery_each(d, collect_queued, &q)) {
+			fprintf(stderr, "mxwatch policy fetch: %s\n", db_errmsg(d));
+			return EXIT_USAGE;
+		}
+		argc = q.n;
+		argv = q.names;
+	}
 	char err[512];
 	struct refresher *r = refresher_new(cfg, err, sizeof(err));
 	if (!r) {
 		fprintf(stderr, "mxwatch policy fetch: %s\n", err);
+		for (int i = 0; i < q.n; i++)
+			free(q.names[i]);
+		free(q.names);
 		return EXIT_USAGE;
 	}
 	int status = EXIT_CLEAN;
@@ -202,16 +234,21 @@ static int cmd_fetch(struct db *d, struct refresh_config *cfg, int argc, char **
 			fprintf(stderr, "mxwatch policy fetch: %s: database: %s\n", argv[i],
 				db_errmsg(d));
 			status = EXIT_USAGE;
+		} else if (queued) {
+			db_discovery_done(d, argv[i]);
 		}
 	}
 	refresher_free(r);
+	for (int i = 0; i < q.n; i++)
+		free(q.names[i]);
+	free(q.names);
 	return status;
 }
 
 int cmd_policy(int argc, char **argv)
 {
 	enum { OPT_DB = 256, OPT_TA, OPT_STUB, OPT_RESOLVER, OPT_CA, OPT_FORCE, OPT_TIMEOUT,
-	       OPT_HTTPS_PORT };
+	       OPT_HTTPS_PORT, OPT_QUEUED };
 	static const struct option opts[] = {
 		{"db", required_argument, NULL, OPT_DB},
 		{"trust-anchor", required_argument, NULL, OPT_TA},
@@ -221,6 +258,7 @@ int cmd_policy(int argc, char **argv)
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"https-port", required_argument, NULL, OPT_HTTPS_PORT},
+		{"queued", no_argument, NULL, OPT_QUEUED},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -228,6 +266,7 @@ int cmd_policy(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	const char *db_path = NULL;
 	unsigned long long v;
+	int queued = 0;
 	if (argc < 2) {
 		policy_usage(stderr);
 		return EXIT_USAGE;
@@ -270,6 +309,9 @@ int cmd_policy(int argc, char **argv)
 		case OPT_FORCE:
 			cfg.force = 1;
 			break;
+		case OPT_QUEUED:
+			queued = 1;
+			break;
 		case OPT_TIMEOUT:
 			if (parse_size_option("--timeout", optarg, &v) || v == 0 || v > 3600) {
 				fprintf(stderr, "mxwatch policy: --timeout: 1..3600 seconds\n");
@@ -301,7 +343,7 @@ int cmd_policy(int argc, char **argv)
 		fprintf(stderr, "mxwatch policy: '%s' is not fetch, import, export, show or list\n", sub);
 		return EXIT_USAGE;
 	}
-	if (need_args && nargs == 0) {
+	if (need_args && nargs == 0 && !(queued && !strcmp(sub, "fetch"))) {
 		fprintf(stderr, "mxwatch policy %s: missing %s\n", sub,
 			strcmp(sub, "import") ? "DOMAIN" : "FILE");
 		return EXIT_USAGE;
@@ -316,7 +358,7 @@ int cmd_policy(int argc, char **argv)
 	}
 	int status = EXIT_CLEAN;
 	if (!strcmp(sub, "fetch")) {
-		status = cmd_fetch(d, &cfg, nargs, args);
+		status = cmd_fetch(d, &cfg, nargs, args, queued);
 	} else if (!strcmp(sub, "show")) {
 		status = cmd_show(d, nargs, args);
 	} else if (!strcmp(sub, "list")) {

@@ -90,6 +90,20 @@ check "observed rows stored" test "$(sqlite3 "$tmp/o.db" "SELECT count(*) FROM o
 $M analyze --json --no-store --db "$tmp/o.db" pcaps/smtp-starttls-tls12.pcap 2>/dev/null >"$tmp/o.json"
 check "session tied by observed DNS" grep -q '"domain":"example.test","mx_host":"mx.example.test","evidence":\["sni","dns-observed"\]\|"evidence":\["dns-observed"\]' "$tmp/o.json"
 
+# on-demand discovery: off by default; when on, unknown recipient domains are queued
+rm -f "$tmp/q.db"*
+$M analyze -q --db "$tmp/q.db" pcaps/smtp-plain.pcap 2>/dev/null
+check "discovery is off by default" test "$(sqlite3 "$tmp/q.db" "SELECT count(*) FROM discovery")" = 0
+printf '[discovery]\nenabled = yes\nper_minute = 5\n' >"$tmp/q.conf"
+$M analyze -q --db "$tmp/q.db" --config "$tmp/q.conf" pcaps/smtp-plain.pcap pcaps/thirdparty/ndpi-smtp.pcap 2>/dev/null
+check "discovery queues unknown recipient domains" \
+	test "$(sqlite3 "$tmp/q.db" "SELECT group_concat(domain, ' ') FROM (SELECT domain FROM discovery ORDER BY domain)")" = "example.test pigeon.eyrie.af.mil"
+printf 'mta-sts example.test mode=testing max_age=60 mx=mx.example.test\n' >"$tmp/q.policy"
+rm -f "$tmp/q2.db"*
+$M policy import --db "$tmp/q2.db" "$tmp/q.policy" >/dev/null
+$M analyze -q --db "$tmp/q2.db" --config "$tmp/q.conf" pcaps/smtp-plain.pcap 2>/dev/null
+check "domains with cached policy are not queued" test "$(sqlite3 "$tmp/q2.db" "SELECT count(*) FROM discovery")" = 0
+
 # nDPI's verdict on clear-text credentials agrees with our AUTH detection
 for cap in smtp-auth-plaintext smtp-auth-login smtp-plain; do
 	$M analyze --json --ndpi=all pcaps/$cap.pcap 2>/dev/null >"$tmp/ndpi.json"

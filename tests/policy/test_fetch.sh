@@ -322,4 +322,14 @@ expect "after re-fetches: still 2 MX, 3 mx_address, 4 TLSA rows (no duplicates)"
 	        (SELECT count(*) FROM tlsa WHERE host LIKE 'mx_.secure.test')" "2 3 4"
 expect_eq "re-fetches of secure.test requested no other policy" "$(others)" "$others0"
 
+# On-demand discovery: a queued domain is fetched by --queued, then unqueued.
+echo "== discovery queue"
+sq "INSERT INTO discovery(domain, first_seen, last_seen) VALUES ('testing.test', 1, 1)" >/dev/null
+sq "DELETE FROM mta_sts WHERE domain = 'testing.test'" >/dev/null
+fetch --queued
+expect_eq "--queued: exit status 0" "$FETCH_RC" 0
+expect "--queued: the queued domain was fetched" \
+	"SELECT mode, result FROM mta_sts WHERE domain = 'testing.test'" "testing ok"
+expect "--queued: the queue is empty afterwards" "SELECT count(*) FROM discovery" "0"
+
 finish
