@@ -294,3 +294,24 @@ int sts_mx_match(const char *pattern, const char *host)
 	}
 	return pl == hl && strncasecmp(pattern, host, pl) == 0;
 }
+
+int hostname_valid(const char *h)
+{
+	size_t n = strlen(h), label = 0;
+	if (n == 0 || n > 254 || (n == 254 && h[253] != '.'))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		if (c == '.') {
+			if (!label)
+				return 0;
+			label = 0;
+		} else if (is_alnum(c) || c == '-' || c == '_') {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return 1;
+}

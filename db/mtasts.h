@@ -45,6 +45,11 @@ int sts_txt_select(const char *const *texts, const size_t *lens, int n, struct s
 int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char *err,
 		     size_t errlen);
 
+/* A host or domain name as policies use them: letters, digits, '-', '_',
+ * labels of 1..63 bytes, 253 bytes at most, an optional final dot. Used
+ * wherever a name from a file or off the wire may become a policy key. */
+int hostname_valid(const char *name);
+
 /* RFC 8461 4.1: does the pattern ("mx.example.com" or "*.example.com")
  * cover host? A wildcard matches exactly one left-most label. Case and a
  * trailing dot are ignored. */

@@ -29,28 +29,6 @@ static int fail(struct line *l, const char *field, const char *msg, const char *
 	return -1;
 }
 
-static int valid_host(const char *h)
-{
-	size_t n = strlen(h), label = 0;
-	if (n == 0 || n > 253)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = h[i];
-		if (c == '.') {
-			if (!label && i + 1 != n)
-				return 0;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			   c == '-' || c == '_') {
-			if (++label > 63)
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 /* Lower-cases a name and drops a trailing dot: the cache's canonical form. */
 static void canon(char *s)
 {
@@ -98,11 +76,11 @@ static int rec_mx(struct db *d, struct line *l, int64_t now)
 	canon(l->f[1]);
 	canon(l->f[3]);
 	unsigned long pref;
-	if (!valid_host(l->f[1]))
+	if (!hostname_valid(l->f[1]))
 		return fail(l, "domain", "not a domain name", l->f[1]);
 	if (parse_uint(l->f[2], 65535, &pref))
 		return fail(l, "preference", "not a number 0..65535", l->f[2]);
-	if (!valid_host(l->f[3]))
+	if (!hostname_valid(l->f[3]))
 		return fail(l, "host", "not a host name", l->f[3]);
 	if (opt_dnssec(l, 4, m.dnssec, sizeof(m.dnssec)))
 		return -1;
@@ -121,7 +99,7 @@ static int rec_address(struct db *d, struct line *l, int64_t now)
 	struct db_addr a;
 	memset(&a, 0, sizeof(a));
 	canon(l->f[1]);
-	if (!valid_host(l->f[1]))
+	if (!hostname_valid(l->f[1]))
 		return fail(l, "host", "not a host name", l->f[1]);
 	unsigned char bin[16];
 	int v4 = inet_pton(AF_INET, l->f[2], bin) == 1;
@@ -147,7 +125,7 @@ static int rec_tlsa(struct db *d, struct line *l, int64_t now)
 	int rc = -1;
 	unsigned long port, usage, sel, mtype;
 	canon(l->f[1]);
-	if (!valid_host(l->f[1]))
+	if (!hostname_valid(l->f[1]))
 		rc = fail(l, "host", "not a host name", l->f[1]);
 	else if (parse_uint(l->f[2], 65535, &port) || port == 0)
 		rc = fail(l, "port", "not a port number", l->f[2]);
@@ -191,7 +169,7 @@ static int rec_sts(struct db *d, struct line *l, int64_t now)
 	if (l->n < 2)
 		return fail(l, "mta-sts", "expected", "mta-sts DOMAIN mode=... max_age=... mx=...");
 	canon(l->f[1]);
-	if (!valid_host(l->f[1]))
+	if (!hostname_valid(l->f[1]))
 		return fail(l, "domain", "not a domain name", l->f[1]);
 	/* Rebuild a policy file and put it through the RFC 8461 grammar, so an
 	 * imported policy obeys the same rules as a fetched one. */

@@ -181,34 +181,12 @@ static void lower_copy(char *dst, size_t cap, const char *src)
 		dst[i - 1] = 0;
 }
 
-/* Letters, digits, hyphens, underscores and dots in labels of 1..63:
- * anything else off the wire is not a name a policy can belong to. */
-static int valid_domain(const char *d)
-{
-	size_t n = strlen(d), label = 0;
-	if (n == 0 || n > 253)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = d[i];
-		if (c == '.') {
-			if (!label)
-				return 0;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
-			if (++label > 63)
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return label > 0;
-}
-
 static struct binding *tie(struct eval *e, const char *domain, uint32_t ev, const char *mx)
 {
 	char d[256];
 	lower_copy(d, sizeof(d), domain);
-	if (!valid_domain(d))
+	/* Anything odd off the wire is not a name a policy can belong to. */
+	if (!hostname_valid(d))
 		return NULL;
 	for (int i = 0; i < e->nb; i++) {
 		if (!strcmp(e->b[i].domain, d)) {

@@ -150,6 +150,20 @@ int alert_sink_send(struct alert_sink *a, const struct finding *f)
 	return 1;
 }
 
+void evidence_json(struct jsonw *w, uint32_t evidence)
+{
+	char ev[128];
+	evidence_names(evidence, ev, sizeof(ev));
+	jw_arr_begin(w);
+	for (char *p = ev; *p;) {
+		char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+		jw_strn(w, p, n);
+		p += n + (c ? 1 : 0);
+	}
+	jw_arr_end(w);
+}
+
 void finding_json(struct jsonw *w, const struct finding *f)
 {
 	jw_obj_begin(w);
@@ -170,16 +184,7 @@ void finding_json(struct jsonw *w, const struct finding *f)
 	jw_key(w, "mx_host");
 	jw_str_or_null(w, f->mx_host[0] ? f->mx_host : NULL);
 	jw_key(w, "evidence");
-	jw_arr_begin(w);
-	char ev[96];
-	evidence_names(f->evidence, ev, sizeof(ev));
-	for (char *p = ev; *p;) {
-		char *c = strchr(p, ',');
-		size_t n = c ? (size_t)(c - p) : strlen(p);
-		jw_strn(w, p, n);
-		p += n + (c ? 1 : 0);
-	}
-	jw_arr_end(w);
+	evidence_json(w, f->evidence);
 	jw_key(w, "rfc8460");
 	jw_str_or_null(w, f->rfc8460);
 	jw_key(w, "client_ip");

@@ -39,6 +39,9 @@ void alert_format(const struct finding *f, uint64_t suppressed, char *buf, size_
  * of input. */
 void alert_escape(const char *in, char *out, size_t cap);
 
+/* Appends the evidence bitmask as a JSON array of names. */
+void evidence_json(struct jsonw *w, uint32_t evidence);
+
 /* Appends {"type":"finding",...} to w. */
 void finding_json(struct jsonw *w, const struct finding *f);
 

@@ -19,6 +19,7 @@
 #include "flowsink.h"
 #include "dns.h"
 #include "history.h"
+#include "mtasts.h"
 #include "observed.h"
 #include "rules.h"
 #include "session_sink.h"
@@ -342,11 +343,7 @@ static void discover(struct pipeline *a, const struct flow *f, const struct sess
 	uint64_t minute = f->ts_first / 60000000000ull;
 	for (uint32_t i = 0; i < m->rcpt_domain_count; i++) {
 		const char *d = m->rcpt_domains[i];
-		int ok = d[0] != 0;
-		for (const char *c = d; *c && ok; c++)
-			ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
-			     *c == '.' || *c == '_';
-		if (!ok || policy_cache_domain(a->policy, d))
+		if (!hostname_valid(d) || policy_cache_domain(a->policy, d))
 			continue;
 		if (minute != a->disc_window) {
 			a->disc_window = minute;

@@ -298,16 +298,7 @@ static void verdict_json(struct jsonw *w, const struct verdict *v)
 	jw_key(w, "mx_host");
 	jw_str_or_null(w, v->mx_host[0] ? v->mx_host : NULL);
 	jw_key(w, "evidence");
-	jw_arr_begin(w);
-	char ev[96];
-	evidence_names(v->evidence, ev, sizeof(ev));
-	for (char *p = ev; *p;) {
-		char *c = strchr(p, ',');
-		size_t n = c ? (size_t)(c - p) : strlen(p);
-		jw_strn(w, p, n);
-		p += n + (c ? 1 : 0);
-	}
-	jw_arr_end(w);
+	evidence_json(w, v->evidence);
 	jw_key(w, "domains");
 	jw_arr_begin(w);
 	for (int i = 0; i < v->n_domains; i++)
