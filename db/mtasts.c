@@ -127,26 +127,13 @@ int sts_txt_select(const char *const *texts, const size_t *lens, int n, struct s
 /* A policy mx value: a host name, optionally "*." then a host name. */
 static int valid_mx_pattern(const char *p, size_t n)
 {
-	size_t i = 0;
-	if (n >= 2 && p[0] == '*' && p[1] == '.')
-		i = 2;
-	if (i >= n || n >= STS_MAX_NAME)
+	char name[STS_MAX_NAME];
+	size_t skip = n >= 2 && p[0] == '*' && p[1] == '.' ? 2 : 0;
+	if (n - skip == 0 || n >= STS_MAX_NAME || memchr(p, 0, n))
 		return 0;
-	size_t label = 0;
-	for (; i < n; i++) {
-		char c = p[i];
-		if (c == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-		} else if (is_alnum(c) || c == '-' || c == '_') {
-			if (++label > 63)
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return 1;
+	memcpy(name, p + skip, n - skip);
+	name[n - skip] = 0;
+	return hostname_valid(name);
 }
 
 int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char *err,

@@ -29,6 +29,24 @@ static void endpoint(const struct flow *f, int side, char *buf, size_t len)
 		snprintf(buf, len, "%s:%u", a, f->key.port[side]);
 }
 
+void flowsink_json_counts(struct jsonw *w, const struct flow *f)
+{
+	jw_key(w, "packets");
+	jw_obj_begin(w);
+	jw_key(w, "client");
+	jw_u64(w, f->packets[0]);
+	jw_key(w, "server");
+	jw_u64(w, f->packets[1]);
+	jw_obj_end(w);
+	jw_key(w, "bytes");
+	jw_obj_begin(w);
+	jw_key(w, "client");
+	jw_u64(w, flow_stream_bytes(f, 0));
+	jw_key(w, "server");
+	jw_u64(w, flow_stream_bytes(f, 1));
+	jw_obj_end(w);
+}
+
 void flowsink_json_anomalies(struct jsonw *w, const struct flow *f)
 {
 	jw_arr_begin(w);
@@ -73,20 +91,7 @@ static void write_json(struct flowsink *s, const struct flow *f)
 		jw_u64(w, f->key.port[side]);
 		jw_obj_end(w);
 	}
-	jw_key(w, "packets");
-	jw_obj_begin(w);
-	jw_key(w, "client");
-	jw_u64(w, f->packets[0]);
-	jw_key(w, "server");
-	jw_u64(w, f->packets[1]);
-	jw_obj_end(w);
-	jw_key(w, "bytes");
-	jw_obj_begin(w);
-	jw_key(w, "client");
-	jw_u64(w, flow_stream_bytes(f, 0));
-	jw_key(w, "server");
-	jw_u64(w, flow_stream_bytes(f, 1));
-	jw_obj_end(w);
+	flowsink_json_counts(w, f);
 	jw_key(w, "midstream");
 	jw_bool(w, f->midstream);
 	jw_key(w, "end");

@@ -24,6 +24,9 @@ void flowsink_init(struct flowsink *s, FILE *out, enum flowsink_format fmt);
 void flowsink_write(struct flowsink *s, const struct flow *f);
 void flowsink_free(struct flowsink *s);
 
+/* Writes "packets" and "bytes" objects (client/server) as members. */
+void flowsink_json_counts(struct jsonw *w, const struct flow *f);
+
 /* Writes the flow's anomalies as a JSON array value. */
 void flowsink_json_anomalies(struct jsonw *w, const struct flow *f);
 

@@ -363,20 +363,7 @@ void session_record_json(struct jsonw *w, const struct flow *f, const struct ses
 		tls_json(w, tls_facts(s->tls));
 	else
 		jw_null(w);
-	jw_key(w, "bytes");
-	jw_obj_begin(w);
-	jw_key(w, "client");
-	jw_u64(w, flow_stream_bytes(f, 0));
-	jw_key(w, "server");
-	jw_u64(w, flow_stream_bytes(f, 1));
-	jw_obj_end(w);
-	jw_key(w, "packets");
-	jw_obj_begin(w);
-	jw_key(w, "client");
-	jw_u64(w, f->packets[0]);
-	jw_key(w, "server");
-	jw_u64(w, f->packets[1]);
-	jw_obj_end(w);
+	flowsink_json_counts(w, f);
 	jw_key(w, "end");
 	jw_str(w, flow_end_name((enum flow_end)f->end));
 	jw_key(w, "open_at_end");
