@@ -485,6 +485,15 @@ static void process_packet(struct flow_table *t, struct flow *f, int dir, const 
 	}
 }
 
+void flow_table_tick(struct flow_table *t, uint64_t now_ns)
+{
+	/* Never move the clock backwards or far past the packets' own time. */
+	if (now_ns > t->now_ns) {
+		t->now_ns = now_ns;
+		expire(t);
+	}
+}
+
 void flow_table_flush(struct flow_table *t)
 {
 	struct flow *f;

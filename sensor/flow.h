@@ -109,6 +109,10 @@ struct flow_table *flow_table_new(const struct flow_config *cfg, const struct fl
 /* Feeds one decoded TCP packet; ages out idle flows first. */
 void flow_table_packet(struct flow_table *t, const struct packet *p);
 
+/* Advances the clock without a packet (live capture on a quiet link) and
+ * ends the flows that have been idle too long. */
+void flow_table_tick(struct flow_table *t, uint64_t now_ns);
+
 /* Ends every flow (FLOW_END_EOF), delivering queued data first. */
 void flow_table_flush(struct flow_table *t);
 

@@ -364,6 +364,10 @@ int cmd_capture(int argc, char **argv)
 				fprintf(stderr, "mxwatch capture: configuration and policy reloaded\n");
 		}
 		time_t now = time(NULL);
+		/* Idle flows end on time even when the link is quiet. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		pipeline_tick(p, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
 		if (got_usr1 || (stats_every && now - last_stats >= (time_t)stats_every)) {
 			got_usr1 = 0;
 			last_stats = now;

@@ -606,6 +606,11 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 	return 0;
 }
 
+void pipeline_tick(struct pipeline *a, uint64_t now_ns)
+{
+	flow_table_tick(a->flows, now_ns);
+}
+
 void pipeline_commit(struct pipeline *a)
 {
 	if (!a->db || a->db_failed || !a->db_pending)

@@ -51,6 +51,8 @@ int pipeline_reload(struct pipeline *p, char *err, size_t errlen);
 /* Ends every flow through the rules and sinks, commits the database, prints
  * the summary (unless quiet) and the counters to `counters_out`. */
 void pipeline_finish(struct pipeline *p, FILE *counters_out);
+/* Ages out idle flows by wall-clock time (live capture, between packets). */
+void pipeline_tick(struct pipeline *p, uint64_t now_ns);
 /* Commits pending results now (live capture calls it periodically). */
 void pipeline_commit(struct pipeline *p);
 /* 1 when a finding reached --fail-on. */

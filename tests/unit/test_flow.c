@@ -241,6 +241,25 @@ static void test_time_going_back_starts_afresh(void **state)
 	flow_table_free(t);
 }
 
+/* Live capture on a quiet link: the clock advances without packets. */
+static void test_tick_expires_idle_flows(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	session(t, SEC, 40000);
+	pkt(t, 2 * SEC, 1, 40001, 1, 0, SYN, NULL);
+	flow_table_tick(t, 3 * SEC);
+	assert_int_equal(r.n, 0);
+	flow_table_tick(t, 20 * SEC); /* closed flow: 5 s linger */
+	assert_int_equal(r.n, 1);
+	flow_table_tick(t, 10 * SEC); /* backwards: ignored */
+	flow_table_tick(t, 40 * SEC); /* embryonic: 30 s */
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.e[1].end, FLOW_END_TIMEOUT);
+	flow_table_free(t);
+}
+
 static void test_flow_cap_evicts_oldest(void **state)
 {
 	(void)state;
@@ -355,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_flow_cap_evicts_oldest),
 		cmocka_unit_test(test_closed_flow_ages_out_behind_live_one),
 		cmocka_unit_test(test_time_going_back_starts_afresh),
+		cmocka_unit_test(test_tick_expires_idle_flows),
 		cmocka_unit_test(test_rst_ends_flow),
 		cmocka_unit_test(test_blind_rst_ignored),
 		cmocka_unit_test(test_one_direction_only),
