@@ -586,6 +586,7 @@ void rules_evaluate(struct rules *r, const struct flow *f, const struct session 
 	 * bindings are written before they are read. */
 	struct eval *e = &r->eval;
 	memset(e, 0, offsetof(struct eval, b));
+	e->nb = 0; /* after the bindings in the struct: not covered above */
 	out->domain[0] = out->mx_host[0] = 0;
 	out->evidence = 0;
 	out->verified = -1;

@@ -104,6 +104,19 @@ $M policy import --db "$tmp/q2.db" "$tmp/q.policy" >/dev/null
 $M analyze -q --db "$tmp/q2.db" --config "$tmp/q.conf" pcaps/smtp-plain.pcap 2>/dev/null
 check "domains with cached policy are not queued" test "$(sqlite3 "$tmp/q2.db" "SELECT count(*) FROM discovery")" = 0
 
+# one session's domains never leak into the next one's (rules reuse scratch state)
+printf 'mx example.test 10 mx.example.test\naddress mx.example.test 127.0.0.2\n' >"$tmp/l.policy"
+rm -f "$tmp/l.db"*
+$M policy import --db "$tmp/l.db" "$tmp/l.policy" >/dev/null
+$M analyze --json --no-store --db "$tmp/l.db" pcaps/smtp-plain.pcap pcaps/thirdparty/ndpi-smtp.pcap \
+	pcaps/thirdparty/ndpi-smtps.pcapng 2>/dev/null >"$tmp/l.json"
+check "each session keeps only its own domains" python3 -c "
+import json
+recs = [json.loads(l) for l in open('$tmp/l.json') if '\"type\":\"session\"' in l]
+doms = [r['policy']['domains'] for r in recs]
+assert doms == [['example.test'], ['pigeon.eyrie.af.mil'], []], doms
+"
+
 # nDPI's verdict on clear-text credentials agrees with our AUTH detection
 for cap in smtp-auth-plaintext smtp-auth-login smtp-plain; do
 	$M analyze --json --ndpi=all pcaps/$cap.pcap 2>/dev/null >"$tmp/ndpi.json"
