@@ -66,21 +66,18 @@ void flowsink_json_anomalies(struct jsonw *w, const struct flow *f)
 	jw_arr_end(w);
 }
 
-static void write_json(struct flowsink *s, const struct flow *f)
+void flowsink_json_head(struct jsonw *w, const char *type, const struct flow *f)
 {
-	struct jsonw *w = &s->jw;
+	static const char *const side_names[2] = {"client", "server"};
 	char a[INET6_ADDRSTRLEN];
-
-	jw_obj_begin(w);
 	jw_key(w, "type");
-	jw_str(w, "flow");
+	jw_str(w, type);
 	jw_key(w, "id");
 	jw_str(w, f->id);
 	jw_key(w, "ts_start");
 	jw_time(w, f->ts_first);
 	jw_key(w, "ts_end");
 	jw_time(w, f->ts_last);
-	static const char *const side_names[2] = {"client", "server"};
 	for (int side = 0; side < 2; side++) {
 		jw_key(w, side_names[side]);
 		jw_obj_begin(w);
@@ -91,6 +88,14 @@ static void write_json(struct flowsink *s, const struct flow *f)
 		jw_u64(w, f->key.port[side]);
 		jw_obj_end(w);
 	}
+}
+
+static void write_json(struct flowsink *s, const struct flow *f)
+{
+	struct jsonw *w = &s->jw;
+
+	jw_obj_begin(w);
+	flowsink_json_head(w, "flow", f);
 	flowsink_json_counts(w, f);
 	jw_key(w, "midstream");
 	jw_bool(w, f->midstream);

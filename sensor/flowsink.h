@@ -24,6 +24,10 @@ void flowsink_init(struct flowsink *s, FILE *out, enum flowsink_format fmt);
 void flowsink_write(struct flowsink *s, const struct flow *f);
 void flowsink_free(struct flowsink *s);
 
+/* Writes the members every flow-based record starts with: type, id,
+ * ts_start, ts_end, client and server endpoints. */
+void flowsink_json_head(struct jsonw *w, const char *type, const struct flow *f);
+
 /* Writes "packets" and "bytes" objects (client/server) as members. */
 void flowsink_json_counts(struct jsonw *w, const struct flow *f);
 

@@ -45,19 +45,6 @@ static void key_str_or_null(struct jsonw *w, const char *k, const char *v)
 		jw_null(w);
 }
 
-static void endpoint_json(struct jsonw *w, const char *k, const struct flow *f, int side)
-{
-	char a[INET6_ADDRSTRLEN];
-	flow_addr_str(f, side, a, sizeof(a));
-	jw_key(w, k);
-	jw_obj_begin(w);
-	jw_key(w, "ip");
-	jw_str(w, a);
-	jw_key(w, "port");
-	jw_u64(w, f->key.port[side]);
-	jw_obj_end(w);
-}
-
 static void smtp_json(struct jsonw *w, const struct smtp_facts *m, int tls_started)
 {
 	jw_obj_begin(w);
@@ -320,16 +307,7 @@ void session_record_json(struct jsonw *w, const struct flow *f, const struct ses
 			 const struct verdict *v)
 {
 	jw_obj_begin(w);
-	jw_key(w, "type");
-	jw_str(w, "session");
-	jw_key(w, "id");
-	jw_str(w, f->id);
-	jw_key(w, "ts_start");
-	jw_time(w, f->ts_first);
-	jw_key(w, "ts_end");
-	jw_time(w, f->ts_last);
-	endpoint_json(w, "client", f, 0);
-	endpoint_json(w, "server", f, 1);
+	flowsink_json_head(w, "session", f);
 	jw_key(w, "protocol");
 	jw_str(w, kind_name(s->kind));
 	jw_key(w, "detected_by");
