@@ -4,14 +4,15 @@
 #   make run      deps + build + analyse the bundled captures
 #   make test     deps + build + unit, capture and sanitizer tests
 #   make bench    deps + build + throughput against a bare libpcap loop
+#   make install  binary to $(PREFIX)/bin, appliance files to /etc (kept if present)
 
 PKGS      := libpcap libndpi openssl sqlite3 libunbound libcurl
 CC        ?= gcc
 CFLAGS    ?= -O2 -g
-WARN      := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+WARN      := -pthread -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 DEFS      := -D_DEFAULT_SOURCE -D_GNU_SOURCE
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 INC       := -Isensor -Idecoder -Irules -Idb
 BUILD     := build
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -20,24 +21,25 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
              libcmocka-dev tshark python3 openssl libunbound-dev libevent-dev \
              libcurl4-openssl-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
-             bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2
+             bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2 postfix swaks \
+             libnet-ssleay-perl
 
 LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c sensor/jsonw.c \
              sensor/capture.c sensor/flowsink.c sensor/session_sink.c \
              decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c decoder/dns.c \
              db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c db/observed.c \
              rules/rules.c rules/verify.c rules/history.c rules/config.c \
-             sensor/alert_sink.c sensor/summary.c sensor/pipeline.c
+             sensor/alert_sink.c sensor/summary.c sensor/shard.c sensor/dispatch.c sensor/pipeline.c
 MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c sensor/report_cmd.c sensor/live.c
 HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
-UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify test_dns
+UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify test_dns test_siphash
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 SAN_MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all deps run test unit-test san-test capture-test fuzz-test bench clean
+.PHONY: all deps run test unit-test san-test capture-test fuzz-test bench clean install
 
 all: mxwatch
 
@@ -79,6 +81,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing missing packages:" $$missing; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		echo 'postfix postfix/main_mailer_type select No configuration' | $$SUDO debconf-set-selections; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
@@ -90,7 +93,7 @@ DEMO_DB := $(BUILD)/demo.db
 run: deps
 	@$(MAKE) --no-print-directory mxwatch
 	@echo "== TCP flows of the bundled captures (mxwatch analyze --flows)"
-	@./mxwatch analyze --flows --no-store --db /dev/null $(CAPTURES) 2>/dev/null || true
+	@./mxwatch analyze --flows --db none $(CAPTURES)
 	@echo
 	@echo "== demo policy into a fresh database ($(DEMO_DB))"
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
@@ -110,6 +113,20 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/bare-pcap-loop $(BUILD)/mxwatch-timing
 	@bash tests/bench/run.sh
+
+# The appliance files (README: "Running it as an appliance"). Configuration
+# already in place is kept.
+PREFIX ?= /usr/local
+install: mxwatch
+	install -D -m 0755 mxwatch $(DESTDIR)$(PREFIX)/bin/mxwatch
+	install -d -m 0755 $(DESTDIR)/etc/mxwatch $(DESTDIR)/etc/rsyslog.d $(DESTDIR)/etc/systemd/system
+	@for f in etc/mxwatch.conf:/etc/mxwatch/mxwatch.conf \
+		  etc/rsyslog-mxwatch.conf:/etc/rsyslog.d/30-mxwatch.conf \
+		  etc/mxwatch.service:/etc/systemd/system/mxwatch.service; do \
+		src=$${f%%:*}; dst=$(DESTDIR)$${f#*:}; \
+		if [ -e "$$dst" ]; then echo "kept $$dst (new version: $$src)"; \
+		else install -m 0644 "$$src" "$$dst" && echo "installed $$dst"; fi; \
+	done
 
 clean:
 	rm -rf $(BUILD) mxwatch

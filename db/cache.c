@@ -328,8 +328,10 @@ struct policy_cache *policy_cache_load(struct db *d, char *err, size_t errlen)
 	free(c->dom_index);
 	free(c->host_index);
 	c->dom_index = c->host_index = NULL;
-	qsort(c->domains, (size_t)c->n_domains, sizeof(*c->domains), cmp_domain);
-	qsort(c->hosts, (size_t)c->n_hosts, sizeof(*c->hosts), cmp_host);
+	if (c->n_domains) /* an empty cache has no arrays at all */
+		qsort(c->domains, (size_t)c->n_domains, sizeof(*c->domains), cmp_domain);
+	if (c->n_hosts)
+		qsort(c->hosts, (size_t)c->n_hosts, sizeof(*c->hosts), cmp_host);
 	for (int i = 0; i < c->n_hosts; i++) {
 		for (int k = 0; k < c->hosts[i].n_addresses; k++) {
 			if (grow((void **)&c->addrs, &c->cap_addrs, c->n_addrs, sizeof(*c->addrs))) {
@@ -342,7 +344,8 @@ struct policy_cache *policy_cache_load(struct db *d, char *err, size_t errlen)
 			c->n_addrs++;
 		}
 	}
-	qsort(c->addrs, (size_t)c->n_addrs, sizeof(*c->addrs), cmp_addr);
+	if (c->n_addrs)
+		qsort(c->addrs, (size_t)c->n_addrs, sizeof(*c->addrs), cmp_addr);
 	return c;
 }
 

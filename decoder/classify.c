@@ -5,6 +5,7 @@
 #include "classify.h"
 
 #include <ndpi/ndpi_api.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,20 +20,29 @@ struct classify_state {
 	ndpi_protocol proto;
 };
 
+/* Workers make their classifiers lazily, maybe at the same moment; nDPI's
+ * set-up and tear-down (libgcrypt initialisation among them) are not
+ * thread-safe, its per-module detection is. */
+static pthread_mutex_t ndpi_setup = PTHREAD_MUTEX_INITIALIZER;
+
 struct classifier *classifier_new(void)
 {
 	struct classifier *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	pthread_mutex_lock(&ndpi_setup);
 	c->ndpi = ndpi_init_detection_module(ndpi_no_prefs);
+	if (c->ndpi) {
+		NDPI_PROTOCOL_BITMASK all;
+		NDPI_BITMASK_SET_ALL(all);
+		ndpi_set_protocol_detection_bitmask2(c->ndpi, &all);
+		ndpi_finalize_initialization(c->ndpi);
+	}
+	pthread_mutex_unlock(&ndpi_setup);
 	if (!c->ndpi) {
 		free(c);
 		return NULL;
 	}
-	NDPI_PROTOCOL_BITMASK all;
-	NDPI_BITMASK_SET_ALL(all);
-	ndpi_set_protocol_detection_bitmask2(c->ndpi, &all);
-	ndpi_finalize_initialization(c->ndpi);
 	return c;
 }
 
@@ -40,7 +50,9 @@ void classifier_free(struct classifier *c)
 {
 	if (!c)
 		return;
+	pthread_mutex_lock(&ndpi_setup);
 	ndpi_exit_detection_module(c->ndpi);
+	pthread_mutex_unlock(&ndpi_setup);
 	free(c);
 }
 

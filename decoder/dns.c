@@ -93,7 +93,7 @@ enum dns_result dns_parse(const uint8_t *msg, size_t len, dns_rr_fn fn, void *ct
 			return DNS_TRUNCATED;
 		off += 4;
 	}
-	static struct dns_rr rr; /* large; one message parsed at a time */
+	static _Thread_local struct dns_rr rr; /* large: not on the stack */
 	uint32_t total = (uint32_t)an + ns + ar;
 	for (uint32_t i = 0; i < total; i++) {
 		memset(&rr, 0, offsetof(struct dns_rr, data));

@@ -47,6 +47,14 @@ const struct session_stats *session_engine_stats(const struct session_engine *e)
 	return &e->stats;
 }
 
+void session_stats_add(struct session_stats *sum, const struct session_stats *x)
+{
+	for (size_t k = 0; k < sizeof(sum->sessions) / sizeof(sum->sessions[0]); k++)
+		sum->sessions[k] += x->sessions[k];
+	sum->tls_bypassed += x->tls_bypassed;
+	sum->other_bypassed += x->other_bypassed;
+}
+
 int session_is_mail(const struct flow *f, const struct session *s)
 {
 	return s->kind == SESSION_SMTP || s->kind == SESSION_SMTPS || is_smtp_port(f->key.port[1]) ||

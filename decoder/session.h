@@ -65,7 +65,9 @@ struct session_stats {
 	uint64_t other_bypassed;  /* non-mail flows bypassed at their first byte */
 };
 
-typedef void (*session_emit_fn)(void *ctx, const struct flow *f, const struct session *s);
+/* The callback may keep s->smtp and s->tls beyond the call by taking them
+ * (setting the fields to NULL); the engine frees whatever is left. */
+typedef void (*session_emit_fn)(void *ctx, const struct flow *f, struct session *s);
 
 struct session_engine;
 
@@ -80,6 +82,7 @@ void session_engine_set_dns(struct session_engine *e, session_dns_fn fn, void *c
 struct flow_consumer session_engine_consumer(struct session_engine *e);
 
 const struct session_stats *session_engine_stats(const struct session_engine *e);
+void session_stats_add(struct session_stats *sum, const struct session_stats *x);
 
 /* True for sessions worth a record: SMTP, SMTPS, anything on a mail port
  * or that nDPI calls mail. */

@@ -7,6 +7,7 @@
  */
 #include "tls.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,9 +49,10 @@ struct tls_dir {
 	uint32_t hs_len, hs_cap;
 };
 
-/* Bytes held by every tls object of the process; decoders run in one
- * thread per pipeline. */
-static uint64_t tls_buffered;
+/* Bytes held by every tls object of the process. Objects are made by the
+ * worker threads and freed by the writer, so the count is atomic; the
+ * check-then-add may overshoot the budget by one message, no more. */
+static _Atomic uint64_t tls_buffered;
 
 struct tls {
 	uint64_t charged; /* this object's share of tls_buffered */
@@ -85,7 +87,7 @@ void tls_free(struct tls *t)
 {
 	if (!t)
 		return;
-	tls_buffered -= t->charged;
+	atomic_fetch_sub_explicit(&tls_buffered, t->charged, memory_order_relaxed);
 	for (int i = 0; i < 2; i++)
 		free(t->d[i].hs);
 	for (int i = 0; i < t->f.n_certs; i++)
@@ -224,13 +226,14 @@ static void certificate(struct tls *t, const uint8_t *p, size_t n)
 			anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
 			return;
 		}
-		if (t->f.n_certs < TLS_MAX_CERTS && tls_buffered + len > TLS_BUFFER_BUDGET) {
+		uint64_t held = atomic_load_explicit(&tls_buffered, memory_order_relaxed);
+		if (t->f.n_certs < TLS_MAX_CERTS && held + len > TLS_BUFFER_BUDGET) {
 			anomaly(t, TLS_AN_BUDGET, 1);
 			t->f.certs_truncated = 1;
 		} else if (t->f.n_certs < TLS_MAX_CERTS) {
 			uint8_t *der = malloc(len ? len : 1);
 			if (der) {
-				tls_buffered += len;
+				atomic_fetch_add_explicit(&tls_buffered, len, memory_order_relaxed);
 				t->charged += len;
 			}
 			if (der) {
@@ -283,7 +286,7 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 			anomaly(t, TLS_AN_HANDSHAKE_TOO_BIG, dir);
 			d->hs_stopped = 1;
 			free(d->hs);
-			tls_buffered -= d->hs_cap;
+			atomic_fetch_sub_explicit(&tls_buffered, d->hs_cap, memory_order_relaxed);
 			t->charged -= d->hs_cap;
 			d->hs = NULL;
 			d->hs_len = d->hs_cap = 0;
@@ -292,7 +295,8 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 		size_t cap = d->hs_cap ? d->hs_cap : 4096;
 		while (cap < need)
 			cap *= 2;
-		if (tls_buffered + (cap - d->hs_cap) > TLS_BUFFER_BUDGET) {
+		if (atomic_load_explicit(&tls_buffered, memory_order_relaxed) + (cap - d->hs_cap) >
+		    TLS_BUFFER_BUDGET) {
 			anomaly(t, TLS_AN_BUDGET, dir);
 			d->hs_stopped = 1;
 			return;
@@ -302,7 +306,7 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 			d->hs_stopped = 1;
 			return;
 		}
-		tls_buffered += cap - d->hs_cap;
+		atomic_fetch_add_explicit(&tls_buffered, cap - d->hs_cap, memory_order_relaxed);
 		t->charged += cap - d->hs_cap;
 		d->hs = b;
 		d->hs_cap = (uint32_t)cap;

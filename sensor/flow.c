@@ -23,6 +23,7 @@ struct stage_times stage_times;
 #define NS_PER_SEC 1000000000ull
 #define EVICT_FOR_MEMORY_TRIES 8
 #define FLOW_CLOCK_JUMP_NS (2 * NS_PER_SEC) /* under the shortest timeout */
+#define FLOW_TICK_NS NS_PER_SEC
 
 struct flow_table {
 	struct flow_config cfg;
@@ -32,7 +33,8 @@ struct flow_table {
 	struct age_list {
 		struct flow *oldest, *newest;
 	} ages[3]; /* by enum flow_state */
-	uint64_t now_ns;
+	struct flow_clock clock;
+	uint64_t seq;              /* packets seen (or the dispatcher's number) */
 	uint8_t key[16];
 	struct reasm_budget budget;
 	struct flow_stats stats;
@@ -94,6 +96,32 @@ const struct flow_stats *flow_table_stats(const struct flow_table *t)
 	return &t->stats;
 }
 
+void flow_stats_add(struct flow_stats *sum, const struct flow_stats *x)
+{
+	sum->packets_tcp += x->packets_tcp;
+	sum->packets_ignored += x->packets_ignored;
+	sum->flows_created += x->flows_created;
+	sum->flows_active += x->flows_active;
+	sum->flows_peak += x->flows_peak;
+	for (int e = 0; e < FLOW_END_COUNT; e++)
+		sum->ended[e] += x->ended[e];
+	sum->evicted_for_memory += x->evicted_for_memory;
+	sum->segments_dropped += x->segments_dropped;
+	sum->bytes_dropped += x->bytes_dropped;
+	sum->gap_bytes += x->gap_bytes;
+	sum->overlap_conflicts += x->overlap_conflicts;
+	sum->clock_jumps += x->clock_jumps;
+	sum->rst_ignored += x->rst_ignored;
+}
+
+void reasm_budget_add(struct reasm_budget *sum, const struct reasm_budget *x)
+{
+	sum->limit += x->limit;
+	sum->used += x->used;
+	sum->over_limit += x->over_limit;
+	sum->oom += x->oom;
+}
+
 const struct reasm_budget *flow_table_budget(const struct flow_table *t)
 {
 	return &t->budget;
@@ -117,7 +145,12 @@ static uint64_t tuple_hash(const uint8_t key[16], uint8_t family, const uint8_t 
 	memcpy(buf + 3 + alen, hi, alen);
 	buf[3 + 2 * alen] = (uint8_t)(hip >> 8);
 	buf[4 + 2 * alen] = (uint8_t)hip;
-	return siphash24(key, buf, 5 + 2 * alen);
+	return siphash13(key, buf, 5 + 2 * alen);
+}
+
+uint64_t flow_tuple_hash(const uint8_t key[16], const struct packet *p)
+{
+	return tuple_hash(key, p->family, p->src, p->sport, p->dst, p->dport);
 }
 
 static void age_unlink(struct flow_table *t, struct flow *f)
@@ -152,7 +185,7 @@ static struct flow *oldest_flow(const struct flow_table *t)
 	struct flow *best = NULL;
 	for (int i = 0; i < 3; i++) {
 		struct flow *f = t->ages[i].oldest;
-		if (f && (!best || f->ts_last < best->ts_last))
+		if (f && (!best || f->age_seq < best->age_seq))
 			best = f;
 	}
 	return best;
@@ -247,7 +280,7 @@ static void expire(struct flow_table *t)
 {
 	for (int i = 0; i < 3; i++) {
 		struct age_list *l = &t->ages[i];
-		while (l->oldest && l->oldest->ts_last + flow_timeout_ns(t, l->oldest) < t->now_ns)
+		while (l->oldest && l->oldest->age_ns + flow_timeout_ns(t, l->oldest) < t->clock.now_ns)
 			flow_finish(t, l->oldest, FLOW_END_TIMEOUT);
 	}
 }
@@ -377,8 +410,56 @@ static void feed_segment(struct flow_table *t, struct flow *f, int dir, const st
 	reasm_drop(&f->dir[dir], s, dir, p->payload_len);
 }
 
+enum flow_clock_step flow_clock_advance(struct flow_clock *c, uint64_t ts_ns)
+{
+	/* Time running backwards by more than jitter means a new, older
+	 * capture (several files in one run): nothing open can continue into
+	 * it, so end every flow rather than time each packet out at once. */
+	if (ts_ns + FLOW_CLOCK_JUMP_NS < c->packet_ns) {
+		c->now_ns = c->packet_ns = ts_ns;
+		c->next_tick_ns = ts_ns + FLOW_TICK_NS;
+		return FLOW_CLOCK_JUMP;
+	}
+	if (ts_ns > c->packet_ns)
+		c->packet_ns = ts_ns;
+	if (ts_ns > c->now_ns)
+		c->now_ns = ts_ns;
+	if (c->now_ns < c->next_tick_ns)
+		return FLOW_CLOCK_SAME;
+	c->next_tick_ns = c->now_ns + FLOW_TICK_NS;
+	return FLOW_CLOCK_TICK;
+}
+
+void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns,
+		     enum flow_clock_step step)
+{
+	t->seq = seq;
+	if (step == FLOW_CLOCK_JUMP) {
+		t->stats.clock_jumps++;
+		flow_table_flush(t);
+		t->clock.packet_ns = now_ns;
+	}
+	t->clock.now_ns = now_ns;
+	if (step == FLOW_CLOCK_TICK)
+		expire(t);
+}
+
 void flow_table_packet(struct flow_table *t, const struct packet *p)
 {
+	enum flow_clock_step step = flow_clock_advance(&t->clock, p->ts_ns);
+	if (step == FLOW_CLOCK_JUMP) {
+		t->stats.clock_jumps++;
+		flow_table_flush(t);
+	} else if (step == FLOW_CLOCK_TICK)
+		expire(t);
+	flow_table_packet_at(t, p, t->seq + 1, t->clock.now_ns);
+}
+
+void flow_table_packet_at(struct flow_table *t, const struct packet *p, uint64_t seq,
+			  uint64_t now_ns)
+{
+	t->seq = seq;
+	t->clock.now_ns = now_ns;
 	STAGE_BEGIN(t0);
 	int bypassed = flow_packet(t, p);
 	if (bypassed)
@@ -388,17 +469,6 @@ void flow_table_packet(struct flow_table *t, const struct packet *p)
 /* Returns 1 when the packet belonged to a flow bypassed in both directions. */
 static int flow_packet(struct flow_table *t, const struct packet *p)
 {
-	/* Time running backwards by more than jitter means a new, older
-	 * capture (several files in one run): nothing open can continue into
-	 * it, so end every flow rather than time each packet out at once. */
-	if (p->ts_ns + FLOW_CLOCK_JUMP_NS < t->now_ns) {
-		t->stats.clock_jumps++;
-		flow_table_flush(t);
-		t->now_ns = p->ts_ns;
-	}
-	if (p->ts_ns > t->now_ns)
-		t->now_ns = p->ts_ns;
-	expire(t);
 	t->stats.packets_tcp++;
 
 	uint64_t hash = tuple_hash(t->key, p->family, p->src, p->sport, p->dst, p->dport);
@@ -431,6 +501,8 @@ static int flow_packet(struct flow_table *t, const struct packet *p)
 	}
 
 	f->ts_last = p->ts_ns;
+	f->age_seq = t->seq;
+	f->age_ns = t->clock.now_ns;
 	int bypassed = f->dir[0].bypass && f->dir[1].bypass;
 	/* Off its age list while the packet may change its state (and so its
 	 * list); back on the right one at the end. */
@@ -487,9 +559,10 @@ static void process_packet(struct flow_table *t, struct flow *f, int dir, const 
 
 void flow_table_tick(struct flow_table *t, uint64_t now_ns)
 {
-	/* Never move the clock backwards or far past the packets' own time. */
-	if (now_ns > t->now_ns) {
-		t->now_ns = now_ns;
+	/* Wall-clock ticks only ever move the clock forward; they take no
+	 * part in spotting time jumps, which packet times alone decide. */
+	if (now_ns > t->clock.now_ns) {
+		t->clock.now_ns = now_ns;
 		expire(t);
 	}
 }

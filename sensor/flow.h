@@ -54,6 +54,8 @@ struct flow {
 	struct flow_key key;
 	char id[17];               /* hex, stable for the same flow across runs */
 	uint64_t ts_first, ts_last;
+	uint64_t age_seq;          /* sequence number of the last packet seen (age order) */
+	uint64_t age_ns;           /* the capture clock at that packet */
 	uint64_t packets[2];
 	uint64_t wire_bytes[2];    /* payload bytes as sent, retransmissions included */
 	struct reasm_dir dir[2];
@@ -103,11 +105,39 @@ struct flow_stats {
 
 void flow_config_defaults(struct flow_config *cfg);
 
+/* The capture clock: the newest packet time seen. Flows age on its ticks
+ * (every FLOW_TICK_NS of capture time), not on every packet, so that an
+ * offline dispatcher running one clock for several tables makes each of
+ * them age its flows at the very packets a single table would. */
+struct flow_clock {
+	uint64_t now_ns;       /* newest of packet times and wall-clock ticks */
+	uint64_t packet_ns;    /* newest packet time */
+	uint64_t next_tick_ns;
+};
+
+enum flow_clock_step {
+	FLOW_CLOCK_SAME = 0,
+	FLOW_CLOCK_TICK,  /* age flows now */
+	FLOW_CLOCK_JUMP,  /* time went back (an older capture file): end every flow */
+};
+
+enum flow_clock_step flow_clock_advance(struct flow_clock *c, uint64_t ts_ns);
+
 /* Returns NULL on allocation failure. The consumer is copied. */
 struct flow_table *flow_table_new(const struct flow_config *cfg, const struct flow_consumer *c);
 
 /* Feeds one decoded TCP packet; ages out idle flows first. */
 void flow_table_packet(struct flow_table *t, const struct packet *p);
+
+/* The same for a dispatcher that runs the clock itself: the step its clock
+ * took at packet number `seq` (flows age or end), then that packet. */
+void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns,
+		     enum flow_clock_step step);
+void flow_table_packet_at(struct flow_table *t, const struct packet *p, uint64_t seq,
+			  uint64_t now_ns);
+
+/* Symmetric keyed hash of a packet's 5-tuple: both directions agree. */
+uint64_t flow_tuple_hash(const uint8_t key[16], const struct packet *p);
 
 /* Advances the clock without a packet (live capture on a quiet link) and
  * ends the flows that have been idle too long. */
@@ -117,6 +147,9 @@ void flow_table_tick(struct flow_table *t, uint64_t now_ns);
 void flow_table_flush(struct flow_table *t);
 
 const struct flow_stats *flow_table_stats(const struct flow_table *t);
+/* Adds the counters of several tables (peaks add up: an upper bound). */
+void flow_stats_add(struct flow_stats *sum, const struct flow_stats *x);
+void reasm_budget_add(struct reasm_budget *sum, const struct reasm_budget *x);
 const struct reasm_budget *flow_table_budget(const struct flow_table *t);
 
 /* Flushes nothing: call flow_table_flush() first to see every flow closed. */

@@ -11,7 +11,10 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
+#include <linux/if_packet.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@
 #include "cmd.h"
 #include "packet.h"
 #include "pipeline.h"
+#include "shard.h"
 
 #define LIVE_MAX_IFACES 8
 #define LIVE_DEFAULT_FILTER "tcp port 25 or tcp port 587 or tcp port 465 or port 53"
@@ -42,12 +46,28 @@ static void on_signal(int sig)
 		got_term = 1;
 }
 
-struct iface {
-	const char *name;
-	pcap_t *h;
+/* One capture thread: a handle per interface (joined to that interface's
+ * fanout group when there are several threads) and its own shard. */
+struct worker {
+	pthread_t thread;
+	int index;
+	int n_if;
+	pcap_t *h[LIVE_MAX_IFACES];
+	int linktype[LIVE_MAX_IFACES];
+	struct shard *shard;
+	struct capture_counters counters;
+	/* statistics asked for by the main thread */
+	pthread_mutex_t stats_mu;
+	struct pcap_stat st[LIVE_MAX_IFACES];
+	unsigned stats_done;
+};
+
+static atomic_uint stats_wanted;  /* bumped by the main thread */
+static atomic_int workers_stop;
+
+struct frame_ctx {
+	struct worker *w;
 	int linktype;
-	struct pipeline *p;
-	struct capture_counters *counters;
 };
 
 static void usage(FILE *out)
@@ -64,7 +84,10 @@ static void usage(FILE *out)
 		"    SIGHUP reloads the configuration and the policy cache, keeping every flow;\n"
 		"    SIGTERM and SIGINT end all open sessions through the rules and sinks, then\n"
 		"    exit; SIGUSR1 logs capture statistics (received, dropped, dropped by the\n"
-		"    interface), which are also logged every --stats-interval and at exit.\n\n"
+		"    interface), which are also logged every --stats-interval and at exit.\n"
+		"    With several --workers, each worker opens every interface and joins the\n"
+		"    interface's AF_PACKET fanout group (PACKET_FANOUT_HASH): the kernel gives\n"
+		"    both directions of a connection to the same worker.\n\n"
 		"OPTIONS\n"
 		"    -i, --interface IFACE  capture here (repeatable, up to %d)\n"
 		"    --filter BPF           capture filter (default \"%s\")\n"
@@ -85,15 +108,72 @@ static void usage(FILE *out)
 
 static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
 {
-	struct iface *ifc = (struct iface *)user;
-	ifc->counters->frames++;
-	ifc->counters->bytes += h->caplen;
+	struct frame_ctx *fc = (struct frame_ctx *)user;
+	struct capture_counters *c = &fc->w->counters;
+	c->frames++;
+	c->bytes += h->caplen;
 	struct packet pkt;
 	pkt.ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec * 1000ull;
-	enum packet_result r = packet_decode(ifc->linktype, data, h->caplen, &pkt);
-	ifc->counters->by_result[r]++;
+	enum packet_result r = packet_decode(fc->linktype, data, h->caplen, &pkt);
+	c->by_result[r]++;
 	if (r == PKT_OK)
-		pipeline_packet(ifc->p, &pkt);
+		shard_packet(fc->w->shard, &pkt);
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void read_handles(struct worker *w)
+{
+	for (int i = 0; i < w->n_if; i++) {
+		struct frame_ctx fc = {w, w->linktype[i]};
+		/* Read on every wake-up: the buffer timeout can hold packets
+		 * back from poll on some kernels. */
+		if (pcap_dispatch(w->h[i], -1, on_frame, (u_char *)&fc) < 0)
+			fprintf(stderr, "mxwatch capture: %s\n", pcap_geterr(w->h[i]));
+	}
+}
+
+static void take_stats(struct worker *w, unsigned gen)
+{
+	pthread_mutex_lock(&w->stats_mu);
+	for (int i = 0; i < w->n_if; i++)
+		if (pcap_stats(w->h[i], &w->st[i]) != 0)
+			memset(&w->st[i], 0, sizeof(w->st[i]));
+	w->stats_done = gen;
+	pthread_mutex_unlock(&w->stats_mu);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pollfd pfd[LIVE_MAX_IFACES];
+	for (int i = 0; i < w->n_if; i++) {
+		pfd[i].fd = pcap_get_selectable_fd(w->h[i]);
+		pfd[i].events = POLLIN;
+	}
+	unsigned seen = 0;
+	while (!atomic_load(&workers_stop)) {
+		poll(pfd, (nfds_t)w->n_if, 200);
+		read_handles(w);
+		/* Idle flows end on time even when the link is quiet. */
+		shard_tick(w->shard, wall_ns());
+		shard_publish(w->shard);
+		unsigned want = atomic_load(&stats_wanted);
+		if (want != seen) {
+			seen = want;
+			take_stats(w, want);
+		}
+	}
+	/* Drain what the kernel still holds, then end every session. */
+	read_handles(w);
+	take_stats(w, atomic_load(&stats_wanted));
+	shard_finish(w->shard);
+	return NULL;
 }
 
 /* Opens and activates one interface; exits the process with a message on
@@ -177,17 +257,47 @@ static void xdrop_privileges(const char *user, const char *dir, const char *db_p
 	}
 }
 
-static void log_stats(struct iface *ifs, int n, int use_syslog)
+/* Sums per interface over the capture threads. */
+static void log_stats(struct worker *ws, int n_workers, const char *const *names, int n_if,
+		      int use_syslog)
 {
-	for (int i = 0; i < n; i++) {
-		struct pcap_stat st;
-		if (pcap_stats(ifs[i].h, &st) != 0)
-			continue;
-		fprintf(stderr, "capture %s: received %u, dropped %u, dropped by interface %u\n",
-			ifs[i].name, st.ps_recv, st.ps_drop, st.ps_ifdrop);
+	for (int i = 0; i < n_if; i++) {
+		unsigned long long recv = 0, drop = 0, ifdrop = 0;
+		for (int k = 0; k < n_workers; k++) {
+			pthread_mutex_lock(&ws[k].stats_mu);
+			recv += ws[k].st[i].ps_recv;
+			drop += ws[k].st[i].ps_drop;
+			ifdrop += ws[k].st[i].ps_ifdrop;
+			pthread_mutex_unlock(&ws[k].stats_mu);
+		}
+		fprintf(stderr, "capture %s: received %llu, dropped %llu, dropped by interface %llu\n",
+			names[i], recv, drop, ifdrop);
 		if (use_syslog)
-			syslog(LOG_INFO, "stats interface=%s received=%u dropped=%u ifdropped=%u",
-			       ifs[i].name, st.ps_recv, st.ps_drop, st.ps_ifdrop);
+			syslog(LOG_INFO, "stats interface=%s received=%llu dropped=%llu ifdropped=%llu",
+			       names[i], recv, drop, ifdrop);
+	}
+}
+
+static int stats_all_done(struct worker *ws, int n, unsigned gen)
+{
+	int done = 1;
+	for (int k = 0; k < n; k++) {
+		pthread_mutex_lock(&ws[k].stats_mu);
+		done &= ws[k].stats_done == gen;
+		pthread_mutex_unlock(&ws[k].stats_mu);
+	}
+	return done;
+}
+
+/* Several handles on one interface share its packets out by flow: the
+ * kernel hashes both directions of a connection alike. */
+static void xjoin_fanout(pcap_t *h, const char *name, int group)
+{
+	int val = (group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+	if (setsockopt(pcap_fileno(h), SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) != 0) {
+		fprintf(stderr, "mxwatch capture: %s: joining fanout group %d: %s (try --workers 1)\n",
+			name, group, strerror(errno));
+		exit(EXIT_USAGE);
 	}
 }
 
@@ -306,12 +416,24 @@ int cmd_capture(int argc, char **argv)
 		fprintf(stderr, "mxwatch capture: warning: running as root; give --user to drop "
 				"privileges after start\n");
 
-	struct iface ifs[LIVE_MAX_IFACES];
-	memset(ifs, 0, sizeof(ifs));
-	for (int i = 0; i < n_if; i++) {
-		ifs[i].name = ifnames[i];
-		ifs[i].h = xopen_iface(ifnames[i], snaplen, (int)buffer, promisc, timeout, filter);
-		ifs[i].linktype = pcap_datalink(ifs[i].h);
+	o.live = 1;
+	int n_workers = pipeline_workers(&o);
+	struct worker *ws = calloc((size_t)n_workers, sizeof(*ws));
+	if (!ws) {
+		fprintf(stderr, "mxwatch capture: out of memory\n");
+		return EXIT_USAGE;
+	}
+	for (int k = 0; k < n_workers; k++) {
+		struct worker *w = &ws[k];
+		w->index = k;
+		w->n_if = n_if;
+		pthread_mutex_init(&w->stats_mu, NULL);
+		for (int i = 0; i < n_if; i++) {
+			w->h[i] = xopen_iface(ifnames[i], snaplen, (int)buffer, promisc, timeout, filter);
+			w->linktype[i] = pcap_datalink(w->h[i]);
+			if (n_workers > 1)
+				xjoin_fanout(w->h[i], ifnames[i], (int)(getpid() + i));
+		}
 	}
 	char err[512];
 	struct pipeline *p = pipeline_new(&o, err, sizeof(err));
@@ -334,27 +456,33 @@ int cmd_capture(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct pollfd pfd[LIVE_MAX_IFACES];
-	for (int i = 0; i < n_if; i++) {
-		ifs[i].p = p;
-		ifs[i].counters = pipeline_counters(p);
-		pfd[i].fd = pcap_get_selectable_fd(ifs[i].h);
-		pfd[i].events = POLLIN;
-	}
-	fprintf(stderr, "mxwatch capture: running on %d interface(s) as uid %u\n", n_if,
-		(unsigned)getuid());
-	time_t last_stats = time(NULL), last_commit = last_stats;
-	while (!got_term) {
-		int r = poll(pfd, (nfds_t)n_if, 500);
-		if (r < 0 && errno != EINTR)
+	/* Signals are the main thread's: the capture threads block them. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int started = 0;
+	for (; started < n_workers; started++) {
+		ws[started].shard = pipeline_shard(p, started);
+		if (pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]) != 0)
 			break;
-		for (int i = 0; i < n_if; i++) {
-			/* Read on every wake-up: the buffer timeout can hold packets
-			 * back from poll on some kernels. */
-			if (pcap_dispatch(ifs[i].h, -1, on_frame, (u_char *)&ifs[i]) < 0)
-				fprintf(stderr, "mxwatch capture: %s: %s\n", ifs[i].name,
-					pcap_geterr(ifs[i].h));
-		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started < n_workers) {
+		fprintf(stderr, "mxwatch capture: cannot start capture thread %d\n", started + 1);
+		got_term = 1;
+	} else {
+		fprintf(stderr, "mxwatch capture: running on %d interface(s) with %d capture "
+				"thread(s) as uid %u\n", n_if, n_workers, (unsigned)getuid());
+	}
+	time_t last_stats = time(NULL), last_commit = last_stats;
+	unsigned stats_gen = 0;
+	int stats_pending = 0;
+	while (!got_term) {
+		pipeline_drain(p, 200);
 		if (got_hup) {
 			got_hup = 0;
 			if (pipeline_reload(p, err, sizeof(err)))
@@ -364,14 +492,15 @@ int cmd_capture(int argc, char **argv)
 				fprintf(stderr, "mxwatch capture: configuration and policy reloaded\n");
 		}
 		time_t now = time(NULL);
-		/* Idle flows end on time even when the link is quiet. */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		pipeline_tick(p, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
 		if (got_usr1 || (stats_every && now - last_stats >= (time_t)stats_every)) {
 			got_usr1 = 0;
 			last_stats = now;
-			log_stats(ifs, n_if, o.syslog_on);
+			stats_gen = atomic_fetch_add(&stats_wanted, 1) + 1;
+			stats_pending = 1;
+		}
+		if (stats_pending && stats_all_done(ws, started, stats_gen)) {
+			stats_pending = 0;
+			log_stats(ws, started, ifnames, n_if, o.syslog_on);
 		}
 		if (now - last_commit >= LIVE_COMMIT_EVERY_S) {
 			pipeline_commit(p);
@@ -379,14 +508,31 @@ int cmd_capture(int argc, char **argv)
 		}
 		fflush(stdout);
 	}
-	/* Drain what the kernel still holds, then end every session. */
-	for (int i = 0; i < n_if; i++)
-		pcap_dispatch(ifs[i].h, -1, on_frame, (u_char *)&ifs[i]);
-	log_stats(ifs, n_if, o.syslog_on);
+	atomic_store(&workers_stop, 1);
+	/* Shards never started must still count as finished. */
+	for (int k = started; k < n_workers; k++)
+		shard_finish(pipeline_shard(p, k));
+	/* The threads' last sessions need the writer: drain while they end. */
+	while (!pipeline_drain(p, 100))
+		;
+	for (int k = 0; k < started; k++)
+		pthread_join(ws[k].thread, NULL);
+	log_stats(ws, started, ifnames, n_if, o.syslog_on);
+	struct capture_counters *total = pipeline_counters(p);
+	for (int k = 0; k < started; k++) {
+		total->frames += ws[k].counters.frames;
+		total->bytes += ws[k].counters.bytes;
+		for (int r = 0; r < PKT_RESULT_COUNT; r++)
+			total->by_result[r] += ws[k].counters.by_result[r];
+	}
 	pipeline_finish(p, stderr);
 	int status = pipeline_failed(p) ? EXIT_FINDINGS : EXIT_CLEAN;
 	pipeline_free(p);
-	for (int i = 0; i < n_if; i++)
-		pcap_close(ifs[i].h);
+	for (int k = 0; k < n_workers; k++) {
+		for (int i = 0; i < n_if; i++)
+			pcap_close(ws[k].h[i]);
+		pthread_mutex_destroy(&ws[k].stats_mu);
+	}
+	free(ws);
 	return status;
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/sysinfo.h>
+
 #include "alert_sink.h"
 #include "cache.h"
 #include "caps.h"
@@ -17,6 +19,7 @@
 #include "config.h"
 #include "db.h"
 #include "flowsink.h"
+#include "dispatch.h"
 #include "dns.h"
 #include "history.h"
 #include "mtasts.h"
@@ -28,6 +31,15 @@
 
 #define MAX_FINDINGS_PER_SESSION 64
 #define DB_BATCH 1000
+#define PIPELINE_MAX_WORKERS 64
+
+int pipeline_workers(const struct pipeline_opts *o)
+{
+	if (o->workers > 0)
+		return o->workers;
+	int n = get_nprocs();
+	return n < 1 ? 1 : n > PIPELINE_MAX_WORKERS ? PIPELINE_MAX_WORKERS : n;
+}
 
 struct pipeline {
 	struct pipeline_opts opts;
@@ -53,8 +65,14 @@ struct pipeline {
 	int n_findings;
 	uint64_t findings_dropped;
 	struct jsonw record;
+	/* Decoding: one flow table here, or worker threads (offline), or
+	 * shards run by capture threads (live). */
 	struct flow_table *flows;
 	struct session_engine *sessions;
+	struct dispatch *dispatch;
+	struct shard_hub *hub;
+	struct shard **shards;
+	int n_workers;
 	struct session_sink session_out;
 	struct flowsink sink;
 	int print_flows;
@@ -66,7 +84,7 @@ struct pipeline {
 
 enum {
 	OPT_JSON = PIPELINE_OPT_BASE, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY, OPT_NDPI,
-	OPT_DB, OPT_CONFIG, OPT_SYSLOG, OPT_FAIL_ON, OPT_NO_STORE, OPT_QUIET
+	OPT_DB, OPT_CONFIG, OPT_SYSLOG, OPT_FAIL_ON, OPT_NO_STORE, OPT_QUIET, OPT_WORKERS
 };
 
 const struct option pipeline_options[] = {
@@ -81,13 +99,15 @@ const struct option pipeline_options[] = {
 	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
 	{"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
+	{"workers", required_argument, NULL, OPT_WORKERS},
 };
 const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
 
 const char pipeline_options_help[] =
 	"    --json               one JSON object per line instead of the table\n"
 	"    --db PATH            policy and results database (default: $MXWATCH_DB or\n"
-	"                         ~/.local/share/mxwatch/mxwatch.db when it exists)\n"
+	"                         ~/.local/share/mxwatch/mxwatch.db when it exists);\n"
+	"                         \"none\": no database (no policy, nothing stored)\n"
 	"    --config FILE        rules configuration (see etc/mxwatch.conf)\n"
 	"    --syslog             send alerts to syslog(3) (facility and tag from --config)\n"
 	"    --fail-on SEVERITY   exit 1 when an alerting finding is at or above SEVERITY\n"
@@ -100,7 +120,10 @@ const char pipeline_options_help[] =
 	"                         verdict beside ours), off\n"
 	"    -q, --quiet          no per-session output and no summary, only the counters\n"
 	"    --max-flows N        flows tracked at once; the oldest is evicted\n"
-	"    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n";
+	"    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
+	"    --workers N          decoding threads, each owning a share of the flows\n"
+	"                         (default: one per core; results do not depend on N;\n"
+	"                         flow and memory caps are split between them)\n";
 
 int parse_size_option(const char *opt, const char *val, unsigned long long *out)
 {
@@ -172,6 +195,16 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 			return -1;
 		}
 		o->flow.max_flows = (uint32_t)v;
+		return 1;
+	case OPT_WORKERS:
+		if (parse_size_option("--workers", arg, &v))
+			return -1;
+		if (v < 1 || v > PIPELINE_MAX_WORKERS) {
+			fprintf(stderr, "mxwatch %s: --workers: must be 1..%d\n", cmd,
+				PIPELINE_MAX_WORKERS);
+			return -1;
+		}
+		o->workers = (int)v;
 		return 1;
 	case OPT_REASM_MEMORY:
 		if (parse_size_option("--reasm-memory", arg, &v))
@@ -249,12 +282,15 @@ static void on_tcp_dns(void *ctx, const struct flow *f, const uint8_t *msg, size
 void pipeline_on_packet(void *ctx, const struct packet *p)
 {
 	struct pipeline *a = ctx;
-	if (p->ip_proto == 6) {
-		flow_table_packet(a->flows, p);
+	if (p->ip_proto != 6)
+		a->udp_packets++;
+	if (a->dispatch) {
+		dispatch_packet(a->dispatch, p);
 		return;
 	}
-	a->udp_packets++;
-	if (p->sport == 53 && a->observed)
+	if (p->ip_proto == 6)
+		flow_table_packet(a->flows, p);
+	else if (p->sport == 53 && a->observed)
 		dns_message(a, p->src, p->family, p->payload, p->payload_len, p->ts_ns);
 }
 
@@ -365,7 +401,7 @@ static void discover(struct pipeline *a, const struct flow *f, const struct sess
 	}
 }
 
-static void on_session(void *ctx, const struct flow *f, const struct session *s)
+static void on_session(void *ctx, const struct flow *f, struct session *s)
 {
 	struct pipeline *a = ctx;
 	if (a->print_flows) {
@@ -393,11 +429,41 @@ static void on_session(void *ctx, const struct flow *f, const struct session *s)
 		session_sink_write(&a->session_out, f, s, &v, a->findings, a->n_findings);
 }
 
+/* Results from worker threads: the same path as one flow table's. */
+static void on_event(void *ctx, const struct shard_event *ev)
+{
+	struct pipeline *a = ctx;
+	if (ev->kind == SHARD_EV_SESSION)
+		on_session(a, &ev->flow, (struct session *)&ev->session);
+	else if (ev->kind == SHARD_EV_DNS && a->observed)
+		dns_message(a, ev->src, ev->family, ev->msg, ev->len, ev->ts_ns);
+}
+
+static void decode_stats(const struct pipeline *a, struct flow_stats *fs, struct session_stats *ss,
+			 struct reasm_budget *b)
+{
+	if (a->dispatch) {
+		dispatch_stats(a->dispatch, fs, ss, b);
+		return;
+	}
+	if (a->flows) {
+		*fs = *flow_table_stats(a->flows);
+		*ss = *session_engine_stats(a->sessions);
+		*b = *flow_table_budget(a->flows);
+		return;
+	}
+	shard_stats_sum(a->shards, a->shards ? a->n_workers : 0, fs, ss, b);
+}
+
 static void print_counters(const struct pipeline *a, FILE *out)
 {
 	const struct capture_counters *c = &a->counters;
-	const struct flow_stats *s = flow_table_stats(a->flows);
-	const struct reasm_budget *b = flow_table_budget(a->flows);
+	struct flow_stats fs;
+	struct session_stats sst;
+	struct reasm_budget bud;
+	decode_stats(a, &fs, &sst, &bud);
+	const struct flow_stats *s = &fs;
+	const struct reasm_budget *b = &bud;
 
 	fprintf(out, "frames %" PRIu64 " (%" PRIu64 " bytes):", c->frames, c->bytes);
 	for (int r = 0; r < PKT_RESULT_COUNT; r++)
@@ -420,7 +486,7 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		fprintf(out, "policy cache: %d domains, %d mx hosts, %d addresses, %d tlsa records\n",
 			nd, nh, na, nt);
 	}
-	const struct session_stats *ss = session_engine_stats(a->sessions);
+	const struct session_stats *ss = &sst;
 	fprintf(out, "sessions: smtp %" PRIu64 ", implicit tls %" PRIu64 ", not mail %" PRIu64
 		", bypassed after tls %" PRIu64 "\n",
 		ss->sessions[SESSION_SMTP], ss->sessions[SESSION_SMTPS],
@@ -516,7 +582,9 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (o->db_path)
+	if (o->db_path && !strcmp(o->db_path, "none"))
+		a->db_path[0] = 0;
+	else if (o->db_path)
 		snprintf(a->db_path, sizeof(a->db_path), "%s", o->db_path);
 	else if (access(db_default_path(a->db_path, sizeof(a->db_path)), R_OK) != 0)
 		a->db_path[0] = 0;
@@ -558,6 +626,31 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 	if (x509_init() != 0) {
 		snprintf(err, errlen, "cannot initialise OpenSSL");
 		goto fail;
+	}
+	a->n_workers = pipeline_workers(o);
+	if (o->live) {
+		/* Each capture thread gets its share of the flow and memory caps. */
+		struct flow_config c = o->flow;
+		c.max_flows = c.max_flows / (uint32_t)a->n_workers ? c.max_flows / (uint32_t)a->n_workers : 1;
+		c.reasm_budget /= (uint64_t)a->n_workers;
+		a->hub = shard_hub_new(a->n_workers, 0);
+		a->shards = a->hub ? calloc((size_t)a->n_workers, sizeof(*a->shards)) : NULL;
+		for (int i = 0; a->shards && i < a->n_workers; i++)
+			if (!(a->shards[i] = shard_new(a->hub, i, o->ndpi, &c, 1)))
+				break;
+		if (!a->shards || !a->shards[a->n_workers - 1]) {
+			snprintf(err, errlen, "out of memory creating the flow tables");
+			goto fail;
+		}
+		return a;
+	}
+	if (a->n_workers > 1) {
+		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, on_event, a);
+		if (!a->dispatch) {
+			snprintf(err, errlen, "cannot start %d worker threads", a->n_workers);
+			goto fail;
+		}
+		return a;
 	}
 	a->sessions = session_engine_new(o->ndpi, on_session, a);
 	if (!a->sessions) {
@@ -606,9 +699,14 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 	return 0;
 }
 
-void pipeline_tick(struct pipeline *a, uint64_t now_ns)
+struct shard *pipeline_shard(struct pipeline *a, int i)
 {
-	flow_table_tick(a->flows, now_ns);
+	return a->shards && i >= 0 && i < a->n_workers ? a->shards[i] : NULL;
+}
+
+int pipeline_drain(struct pipeline *a, int wait_ms)
+{
+	return a->hub ? shard_hub_drain(a->hub, on_event, a, wait_ms) : 1;
 }
 
 void pipeline_commit(struct pipeline *a)
@@ -622,7 +720,13 @@ void pipeline_commit(struct pipeline *a)
 
 void pipeline_finish(struct pipeline *a, FILE *counters_out)
 {
-	flow_table_flush(a->flows);
+	if (a->flows)
+		flow_table_flush(a->flows);
+	if (a->dispatch)
+		dispatch_finish(a->dispatch);
+	if (a->hub)
+		while (!pipeline_drain(a, 100))
+			;
 	if (a->db && !a->db_failed) {
 		if ((a->db_pending || db_begin(a->db) == 0) &&
 		    (history_save(a->history, a->db) || observed_save(a->observed, a->db) ||
@@ -642,8 +746,14 @@ void pipeline_free(struct pipeline *a)
 {
 	if (!a)
 		return;
+	dispatch_finish(a->dispatch);
+	dispatch_free(a->dispatch);
 	flow_table_free(a->flows);
 	session_engine_free(a->sessions);
+	for (int i = 0; a->shards && i < a->n_workers; i++)
+		shard_free(a->shards[i]);
+	free(a->shards);
+	shard_hub_free(a->hub);
 	session_sink_free(&a->session_out);
 	flowsink_free(&a->sink);
 	policy_cache_free(a->policy);

@@ -18,6 +18,8 @@ struct pipeline_opts {
 	int json, quiet, flows, syslog_on, no_store;
 	int fail_on;                 /* severity, -1 never */
 	enum session_ndpi_mode ndpi;
+	int workers;                 /* decoding threads; 0: one per core */
+	int live;                    /* shards driven by the caller's threads */
 	const char *db_path;         /* NULL: the default path when it exists */
 	const char *config_path;
 	struct flow_config flow;
@@ -38,6 +40,10 @@ void pipeline_opts_defaults(struct pipeline_opts *o);
 int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cmd);
 
 struct pipeline;
+struct shard;
+
+/* Worker threads for `o` (resolves 0 to the number of cores). */
+int pipeline_workers(const struct pipeline_opts *o);
 
 /* Opens the database, loads config, cache and history, builds every stage.
  * NULL with err set on failure. */
@@ -51,8 +57,12 @@ int pipeline_reload(struct pipeline *p, char *err, size_t errlen);
 /* Ends every flow through the rules and sinks, commits the database, prints
  * the summary (unless quiet) and the counters to `counters_out`. */
 void pipeline_finish(struct pipeline *p, FILE *counters_out);
-/* Ages out idle flows by wall-clock time (live capture, between packets). */
-void pipeline_tick(struct pipeline *p, uint64_t now_ns);
+/* Live (opts.live): shard i of pipeline_workers(), for capture thread i,
+ * which feeds it packets, ticks and publishes, and finishes it at the end;
+ * the main thread hands their results to the sinks with pipeline_drain()
+ * (1 once every shard has finished). */
+struct shard *pipeline_shard(struct pipeline *p, int i);
+int pipeline_drain(struct pipeline *p, int wait_ms);
 /* Commits pending results now (live capture calls it periodically). */
 void pipeline_commit(struct pipeline *p);
 /* 1 when a finding reached --fail-on. */

@@ -132,7 +132,7 @@ static void certs_json(struct jsonw *w, const struct tls_facts *t)
 {
 	jw_arr_begin(w);
 	for (int i = 0; i < t->n_certs; i++) {
-		static struct x509_info info; /* large: not on the stack */
+		static _Thread_local struct x509_info info; /* large: not on the stack */
 		x509_describe(t->certs[i].der, t->certs[i].len, &info);
 		jw_obj_begin(w);
 		key_str_or_null(w, "subject", info.parsed ? info.subject : NULL);

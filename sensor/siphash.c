@@ -1,8 +1,10 @@
 /*
- * siphash.c - SipHash-2-4 (Aumasson and Bernstein, 2012) over a byte buffer.
+ * siphash.c - SipHash-2-4 and SipHash-1-3 (Aumasson and Bernstein, 2012)
+ * over a byte buffer.
  */
 #include "siphash.h"
 
+#include <endian.h>
 #include <string.h>
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -27,13 +29,14 @@
 
 static uint64_t load_le64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
 }
 
-uint64_t siphash24(const uint8_t key[16], const uint8_t *in, size_t len)
+/* c compression rounds per 8-byte block, d finalisation rounds. */
+static inline uint64_t siphash_cd(const uint8_t key[16], const uint8_t *in, size_t len, int c,
+				  int d)
 {
 	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
 	uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
@@ -45,21 +48,29 @@ uint64_t siphash24(const uint8_t key[16], const uint8_t *in, size_t len)
 	for (size_t i = 0; i < full; i += 8) {
 		uint64_t m = load_le64(in + i);
 		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
+		for (int r = 0; r < c; r++)
+			SIPROUND;
 		v0 ^= m;
 	}
 	uint8_t tail[8] = {0};
 	memcpy(tail, in + full, len % 8);
 	uint64_t b = (uint64_t)len << 56 | load_le64(tail);
 	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
+	for (int r = 0; r < c; r++)
+		SIPROUND;
 	v0 ^= b;
 	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
+	for (int r = 0; r < d; r++)
+		SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t siphash24(const uint8_t key[16], const uint8_t *in, size_t len)
+{
+	return siphash_cd(key, in, len, 2, 4);
+}
+
+uint64_t siphash13(const uint8_t key[16], const uint8_t *in, size_t len)
+{
+	return siphash_cd(key, in, len, 1, 3);
 }

@@ -5,7 +5,8 @@
 # checks that the live findings equal an offline `analyze` of the same files,
 # that SIGHUP mid-traffic loses no session, that SIGTERM flushes every open
 # session, and (from /proc/PID/status) that the process no longer runs as
-# root. Needs root. Ends with "N passed, N failed".
+# root. Two capture threads share the interface through an AF_PACKET fanout
+# group, so the kernel's split by flow is tested too. Needs root. Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 M=$(pwd)/mxwatch
@@ -42,10 +43,11 @@ set1="pcaps/smtp-starttls-stripped.pcap pcaps/smtp-plain.pcap pcaps/smtp-starttl
 set2="pcaps/smtp-starttls-refused-454.pcap pcaps/smtp-injection.pcap pcaps/smtp-auth-login.pcap"
 
 ip netns exec "$NSA" "$M" capture -i "$VA" --json --db "$T/db/live.db" --config etc/demo.conf \
-	--user nobody --stats-interval 0 >"$T/live.json" 2>"$T/live.err" &
+	--user nobody --stats-interval 0 --workers 2 >"$T/live.json" 2>"$T/live.err" &
 PID=$!
 for _ in $(seq 100); do grep -q "running on" "$T/live.err" 2>/dev/null && break; sleep 0.1; done
-check "sensor started" grep -q "running on 1 interface" "$T/live.err"
+check "sensor started, two capture threads in a fanout group" \
+	grep -q "running on 1 interface(s) with 2 capture thread(s)" "$T/live.err"
 uid=$(awk '/^Uid:/ {print $2, $3, $4, $5}' /proc/$PID/status 2>/dev/null)
 nobody=$(id -u nobody)
 check "runs as nobody after start (Uid: $uid)" test "$uid" = "$nobody $nobody $nobody $nobody"

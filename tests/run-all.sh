@@ -35,11 +35,14 @@ suite "session records vs golden (tshark/openssl)" python3 tests/tshark_facts.py
 suite "findings vs golden lists (policy fixtures)" python3 tests/findings/run.py ./mxwatch
 suite "RFC 8460 report keys, types and counts" python3 tests/report_check.py ./mxwatch
 suite "command line" bash tests/cli.sh
+suite "same results with 1, 2 and 3 workers" bash tests/workers_check.sh
 if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch
 	suite "alerts into a real rsyslogd" bash tests/syslog_test.sh
 	suite "live capture on a veth pair (tcpreplay, SIGHUP, SIGTERM, privilege drop)" \
 		bash tests/live_test.sh
+	suite "live capture of real SMTP sessions (Postfix + swaks on a veth pair)" \
+		bash tests/live_mta_test.sh
 else
 	echo "== policy fetch and rsyslog tests: skipped (servers and a mount namespace need root)"
 fi

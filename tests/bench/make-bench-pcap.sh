@@ -4,15 +4,15 @@
 # addresses and sequence numbers, so mxwatch sees many thousands of distinct flows that start,
 # end and age out as on a real link. Cached: rebuilt only when its inputs or settings change.
 #
-# Settings (environment): BENCH_MB (target size in MiB, default 300), BENCH_GAP_MS (idle time
+# Settings (environment): BENCH_OUT (where to write, default build/bench/bench.pcap), BENCH_MB (target size in MiB, default 300), BENCH_GAP_MS (idle time
 # between consecutive copies, default 10), BENCH_VARIANTS (port-remapped copies in one unit,
 # default 8).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT_DIR=build/bench
-OUT=$OUT_DIR/bench.pcap
-KEY_FILE=$OUT_DIR/bench.key
+OUT=${BENCH_OUT:-$OUT_DIR/bench.pcap}
+KEY_FILE=${OUT%.pcap}.key
 BENCH_MB=${BENCH_MB:-300}
 GAP_MS=${BENCH_GAP_MS:-10}
 VARIANTS=${BENCH_VARIANTS:-8}
@@ -56,7 +56,7 @@ if [[ -s $OUT && -f $KEY_FILE && $(cat "$KEY_FILE") == "$key" ]]; then
 	exit 0
 fi
 
-mkdir -p "$OUT_DIR"
+mkdir -p "$OUT_DIR" "$(dirname "$OUT")"
 rm -f "$OUT" "$KEY_FILE"
 TMP=$(mktemp -d "$OUT_DIR/tmp.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT

@@ -71,7 +71,7 @@ static void load_corpus(struct corpus *c)
 	assert_true(c->n >= 10);
 }
 
-static void on_session(void *ctx, const struct flow *f, const struct session *s)
+static void on_session(void *ctx, const struct flow *f, struct session *s)
 {
 	struct pipeline *p = ctx;
 	p->sessions++;
