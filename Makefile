@@ -113,15 +113,19 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/bare-pcap-loop $(BUILD)/mxwatch-timing
 	@bash tests/bench/run.sh
+	@bash tests/bench/live_rate.sh
 
 # The appliance files (README: "Running it as an appliance"). Configuration
 # already in place is kept.
 PREFIX ?= /usr/local
 install: mxwatch
 	install -D -m 0755 mxwatch $(DESTDIR)$(PREFIX)/bin/mxwatch
-	install -d -m 0755 $(DESTDIR)/etc/mxwatch $(DESTDIR)/etc/rsyslog.d $(DESTDIR)/etc/systemd/system
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/mxwatch/README.md
+	install -d -m 0755 $(DESTDIR)/etc/mxwatch $(DESTDIR)/etc/rsyslog.d $(DESTDIR)/etc/systemd/system \
+		$(DESTDIR)/etc/logrotate.d
 	@for f in etc/mxwatch.conf:/etc/mxwatch/mxwatch.conf \
 		  etc/rsyslog-mxwatch.conf:/etc/rsyslog.d/30-mxwatch.conf \
+		  etc/logrotate-mxwatch:/etc/logrotate.d/mxwatch \
 		  etc/mxwatch.service:/etc/systemd/system/mxwatch.service; do \
 		src=$${f%%:*}; dst=$(DESTDIR)$${f#*:}; \
 		if [ -e "$$dst" ]; then echo "kept $$dst (new version: $$src)"; \

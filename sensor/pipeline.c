@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <sys/sysinfo.h>
@@ -58,6 +59,7 @@ struct pipeline {
 	struct rules *rules;
 	struct history *history;
 	struct alert_sink *alerts;
+	uint64_t alerts_sent_before, alerts_suppressed_before; /* by sinks replaced on reload */
 	struct summary *summary;
 	int fail_on;              /* severity index, -1: never */
 	int failed;               /* a finding reached --fail-on */
@@ -357,7 +359,13 @@ static void store(struct pipeline *a, const struct flow *f, const struct session
 		rc = db_finding_put(a->db, &fr);
 	}
 	if (rc) {
-		fprintf(stderr, "mxwatch analyze: storing results: %s\n", db_errmsg(a->db));
+		/* Alerts go on, but the operator must learn that the store
+		 * stopped: on stderr and, for a daemon, in syslog too. */
+		fprintf(stderr, "mxwatch: storing results in %s stopped: %s\n", a->db_path,
+			db_errmsg(a->db));
+		if (a->scfg.syslog_enabled)
+			syslog(LOG_ERR, "error=store-failed db=\"%s\" msg=\"%s\" (alerts continue, "
+					"nothing more is stored)", a->db_path, db_errmsg(a->db));
 		db_rollback(a->db);
 		a->db_failed = 1;
 		return;
@@ -506,7 +514,8 @@ static void print_counters(const struct pipeline *a, FILE *out)
 	if (a->alerts)
 		fprintf(out, "alerts sent %" PRIu64 ", suppressed by rate limit %" PRIu64
 			", findings over the per-session cap %" PRIu64 "\n",
-			alert_sink_sent(a->alerts), alert_sink_suppressed(a->alerts), a->findings_dropped);
+			a->alerts_sent_before + alert_sink_sent(a->alerts),
+			a->alerts_suppressed_before + alert_sink_suppressed(a->alerts), a->findings_dropped);
 	fprintf(out,
 		"evicted for memory %" PRIu64 ", segments dropped %" PRIu64 " (%" PRIu64
 		" bytes), gap bytes %" PRIu64 ", overlap conflicts %" PRIu64
@@ -678,7 +687,13 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 	if (load_config_and_cache(a, &rcfg, &scfg, &cache, err, errlen))
 		return -1;
 	struct rules *rules = rules_new(&rcfg, cache, a->history, err, errlen);
-	struct alert_sink *alerts = rules ? alert_sink_new(&scfg) : NULL;
+	/* Same syslog settings: the sink, its rate limiter and its counts stay,
+	 * or a reload after every policy fetch would defeat the limit. */
+	int same_sink = !strcmp(scfg.syslog_facility, a->scfg.syslog_facility) &&
+			!strcmp(scfg.syslog_tag, a->scfg.syslog_tag) &&
+			scfg.syslog_enabled == a->scfg.syslog_enabled &&
+			scfg.alert_interval_s == a->scfg.alert_interval_s;
+	struct alert_sink *alerts = rules ? (same_sink ? a->alerts : alert_sink_new(&scfg)) : NULL;
 	if (!rules || !alerts) {
 		if (rules && !alerts)
 			snprintf(err, errlen, "bad syslog facility");
@@ -689,7 +704,11 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 	/* Swapped whole between packets: flows and their decoders carry on. */
 	rules_set_observed(rules, a->observed);
 	rules_free(a->rules);
-	alert_sink_free(a->alerts);
+	if (alerts != a->alerts) {
+		a->alerts_sent_before += alert_sink_sent(a->alerts);
+		a->alerts_suppressed_before += alert_sink_suppressed(a->alerts);
+		alert_sink_free(a->alerts);
+	}
 	policy_cache_free(a->policy);
 	a->rules = rules;
 	a->alerts = alerts;

@@ -55,8 +55,15 @@ run() {
 cat "$PCAP" >/dev/null # warm-up read: both contenders start with the file in the page cache
 run bare "$BARE" "$PCAP"
 best_bare=$BEST runs_bare=$ALL
-run mxw "$MXW" analyze -q "$PCAP"
+run mxw "$MXW" analyze -q --workers 1 "$PCAP"
 best_mxw=$BEST runs_mxw=$ALL
+# Every core, unpinned: a reader, the decoding workers and the writer.
+NCPU=$(nproc)
+PIN_SAVED=("${PIN[@]}")
+PIN=()
+run mxwn "$MXW" analyze -q --workers "$NCPU" "$PCAP"
+best_mxwn=$BEST runs_mxwn=$ALL
+PIN=("${PIN_SAVED[@]}")
 
 read -r _ packets _ bytes < <(grep -m1 '^packets ' "$TMP/bare.out") || die "no counts from $BARE"
 flow_line=$(grep -m1 '^flows ' "$TMP/mxw.err") || die "no 'flows N' counter line from mxwatch"
@@ -66,6 +73,7 @@ size=$(stat -c %s "$PCAP")
 
 awk -v size="$size" -v pk="$packets" -v by="$bytes" -v fl="$flows" -v peak="${peak:-?}" \
 	-v tb="$best_bare" -v tm="$best_mxw" -v rb="$runs_bare" -v rm="$runs_mxw" \
+	-v tn="$best_mxwn" -v rn="$runs_mxwn" -v ncpu="$NCPU" \
 	-v runs="$RUNS" -v pinned="$pinned" -v file="$PCAP" '
 function group(n,   s, r) {  # 1234567 -> 1,234,567
 	s = sprintf("%.0f", n); r = ""
@@ -80,9 +88,12 @@ BEGIN {
 	printf "  %-22s %9s %14s %8s %11s %9s\n", "", "seconds", "packets/s", "Gbit/s", "flows/s", "% of ceil"
 	printf "  %-22s %9.3f %14s %8.2f %11s %9.1f\n", "bare libpcap loop", tb, group(pk / tb),
 		by * 8 / tb / 1e9, "-", 100
-	printf "  %-22s %9.3f %14s %8.2f %11s %9.1f\n", "mxwatch analyze -q", tm, group(pk / tm),
+	printf "  %-22s %9.3f %14s %8.2f %11s %9.1f\n", "mxwatch, 1 worker", tm, group(pk / tm),
 		by * 8 / tm / 1e9, group(fl / tm), 100 * tb / tm
-	printf "\n  runs (s): bare %s; mxwatch %s\n", rb, rm
+	printf "  %-22s %9.3f %14s %8.2f %11s %9.1f\n", sprintf("mxwatch, %d workers *", ncpu), tn,
+		group(pk / tn), by * 8 / tn / 1e9, group(fl / tn), 100 * tb / tn
+	printf "\n  * unpinned, every core: reader, %d decoding workers and the writer thread\n", ncpu
+	printf "  runs (s): bare %s; 1 worker %s; %d workers %s\n", rb, rm, ncpu, rn
 }'
 echo "  mxwatch counters (last run):"
 sed 's/^/    /' "$TMP/mxw.err"
@@ -97,7 +108,7 @@ if [[ -n $sess ]]; then
 fi
 TIMING=build/mxwatch-timing
 if [[ -x $TIMING ]]; then
-	"${PIN[@]}" "$TIMING" analyze -q "$PCAP" 2>"$TMP/timing.err" >/dev/null || true
+	"${PIN[@]}" "$TIMING" analyze -q --workers 1 "$PCAP" 2>"$TMP/timing.err" >/dev/null || true
 	echo "  share of the run (timing build, one run):"
 	grep '^stage ' "$TMP/timing.err" | sed 's/^stage /    /'
 fi
