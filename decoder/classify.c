@@ -89,7 +89,7 @@ void classify_finish(struct classifier *c, struct classify_state **st, struct cl
 }
 
 int classify_packet(struct classifier *c, struct classify_state **st, const uint8_t *l3,
-		    size_t l3_len, uint64_t ts_ns, struct classify_result *res)
+		    size_t l3_len, uint64_t ts_ns, int extra, struct classify_result *res)
 {
 	if (res->done)
 		return 1;
@@ -113,7 +113,7 @@ int classify_packet(struct classifier *c, struct classify_state **st, const uint
 	s->packets++;
 	int detected = s->proto.app_protocol != NDPI_PROTOCOL_UNKNOWN ||
 		       s->proto.master_protocol != NDPI_PROTOCOL_UNKNOWN;
-	if ((detected && !ndpi_extra_dissection_possible(c->ndpi, s->flow)) ||
+	if ((detected && (!extra || !ndpi_extra_dissection_possible(c->ndpi, s->flow))) ||
 	    s->packets >= CLASSIFY_MAX_PACKETS) {
 		classify_finish(c, st, res);
 		return 1;

@@ -28,9 +28,11 @@ struct classifier *classifier_new(void);
 void classifier_free(struct classifier *c);
 
 /* Feeds one packet (from its IP header). Returns 1 when classification is
- * over: the state is freed and *res final. */
+ * over: the state is freed and *res final. `extra`: once the protocol is
+ * known, go on while nDPI still dissects (it finds clear-text credentials
+ * that way); without, stop at the protocol name. */
 int classify_packet(struct classifier *c, struct classify_state **st, const uint8_t *l3,
-		    size_t l3_len, uint64_t ts_ns, struct classify_result *res);
+		    size_t l3_len, uint64_t ts_ns, int extra, struct classify_result *res);
 
 /* Ends classification early (flow closed): frees the state, final *res. */
 void classify_finish(struct classifier *c, struct classify_state **st,

@@ -113,9 +113,11 @@ static void on_open(void *ctx, struct flow *f)
 	f->app = s;
 	if (!s)
 		return;
+	/* Auto: only what our own decoders cannot place (not mail ports, not
+	 * DNS, which we parse). */
 	s->ndpi_wanted = e->ndpi_mode == SESSION_NDPI_ALL ||
 			 (e->ndpi_mode == SESSION_NDPI_AUTO && !is_smtp_port(f->key.port[1]) &&
-			  f->key.port[1] != 465);
+			  f->key.port[1] != 465 && f->key.port[1] != 53);
 	if (f->key.port[1] == 53) {
 		s->kind = SESSION_DNS;
 		s->reason = SESSION_BY_PORT;
@@ -147,7 +149,8 @@ static void on_packet(void *ctx, struct flow *f, int dir, const struct packet *p
 	/* Bare ACKs tell nDPI nothing; the handshake and payload do. */
 	if (p->payload_len == 0 && !(p->tcp_flags & TCPF_SYN))
 		return;
-	classify_packet(e->classifier, &s->cls, p->l3, p->l3_len, p->ts_ns, &s->cls_res);
+	classify_packet(e->classifier, &s->cls, p->l3, p->l3_len, p->ts_ns,
+			e->ndpi_mode == SESSION_NDPI_ALL, &s->cls_res);
 }
 
 static void bypass(struct session_engine *e, struct flow *f, struct session *s, int tls_done)

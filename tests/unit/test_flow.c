@@ -11,6 +11,9 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <stdio.h>
+
 #include "flow.h"
 
 #define SEC 1000000000ull
@@ -363,6 +366,31 @@ static void test_stray_packets_make_no_flow(void **state)
 	flow_table_free(t);
 }
 
+/* The hand-written IPv4 formatter against the C library's, for every value
+ * of every octet position. */
+static void test_addr_str_matches_inet_ntop(void **state)
+{
+	(void)state;
+	struct flow f;
+	memset(&f, 0, sizeof(f));
+	f.key.family = 4;
+	char ours[64], libc[64];
+	for (int pos = 0; pos < 4; pos++)
+		for (int v = 0; v < 256; v++) {
+			uint8_t a[4] = {10, 200, 7, 99};
+			a[pos] = (uint8_t)v;
+			memcpy(f.key.addr[1], a, 4);
+			flow_addr_str(&f, 1, ours, sizeof(ours));
+			assert_non_null(inet_ntop(AF_INET, a, libc, sizeof(libc)));
+			assert_string_equal(ours, libc);
+		}
+	f.key.family = 6;
+	uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+	memcpy(f.key.addr[0], a6, 16);
+	flow_addr_str(&f, 0, ours, sizeof(ours));
+	assert_string_equal(ours, "2001:db8::1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_one_direction_only),
 		cmocka_unit_test(test_bypass_counts_without_delivering),
 		cmocka_unit_test(test_stray_packets_make_no_flow),
+		cmocka_unit_test(test_addr_str_matches_inet_ntop),
 	};
 	return cmocka_run_group_tests_name("flow", tests, NULL, NULL);
 }
