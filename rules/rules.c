@@ -492,8 +492,10 @@ static void check_binding(struct eval *e, struct binding *b)
 			     NULL);
 		if (plaintext_transaction(e) && (n_tlsa || sts)) {
 			int alert = n_tlsa || enforce;
+			/* RFC 8460's dane-required means "no validated TLSA
+			 * records"; plaintext is starttls-not-supported. */
 			emit(e, F_PLAINTEXT_TO_POLICY_DOMAIN, b, EV_POLICY, alert,
-			     n_tlsa ? "dane-required" : "starttls-not-supported",
+			     "starttls-not-supported",
 			     n_tlsa ? "mail sent in plaintext to a domain with DANE TLSA records%s"
 				    : sts && enforce ? "mail sent in plaintext to a domain with MTA-STS enforce%s"
 						     : "mail sent in plaintext to a domain with MTA-STS testing%s",

@@ -431,6 +431,10 @@ int cmd_capture(int argc, char **argv)
 		for (int i = 0; i < n_if; i++) {
 			w->h[i] = xopen_iface(ifnames[i], snaplen, (int)buffer, promisc, timeout, filter);
 			w->linktype[i] = pcap_datalink(w->h[i]);
+			/* Workers join every interface's group in the same order,
+			 * so member k of each group is worker k: with one mirror
+			 * port per direction, the kernel's symmetric flow hash still
+			 * sends both directions of a connection to one worker. */
 			if (n_workers > 1)
 				xjoin_fanout(w->h[i], ifnames[i], (int)(getpid() + i));
 		}

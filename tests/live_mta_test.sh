@@ -379,9 +379,9 @@ for name, cip, cport, sip, rc, log in runs:
           all(f["domain"] == domain and f["client_ip"] == cip and f["server_ip"] == sip for f in got))
     check("%s: policy.findings counts them (%d)" % (name, len(got)), s["policy"]["findings"] == len(got))
     if "plaintext-to-policy-domain" in want:
-        # plaintext to an MX host with TLSA records is counted as dane-required
-        # (as tests/findings/cases.txt, dane-plain), else starttls-not-supported
-        rt = "dane-required" if mx_of.get(sip) in tlsa_hosts else "starttls-not-supported"
+        # RFC 8460: plaintext is starttls-not-supported, with TLSA records or
+        # without (dane-required means no validated TLSA records at all)
+        rt = "starttls-not-supported"
         check("%s: plaintext-to-policy-domain is an alert, RFC 8460 %s" % (name, rt),
               any(f["id"] == "plaintext-to-policy-domain" and f["alert"] is True
                   and f["rfc8460"] == rt for f in got))
