@@ -16,6 +16,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 INC       := -Isensor -Idecoder -Irules -Idb
 BUILD     := build
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TSAN_FLAGS := -O1 -g -fsanitize=thread
 
 # Debian packages needed to build, test and run the demo.
 DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
@@ -65,6 +66,14 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) $(SAN_FLAGS) $(INC) $(PKG_CFLAGS) -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
+# ThreadSanitizer build: the worker threads, checked in tests/workers_check.sh.
+$(BUILD)/tsan/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) $(TSAN_FLAGS) $(INC) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/mxwatch-tsan: $(LIB_SRC:%.c=$(BUILD)/tsan/%.o) $(MAIN_SRC:%.c=$(BUILD)/tsan/%.o)
+	$(CC) $(TSAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/timing/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -DMXW_STAGE_TIMING $(CFLAGS) $(INC) $(PKG_CFLAGS) -c $< -o $@
@@ -106,7 +115,7 @@ run: deps
 	./mxwatch report --db $(DEMO_DB) --json --org "mxwatch demo"
 
 test: deps
-	@$(MAKE) --no-print-directory mxwatch $(BUILD)/mxwatch-san \
+	@$(MAKE) --no-print-directory mxwatch $(BUILD)/mxwatch-san $(BUILD)/mxwatch-tsan \
 		$(UNIT_TESTS:%=$(BUILD)/tests/%) $(UNIT_TESTS:%=$(BUILD)/san/tests/%)
 	@bash tests/run-all.sh $(UNIT_TESTS)
 

@@ -62,5 +62,23 @@ done
 check "flow records written ($(wc -l <"$T/flows-1.json"))" test "$(wc -l <"$T/flows-1.json")" -gt 30
 check "flow records with 3 workers equal one worker's" same "$T/flows-1.json" "$T/flows-3.json"
 check "flow records with 2 workers equal one worker's" same "$T/flows-1.json" "$T/flows-2.json"
+# The same runs under ThreadSanitizer: no data race between the reader,
+# the workers and the writer.
+TSAN=build/mxwatch-tsan
+if [ -x "$TSAN" ]; then
+	for set in corpus mixed; do
+		if [ $set = corpus ]; then files="$corpus $shared"; else files=$mixed; fi
+		cp "$T/policy.db" "$T/tsan.db"
+		# (without address randomisation: TSan cannot start on kernels
+		# with many mmap random bits)
+		TSAN_OPTIONS="halt_on_error=1 exitcode=66" setarch "$(uname -m)" -R "$TSAN" analyze --json --workers 3 --ndpi all \
+			--db "$T/tsan.db" --config etc/demo.conf $files >"$T/tsan.json" 2>"$T/tsan.err"
+		rc=$?
+		check "$set: no data race with 3 workers under ThreadSanitizer (exit $rc)" \
+			bash -c "[ $rc -le 1 ] && ! grep -q ThreadSanitizer '$T/tsan.err'"
+	done
+else
+	check "ThreadSanitizer build present ($TSAN)" false
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
