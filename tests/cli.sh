@@ -37,6 +37,14 @@ check "unknown option is a usage error" test $? = 2
 $M analyze --max-flows=abc pcaps/smtp-plain.pcap 2>"$tmp/err" >/dev/null
 check "bad number is a usage error" test $? = 2
 check "bad number names the option" grep -q -- '--max-flows' "$tmp/err"
+$M analyze --workers 0 pcaps/smtp-plain.pcap >/dev/null 2>"$tmp/err"
+check "--workers 0 is a usage error naming the range" bash -c "test $? = 2 && grep -q -- '--workers: must be 1\.\.64' '$tmp/err'"
+# --db none: no database at all, even where the default one would be
+mkdir -p "$tmp/home"
+MXWATCH_DB="$tmp/home/should-not-exist.db" HOME="$tmp/home" $M analyze --db none --json \
+	pcaps/smtp-plain.pcap >"$tmp/none.json" 2>/dev/null
+check "--db none analyses without creating a database" \
+	bash -c "grep -q '\"type\":\"session\"' '$tmp/none.json' && [ -z \"\$(ls -A '$tmp/home')\" ] && [ ! -e none ]"
 $M frobnicate >/dev/null 2>&1
 check "unknown command exits 2" test $? = 2
 $M analyze --help | grep -q 'SYNOPSIS'
