@@ -8,6 +8,7 @@
  */
 #include "smtp.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -78,9 +79,15 @@ const char *smtp_anomaly_name(enum smtp_anomaly a)
 
 struct smtp *smtp_new(void)
 {
-	struct smtp *s = calloc(1, sizeof(*s));
-	if (s)
-		s->f.ehlo = -1;
+	/* One per SMTP session: zero all but the recipient domain slots (4 KiB,
+	 * most of the object), which are only read below rcpt_domain_count. */
+	struct smtp *s = malloc(sizeof(*s));
+	if (!s)
+		return NULL;
+	const size_t at = offsetof(struct smtp, f.rcpt_domains), skip = sizeof(s->f.rcpt_domains);
+	memset(s, 0, at);
+	memset((char *)s + at + skip, 0, sizeof(*s) - at - skip);
+	s->f.ehlo = -1;
 	return s;
 }
 

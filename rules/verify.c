@@ -15,6 +15,7 @@
 struct verifier {
 	SSL_CTX *dane_ctx;    /* client context with DANE enabled: only to host SSL_DANE */
 	X509_STORE *pkix;     /* trust anchors for MTA-STS */
+	int pkix_loaded;      /* the system store is read at first use */
 };
 
 struct verifier *verifier_new(const char *ca_bundle, char *err, size_t errlen)
@@ -32,11 +33,15 @@ struct verifier *verifier_new(const char *ca_bundle, char *err, size_t errlen)
 	v->pkix = X509_STORE_new();
 	if (!v->pkix)
 		goto fail;
-	int ok = ca_bundle ? X509_STORE_load_file(v->pkix, ca_bundle)
-			   : X509_STORE_set_default_paths(v->pkix);
-	if (!ok) {
-		snprintf(err, errlen, "CA bundle %s: cannot load", ca_bundle ? ca_bundle : "(system)");
-		goto fail;
+	/* A configured bundle is read now, so a bad one stops the start with
+	 * its name. The system store (a few hundred CAs, tens of ms) waits
+	 * until a session first needs PKIX: many runs never do. */
+	if (ca_bundle) {
+		if (!X509_STORE_load_file(v->pkix, ca_bundle)) {
+			snprintf(err, errlen, "CA bundle %s: cannot load", ca_bundle);
+			goto fail;
+		}
+		v->pkix_loaded = 1;
 	}
 	return v;
 fail:
@@ -168,6 +173,11 @@ enum pkix_outcome verify_pkix(struct verifier *v, const struct der_cert *chain, 
 	STACK_OF(X509) *rest = NULL;
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	X509 *leaf = load_chain(chain, n, &rest);
+	if (!v->pkix_loaded) {
+		v->pkix_loaded = 1;
+		if (!X509_STORE_set_default_paths(v->pkix))
+			ERR_clear_error(); /* no system store: nothing verifies by PKIX */
+	}
 	if (!ctx || !leaf || !rest || !X509_STORE_CTX_init(ctx, v->pkix, leaf, rest)) {
 		snprintf(detail, dlen, leaf ? "out of memory" : "leaf certificate does not parse");
 		goto done;

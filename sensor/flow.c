@@ -128,24 +128,32 @@ const struct reasm_budget *flow_table_budget(const struct flow_table *t)
 }
 
 /* Endpoint order independent of direction, so both directions hash alike.
- * Only the address bytes of the family are hashed: 13 bytes for IPv4. */
+ * IPv4, every packet's case, hashes two 64-bit words built in registers:
+ * the endpoints (address and port) in a fixed order, and the family. */
 static uint64_t tuple_hash(const uint8_t key[16], uint8_t family, const uint8_t *a, uint16_t ap,
 			   const uint8_t *b, uint16_t bp)
 {
+	if (family == 4) {
+		uint32_t a4, b4;
+		memcpy(&a4, a, 4);
+		memcpy(&b4, b, 4);
+		uint64_t ea = (uint64_t)a4 << 16 | ap, eb = (uint64_t)b4 << 16 | bp;
+		uint64_t w[2] = {ea < eb ? ea : eb, (ea < eb ? eb : ea) | (uint64_t)4 << 56};
+		return siphash13(key, (const uint8_t *)w, sizeof(w));
+	}
 	uint8_t buf[1 + 2 * 18];
-	size_t alen = family == 4 ? 4 : 16;
-	int c = memcmp(a, b, alen);
+	int c = memcmp(a, b, 16);
 	int a_first = c < 0 || (c == 0 && ap <= bp);
 	const uint8_t *lo = a_first ? a : b, *hi = a_first ? b : a;
 	uint16_t lop = a_first ? ap : bp, hip = a_first ? bp : ap;
 	buf[0] = family;
-	memcpy(buf + 1, lo, alen);
-	buf[1 + alen] = (uint8_t)(lop >> 8);
-	buf[2 + alen] = (uint8_t)lop;
-	memcpy(buf + 3 + alen, hi, alen);
-	buf[3 + 2 * alen] = (uint8_t)(hip >> 8);
-	buf[4 + 2 * alen] = (uint8_t)hip;
-	return siphash13(key, buf, 5 + 2 * alen);
+	memcpy(buf + 1, lo, 16);
+	buf[17] = (uint8_t)(lop >> 8);
+	buf[18] = (uint8_t)lop;
+	memcpy(buf + 19, hi, 16);
+	buf[35] = (uint8_t)(hip >> 8);
+	buf[36] = (uint8_t)hip;
+	return siphash13(key, buf, sizeof(buf));
 }
 
 uint64_t flow_tuple_hash(const uint8_t key[16], const struct packet *p)

@@ -195,6 +195,32 @@ static void test_pkix(void **state)
 			 PKIX_ERROR);
 }
 
+/* Without a configured bundle the system store is read at the first PKIX
+ * check; OpenSSL's default paths honour SSL_CERT_FILE, which points it at
+ * the test CA here, so only a store really loaded then can say valid. */
+static void test_pkix_system_store_loaded_on_first_use(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], detail[256];
+	setenv("SSL_CERT_FILE", CA_PEM, 1);
+	setenv("SSL_CERT_DIR", "/nonexistent", 1);
+	struct verifier *v = verifier_new(NULL, err, sizeof(err));
+	assert_non_null(v);
+	assert_int_equal(verify_pkix(v, f->chain, 1, "mx.example.test", f->now, detail,
+				     sizeof(detail)),
+			 PKIX_VALID);
+	verifier_free(v);
+	setenv("SSL_CERT_FILE", "/nonexistent", 1);
+	v = verifier_new(NULL, err, sizeof(err));
+	assert_non_null(v);
+	assert_int_equal(verify_pkix(v, f->chain, 1, "mx.example.test", f->now, detail,
+				     sizeof(detail)),
+			 PKIX_UNTRUSTED);
+	verifier_free(v);
+	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +229,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dane_ee_ignores_names_and_dates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dane_all_unusable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pkix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pkix_system_store_loaded_on_first_use, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
 }
