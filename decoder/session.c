@@ -53,6 +53,7 @@ void session_stats_add(struct session_stats *sum, const struct session_stats *x)
 		sum->sessions[k] += x->sessions[k];
 	sum->tls_bypassed += x->tls_bypassed;
 	sum->other_bypassed += x->other_bypassed;
+	sum->results_lost += x->results_lost;
 }
 
 int session_is_mail(const struct flow *f, const struct session *s)

@@ -63,6 +63,7 @@ struct session_stats {
 	uint64_t sessions[5];     /* by kind at close */
 	uint64_t tls_bypassed;    /* flows bypassed after the handshake */
 	uint64_t other_bypassed;  /* non-mail flows bypassed at their first byte */
+	uint64_t results_lost;    /* finished sessions a worker could not hand on (no memory) */
 };
 
 /* The callback may keep s->smtp and s->tls beyond the call by taking them

@@ -17,6 +17,7 @@ struct capture_counters {
 	uint64_t frames;
 	uint64_t bytes;                       /* captured bytes */
 	uint64_t by_result[PKT_RESULT_COUNT]; /* decode outcome per frame */
+	uint64_t udp;                         /* decoded UDP datagrams */
 };
 
 typedef void (*capture_packet_fn)(void *ctx, const struct packet *p);

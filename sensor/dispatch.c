@@ -48,6 +48,7 @@ struct worker {
 	unsigned head, count;
 	struct batch *pending;   /* being filled by the reader */
 	uint64_t last_through;
+	int finished;            /* has its last batch */
 };
 
 struct dispatch {
@@ -135,51 +136,77 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-static int queue_has_room(struct worker *w)
+static int queue_try_push(struct worker *w, struct batch *b)
 {
 	pthread_mutex_lock(&w->mu);
-	int room = w->count < QUEUE_BATCHES;
+	int ok = w->count < QUEUE_BATCHES;
+	if (ok) {
+		w->queue[(w->head + w->count) % QUEUE_BATCHES] = b;
+		w->count++;
+		pthread_cond_signal(&w->cond);
+	}
 	pthread_mutex_unlock(&w->mu);
-	return room;
+	return ok;
 }
 
-static void queue_push(struct worker *w, struct batch *b)
-{
-	pthread_mutex_lock(&w->mu);
-	while (w->count == QUEUE_BATCHES)
-		pthread_cond_wait(&w->cond, &w->mu);
-	w->queue[(w->head + w->count) % QUEUE_BATCHES] = b;
-	w->count++;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mu);
-}
-
-/* Sends a worker its pending batch (or an empty one: a progress mark). */
-static void send_pending(struct dispatch *d, struct worker *w)
+/* Tells a worker how far the reader got: its pending batch, or an empty
+ * one as a progress mark. Never waits; 0 when the worker's queue is full. */
+static int try_send_pending(struct dispatch *d, struct worker *w)
 {
 	struct batch *b = w->pending ? w->pending : batch_get(d);
-	w->pending = NULL;
 	b->through = d->seq - 1; /* packet d->seq may still be on its way */
+	if (!queue_try_push(w, b)) {
+		if (b != w->pending)
+			batch_put(d, b);
+		return 0;
+	}
+	w->pending = NULL;
 	w->last_through = b->through;
-	queue_push(w, b);
+	return 1;
+}
+
+/* Every other worker that has not heard how far the reader is. */
+static void mark_others(struct dispatch *d, const struct worker *w, uint64_t older_than)
+{
+	for (int j = 0; j < d->n; j++) {
+		struct worker *o = &d->w[j];
+		if (o != w && !o->finished && (o->pending || o->last_through + older_than < d->seq))
+			try_send_pending(d, o);
+	}
+}
+
+/* Hands `b` to `w`, waiting while its queue is full. While it waits, the
+ * other workers are told again and again how far the reader is: the
+ * writer's merge may be waiting on one of them, which may only now have
+ * room, while `w` itself waits for the writer. */
+static void queue_push(struct dispatch *d, struct worker *w, struct batch *b)
+{
+	while (!queue_try_push(w, b)) {
+		mark_others(d, w, 1);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 5000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&w->mu);
+		if (w->count == QUEUE_BATCHES)
+			pthread_cond_timedwait(&w->cond, &w->mu, &until);
+		pthread_mutex_unlock(&w->mu);
+	}
 }
 
 static void send_full(struct dispatch *d, struct worker *w)
 {
-	if (!queue_has_room(w)) {
-		/* About to wait for this worker: first let every other one that
-		 * can take it know how far the reader is, or the writer's merge
-		 * may be waiting on them while they wait on us. */
-		for (int j = 0; j < d->n; j++)
-			if (&d->w[j] != w && queue_has_room(&d->w[j]))
-				send_pending(d, &d->w[j]);
-	}
-	send_pending(d, w);
-	for (int j = 0; j < d->n; j++) {
-		struct worker *o = &d->w[j];
-		if (o != w && o->last_through + STALE_PACKETS < d->seq && queue_has_room(o))
-			send_pending(d, o);
-	}
+	struct batch *b = w->pending;
+	w->pending = NULL;
+	b->through = d->seq - 1;
+	w->last_through = b->through;
+	queue_push(d, w, b);
+	/* Workers that had nothing for a while learn how far the reader is,
+	 * so the merge need not wait for them. */
+	mark_others(d, w, STALE_PACKETS);
 }
 
 static struct item *item_slot(struct dispatch *d, struct worker *w, uint32_t bytes)
@@ -277,8 +304,11 @@ void dispatch_finish(struct dispatch *d)
 	if (!d || !d->w)
 		return;
 	int all = 1;
-	for (int i = 0; i < d->n; i++)
+	for (int i = 0; i < d->n; i++) {
 		all &= d->w[i].started;
+		if (!d->w[i].started)
+			d->w[i].finished = 1; /* no thread to hear anything */
+	}
 	for (int i = 0; i < d->n; i++) {
 		struct worker *w = &d->w[i];
 		if (!w->started)
@@ -287,13 +317,15 @@ void dispatch_finish(struct dispatch *d)
 			/* Start-up failed: stop the workers without their results. */
 			struct batch *b = batch_get(d);
 			b->finish = 1;
-			queue_push(w, b);
+			queue_push(d, w, b);
+			w->finished = 1;
 			continue;
 		}
-		if (!w->pending)
-			w->pending = batch_get(d);
-		w->pending->finish = 1;
-		send_pending(d, w);
+		struct batch *b = w->pending ? w->pending : batch_get(d);
+		w->pending = NULL;
+		b->finish = 1;
+		queue_push(d, w, b);
+		w->finished = 1;
 	}
 	for (int i = 0; i < d->n; i++)
 		if (d->w[i].started) {

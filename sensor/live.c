@@ -92,7 +92,9 @@ static void usage(FILE *out)
 		"    -i, --interface IFACE  capture here (repeatable, up to %d)\n"
 		"    --filter BPF           capture filter (default \"%s\")\n"
 		"    --snaplen BYTES        bytes kept per packet (default 65535)\n"
-		"    --buffer SIZE          kernel capture buffer, k/M/G suffix (default 64M)\n"
+		"    --buffer SIZE          kernel capture buffer per interface, shared by the\n"
+		"                           workers' handles (at least 4M each), k/M/G suffix\n"
+		"                           (default 64M)\n"
 		"    --no-promisc           do not put interfaces in promiscuous mode\n"
 		"    --timeout MS           packet buffer timeout (default 100)\n"
 		"    --user NAME            drop root to this user after opening everything\n"
@@ -116,8 +118,10 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *da
 	pkt.ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec * 1000ull;
 	enum packet_result r = packet_decode(fc->linktype, data, h->caplen, &pkt);
 	c->by_result[r]++;
-	if (r == PKT_OK)
-		shard_packet(fc->w->shard, &pkt);
+	if (r != PKT_OK)
+		return;
+	c->udp += pkt.ip_proto == 17;
+	shard_packet(fc->w->shard, &pkt);
 }
 
 static uint64_t wall_ns(void)
@@ -290,15 +294,33 @@ static int stats_all_done(struct worker *ws, int n, unsigned gen)
 }
 
 /* Several handles on one interface share its packets out by flow: the
- * kernel hashes both directions of a connection alike. */
-static void xjoin_fanout(pcap_t *h, const char *name, int group)
+ * kernel hashes both directions of a connection alike. The first handle of
+ * an interface asks the kernel for a group id no other socket uses
+ * (group < 0), the others join that id; returns it. */
+static int xjoin_fanout(pcap_t *h, const char *name, int group)
 {
-	int val = (group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
-	if (setsockopt(pcap_fileno(h), SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) != 0) {
-		fprintf(stderr, "mxwatch capture: %s: joining fanout group %d: %s (try --workers 1)\n",
-			name, group, strerror(errno));
+	const int flags = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG;
+	int fd = pcap_fileno(h);
+	int val = group < 0 ? (flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16 : (group & 0xffff) | flags << 16;
+	if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) != 0) {
+		fprintf(stderr, "mxwatch capture: %s: joining a fanout group: %s (try --workers 1)\n",
+			name, strerror(errno));
 		exit(EXIT_USAGE);
 	}
+	if (group >= 0)
+		return group;
+	socklen_t len = sizeof(val);
+	if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, &len) != 0) {
+		fprintf(stderr, "mxwatch capture: %s: reading the fanout group: %s\n", name,
+			strerror(errno));
+		exit(EXIT_USAGE);
+	}
+	return val & 0xffff;
+}
+
+static void discard_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	(void)user, (void)h, (void)data;
 }
 
 int cmd_capture(int argc, char **argv)
@@ -423,22 +445,37 @@ int cmd_capture(int argc, char **argv)
 		fprintf(stderr, "mxwatch capture: out of memory\n");
 		return EXIT_USAGE;
 	}
+	/* The buffer is the interface's: its handles share it, as they share
+	 * its traffic. */
+	unsigned long long per_handle = buffer / (unsigned long long)n_workers;
+	if (per_handle < (4ull << 20))
+		per_handle = buffer < (4ull << 20) ? buffer : 4ull << 20;
+	int group[LIVE_MAX_IFACES];
+	for (int i = 0; i < n_if; i++)
+		group[i] = -1;
 	for (int k = 0; k < n_workers; k++) {
 		struct worker *w = &ws[k];
 		w->index = k;
 		w->n_if = n_if;
 		pthread_mutex_init(&w->stats_mu, NULL);
 		for (int i = 0; i < n_if; i++) {
-			w->h[i] = xopen_iface(ifnames[i], snaplen, (int)buffer, promisc, timeout, filter);
+			w->h[i] = xopen_iface(ifnames[i], snaplen, (int)per_handle, promisc, timeout,
+					      filter);
 			w->linktype[i] = pcap_datalink(w->h[i]);
 			/* Workers join every interface's group in the same order,
 			 * so member k of each group is worker k: with one mirror
 			 * port per direction, the kernel's symmetric flow hash still
 			 * sends both directions of a connection to one worker. */
 			if (n_workers > 1)
-				xjoin_fanout(w->h[i], ifnames[i], (int)(getpid() + i));
+				group[i] = xjoin_fanout(w->h[i], ifnames[i], group[i]);
 		}
 	}
+	/* Until it joined its group a handle saw every packet, which another
+	 * worker may have seen too: start from empty rings. */
+	for (int k = 0; n_workers > 1 && k < n_workers; k++)
+		for (int i = 0; i < n_if; i++)
+			while (pcap_dispatch(ws[k].h[i], -1, discard_frame, NULL) > 0)
+				;
 	char err[512];
 	struct pipeline *p = pipeline_new(&o, err, sizeof(err));
 	if (!p) {
@@ -526,6 +563,7 @@ int cmd_capture(int argc, char **argv)
 	for (int k = 0; k < started; k++) {
 		total->frames += ws[k].counters.frames;
 		total->bytes += ws[k].counters.bytes;
+		total->udp += ws[k].counters.udp;
 		for (int r = 0; r < PKT_RESULT_COUNT; r++)
 			total->by_result[r] += ws[k].counters.by_result[r];
 	}

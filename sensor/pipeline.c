@@ -79,7 +79,6 @@ struct pipeline {
 	struct flowsink sink;
 	int print_flows;
 	struct capture_counters counters;
-	uint64_t udp_packets;
 	int quiet;
 };
 
@@ -124,8 +123,10 @@ const char pipeline_options_help[] =
 	"    --max-flows N        flows tracked at once; the oldest is evicted\n"
 	"    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
 	"    --workers N          decoding threads, each owning a share of the flows\n"
-	"                         (default: one per core; results do not depend on N;\n"
-	"                         flow and memory caps are split between them)\n";
+	"                         (default: one per core). Results do not depend on N\n"
+	"                         while no flow or memory cap is reached: the caps are\n"
+	"                         split between the workers, each evicting its own\n"
+	"                         oldest flows\n";
 
 int parse_size_option(const char *opt, const char *val, unsigned long long *out)
 {
@@ -285,7 +286,7 @@ void pipeline_on_packet(void *ctx, const struct packet *p)
 {
 	struct pipeline *a = ctx;
 	if (p->ip_proto != 6)
-		a->udp_packets++;
+		a->counters.udp++;
 	if (a->dispatch) {
 		dispatch_packet(a->dispatch, p);
 		return;
@@ -480,7 +481,7 @@ static void print_counters(const struct pipeline *a, FILE *out)
 				c->by_result[r]);
 	fprintf(out, "\n");
 	fprintf(out, "tcp packets %" PRIu64 ", stray (no flow) %" PRIu64 ", udp packets %" PRIu64 "\n",
-		s->packets_tcp, s->packets_ignored, a->udp_packets);
+		s->packets_tcp, s->packets_ignored, c->udp);
 	fprintf(out, "flows %" PRIu64 " (peak %" PRIu64 " at once, %" PRIu64
 		" time jumps back, %" PRIu64 " out-of-window RSTs ignored), ended:", s->flows_created,
 		s->flows_peak, s->clock_jumps, s->rst_ignored);
@@ -499,6 +500,8 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		", bypassed after tls %" PRIu64 "\n",
 		ss->sessions[SESSION_SMTP], ss->sessions[SESSION_SMTPS],
 		ss->sessions[SESSION_OTHER] + ss->sessions[SESSION_UNDECIDED], ss->tls_bypassed);
+	if (ss->results_lost)
+		fprintf(out, "results lost for want of memory %" PRIu64 "\n", ss->results_lost);
 	if (a->dns_messages) {
 		fprintf(out, "dns responses %" PRIu64 ":", a->dns_messages);
 		for (int r = 0; r < DNS_RESULT_COUNT; r++)

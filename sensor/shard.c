@@ -24,6 +24,8 @@ struct shard_hub {
 	int n, ordered;
 	int n_ended;       /* the writer's count of finished shards (live) */
 	struct outbox *box;
+	struct outbox *taken; /* the writer's: events taken from each box (offline) */
+	int *ended;           /* the writer's: shard finished (offline) */
 };
 
 struct shard {
@@ -37,6 +39,7 @@ struct shard {
 	uint8_t phase;
 	uint8_t flushing;
 	uint64_t sub;
+	uint64_t lost;       /* results dropped for want of memory */
 	struct outbox local; /* made since the last publish */
 };
 
@@ -46,7 +49,12 @@ struct shard_hub *shard_hub_new(int n_shards, int ordered)
 	if (!h)
 		return NULL;
 	h->box = calloc((size_t)n_shards, sizeof(*h->box));
-	if (!h->box) {
+	h->taken = calloc((size_t)n_shards, sizeof(*h->taken));
+	h->ended = calloc((size_t)n_shards, sizeof(*h->ended));
+	if (!h->box || !h->taken || !h->ended) {
+		free(h->box);
+		free(h->taken);
+		free(h->ended);
 		free(h);
 		return NULL;
 	}
@@ -82,8 +90,12 @@ void shard_hub_free(struct shard_hub *h)
 {
 	if (!h)
 		return;
-	for (int i = 0; i < h->n; i++)
+	for (int i = 0; i < h->n; i++) {
 		outbox_free(&h->box[i]);
+		outbox_free(&h->taken[i]);
+	}
+	free(h->taken);
+	free(h->ended);
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->to_writer);
 	pthread_cond_destroy(&h->to_shards);
@@ -102,16 +114,29 @@ static void outbox_append(struct outbox *b, struct shard_event *ev)
 	b->count++;
 }
 
-static struct shard_event *event_new(struct shard *s, enum shard_event_kind kind, size_t extra)
+/* A result of flow `f` (NULL: of a UDP packet) at the current position.
+ * Results the clock produces sort as one table would make them: by age
+ * list when ageing, in age order when ending everything; a flow's own
+ * results (DNS messages delivered as it ends, then its session) in the
+ * order made. */
+static struct shard_event *event_new(struct shard *s, const struct flow *f,
+				     enum shard_event_kind kind, size_t extra)
 {
 	struct shard_event *ev = malloc(sizeof(*ev) + extra);
-	if (!ev)
+	if (!ev) {
+		s->lost++;
 		return NULL;
+	}
 	ev->kind = (uint8_t)kind;
 	ev->seq = s->seq;
 	ev->phase = s->phase;
 	ev->k1 = 0;
-	ev->k2 = s->sub++;
+	ev->k2 = 0;
+	ev->k3 = s->sub++;
+	if (s->phase == SHARD_PH_CLOCK && f) {
+		ev->k1 = s->flushing ? 0 : f->state;
+		ev->k2 = f->age_seq;
+	}
 	return ev;
 }
 
@@ -120,15 +145,9 @@ static struct shard_event *event_new(struct shard *s, enum shard_event_kind kind
 static void on_session(void *ctx, const struct flow *f, struct session *sess)
 {
 	struct shard *s = ctx;
-	struct shard_event *ev = event_new(s, SHARD_EV_SESSION, 0);
+	struct shard_event *ev = event_new(s, f, SHARD_EV_SESSION, 0);
 	if (!ev)
 		return;
-	if (s->phase == SHARD_PH_CLOCK) {
-		/* Clock events sort as one table would end them: by age list
-		 * when ageing, in age order when ending everything. */
-		ev->k1 = s->flushing ? 0 : f->state;
-		ev->k2 = f->age_seq;
-	}
 	ev->flow = *f;
 	ev->flow.hnext = ev->flow.older = ev->flow.newer = NULL;
 	ev->flow.table = NULL;
@@ -145,10 +164,10 @@ static void on_session(void *ctx, const struct flow *f, struct session *sess)
 	outbox_append(&s->local, ev);
 }
 
-static void dns_event(struct shard *s, int family, const uint8_t *src, const uint8_t *msg,
-		      size_t len, uint64_t ts_ns)
+static void dns_event(struct shard *s, const struct flow *f, int family, const uint8_t *src,
+		      const uint8_t *msg, size_t len, uint64_t ts_ns)
 {
-	struct shard_event *ev = event_new(s, SHARD_EV_DNS, len);
+	struct shard_event *ev = event_new(s, f, SHARD_EV_DNS, len);
 	if (!ev)
 		return;
 	ev->family = (uint8_t)family;
@@ -163,7 +182,7 @@ static void dns_event(struct shard *s, int family, const uint8_t *src, const uin
 static void on_tcp_dns(void *ctx, const struct flow *f, const uint8_t *msg, size_t len,
 		       uint64_t ts_ns)
 {
-	dns_event(ctx, f->key.family, f->key.addr[1], msg, len, ts_ns);
+	dns_event(ctx, f, f->key.family, f->key.addr[1], msg, len, ts_ns);
 }
 
 struct shard *shard_new(struct shard_hub *h, int index, enum session_ndpi_mode ndpi,
@@ -221,7 +240,7 @@ void shard_packet_at(struct shard *s, const struct packet *p, uint64_t seq, uint
 	if (p->ip_proto == 6)
 		flow_table_packet_at(s->flows, p, seq, now_ns);
 	else if (s->dns)
-		dns_event(s, p->family, p->src, p->payload, p->payload_len, p->ts_ns);
+		dns_event(s, NULL, p->family, p->src, p->payload, p->payload_len, p->ts_ns);
 }
 
 void shard_packet(struct shard *s, const struct packet *p)
@@ -229,7 +248,7 @@ void shard_packet(struct shard *s, const struct packet *p)
 	if (p->ip_proto == 6)
 		flow_table_packet(s->flows, p);
 	else if (s->dns && p->sport == 53)
-		dns_event(s, p->family, p->src, p->payload, p->payload_len, p->ts_ns);
+		dns_event(s, NULL, p->family, p->src, p->payload, p->payload_len, p->ts_ns);
 }
 
 void shard_tick(struct shard *s, uint64_t now_ns)
@@ -250,6 +269,7 @@ static void marker(struct shard *s, enum shard_event_kind kind, uint64_t seq, ui
 	ev->phase = phase;
 	ev->k1 = 0;
 	ev->k2 = 0;
+	ev->k3 = 0;
 	outbox_append(&s->local, ev);
 }
 
@@ -313,6 +333,7 @@ void shard_stats_sum(struct shard *const *shards, int n, struct flow_stats *fs,
 	for (int i = 0; i < n; i++) {
 		flow_stats_add(fs, flow_table_stats(shards[i]->flows));
 		session_stats_add(ss, session_engine_stats(shards[i]->sessions));
+		ss->results_lost += shards[i]->lost;
 		reasm_budget_add(b, flow_table_budget(shards[i]->flows));
 	}
 }
@@ -325,7 +346,9 @@ static int key_less(const struct shard_event *a, const struct shard_event *b)
 		return a->phase < b->phase;
 	if (a->k1 != b->k1)
 		return a->k1 < b->k1;
-	return a->k2 < b->k2;
+	if (a->k2 != b->k2)
+		return a->k2 < b->k2;
+	return a->k3 < b->k3;
 }
 
 static void handle(struct shard_event *ev, shard_event_fn fn, void *ctx)
@@ -385,13 +408,8 @@ static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, in
  * event (or progress mark) at least as late. */
 static int drain_ordered(struct shard_hub *h, shard_event_fn fn, void *ctx)
 {
-	struct outbox *mine = calloc((size_t)h->n, sizeof(*mine));
-	int *ended = calloc((size_t)h->n, sizeof(*ended));
-	if (!mine || !ended) {
-		free(mine);
-		free(ended);
-		return 0;
-	}
+	struct outbox *mine = h->taken;
+	int *ended = h->ended;
 	int n_ended = 0;
 	while (n_ended < h->n) {
 		int missing = 0;
@@ -432,8 +450,6 @@ static int drain_ordered(struct shard_hub *h, shard_event_fn fn, void *ctx)
 		}
 		handle(ev, fn, ctx);
 	}
-	free(mine);
-	free(ended);
 	return 1;
 }
 

@@ -32,8 +32,9 @@ enum shard_phase { SHARD_PH_PROGRESS = 0, SHARD_PH_CLOCK, SHARD_PH_PACKET, SHARD
 
 struct shard_event {
 	struct shard_event *next;
-	uint64_t seq;  /* order key: seq, phase, k1, k2 */
+	uint64_t seq;  /* order key: seq, phase, k1, k2, k3 */
 	uint64_t k2;
+	uint64_t k3;
 	uint8_t phase;
 	uint8_t k1;
 	uint8_t kind;

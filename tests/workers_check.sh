@@ -62,6 +62,27 @@ done
 check "flow records written ($(wc -l <"$T/flows-1.json"))" test "$(wc -l <"$T/flows-1.json")" -gt 30
 check "flow records with 3 workers equal one worker's" same "$T/flows-1.json" "$T/flows-3.json"
 check "flow records with 2 workers equal one worker's" same "$T/flows-1.json" "$T/flows-2.json"
+# Hand-over stress (tests/ordering_pcaps.py). The dispatch key is random
+# per run, so each case runs a dozen times: one worker owning every result
+# while the others idle must not stall the end of input, and a DNS answer
+# handed over as its flow ends must reach the rules in one worker's order.
+python3 tests/ordering_pcaps.py flood "$T/flood.pcap" && python3 tests/ordering_pcaps.py tcpdns "$T/tcpdns.pcap"
+check "stress captures generated" test -s "$T/flood.pcap" -a -s "$T/tcpdns.pcap"
+"$M" analyze --json --workers 1 --db none "$T/flood.pcap" >"$T/flood-1.json" 2>/dev/null
+"$M" analyze --json --workers 1 --db none "$T/tcpdns.pcap" >"$T/tcpdns-1.json" 2>/dev/null
+stalls=0 differ=0
+for i in $(seq 12); do
+	timeout 60 "$M" analyze --json --workers $((2 + i % 2)) --db none "$T/flood.pcap" >"$T/flood-n.json" 2>/dev/null
+	rc=$?
+	[ $rc -gt 1 ] && stalls=$((stalls + 1))
+	"$M" analyze --json --workers 2 --db none "$T/tcpdns.pcap" >"$T/tcpdns-n.json" 2>/dev/null
+	cmp -s "$T/tcpdns-1.json" "$T/tcpdns-n.json" || differ=$((differ + 1))
+done
+check "one busy worker, idle others: 12 runs end on time ($stalls stalled)" test $stalls = 0
+check "DNS answer handed over at flow end: 12 runs equal one worker ($differ differ)" test $differ = 0
+check "...and that answer came after the older SMTP session (no dns-observed tie)" \
+	bash -c "grep -q '\"type\":\"session\"' '$T/tcpdns-1.json' && ! grep -q 'dns-observed' '$T/tcpdns-1.json'"
+
 # The same runs under ThreadSanitizer: no data race between the reader,
 # the workers and the writer.
 TSAN=build/mxwatch-tsan
