@@ -42,7 +42,7 @@ cp "$T/db/live.db" "$T/db/offline.db"
 set1="pcaps/smtp-starttls-stripped.pcap pcaps/smtp-plain.pcap pcaps/smtp-starttls-tls12.pcap"
 # set2 repeats a session of set1: its alerts fall to the rate limiter,
 # which must remember set1's across the reload in between.
-set2="pcaps/smtp-starttls-refused-454.pcap pcaps/smtp-injection.pcap pcaps/smtp-auth-login.pcap pcaps/smtp-starttls-stripped.pcap"
+set2="pcaps/smtp-starttls-refused-454.pcap pcaps/smtp-injection.pcap pcaps/smtp-auth-login.pcap pcaps/smtp-starttls-stripped.pcap pcaps/nonsmtp-mixed.pcap"
 
 ip netns exec "$NSA" "$M" capture -i "$VA" --json --db "$T/db/live.db" --config etc/demo.conf \
 	--user nobody --stats-interval 0 --workers 2 --syslog >"$T/live.json" 2>"$T/live.err" &
@@ -102,6 +102,10 @@ check "every replayed session came out (live: ${live%% *}, offline: ${offline%% 
 check "live findings and sessions equal the offline analysis" test "$live" = "$offline"
 check "findings were raised (stripped, refused, injection...)" \
 	bash -c "grep -q '\"id\":\"starttls-stripped\"' '$T/live.json' && grep -q '\"id\":\"starttls-refused\"' '$T/live.json' && grep -q '\"id\":\"starttls-injection\"' '$T/live.json'"
+# DNS over UDP passes the default filter and is counted like offline.
+live_udp=$(sed -n 's/.*udp packets \([0-9]*\).*/\1/p' "$T/live.err")
+offline_udp=$(sed -n 's/.*udp packets \([0-9]*\).*/\1/p' "$T/offline.err")
+check "UDP datagrams counted live as offline ($live_udp)" test "${live_udp:-0}" -gt 0 -a "$live_udp" = "$offline_udp"
 # The alert rate limiter keeps its memory across the reload (same [syslog]
 # settings): sent and suppressed counts equal one uninterrupted offline run.
 live_alerts=$(grep '^alerts sent' "$T/live.err")
