@@ -138,8 +138,7 @@ static uint64_t tuple_hash(const uint8_t key[16], uint8_t family, const uint8_t 
 		memcpy(&a4, a, 4);
 		memcpy(&b4, b, 4);
 		uint64_t ea = (uint64_t)a4 << 16 | ap, eb = (uint64_t)b4 << 16 | bp;
-		uint64_t w[2] = {ea < eb ? ea : eb, (ea < eb ? eb : ea) | (uint64_t)4 << 56};
-		return siphash13(key, (const uint8_t *)w, sizeof(w));
+		return siphash13_words(key, ea < eb ? ea : eb, (ea < eb ? eb : ea) | (uint64_t)4 << 56);
 	}
 	uint8_t buf[1 + 2 * 18];
 	int c = memcmp(a, b, 16);

@@ -74,3 +74,29 @@ uint64_t siphash13(const uint8_t key[16], const uint8_t *in, size_t len)
 {
 	return siphash_cd(key, in, len, 1, 3);
 }
+
+uint64_t siphash13_words(const uint8_t key[16], uint64_t m0, uint64_t m1)
+{
+	/* siphash13() of the 16 little-endian bytes of m0 then m1, without the
+	 * byte handling: the flow table's per-packet hash. */
+	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+	uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+	uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+	uint64_t v3 = 0x7465646279746573ULL ^ k1;
+	v3 ^= m0;
+	SIPROUND;
+	v0 ^= m0;
+	v3 ^= m1;
+	SIPROUND;
+	v0 ^= m1;
+	uint64_t b = (uint64_t)16 << 56;
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}

@@ -14,5 +14,7 @@
 
 uint64_t siphash24(const uint8_t key[16], const uint8_t *in, size_t len);
 uint64_t siphash13(const uint8_t key[16], const uint8_t *in, size_t len);
+/* siphash13() of 16 bytes: m0 then m1, each little-endian. */
+uint64_t siphash13_words(const uint8_t key[16], uint64_t m0, uint64_t m1);
 
 #endif

@@ -39,11 +39,29 @@ static void test_siphash13_matches_cpython(void **state)
 	assert_int_equal(siphash13(key, msg, 37), 0x422a9751192ff266ull);
 }
 
+/* The two-word form equals the byte form on the same 16 bytes. */
+static void test_siphash13_words_equals_bytes(void **state)
+{
+	(void)state;
+	uint8_t key[16], msg[16];
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)(i * 7 + 1), msg[i] = (uint8_t)(i * 13 + 5);
+	uint64_t m0 = 0, m1 = 0;
+	for (int i = 7; i >= 0; i--) {
+		m0 = m0 << 8 | msg[i];
+		m1 = m1 << 8 | msg[8 + i];
+	}
+	assert_int_equal(siphash13_words(key, m0, m1), siphash13(key, msg, 16));
+	uint8_t zero[16] = {0};
+	assert_int_equal(siphash13_words(zero, 0, 0), siphash13(zero, zero, 16));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_siphash24_reference),
 		cmocka_unit_test(test_siphash13_matches_cpython),
+		cmocka_unit_test(test_siphash13_words_equals_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
