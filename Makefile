@@ -137,7 +137,8 @@ install: mxwatch
 		  etc/logrotate-mxwatch:/etc/logrotate.d/mxwatch \
 		  etc/mxwatch.service:/etc/systemd/system/mxwatch.service; do \
 		src=$${f%%:*}; dst=$(DESTDIR)$${f#*:}; \
-		if [ -e "$$dst" ]; then echo "kept $$dst (new version: $$src)"; \
+		if [ -e "$$dst" ] && cmp -s "$$src" "$$dst"; then echo "up to date: $$dst"; \
+		elif [ -e "$$dst" ]; then echo "kept $$dst: it differs from $$src (review: diff -u $$dst $$src)"; \
 		else install -m 0644 "$$src" "$$dst" && echo "installed $$dst"; fi; \
 	done
 

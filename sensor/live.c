@@ -479,7 +479,12 @@ int cmd_capture(int argc, char **argv)
 	char err[512];
 	struct pipeline *p = pipeline_new(&o, err, sizeof(err));
 	if (!p) {
-		fprintf(stderr, "mxwatch capture: %s\n", err);
+		/* The usual cause under a hardened unit: root without
+		 * CAP_DAC_OVERRIDE cannot open what its user owns. */
+		int hint = getuid() == 0 && strstr(err, "unable to open database file");
+		fprintf(stderr, "mxwatch capture: %s%s\n", err,
+			hint ? " (root needs CAP_DAC_OVERRIDE to open a database another user owns; "
+			       "see etc/mxwatch.service)" : "");
 		return EXIT_USAGE;
 	}
 	char db_path[4096] = "";

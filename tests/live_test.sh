@@ -50,7 +50,10 @@ set1="pcaps/smtp-starttls-stripped.pcap pcaps/smtp-plain.pcap pcaps/smtp-starttl
 # which must remember set1's across the reload in between.
 set2="pcaps/smtp-starttls-refused-454.pcap pcaps/smtp-injection.pcap pcaps/smtp-auth-login.pcap pcaps/smtp-starttls-stripped.pcap pcaps/nonsmtp-mixed.pcap"
 
-ip netns exec "$NSA" "$M" capture -i "$VA" --json --db "$T/db/live.db" --config etc/demo.conf \
+# --syslog exercises the alert rate limiter; the alerts must not reach the
+# host's syslog, so /dev/log is blanked in a private mount namespace.
+NOSYSLOG=(unshare -m sh -c '[ -e /dev/log ] && mount --bind /dev/null /dev/log; exec "$@"' sh)
+"${NOSYSLOG[@]}" ip netns exec "$NSA" "$M" capture -i "$VA" --json --db "$T/db/live.db" --config etc/demo.conf \
 	--user nobody --stats-interval 0 --workers 2 --syslog >"$T/live.json" 2>"$T/live.err" &
 PID=$!
 for _ in $(seq 100); do grep -q "running on" "$T/live.err" 2>/dev/null && break; sleep 0.1; done
@@ -86,7 +89,7 @@ check "SIGTERM ends the sensor cleanly (exit $rc)" test "$rc" -le 1
 
 # (loopback captures carry segments up to 64 KiB: the veth MTU allows them.)
 # The same files offline, in the same order, against the same policy.
-"$M" analyze --json --syslog --db "$T/db/offline.db" --config etc/demo.conf $set1 $set2 >"$T/offline.json" 2>"$T/offline.err"
+"${NOSYSLOG[@]}" "$M" analyze --json --syslog --db "$T/db/offline.db" --config etc/demo.conf $set1 $set2 >"$T/offline.json" 2>"$T/offline.err"
 summarise() {
 	python3 -c '
 import json, sys
