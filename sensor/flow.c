@@ -17,7 +17,7 @@
 #include "stagetime.h"
 
 #ifdef MXW_STAGE_TIMING
-struct stage_times stage_times;
+_Thread_local struct stage_times stage_times;
 #endif
 
 #define NS_PER_SEC 1000000000ull

@@ -28,7 +28,8 @@ struct stage_times {
 	uint64_t bytes[STAGE_COUNT];
 	uint64_t calls[STAGE_COUNT];
 };
-extern struct stage_times stage_times;
+/* Per thread: the figures printed are the main thread's, so time with --workers 1. */
+extern _Thread_local struct stage_times stage_times;
 
 static inline uint64_t stage_now(void)
 {
