@@ -474,8 +474,10 @@ int cmd_capture(int argc, char **argv)
 	 * worker may have seen too: start from empty rings. */
 	for (int k = 0; n_workers > 1 && k < n_workers; k++)
 		for (int i = 0; i < n_if; i++)
-			while (pcap_dispatch(ws[k].h[i], -1, discard_frame, NULL) > 0)
-				;
+			/* Bounded: on a busy link the ring never runs dry. */
+			for (int pass = 0; pass < 64; pass++)
+				if (pcap_dispatch(ws[k].h[i], -1, discard_frame, NULL) <= 0)
+					break;
 	char err[512];
 	struct pipeline *p = pipeline_new(&o, err, sizeof(err));
 	if (!p) {
