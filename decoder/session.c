@@ -150,6 +150,15 @@ static void on_packet(void *ctx, struct flow *f, int dir, const struct packet *p
 	/* Bare ACKs tell nDPI nothing; the handshake and payload do. */
 	if (p->payload_len == 0 && !(p->tcp_flags & TCPF_SYN))
 		return;
+	/* Auto: TLS off the mail ports is something nDPI can only call TLS
+	 * (SMTP inside is invisible to it as to us), after parsing the whole
+	 * ClientHello at some cost: stop at the record header. */
+	if (e->ndpi_mode == SESSION_NDPI_AUTO && p->payload_len >= 3 && p->payload[0] == 0x16 &&
+	    p->payload[1] == 0x03) {
+		s->ndpi_wanted = 0;
+		classify_finish(e->classifier, &s->cls, &s->cls_res);
+		return;
+	}
 	classify_packet(e->classifier, &s->cls, p->l3, p->l3_len, p->ts_ns,
 			e->ndpi_mode == SESSION_NDPI_ALL, &s->cls_res);
 }
