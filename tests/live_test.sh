@@ -79,7 +79,9 @@ replay $set2
 check "second captures replayed" test $? = 0
 sleep 0.5
 kill -USR1 "$PID"
-sleep 0.5
+# Every capture thread reads its handles' counters on its next wake-up
+# (within 200 ms), then the main thread logs the sums: wait for the line.
+for _ in $(seq 50); do grep -q "^capture $VA: received" "$T/live.err" && break; sleep 0.1; done
 check "SIGUSR1 logs capture statistics" grep -qE "^capture $VA: received [1-9][0-9]*, dropped 0" "$T/live.err"
 kill -TERM "$PID"
 wait "$PID"
