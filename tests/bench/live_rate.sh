@@ -157,7 +157,9 @@ trial() {
 	fi
 	local c0 c1 w0 w1
 	c0=$(cputicks "$PID") w0=$(now)
-	ip netns exec "$NSB" tcpreplay "${pace[@]}" --limit="$limit" -i "$VB" "$PCAP" >"$TMP/rep.out" 2>&1
+	# --preload-pcap: the sender reads from memory, about 9% faster at top speed here
+	ip netns exec "$NSB" tcpreplay --preload-pcap "${pace[@]}" --limit="$limit" -i "$VB" "$PCAP" \
+		>"$TMP/rep.out" 2>&1
 	rc=$?
 	sleep "$SETTLE"
 	c1=$(cputicks "$PID") w1=$(now)
