@@ -22,6 +22,7 @@ enum item_kind { ITEM_PACKET = 0, ITEM_STEP };
 struct item {
 	uint64_t seq;
 	uint64_t now_ns;
+	uint64_t hash;     /* the packet's flow hash, with the tables' shared key */
 	uint8_t kind;
 	uint8_t step;
 	struct packet pkt; /* pointers into the batch's data */
@@ -55,6 +56,7 @@ struct dispatch {
 	int n;
 	struct shard_hub *hub;
 	struct worker *w;
+	struct shard **shards;   /* w[i].shard, for the counters */
 	pthread_t writer;
 	int writer_started;
 	shard_event_fn fn;
@@ -114,7 +116,7 @@ static void *worker_main(void *arg)
 			if (it->kind == ITEM_STEP)
 				shard_step(w->shard, it->seq, it->now_ns, (enum flow_clock_step)it->step);
 			else
-				shard_packet_at(w->shard, &it->pkt, it->seq, it->now_ns);
+				shard_packet_at(w->shard, &it->pkt, it->seq, it->now_ns, it->hash);
 		}
 		int finish = b->finish;
 		if (finish)
@@ -184,12 +186,7 @@ static void queue_push(struct dispatch *d, struct worker *w, struct batch *b)
 	while (!queue_try_push(w, b)) {
 		mark_others(d, w, 1);
 		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 5000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		deadline_after_ms(&until, 5);
 		pthread_mutex_lock(&w->mu);
 		if (w->count == QUEUE_BATCHES)
 			pthread_cond_timedwait(&w->cond, &w->mu, &until);
@@ -237,10 +234,12 @@ void dispatch_packet(struct dispatch *d, const struct packet *p)
 	} else if (!d->dns || p->ip_proto != 17 || p->sport != 53) {
 		return;
 	}
-	struct worker *w = &d->w[flow_tuple_hash(d->key, p) % (uint64_t)d->n];
+	uint64_t hash = flow_tuple_hash(d->key, p);
+	struct worker *w = &d->w[hash % (uint64_t)d->n];
 	struct item *it = item_slot(d, w, p->l3_len);
 	struct batch *b = w->pending;
 	it->kind = ITEM_PACKET;
+	it->hash = hash;
 	it->seq = d->seq;
 	it->now_ns = d->clock.now_ns;
 	it->pkt = *p;
@@ -269,18 +268,20 @@ struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct f
 		memcpy(d->key, "mxwatch-dispatch", 16); /* balance only, not secrecy */
 	d->hub = shard_hub_new(n, 1);
 	d->w = calloc((size_t)n, sizeof(*d->w));
-	if (!d->hub || !d->w)
+	d->shards = calloc((size_t)n, sizeof(*d->shards));
+	if (!d->hub || !d->w || !d->shards)
 		goto fail;
-	/* Each worker gets its share of the flow and memory caps. */
-	struct flow_config c = *cfg;
-	c.max_flows = cfg->max_flows / (uint32_t)n ? cfg->max_flows / (uint32_t)n : 1;
-	c.reasm_budget = cfg->reasm_budget / (uint64_t)n;
+	/* Each worker gets its share of the caps, and the dispatch key: the
+	 * hash that picks a packet's worker is the one its table looks up. */
+	struct flow_config c = flow_config_share(cfg, n);
+	memcpy(c.hash_key, d->key, sizeof(c.hash_key));
+	c.hash_key_set = 1;
 	for (int i = 0; i < n; i++) {
 		struct worker *w = &d->w[i];
 		w->d = d;
 		pthread_mutex_init(&w->mu, NULL);
 		pthread_cond_init(&w->cond, NULL);
-		w->shard = shard_new(d->hub, i, ndpi, &c, dns);
+		w->shard = d->shards[i] = shard_new(d->hub, i, ndpi, &c, dns);
 		if (!w->shard)
 			goto fail;
 	}
@@ -341,11 +342,7 @@ void dispatch_finish(struct dispatch *d)
 void dispatch_stats(const struct dispatch *d, struct flow_stats *fs, struct session_stats *ss,
 		    struct reasm_budget *b)
 {
-	struct shard *shards[64];
-	int n = d->n < 64 ? d->n : 64;
-	for (int i = 0; i < n; i++)
-		shards[i] = d->w[i].shard;
-	shard_stats_sum(shards, n, fs, ss, b);
+	shard_stats_sum(d->shards, d->n, fs, ss, b);
 	/* Every worker saw each jump; it happened once. */
 	fs->clock_jumps = d->clock_jumps;
 }
@@ -366,6 +363,7 @@ void dispatch_free(struct dispatch *d)
 		free(b);
 	}
 	shard_hub_free(d->hub);
+	free(d->shards);
 	free(d->w);
 	pthread_mutex_destroy(&d->pool_mu);
 	free(d);

@@ -64,6 +64,14 @@ void flow_config_defaults(struct flow_config *cfg)
 	cfg->timeout_closed = FLOW_TIMEOUT_CLOSED;
 }
 
+struct flow_config flow_config_share(const struct flow_config *cfg, int n)
+{
+	struct flow_config c = *cfg;
+	c.max_flows = cfg->max_flows / (uint32_t)n ? cfg->max_flows / (uint32_t)n : 1;
+	c.reasm_budget = cfg->reasm_budget / (uint64_t)n;
+	return c;
+}
+
 struct flow_table *flow_table_new(const struct flow_config *cfg, const struct flow_consumer *c)
 {
 	struct flow_table *t = calloc(1, sizeof(*t));
@@ -83,7 +91,9 @@ struct flow_table *flow_table_new(const struct flow_config *cfg, const struct fl
 	}
 	t->mask = n - 1;
 	t->budget.limit = cfg->reasm_budget;
-	if (getrandom(t->key, sizeof(t->key), 0) != (ssize_t)sizeof(t->key)) {
+	if (cfg->hash_key_set) {
+		memcpy(t->key, cfg->hash_key, sizeof(t->key));
+	} else if (getrandom(t->key, sizeof(t->key), 0) != (ssize_t)sizeof(t->key)) {
 		/* No entropy source: still run, with a weaker time-derived key. */
 		uint64_t x = (uint64_t)(uintptr_t)t ^ (uint64_t)time(NULL);
 		memcpy(t->key, &x, sizeof(x));
@@ -408,7 +418,7 @@ static int evict_for_memory(struct flow_table *t, const struct flow *keep)
 }
 
 static void process_packet(struct flow_table *t, struct flow *f, int dir, const struct packet *p);
-static int flow_packet(struct flow_table *t, const struct packet *p);
+static int flow_packet(struct flow_table *t, const struct packet *p, uint64_t hash);
 
 static void feed_segment(struct flow_table *t, struct flow *f, int dir, const struct packet *p,
 			 const struct reasm_sink *s)
@@ -470,26 +480,25 @@ void flow_table_packet(struct flow_table *t, const struct packet *p)
 		flow_table_flush(t);
 	} else if (step == FLOW_CLOCK_TICK)
 		expire(t);
-	flow_table_packet_at(t, p, t->seq + 1, t->clock.now_ns);
+	flow_table_packet_at(t, p, t->seq + 1, t->clock.now_ns, flow_tuple_hash(t->key, p));
 }
 
 void flow_table_packet_at(struct flow_table *t, const struct packet *p, uint64_t seq,
-			  uint64_t now_ns)
+			  uint64_t now_ns, uint64_t hash)
 {
 	t->seq = seq;
 	t->clock.now_ns = now_ns;
 	STAGE_BEGIN(t0);
-	int bypassed = flow_packet(t, p);
+	int bypassed = flow_packet(t, p, hash);
 	if (bypassed)
 		STAGE_END(STAGE_BYPASSED, t0, p->payload_len);
 }
 
 /* Returns 1 when the packet belonged to a flow bypassed in both directions. */
-static int flow_packet(struct flow_table *t, const struct packet *p)
+static int flow_packet(struct flow_table *t, const struct packet *p, uint64_t hash)
 {
 	t->stats.packets_tcp++;
 
-	uint64_t hash = tuple_hash(t->key, p->family, p->src, p->sport, p->dst, p->dport);
 	int dir = 0;
 	struct flow *f = flow_lookup(t, p, hash, &dir);
 	int syn_only = (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;

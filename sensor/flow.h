@@ -85,6 +85,11 @@ struct flow_config {
 	uint32_t timeout_established;
 	uint32_t timeout_embryonic;
 	uint32_t timeout_closed;
+	/* Key of the lookup hash. Unset: a random one per table. Tables fed by
+	 * one dispatcher share its key, so the hash it computed to pick the
+	 * table is the one the table looks up with. */
+	uint8_t hash_key[16];
+	uint8_t hash_key_set;
 };
 
 struct flow_stats {
@@ -104,6 +109,8 @@ struct flow_stats {
 };
 
 void flow_config_defaults(struct flow_config *cfg);
+/* One of `n` tables' share of the caps (at least one flow each). */
+struct flow_config flow_config_share(const struct flow_config *cfg, int n);
 
 /* The capture clock: the newest packet time seen. Flows age on its ticks
  * (every FLOW_TICK_NS of capture time), not on every packet, so that an
@@ -134,9 +141,10 @@ void flow_table_packet(struct flow_table *t, const struct packet *p);
 void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns,
 		     enum flow_clock_step step);
 void flow_table_packet_at(struct flow_table *t, const struct packet *p, uint64_t seq,
-			  uint64_t now_ns);
+			  uint64_t now_ns, uint64_t hash);
 
-/* Symmetric keyed hash of a packet's 5-tuple: both directions agree. */
+/* Symmetric keyed hash of a packet's 5-tuple: both directions agree. With
+ * the table's cfg.hash_key, the `hash` of flow_table_packet_at(). */
 uint64_t flow_tuple_hash(const uint8_t key[16], const struct packet *p);
 
 /* Advances the clock without a packet (live capture on a quiet link) and

@@ -529,11 +529,6 @@ static void print_counters(const struct pipeline *a, FILE *out)
 
 
 
-void pipeline_packet(struct pipeline *p, const struct packet *pkt)
-{
-	pipeline_on_packet(p, pkt);
-}
-
 struct capture_counters *pipeline_counters(struct pipeline *p)
 {
 	return &p->counters;
@@ -642,9 +637,7 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 	a->n_workers = pipeline_workers(o);
 	if (o->live) {
 		/* Each capture thread gets its share of the flow and memory caps. */
-		struct flow_config c = o->flow;
-		c.max_flows = c.max_flows / (uint32_t)a->n_workers ? c.max_flows / (uint32_t)a->n_workers : 1;
-		c.reasm_budget /= (uint64_t)a->n_workers;
+		struct flow_config c = flow_config_share(&o->flow, a->n_workers);
 		a->hub = shard_hub_new(a->n_workers, 0);
 		a->shards = a->hub ? calloc((size_t)a->n_workers, sizeof(*a->shards)) : NULL;
 		for (int i = 0; a->shards && i < a->n_workers; i++)

@@ -48,7 +48,6 @@ int pipeline_workers(const struct pipeline_opts *o);
 /* Opens the database, loads config, cache and history, builds every stage.
  * NULL with err set on failure. */
 struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t errlen);
-void pipeline_packet(struct pipeline *p, const struct packet *pkt);
 /* capture_packet_fn adapter */
 void pipeline_on_packet(void *ctx, const struct packet *pkt);
 struct capture_counters *pipeline_counters(struct pipeline *p);

@@ -234,11 +234,12 @@ void shard_step(struct shard *s, uint64_t seq, uint64_t now_ns, enum flow_clock_
 	s->flushing = 0;
 }
 
-void shard_packet_at(struct shard *s, const struct packet *p, uint64_t seq, uint64_t now_ns)
+void shard_packet_at(struct shard *s, const struct packet *p, uint64_t seq, uint64_t now_ns,
+		     uint64_t hash)
 {
 	at(s, seq, SHARD_PH_PACKET);
 	if (p->ip_proto == 6)
-		flow_table_packet_at(s->flows, p, seq, now_ns);
+		flow_table_packet_at(s->flows, p, seq, now_ns, hash);
 	else if (s->dns)
 		dns_event(s, NULL, p->family, p->src, p->payload, p->payload_len, p->ts_ns);
 }
@@ -309,21 +310,6 @@ void shard_publish(struct shard *s)
 	pthread_mutex_unlock(&h->mu);
 }
 
-const struct flow_stats *shard_flow_stats(const struct shard *s)
-{
-	return flow_table_stats(s->flows);
-}
-
-const struct reasm_budget *shard_budget(const struct shard *s)
-{
-	return flow_table_budget(s->flows);
-}
-
-const struct session_stats *shard_session_stats(const struct shard *s)
-{
-	return session_engine_stats(s->sessions);
-}
-
 void shard_stats_sum(struct shard *const *shards, int n, struct flow_stats *fs,
 		     struct session_stats *ss, struct reasm_budget *b)
 {
@@ -358,7 +344,7 @@ static void handle(struct shard_event *ev, shard_event_fn fn, void *ctx)
 	event_free(ev);
 }
 
-static void deadline_in(struct timespec *ts, int ms)
+void deadline_after_ms(struct timespec *ts, int ms)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
 	ts->tv_sec += ms / 1000;
@@ -374,7 +360,7 @@ static void deadline_in(struct timespec *ts, int ms)
 static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, int wait_ms)
 {
 	struct timespec until;
-	deadline_in(&until, wait_ms);
+	deadline_after_ms(&until, wait_ms);
 	{
 		struct shard_event *got = NULL, **tail = &got;
 		pthread_mutex_lock(&h->mu);

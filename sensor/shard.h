@@ -15,6 +15,7 @@
 #define MXW_SHARD_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "flow.h"
 #include "session.h"
@@ -64,7 +65,9 @@ void shard_free(struct shard *s);
 
 /* Offline, driven by a dispatcher that owns the clock and numbers packets. */
 void shard_step(struct shard *s, uint64_t seq, uint64_t now_ns, enum flow_clock_step step);
-void shard_packet_at(struct shard *s, const struct packet *p, uint64_t seq, uint64_t now_ns);
+/* `hash`: flow_tuple_hash() with the key the shard's table was given. */
+void shard_packet_at(struct shard *s, const struct packet *p, uint64_t seq, uint64_t now_ns,
+		     uint64_t hash);
 /* Everything for this shard before packet `seq` has been given to it. */
 void shard_progress(struct shard *s, uint64_t seq);
 
@@ -78,13 +81,13 @@ void shard_finish(struct shard *s);
  * far behind, so memory stays bounded. */
 void shard_publish(struct shard *s);
 
-const struct flow_stats *shard_flow_stats(const struct shard *s);
-const struct reasm_budget *shard_budget(const struct shard *s);
-const struct session_stats *shard_session_stats(const struct shard *s);
 
 /* Counters of `n` shards together. */
 void shard_stats_sum(struct shard *const *shards, int n, struct flow_stats *fs,
 		     struct session_stats *ss, struct reasm_budget *b);
+
+/* The absolute time `ms` from now, for timed waits. */
+void deadline_after_ms(struct timespec *ts, int ms);
 
 typedef void (*shard_event_fn)(void *ctx, const struct shard_event *ev);
 
