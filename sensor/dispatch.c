@@ -236,21 +236,27 @@ void dispatch_packet(struct dispatch *d, const struct packet *p)
 	}
 	uint64_t hash = flow_tuple_hash(d->key, p);
 	struct worker *w = &d->w[hash % (uint64_t)d->n];
-	struct item *it = item_slot(d, w, p->l3_len);
+	/* The frame buffer is reused by the reader: keep the IP packet, which
+	 * holds the payload too. libpcap hands over no frame larger than a
+	 * batch; were one to come, its tail is cut as a short snaplen would. */
+	uint32_t keep = p->l3_len <= BATCH_BYTES ? p->l3_len : BATCH_BYTES;
+	struct item *it = item_slot(d, w, keep);
 	struct batch *b = w->pending;
 	it->kind = ITEM_PACKET;
 	it->hash = hash;
 	it->seq = d->seq;
 	it->now_ns = d->clock.now_ns;
 	it->pkt = *p;
-	/* The frame buffer is reused by the reader: keep the IP packet, which
-	 * holds the payload too. */
 	uint8_t *copy = b->data + b->used;
-	if (p->l3_len)
-		memcpy(copy, p->l3, p->l3_len);
-	b->used += p->l3_len;
+	if (keep)
+		memcpy(copy, p->l3, keep);
+	b->used += keep;
+	size_t at = p->payload_len ? (size_t)(p->payload - p->l3) : 0;
 	it->pkt.l3 = copy;
-	it->pkt.payload = p->payload_len ? copy + (p->payload - p->l3) : copy;
+	it->pkt.l3_len = keep;
+	it->pkt.payload = copy + (at < keep ? at : keep);
+	if (at + p->payload_len > keep)
+		it->pkt.payload_len = at < keep ? (uint32_t)(keep - at) : 0;
 }
 
 struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct flow_config *cfg,
