@@ -13,7 +13,7 @@ WARN      := -pthread -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-m
 DEFS      := -D_DEFAULT_SOURCE -D_GNU_SOURCE
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
-INC       := -Isensor -Idecoder -Irules -Idb
+INC       := -I. -Isensor
 BUILD     := build
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TSAN_FLAGS := -O1 -g -fsanitize=thread
@@ -25,14 +25,12 @@ DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsq
              bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2 postfix swaks \
              libnet-ssleay-perl
 
-LIB_SRC   := sensor/packet.c sensor/reasm.c sensor/flow.c sensor/siphash.c sensor/jsonw.c \
-             sensor/capture.c sensor/flowsink.c sensor/session_sink.c \
-             decoder/smtp.c decoder/tls.c decoder/x509.c decoder/classify.c decoder/session.c decoder/dns.c \
-             db/db.c db/mtasts.c db/refresh.c db/policyfile.c db/cache.c db/observed.c \
-             rules/rules.c rules/verify.c rules/history.c rules/config.c \
-             sensor/alert_sink.c sensor/summary.c sensor/shard.c sensor/dispatch.c sensor/pipeline.c
-MAIN_SRC  := sensor/main.c sensor/analyze.c sensor/policy_cmd.c sensor/report_cmd.c sensor/live.c
-HDRS      := $(wildcard sensor/*.h decoder/*.h rules/*.h db/*.h)
+# Sources are found by folder; the folders follow the data flow (README: Architecture).
+SRC_DIRS  := sensor/util sensor/capture sensor/stream decoder rules db/sql db/policy db/refresh \
+             sensor/run sensor/sinks
+LIB_SRC   := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+MAIN_SRC  := $(wildcard sensor/cli/*.c)
+HDRS      := $(foreach d,$(SRC_DIRS) sensor/cli,$(wildcard $(d)/*.h))
 UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify test_dns test_siphash
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)

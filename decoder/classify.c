@@ -2,7 +2,7 @@
  * classify.c - nDPI glue: per-flow detection state that lives only for the
  * first packets, so classification costs bounded memory per flow.
  */
-#include "classify.h"
+#include "decoder/classify.h"
 
 #include <ndpi/ndpi_api.h>
 #include <pthread.h>

@@ -3,11 +3,11 @@
  * Names follow compression pointers only strictly backwards, so no message
  * can loop; every read is bounds-checked by the cursor helpers.
  */
-#include "dns.h"
+#include "decoder/dns.h"
 
 #include <string.h>
 
-#include "bytes.h"
+#include "util/bytes.h"
 
 static const char *const result_names[DNS_RESULT_COUNT] = {
 	[DNS_OK] = "ok",

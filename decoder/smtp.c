@@ -6,14 +6,14 @@
  * skipped with memmem() for the CRLF.CRLF terminator and BDAT chunks by
  * their length, so message content costs no per-line work.
  */
-#include "smtp.h"
+#include "decoder/smtp.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "stagetime.h"
+#include "util/stagetime.h"
 
 enum smtp_mode {
 	M_LINES = 0,      /* client: commands; server: replies */

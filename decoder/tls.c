@@ -5,13 +5,13 @@
  * direction's keys change. Every field is read through the bounds-checked
  * cursor, so a message split at any byte or truncated anywhere is safe.
  */
-#include "tls.h"
+#include "decoder/tls.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
+#include "util/bytes.h"
 
 #define TLS_MAX_RECORD (16384 + 2048)
 

@@ -1,7 +1,7 @@
 /*
  * x509.c - OpenSSL-backed certificate parsing and TLS naming.
  */
-#include "x509.h"
+#include "decoder/x509.h"
 
 #include <openssl/asn1.h>
 #include <openssl/evp.h>

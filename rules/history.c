@@ -2,13 +2,13 @@
  * history.c - learned server history: a keyed hash of server addresses,
  * bounded at HISTORY_MAX_ENTRIES (new servers beyond it are not learned).
  */
-#include "history.h"
+#include "rules/history.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "siphash.h"
+#include "util/siphash.h"
 
 struct history {
 	struct history_entry *slots; /* open addressing; address[0] == 0 is empty */

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "db.h"
+#include "db/sql/db.h"
 
 #define HISTORY_MAX_ENTRIES (1u << 20)
 

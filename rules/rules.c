@@ -3,7 +3,7 @@
  * domains (bindings, each with the evidence that tied it), then every check
  * runs against the facts and the cached policy of each binding.
  */
-#include "rules.h"
+#include "rules/rules.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -11,11 +11,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "history.h"
-#include "mtasts.h"
-#include "observed.h"
-#include "verify.h"
-#include "x509.h"
+#include "rules/history.h"
+#include "db/policy/mtasts.h"
+#include "db/policy/observed.h"
+#include "rules/verify.h"
+#include "decoder/x509.h"
 
 #define MAX_BINDINGS 16
 #define FAILED_TLS_SLOTS 4096

@@ -9,9 +9,9 @@
 
 #include <stdint.h>
 
-#include "cache.h"
-#include "flow.h"
-#include "session.h"
+#include "db/policy/cache.h"
+#include "stream/flow.h"
+#include "run/session.h"
 
 enum finding_id {
 	F_STARTTLS_STRIPPED = 0,

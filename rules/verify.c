@@ -1,7 +1,7 @@
 /*
  * verify.c - DANE and PKIX verification of captured chains with OpenSSL.
  */
-#include "verify.h"
+#include "rules/verify.h"
 
 #include <limits.h>
 #include <openssl/err.h>

@@ -265,7 +265,7 @@ check "Postfix accepted and discarded $n_sessions messages (${delivered:-0})" \
 	test "${delivered:-0}" = "$n_sessions"
 
 # every session has ended (FIN or RST): a closed flow lingers 5 s for late
-# ACKs (sensor/caps.h), then its record comes out on the sensor's wall-clock
+# ACKs (sensor/stream/caps.h), then its record comes out on the sensor's wall-clock
 # tick, with no further traffic. Wait for them, then stop the sensor.
 for _ in $(seq 150); do
 	before_term=$(grep -c '"type":"session"' "$T/live.json")

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "dns.h"
+#include "decoder/dns.h"
 #include "frames.h"
 
 struct got {

@@ -14,7 +14,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 
-#include "flow.h"
+#include "stream/flow.h"
 
 #define SEC 1000000000ull
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "jsonw.h"
+#include "sinks/jsonw.h"
 
 static char *render(struct jsonw *w)
 {

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "mtasts.h"
+#include "db/policy/mtasts.h"
 
 static int txt(const char *s, struct sts_txt *t, char *err)
 {

@@ -16,11 +16,11 @@
 
 #include <cmocka.h>
 
-#include "capture.h"
-#include "flow.h"
-#include "session.h"
-#include "session_sink.h"
-#include "x509.h"
+#include "capture/capture.h"
+#include "stream/flow.h"
+#include "run/session.h"
+#include "sinks/session_sink.h"
+#include "decoder/x509.h"
 
 #define MUTANTS 10000
 

@@ -12,7 +12,7 @@
 #include <pcap/dlt.h>
 
 #include "frames.h"
-#include "packet.h"
+#include "capture/packet.h"
 
 static const char payload[] = "EHLO a.example\r\n";
 

@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "cache.h"
-#include "db.h"
-#include "policyfile.h"
+#include "db/policy/cache.h"
+#include "db/sql/db.h"
+#include "db/policy/policyfile.h"
 
 static char dbpath[64];
 

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "caps.h"
-#include "reasm.h"
+#include "stream/caps.h"
+#include "stream/reasm.h"
 
 struct collect {
 	uint8_t buf[1 << 20];

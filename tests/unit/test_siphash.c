@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "siphash.h"
+#include "util/siphash.h"
 
 static void test_siphash24_reference(void **state)
 {

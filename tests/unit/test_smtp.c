@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "smtp.h"
+#include "decoder/smtp.h"
 
 /* A transcript: alternating chunks, each tagged with its direction. */
 struct step {

@@ -18,11 +18,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "capture.h"
-#include "flow.h"
-#include "smtp.h"
-#include "tls.h"
-#include "x509.h"
+#include "capture/capture.h"
+#include "stream/flow.h"
+#include "decoder/smtp.h"
+#include "decoder/tls.h"
+#include "decoder/x509.h"
 
 struct streams {
 	uint8_t *buf[2];

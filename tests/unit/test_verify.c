@@ -19,7 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "verify.h"
+#include "rules/verify.h"
 
 #define CA_PEM "pcaps/certs/ca.example.test.pem"
 #define LEAF_PEM "pcaps/certs/mx.example.test.pem"

@@ -1,0 +1,304 @@
+/*
+ * mtasts.c - MTA-STS TXT and policy grammars (RFC 8461 3.1, 3.2, 4.1).
+ */
+#include "db/policy/mtasts.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+const char *sts_mode_name(enum sts_mode m)
+{
+	switch (m) {
+	case STS_MODE_ENFORCE: return "enforce";
+	case STS_MODE_TESTING: return "testing";
+	case STS_MODE_NONE: return "none";
+	default: return NULL;
+	}
+}
+
+static int is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static int is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * sts-text-record = sts-version 1*(*WSP ";" *WSP sts-field) [";"]
+ * sts-version = %s"v=STSv1", fields: "id=" 1*32(ALPHA/DIGIT), extensions
+ * name=value with printable values.
+ */
+int sts_txt_parse(const char *txt, size_t len, struct sts_txt *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < 7 || memcmp(txt, "v=STSv1", 7) != 0) {
+		snprintf(err, errlen, "record does not start with v=STSv1");
+		return -1;
+	}
+	size_t i = 7;
+	int have_id = 0;
+	while (i < len) {
+		while (i < len && is_wsp(txt[i]))
+			i++;
+		if (i >= len)
+			break;
+		if (txt[i] != ';') {
+			snprintf(err, errlen, "expected ';' at offset %zu", i);
+			return -1;
+		}
+		i++;
+		while (i < len && is_wsp(txt[i]))
+			i++;
+		if (i >= len)
+			break; /* trailing ';' */
+		size_t name = i;
+		while (i < len && (is_alnum(txt[i]) || txt[i] == '_' || txt[i] == '-' || txt[i] == '.'))
+			i++;
+		size_t name_len = i - name;
+		if (name_len == 0 || i >= len || txt[i] != '=') {
+			snprintf(err, errlen, "malformed field at offset %zu", name);
+			return -1;
+		}
+		i++;
+		size_t val = i;
+		while (i < len && txt[i] != ';' && txt[i] > 0x20 && txt[i] < 0x7f && txt[i] != '=')
+			i++;
+		size_t val_len = i - val;
+		if (name_len == 2 && memcmp(txt + name, "id", 2) == 0) {
+			if (have_id) {
+				snprintf(err, errlen, "more than one id field");
+				return -1;
+			}
+			if (val_len == 0 || val_len > STS_MAX_ID) {
+				snprintf(err, errlen, "id must be 1 to %d letters or digits", STS_MAX_ID);
+				return -1;
+			}
+			for (size_t k = 0; k < val_len; k++) {
+				if (!is_alnum(txt[val + k])) {
+					snprintf(err, errlen, "id contains '%c'", txt[val + k]);
+					return -1;
+				}
+			}
+			memcpy(out->id, txt + val, val_len);
+			out->id[val_len] = 0;
+			have_id = 1;
+		} else if (val_len == 0) {
+			snprintf(err, errlen, "empty value at offset %zu", val);
+			return -1;
+		}
+		/* Stopped on a byte that is neither ';' nor the end: bad value. */
+		if (i < len && txt[i] != ';' && !is_wsp(txt[i])) {
+			snprintf(err, errlen, "invalid character in value at offset %zu", i);
+			return -1;
+		}
+	}
+	if (!have_id) {
+		snprintf(err, errlen, "no id field");
+		return -1;
+	}
+	return 0;
+}
+
+int sts_txt_select(const char *const *texts, const size_t *lens, int n, struct sts_txt *out,
+		   char *err, size_t errlen)
+{
+	int found = -1, count = 0;
+	for (int i = 0; i < n; i++) {
+		if (lens[i] >= 7 && memcmp(texts[i], "v=STSv1", 7) == 0) {
+			count++;
+			found = i;
+		}
+	}
+	if (count == 0) {
+		snprintf(err, errlen, "no v=STSv1 TXT record");
+		return -1;
+	}
+	if (count > 1) {
+		snprintf(err, errlen, "%d v=STSv1 TXT records (exactly one allowed)", count);
+		return -1;
+	}
+	return sts_txt_parse(texts[found], lens[found], out, err, errlen);
+}
+
+/* A policy mx value: a host name, optionally "*." then a host name. */
+static int valid_mx_pattern(const char *p, size_t n)
+{
+	char name[STS_MAX_NAME];
+	size_t skip = n >= 2 && p[0] == '*' && p[1] == '.' ? 2 : 0;
+	if (n - skip == 0 || n >= STS_MAX_NAME || memchr(p, 0, n))
+		return 0;
+	memcpy(name, p + skip, n - skip);
+	name[n - skip] = 0;
+	return hostname_valid(name);
+}
+
+int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char *err,
+		     size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	int have_version = 0, have_max_age = 0;
+	size_t i = 0;
+	for (int line = 1; i < len; line++) {
+		const char *nl = memchr(text + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - text) : len;
+		size_t e = end;
+		if (e > i && text[e - 1] == '\r')
+			e--;
+		const char *l = text + i;
+		size_t ll = e - i;
+		i = nl ? end + 1 : len;
+		/* Blank lines (e.g. a final newline) carry nothing. */
+		size_t k = 0;
+		while (k < ll && is_wsp(l[k]))
+			k++;
+		if (k == ll)
+			continue;
+		const char *colon = memchr(l, ':', ll);
+		if (!colon) {
+			snprintf(err, errlen, "line %d: no ':' in \"%.*s\"", line, (int)(ll > 60 ? 60 : ll), l);
+			return -1;
+		}
+		size_t klen = (size_t)(colon - l);
+		size_t v = klen + 1;
+		while (v < ll && is_wsp(l[v]))
+			v++;
+		size_t vend = ll;
+		while (vend > v && is_wsp(l[vend - 1]))
+			vend--;
+		const char *val = l + v;
+		size_t vl = vend - v;
+		if (klen == 7 && memcmp(l, "version", 7) == 0) {
+			if (have_version)
+				continue; /* first occurrence wins */
+			if (vl != 5 || memcmp(val, "STSv1", 5) != 0) {
+				snprintf(err, errlen, "line %d: version: unknown value '%.*s'", line,
+					 (int)(vl > 40 ? 40 : vl), val);
+				return -1;
+			}
+			have_version = 1;
+		} else if (klen == 4 && memcmp(l, "mode", 4) == 0) {
+			if (out->mode != STS_MODE_NONE_SET)
+				continue;
+			if (vl == 7 && memcmp(val, "enforce", 7) == 0)
+				out->mode = STS_MODE_ENFORCE;
+			else if (vl == 7 && memcmp(val, "testing", 7) == 0)
+				out->mode = STS_MODE_TESTING;
+			else if (vl == 4 && memcmp(val, "none", 4) == 0)
+				out->mode = STS_MODE_NONE;
+			else {
+				snprintf(err, errlen, "line %d: mode: unknown value '%.*s'", line,
+					 (int)(vl > 40 ? 40 : vl), val);
+				return -1;
+			}
+		} else if (klen == 7 && memcmp(l, "max_age", 7) == 0) {
+			if (have_max_age)
+				continue;
+			uint64_t a = 0;
+			if (vl == 0 || vl > 10) {
+				snprintf(err, errlen, "line %d: max_age: not a number of at most 10 digits",
+					 line);
+				return -1;
+			}
+			for (size_t d = 0; d < vl; d++) {
+				if (val[d] < '0' || val[d] > '9') {
+					snprintf(err, errlen, "line %d: max_age: '%.*s' is not a number",
+						 line, (int)(vl > 40 ? 40 : vl), val);
+					return -1;
+				}
+				a = a * 10 + (uint64_t)(val[d] - '0');
+			}
+			if (a > STS_MAX_AGE) {
+				snprintf(err, errlen, "line %d: max_age: %llu exceeds %d", line,
+					 (unsigned long long)a, STS_MAX_AGE);
+				return -1;
+			}
+			out->max_age = (uint32_t)a;
+			have_max_age = 1;
+		} else if (klen == 2 && memcmp(l, "mx", 2) == 0) {
+			if (!valid_mx_pattern(val, vl)) {
+				snprintf(err, errlen, "line %d: mx: invalid pattern '%.*s'", line,
+					 (int)(vl > 60 ? 60 : vl), val);
+				return -1;
+			}
+			/* Dropping patterns silently would turn a large policy into
+			 * false mx mismatches: refuse it instead. */
+			if (out->n_mx == STS_MAX_MX) {
+				snprintf(err, errlen, "line %d: mx: more than %d patterns", line, STS_MAX_MX);
+				return -1;
+			}
+			memcpy(out->mx[out->n_mx], val, vl);
+			out->mx[out->n_mx][vl] = 0;
+			out->n_mx++;
+		} else {
+			/* RFC 8461 3.2: unknown fields are ignored; their names
+			 * must still be well formed. */
+			for (size_t c = 0; c < klen; c++) {
+				if (!is_alnum(l[c]) && l[c] != '_' && l[c] != '-' && l[c] != '.') {
+					snprintf(err, errlen, "line %d: malformed field name", line);
+					return -1;
+				}
+			}
+		}
+	}
+	if (!have_version) {
+		snprintf(err, errlen, "line 1: version: missing (must be STSv1)");
+		return -1;
+	}
+	if (out->mode == STS_MODE_NONE_SET) {
+		snprintf(err, errlen, "mode: missing");
+		return -1;
+	}
+	if (!have_max_age) {
+		snprintf(err, errlen, "max_age: missing");
+		return -1;
+	}
+	if (out->mode != STS_MODE_NONE && out->n_mx == 0) {
+		snprintf(err, errlen, "mx: missing (required unless mode is none)");
+		return -1;
+	}
+	return 0;
+}
+
+static size_t trim_dot(const char *s)
+{
+	size_t n = strlen(s);
+	return n && s[n - 1] == '.' ? n - 1 : n;
+}
+
+int sts_mx_match(const char *pattern, const char *host)
+{
+	size_t pl = trim_dot(pattern), hl = trim_dot(host);
+	if (pl >= 2 && pattern[0] == '*' && pattern[1] == '.') {
+		const char *dot = memchr(host, '.', hl);
+		if (!dot || dot == host)
+			return 0;
+		size_t rest = hl - (size_t)(dot + 1 - host);
+		return rest == pl - 2 && rest > 0 && strncasecmp(dot + 1, pattern + 2, rest) == 0;
+	}
+	return pl == hl && strncasecmp(pattern, host, pl) == 0;
+}
+
+int hostname_valid(const char *h)
+{
+	size_t n = strlen(h), label = 0;
+	if (n == 0 || n > 254 || (n == 254 && h[253] != '.'))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		if (c == '.') {
+			if (!label)
+				return 0;
+			label = 0;
+		} else if (is_alnum(c) || c == '-' || c == '_') {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return 1;
+}

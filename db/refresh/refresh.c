@@ -1,0 +1,612 @@
+/*
+ * refresh.c - MX, addresses, TLSA (RFC 7672) and MTA-STS (RFC 8461) from the
+ * network into the database.
+ */
+#include "db/refresh/refresh.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unbound.h>
+
+#include "db/policy/mtasts.h"
+
+#define RR_A 1
+#define RR_MX 15
+#define RR_TXT 16
+#define RR_AAAA 28
+#define RR_TLSA 52
+#define MAX_MX 32
+#define MAX_ADDRS 32
+#define MAX_TLSA 32
+
+struct refresher {
+	struct refresh_config cfg;
+	struct ub_ctx *ub;
+};
+
+static int curl_ready;
+
+struct refresher *refresher_new(const struct refresh_config *cfg, char *err, size_t errlen)
+{
+	struct refresher *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->cfg = *cfg;
+	if (!r->cfg.https_port)
+		r->cfg.https_port = 443;
+	if (!r->cfg.timeout_s)
+		r->cfg.timeout_s = 60;
+	r->ub = ub_ctx_create();
+	if (!r->ub) {
+		snprintf(err, errlen, "cannot create the DNS resolver");
+		free(r);
+		return NULL;
+	}
+	int rc = ub_ctx_set_option(r->ub, "do-not-query-localhost:", "no");
+	const char *anchor = cfg->trust_anchor ? cfg->trust_anchor : REFRESH_DEFAULT_ANCHOR;
+	if (!rc)
+		rc = ub_ctx_add_ta_file(r->ub, anchor);
+	if (rc) {
+		snprintf(err, errlen, "trust anchor %s: %s", anchor, ub_strerror(rc));
+		goto fail;
+	}
+	for (int i = 0; i < cfg->n_stubs; i++) {
+		char zone[256];
+		const char *at = strchr(cfg->stubs[i], '@');
+		if (!at || at == cfg->stubs[i] || (size_t)(at - cfg->stubs[i]) >= sizeof(zone)) {
+			snprintf(err, errlen, "--stub %s: expected ZONE@ADDRESS[@PORT]", cfg->stubs[i]);
+			goto fail;
+		}
+		memcpy(zone, cfg->stubs[i], (size_t)(at - cfg->stubs[i]));
+		zone[at - cfg->stubs[i]] = 0;
+		char lz[300];
+		/* unbound answers NXDOMAIN for special-use names such as .test
+		 * unless told the zone is served for real. */
+		snprintf(lz, sizeof(lz), "%s transparent", zone);
+		rc = ub_ctx_set_option(r->ub, "local-zone:", lz);
+		if (!rc)
+			rc = ub_ctx_set_stub(r->ub, zone, at + 1, 0);
+		if (rc) {
+			snprintf(err, errlen, "--stub %s: %s", cfg->stubs[i], ub_strerror(rc));
+			goto fail;
+		}
+	}
+	for (int i = 0; i < cfg->n_forwarders; i++) {
+		rc = ub_ctx_set_fwd(r->ub, cfg->forwarders[i]);
+		if (rc) {
+			snprintf(err, errlen, "--resolver %s: %s", cfg->forwarders[i], ub_strerror(rc));
+			goto fail;
+		}
+	}
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			snprintf(err, errlen, "cannot initialise libcurl");
+			goto fail;
+		}
+		curl_ready = 1;
+	}
+	return r;
+fail:
+	ub_ctx_delete(r->ub);
+	free(r);
+	return NULL;
+}
+
+void refresher_free(struct refresher *r)
+{
+	if (!r)
+		return;
+	ub_ctx_delete(r->ub);
+	free(r);
+}
+
+static const char *dnssec_of(const struct ub_result *res)
+{
+	if (res->bogus)
+		return "bogus";
+	return res->secure ? "secure" : "insecure";
+}
+
+/* Wire-format name (uncompressed, as libunbound hands rdata over) to text.
+ * Returns bytes used, 0 on malformed input. */
+static size_t wire_name(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	size_t i = 0, o = 0;
+	while (i < n) {
+		uint8_t l = p[i++];
+		if (l == 0) {
+			if (o == 0 && cap > 1)
+				out[o++] = '.';
+			out[o] = 0;
+			return i;
+		}
+		if (l > 63 || i + l > n || o + l + 2 > cap)
+			return 0;
+		for (uint8_t k = 0; k < l; k++) {
+			char c = (char)p[i + k];
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c - 'A' + 'a');
+			out[o++] = (c > 0x20 && c < 0x7f) ? c : '?';
+		}
+		out[o++] = '.';
+		i += l;
+	}
+	return 0;
+}
+
+static void strip_dot(char *s)
+{
+	size_t n = strlen(s);
+	if (n > 1 && s[n - 1] == '.')
+		s[n - 1] = 0;
+}
+
+static int resolve(struct refresher *r, const char *name, int type, struct ub_result **res)
+{
+	*res = NULL;
+	int rc = ub_resolve(r->ub, name, type, 1, res);
+	if (rc)
+		return -1;
+	return 0;
+}
+
+struct fetch_state {
+	struct refresher *r;
+	struct db *d;
+	const char *domain;
+	int64_t now;
+	FILE *out;
+	int db_error;
+	char summary[1024];
+	size_t sum_len;
+};
+
+static void say(struct fetch_state *st, const char *fmt, const char *a, const char *b)
+{
+	if (st->sum_len >= sizeof(st->summary))
+		return;
+	int n = snprintf(st->summary + st->sum_len, sizeof(st->summary) - st->sum_len, fmt, a, b);
+	if (n > 0)
+		st->sum_len += (size_t)n;
+}
+
+static void log_result(struct fetch_state *st, const char *what, const char *result,
+		       const char *detail)
+{
+	if (db_log(st->d, st->now, st->domain, what, result, detail))
+		st->db_error = 1;
+}
+
+static void fetch_addresses(struct fetch_state *st, const char *host)
+{
+	struct db_addr rows[MAX_ADDRS];
+	int n = 0;
+	static const int types[2] = {RR_A, RR_AAAA};
+	for (int t = 0; t < 2; t++) {
+		struct ub_result *res;
+		if (resolve(st->r, host, types[t], &res)) {
+			log_result(st, "address", "sts-policy-fetch-error", "resolver failure");
+			continue;
+		}
+		if (res->bogus) {
+			log_result(st, "address", "dnssec-invalid", res->why_bogus);
+		} else {
+			for (int i = 0; res->havedata && res->data[i] && n < MAX_ADDRS; i++) {
+				struct db_addr *a = &rows[n];
+				memset(a, 0, sizeof(*a));
+				if (!inet_ntop(types[t] == RR_A ? AF_INET : AF_INET6, res->data[i],
+					       a->address, sizeof(a->address)) ||
+				    res->len[i] != (types[t] == RR_A ? 4 : 16))
+					continue;
+				snprintf(a->host, sizeof(a->host), "%s", host);
+				snprintf(a->dnssec, sizeof(a->dnssec), "%s", dnssec_of(res));
+				a->ttl = (uint32_t)res->ttl;
+				a->fetched_at = st->now;
+				n++;
+			}
+		}
+		ub_resolve_free(res);
+	}
+	if (db_addr_replace(st->d, host, "dns", rows, n))
+		st->db_error = 1;
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[p[i] >> 4];
+		out[2 * i + 1] = d[p[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static int fetch_tlsa(struct fetch_state *st, const char *host, const char **status)
+{
+	char name[DB_MAX_NAME];
+	*status = "error";
+	if (snprintf(name, sizeof(name), "_25._tcp.%s", host) >= (int)sizeof(name))
+		return 0;
+	struct ub_result *res;
+	if (resolve(st->r, name, RR_TLSA, &res)) {
+		log_result(st, "tlsa", "tlsa-invalid", "resolver failure");
+		return 0;
+	}
+	static struct db_tlsa rows[MAX_TLSA];
+	int n = 0;
+	*status = dnssec_of(res);
+	if (res->bogus) {
+		/* Never stored: a forged "no TLSA" or forged TLSA must not
+		 * look like a fact. */
+		char detail[300];
+		snprintf(detail, sizeof(detail), "%s: %s", name, res->why_bogus ? res->why_bogus : "bogus");
+		log_result(st, "tlsa", "dnssec-invalid", detail);
+	} else {
+		for (int i = 0; res->havedata && res->data[i] && n < MAX_TLSA; i++) {
+			const uint8_t *p = (const uint8_t *)res->data[i];
+			size_t len = (size_t)res->len[i];
+			if (len < 4 || (len - 3) * 2 + 1 > DB_MAX_TLSA_HEX)
+				continue;
+			struct db_tlsa *t = &rows[n++];
+			memset(t, 0, sizeof(*t));
+			snprintf(t->name, sizeof(t->name), "%s", name);
+			snprintf(t->host, sizeof(t->host), "%s", host);
+			t->port = 25;
+			t->usage = p[0];
+			t->selector = p[1];
+			t->mtype = p[2];
+			hex(p + 3, len - 3, t->data);
+			snprintf(t->dnssec, sizeof(t->dnssec), "%s", dnssec_of(res));
+			t->ttl = (uint32_t)res->ttl;
+			t->fetched_at = st->now;
+		}
+	}
+	ub_resolve_free(res);
+	if (db_tlsa_replace(st->d, name, "dns", rows, n))
+		st->db_error = 1;
+	return n;
+}
+
+static int fetch_mx(struct fetch_state *st)
+{
+	struct ub_result *res;
+	if (resolve(st->r, st->domain, RR_MX, &res)) {
+		log_result(st, "mx", "sts-policy-fetch-error", "resolver failure");
+		say(st, "mx: resolver failure%s%s", "", "");
+		return 0;
+	}
+	static struct db_mx rows[MAX_MX];
+	int n = 0;
+	if (res->bogus) {
+		log_result(st, "mx", "dnssec-invalid", res->why_bogus ? res->why_bogus : "bogus");
+		say(st, "mx: bogus (%s)%s", res->why_bogus ? res->why_bogus : "?", "");
+		ub_resolve_free(res);
+		if (db_mx_replace(st->d, st->domain, "dns", rows, 0))
+			st->db_error = 1;
+		return 0;
+	}
+	for (int i = 0; res->havedata && res->data[i] && n < MAX_MX; i++) {
+		const uint8_t *p = (const uint8_t *)res->data[i];
+		size_t len = (size_t)res->len[i];
+		if (len < 3)
+			continue;
+		struct db_mx *m = &rows[n];
+		memset(m, 0, sizeof(*m));
+		if (!wire_name(p + 2, len - 2, m->host, sizeof(m->host)))
+			continue;
+		strip_dot(m->host);
+		snprintf(m->domain, sizeof(m->domain), "%s", st->domain);
+		m->preference = p[0] << 8 | p[1];
+		snprintf(m->dnssec, sizeof(m->dnssec), "%s", dnssec_of(res));
+		m->ttl = (uint32_t)res->ttl;
+		m->fetched_at = st->now;
+		n++;
+	}
+	if (n == 0 && !res->nxdomain) {
+		/* RFC 5321 5.1: no MX means the domain is its own mail host. */
+		struct db_mx *m = &rows[n++];
+		memset(m, 0, sizeof(*m));
+		snprintf(m->domain, sizeof(m->domain), "%s", st->domain);
+		snprintf(m->host, sizeof(m->host), "%s", st->domain);
+		snprintf(m->dnssec, sizeof(m->dnssec), "%s", dnssec_of(res));
+		m->fetched_at = st->now;
+	}
+	char count[32];
+	snprintf(count, sizeof(count), "%d", n);
+	say(st, "mx %s (%s)", count, dnssec_of(res));
+	log_result(st, "mx", res->nxdomain ? "nxdomain" : "ok", NULL);
+	ub_resolve_free(res);
+	if (db_mx_replace(st->d, st->domain, "dns", rows, n))
+		st->db_error = 1;
+	for (int i = 0; i < n; i++) {
+		fetch_addresses(st, rows[i].host);
+		const char *status;
+		int t = fetch_tlsa(st, rows[i].host, &status);
+		char tn[32];
+		snprintf(tn, sizeof(tn), "%d", t);
+		say(st, ", tlsa %s %s", rows[i].host, "");
+		say(st, "%s (%s)", tn, status);
+	}
+	return n;
+}
+
+struct body {
+	char *buf;
+	size_t len;
+	int too_big;
+};
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
+{
+	struct body *b = ctx;
+	size_t n = size * nmemb;
+	if (b->len + n > STS_MAX_POLICY_BYTES) {
+		b->too_big = 1;
+		return 0; /* aborts the transfer */
+	}
+	char *nb = realloc(b->buf, b->len + n + 1);
+	if (!nb)
+		return 0;
+	b->buf = nb;
+	memcpy(b->buf + b->len, p, n);
+	b->len += n;
+	b->buf[b->len] = 0;
+	return n;
+}
+
+/* Downloads the policy file. Returns 0 with the body, or -1 with an RFC
+ * 8460 result type and a detail. */
+static int download_policy(struct fetch_state *st, struct body *b, const char **type,
+			   char *detail, size_t dlen)
+{
+	char host[DB_MAX_NAME + 16], url[DB_MAX_NAME + 64];
+	snprintf(host, sizeof(host), "mta-sts.%s", st->domain);
+	/* The policy host is resolved by our validating resolver and pinned,
+	 * so the system resolver never decides where the policy comes from. */
+	struct curl_slist *pins = NULL;
+	static const int types[2] = {RR_A, RR_AAAA};
+	for (int t = 0; t < 2; t++) {
+		struct ub_result *res;
+		if (resolve(st->r, host, types[t], &res))
+			continue;
+		for (int i = 0; !res->bogus && res->havedata && res->data[i]; i++) {
+			char addr[64], pin[DB_MAX_NAME + 96];
+			if (!inet_ntop(types[t] == RR_A ? AF_INET : AF_INET6, res->data[i], addr,
+				       sizeof(addr)))
+				continue;
+			snprintf(pin, sizeof(pin), types[t] == RR_A ? "%s:%d:%s" : "%s:%d:[%s]", host,
+				 st->r->cfg.https_port, addr);
+			pins = curl_slist_append(pins, pin);
+		}
+		ub_resolve_free(res);
+	}
+	if (!pins) {
+		*type = "sts-policy-fetch-error";
+		snprintf(detail, dlen, "%s has no usable address", host);
+		return -1;
+	}
+	if (st->r->cfg.https_port == 443)
+		snprintf(url, sizeof(url), "https://%s/.well-known/mta-sts.txt", host);
+	else
+		snprintf(url, sizeof(url), "https://%s:%d/.well-known/mta-sts.txt", host,
+			 st->r->cfg.https_port);
+	CURL *c = curl_easy_init();
+	if (!c) {
+		curl_slist_free_all(pins);
+		*type = "sts-policy-fetch-error";
+		snprintf(detail, dlen, "cannot create an HTTPS client");
+		return -1;
+	}
+	char cerr[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_RESOLVE, pins);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* RFC 8461 3.3: no redirects */
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (st->r->cfg.ca_bundle)
+		curl_easy_setopt(c, CURLOPT_CAINFO, st->r->cfg.ca_bundle);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, st->r->cfg.timeout_s);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "mxwatch-policy-refresher");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+	CURLcode rc = curl_easy_perform(c);
+	long code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(pins);
+	if (b->too_big) {
+		*type = "sts-policy-fetch-error";
+		snprintf(detail, dlen, "policy larger than %d bytes", STS_MAX_POLICY_BYTES);
+		return -1;
+	}
+	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+	    rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_CERTPROBLEM) {
+		*type = "sts-webpki-invalid";
+		snprintf(detail, dlen, "%.200s: %.250s", host, cerr[0] ? cerr : curl_easy_strerror(rc));
+		return -1;
+	}
+	if (rc != CURLE_OK) {
+		*type = "sts-policy-fetch-error";
+		snprintf(detail, dlen, "%.200s: %.250s", host, cerr[0] ? cerr : curl_easy_strerror(rc));
+		return -1;
+	}
+	if (code != 200) {
+		*type = "sts-policy-fetch-error";
+		snprintf(detail, dlen, "%s: HTTP %ld%s", host, code,
+			 code >= 300 && code < 400 ? " (redirects are not followed)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+static void join_patterns(const struct sts_policy *p, char *out, size_t cap)
+{
+	size_t o = 0;
+	out[0] = 0;
+	for (int i = 0; i < p->n_mx && o < cap; i++) {
+		int n = snprintf(out + o, cap - o, "%s%s", i ? "\n" : "", p->mx[i]);
+		if (n < 0 || (size_t)n >= cap - o)
+			break; /* cannot happen: cap holds STS_MAX_MX full names */
+		o += (size_t)n;
+	}
+}
+
+static void fetch_sts(struct fetch_state *st)
+{
+	char name[DB_MAX_NAME + 16];
+	snprintf(name, sizeof(name), "_mta-sts.%s", st->domain);
+	struct db_sts *cur = calloc(1, sizeof(*cur));
+	if (!cur) {
+		st->db_error = 1;
+		return;
+	}
+	int have = db_sts_get(st->d, st->domain, cur);
+	if (have < 0) {
+		st->db_error = 1;
+		free(cur);
+		return;
+	}
+	if (!have) {
+		snprintf(cur->domain, sizeof(cur->domain), "%s", st->domain);
+		cur->max_age = -1;
+	}
+	snprintf(cur->source, sizeof(cur->source), "dns");
+	cur->checked_at = st->now;
+
+	struct ub_result *res;
+	const char *result = "ok";
+	char detail[512] = "", kept_result[40];
+	if (resolve(st->r, name, RR_TXT, &res)) {
+		result = "sts-policy-fetch-error";
+		snprintf(detail, sizeof(detail), "%s: resolver failure", name);
+		goto store;
+	}
+	snprintf(cur->txt_dnssec, sizeof(cur->txt_dnssec), "%s", dnssec_of(res));
+	if (res->bogus) {
+		result = "dnssec-invalid";
+		snprintf(detail, sizeof(detail), "%s: %s", name, res->why_bogus ? res->why_bogus : "bogus");
+		cur->txt_id[0] = 0;
+		ub_resolve_free(res);
+		goto store;
+	}
+	/* Each TXT rdata is one or more <length><text> strings, joined. */
+	static char texts[16][512];
+	const char *tp[16];
+	size_t tl[16];
+	int nt = 0;
+	for (int i = 0; res->havedata && res->data[i] && nt < 16; i++) {
+		const uint8_t *p = (const uint8_t *)res->data[i];
+		size_t len = (size_t)res->len[i], off = 0, o = 0;
+		while (off < len) {
+			size_t sl = p[off++];
+			if (off + sl > len)
+				sl = len - off;
+			for (size_t k = 0; k < sl && o + 1 < sizeof(texts[0]); k++)
+				texts[nt][o++] = (char)p[off + k];
+			off += sl;
+		}
+		texts[nt][o] = 0;
+		tp[nt] = texts[nt];
+		tl[nt] = o;
+		nt++;
+	}
+	ub_resolve_free(res);
+	struct sts_txt txt;
+	char terr[200];
+	if (nt == 0) {
+		/* No record: no (new) policy. A cached one stays valid until its
+		 * max_age runs out (RFC 8461 5.1). */
+		cur->txt_id[0] = 0;
+		cur->txt_raw[0] = 0;
+		snprintf(detail, sizeof(detail), "no _mta-sts TXT record");
+		result = "ok";
+		goto store;
+	}
+	if (sts_txt_select(tp, tl, nt, &txt, terr, sizeof(terr))) {
+		result = "sts-policy-invalid";
+		snprintf(detail, sizeof(detail), "%s: %s", name, terr);
+		cur->txt_id[0] = 0;
+		goto store;
+	}
+	for (int i = 0; i < nt; i++)
+		if (tl[i] >= 7 && !memcmp(tp[i], "v=STSv1", 7))
+			snprintf(cur->txt_raw, sizeof(cur->txt_raw), "%s", tp[i]);
+	int fresh = cur->policy_text && cur->policy_fetched_at && cur->max_age >= 0 &&
+		    cur->policy_fetched_at + cur->max_age > st->now;
+	if (have && fresh && !strcmp(cur->txt_id, txt.id) && !st->r->cfg.force) {
+		say(st, ", mta-sts %s id=%s (cached)", cur->mode, cur->txt_id);
+		/* Copied out: the store step writes cur->result from `result`. */
+		snprintf(kept_result, sizeof(kept_result), "%s", cur->result[0] ? cur->result : "ok");
+		result = kept_result;
+		snprintf(detail, sizeof(detail), "%s", cur->error_detail);
+		goto store;
+	}
+	struct body b = {0};
+	const char *type = NULL;
+	if (download_policy(st, &b, &type, detail, sizeof(detail))) {
+		result = type;
+		free(b.buf);
+		goto store_id;
+	}
+	struct sts_policy *pol = calloc(1, sizeof(*pol));
+	char perr[256];
+	if (!pol || sts_policy_parse(b.buf ? b.buf : "", b.len, pol, perr, sizeof(perr))) {
+		result = "sts-policy-invalid";
+		snprintf(detail, sizeof(detail), "%s", pol ? perr : "out of memory");
+		free(pol);
+		free(b.buf);
+		goto store_id;
+	}
+	free(cur->policy_text);
+	cur->policy_text = b.buf;
+	snprintf(cur->mode, sizeof(cur->mode), "%s", sts_mode_name(pol->mode));
+	cur->max_age = pol->max_age;
+	join_patterns(pol, cur->mx_patterns, sizeof(cur->mx_patterns));
+	cur->policy_fetched_at = st->now;
+	free(pol);
+	say(st, ", mta-sts %s id=%s (fetched)", cur->mode, txt.id);
+store_id:
+	/* On failure the previous policy (if any) is kept: it stays in force
+	 * until its max_age runs out. The id is only advanced on success so
+	 * the next run tries again. */
+	if (!strcmp(result, "ok"))
+		snprintf(cur->txt_id, sizeof(cur->txt_id), "%s", txt.id);
+store:
+	if (strcmp(result, "ok") != 0)
+		say(st, ", mta-sts %s: %s", result, detail);
+	snprintf(cur->result, sizeof(cur->result), "%s", result);
+	snprintf(cur->error_detail, sizeof(cur->error_detail), "%s", detail);
+	if (db_sts_put(st->d, cur))
+		st->db_error = 1;
+	log_result(st, "policy", result, detail[0] ? detail : NULL);
+	free(cur->policy_text);
+	free(cur);
+}
+
+int refresher_fetch(struct refresher *r, struct db *d, const char *domain, FILE *out)
+{
+	struct fetch_state st = {.r = r, .d = d, .domain = domain, .now = (int64_t)time(NULL), .out = out};
+	if (db_begin(d))
+		return -1;
+	fetch_mx(&st);
+	fetch_sts(&st);
+	if (st.db_error) {
+		db_rollback(d);
+		return -1;
+	}
+	if (db_commit(d))
+		return -1;
+	if (out)
+		fprintf(out, "%s: %s\n", domain, st.summary);
+	return 0;
+}

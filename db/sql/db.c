@@ -1,0 +1,787 @@
+/*
+ * db.c - SQLite schema, migrations and prepared statements.
+ */
+#include "db/sql/db.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Migrations: entry N brings the schema from version N to N+1. Never edit
+ * a shipped entry; append a new one. */
+static const char *const migrations[DB_SCHEMA_VERSION] = {
+	/* 0 -> 1 */
+	"CREATE TABLE mx(domain TEXT NOT NULL, host TEXT NOT NULL, preference INTEGER NOT NULL,"
+	" dnssec TEXT NOT NULL, ttl INTEGER, fetched_at INTEGER NOT NULL, source TEXT NOT NULL,"
+	" PRIMARY KEY(domain, host));"
+	"CREATE INDEX mx_host ON mx(host);"
+	"CREATE TABLE mx_address(host TEXT NOT NULL, address TEXT NOT NULL, dnssec TEXT NOT NULL,"
+	" ttl INTEGER, fetched_at INTEGER NOT NULL, source TEXT NOT NULL,"
+	" PRIMARY KEY(host, address));"
+	"CREATE INDEX mx_address_address ON mx_address(address);"
+	"CREATE TABLE mta_sts(domain TEXT PRIMARY KEY, txt_id TEXT, txt_raw TEXT, txt_dnssec TEXT,"
+	" policy_text TEXT, mode TEXT, max_age INTEGER, mx_patterns TEXT, policy_fetched_at INTEGER,"
+	" checked_at INTEGER, result TEXT, error_detail TEXT, source TEXT);"
+	"CREATE TABLE tlsa(name TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,"
+	" usage INTEGER NOT NULL, selector INTEGER NOT NULL, mtype INTEGER NOT NULL,"
+	" data TEXT NOT NULL, dnssec TEXT NOT NULL, ttl INTEGER, fetched_at INTEGER NOT NULL,"
+	" source TEXT NOT NULL, PRIMARY KEY(name, usage, selector, mtype, data));"
+	"CREATE INDEX tlsa_host ON tlsa(host);"
+	"CREATE TABLE fetch_log(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, domain TEXT NOT NULL,"
+	" what TEXT NOT NULL, result TEXT NOT NULL, detail TEXT);"
+	"CREATE INDEX fetch_log_domain ON fetch_log(domain, ts);"
+	"CREATE TABLE server_history(address TEXT NOT NULL, mx_host TEXT NOT NULL DEFAULT '',"
+	" starttls_offered INTEGER, tls_versions TEXT, first_seen INTEGER, last_seen INTEGER,"
+	" sessions INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(address, mx_host));"
+	"CREATE TABLE sessions(id TEXT PRIMARY KEY, ts_start INTEGER, ts_end INTEGER,"
+	" client_ip TEXT, server_ip TEXT, server_port INTEGER, domain TEXT, mx_host TEXT,"
+	" tls_version TEXT, starttls_offered INTEGER, verified INTEGER, record TEXT);"
+	"CREATE TABLE findings(id INTEGER PRIMARY KEY, session_id TEXT, rule TEXT NOT NULL,"
+	" severity TEXT NOT NULL, domain TEXT, mx_host TEXT, rfc8460 TEXT, ts INTEGER,"
+	" sending_ip TEXT, receiving_ip TEXT, message TEXT);"
+	"CREATE INDEX findings_domain ON findings(domain, ts);",
+	/* 1 -> 2: a session may be tied to several policy domains */
+	"CREATE TABLE session_domains(session_id TEXT NOT NULL, domain TEXT NOT NULL,"
+	" mx_host TEXT, PRIMARY KEY(session_id, domain));"
+	"CREATE INDEX session_domains_domain ON session_domains(domain);",
+	/* 2 -> 3: passive DNS, kept apart from validated data */
+	"CREATE TABLE observed_dns(kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+	" ad INTEGER NOT NULL, resolver TEXT, ttl INTEGER, seen_at INTEGER NOT NULL,"
+	" PRIMARY KEY(kind, name, value));",
+	/* 3 -> 4: on-demand discovery queue for the refresher */
+	"CREATE TABLE discovery(domain TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"
+	" last_seen INTEGER NOT NULL, sessions INTEGER NOT NULL DEFAULT 1);",
+};
+
+enum stmt {
+	S_MX_DEL, S_MX_INS, S_ADDR_DEL, S_ADDR_INS, S_TLSA_DEL, S_TLSA_INS,
+	S_STS_GET, S_STS_PUT, S_LOG, S_EACH_MX, S_EACH_MX_ALL, S_EACH_ADDR, S_EACH_ADDR_ALL,
+	S_EACH_TLSA, S_EACH_TLSA_ALL, S_EACH_STS, S_EACH_STS_ALL, S_EACH_LOG, S_DOMAINS,
+	S_OBSERVED_PUT, S_OBSERVED_EACH, S_DISCOVERY_PUT, S_DISCOVERY_EACH, S_DISCOVERY_DEL, S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_SESSION_DOMAIN_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_MX_DEL] = "DELETE FROM mx WHERE domain = ?1 AND source = ?2",
+	[S_MX_INS] = "INSERT OR REPLACE INTO mx(domain, host, preference, dnssec, ttl, fetched_at,"
+		     " source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_ADDR_DEL] = "DELETE FROM mx_address WHERE host = ?1 AND source = ?2",
+	[S_ADDR_INS] = "INSERT OR REPLACE INTO mx_address(host, address, dnssec, ttl, fetched_at,"
+		       " source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_TLSA_DEL] = "DELETE FROM tlsa WHERE name = ?1 AND source = ?2",
+	[S_TLSA_INS] = "INSERT OR REPLACE INTO tlsa(name, host, port, usage, selector, mtype, data,"
+		       " dnssec, ttl, fetched_at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+		       " ?9, ?10, ?11)",
+	[S_STS_GET] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
+		      " mx_patterns, policy_fetched_at, checked_at, result, error_detail, source"
+		      " FROM mta_sts WHERE domain = ?1",
+	[S_STS_PUT] = "INSERT OR REPLACE INTO mta_sts(domain, txt_id, txt_raw, txt_dnssec,"
+		      " policy_text, mode, max_age, mx_patterns, policy_fetched_at, checked_at,"
+		      " result, error_detail, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+		      " ?10, ?11, ?12, ?13)",
+	[S_LOG] = "INSERT INTO fetch_log(ts, domain, what, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_EACH_MX] = "SELECT domain, host, preference, dnssec, ttl, fetched_at, source FROM mx"
+		      " WHERE domain = ?1 ORDER BY preference, host",
+	[S_EACH_MX_ALL] = "SELECT domain, host, preference, dnssec, ttl, fetched_at, source FROM mx"
+			  " ORDER BY domain, preference, host",
+	[S_EACH_ADDR] = "SELECT host, address, dnssec, ttl, fetched_at, source FROM mx_address"
+			" WHERE host = ?1 ORDER BY address",
+	[S_EACH_ADDR_ALL] = "SELECT host, address, dnssec, ttl, fetched_at, source FROM mx_address"
+			    " ORDER BY host, address",
+	[S_EACH_TLSA] = "SELECT name, host, port, usage, selector, mtype, data, dnssec, ttl,"
+			" fetched_at, source FROM tlsa WHERE host = ?1"
+			" ORDER BY port, usage, selector, mtype, data",
+	[S_EACH_TLSA_ALL] = "SELECT name, host, port, usage, selector, mtype, data, dnssec, ttl,"
+			    " fetched_at, source FROM tlsa ORDER BY host, port, usage, selector,"
+			    " mtype, data",
+	[S_EACH_STS] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
+		       " mx_patterns, policy_fetched_at, checked_at, result, error_detail, source"
+		       " FROM mta_sts WHERE domain = ?1",
+	[S_EACH_STS_ALL] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
+			   " mx_patterns, policy_fetched_at, checked_at, result, error_detail,"
+			   " source FROM mta_sts ORDER BY domain",
+	[S_EACH_LOG] = "SELECT ts, domain, what, result, detail FROM fetch_log WHERE domain = ?1"
+		       " ORDER BY id DESC LIMIT ?2",
+	[S_DOMAINS] = "SELECT domain FROM mx UNION SELECT domain FROM mta_sts ORDER BY 1",
+	[S_OBSERVED_PUT] = "INSERT OR REPLACE INTO observed_dns(kind, name, value, ad, resolver, ttl,"
+			   " seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_DISCOVERY_PUT] = "INSERT INTO discovery(domain, first_seen, last_seen) VALUES (?1, ?2, ?2)"
+			    " ON CONFLICT(domain) DO UPDATE SET last_seen = max(last_seen, ?2),"
+			    " sessions = sessions + 1",
+	[S_DISCOVERY_EACH] = "SELECT domain FROM discovery ORDER BY first_seen, domain",
+	[S_DISCOVERY_DEL] = "DELETE FROM discovery WHERE domain = ?1",
+	[S_OBSERVED_EACH] = "SELECT kind, name, value, ad, resolver, ttl, seen_at FROM observed_dns"
+			    " ORDER BY seen_at DESC LIMIT 65536",
+	[S_HIST_EACH] = "SELECT address, starttls_offered, tls_versions, first_seen, last_seen,"
+			" sessions FROM server_history WHERE mx_host = ''",
+	[S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
+		       " tls_versions, first_seen, last_seen, sessions) VALUES (?1, '', ?2, ?3, ?4,"
+		       " ?5, ?6)",
+	[S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
+			  " server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
+			  " verified, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_SESSION_DOMAIN_PUT] = "INSERT OR REPLACE INTO session_domains(session_id, domain,"
+				 " mx_host) VALUES (?1, ?2, ?3)",
+	[S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
+			  " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+			  " ?7, ?8, ?9, ?10)",
+	[S_REPORT_SESSIONS] = "SELECT s.domain, s.mx_host, s.server_ip, s.tls_version, s.verified,"
+			      " s.starttls_offered, s.client_ip, s.id, s.ts_start,"
+			      " (SELECT group_concat(d.domain, ' ') FROM session_domains d"
+			      "  WHERE d.session_id = s.id) FROM sessions s"
+			      " WHERE s.ts_start >= ?1 AND s.ts_start < ?2 ORDER BY s.ts_start",
+	[S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
+			      " receiving_ip, session_id, ts FROM findings WHERE ts >= ?1 AND ts < ?2"
+			      " ORDER BY id",
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+};
+
+struct db {
+	sqlite3 *h;
+	sqlite3_stmt *st[S_COUNT];
+};
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v);
+static int run(struct db *d, enum stmt s);
+static int result_row(sqlite3_stmt *s, void *ctx);
+static int each(struct db *d, enum stmt st, int (*row)(sqlite3_stmt *s, void *ctx), void *ctx);
+struct cb {
+	void *fn;
+	void *ctx;
+};
+
+const char *db_errmsg(struct db *d)
+{
+	return d && d->h ? sqlite3_errmsg(d->h) : "no database";
+}
+
+const char *db_default_path(char *buf, size_t len)
+{
+	const char *env = getenv("MXWATCH_DB");
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return buf;
+	}
+	const char *xdg = getenv("XDG_DATA_HOME");
+	if (xdg && *xdg) {
+		snprintf(buf, len, "%s/mxwatch/mxwatch.db", xdg);
+		return buf;
+	}
+	const char *home = getenv("HOME");
+	snprintf(buf, len, "%s/.local/share/mxwatch/mxwatch.db", home && *home ? home : ".");
+	return buf;
+}
+
+/* mkdir -p of the directory part of path. */
+static int make_parent_dirs(const char *path)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -1;
+	char *slash = strrchr(tmp, '/');
+	if (!slash || slash == tmp)
+		return 0;
+	*slash = 0;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int exec(struct db *d, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(d->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(d->h));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int migrate(struct db *d, const char *path, char *err, size_t errlen)
+{
+	char e[256];
+	if (exec(d, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", e,
+		 sizeof(e)))
+		goto fail;
+	sqlite3_stmt *q;
+	if (sqlite3_prepare_v2(d->h, "SELECT max(version) FROM schema_version", -1, &q, NULL))
+		goto fail_db;
+	int version = 0;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		version = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	if (version > DB_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this mxwatch (%d)", path,
+			 version, DB_SCHEMA_VERSION);
+		return -1;
+	}
+	for (; version < DB_SCHEMA_VERSION; version++) {
+		char sql[64];
+		if (exec(d, "BEGIN IMMEDIATE", e, sizeof(e)) || exec(d, migrations[version], e, sizeof(e)))
+			goto fail_rollback;
+		snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d)", version + 1);
+		if (exec(d, sql, e, sizeof(e)) || exec(d, "COMMIT", e, sizeof(e)))
+			goto fail_rollback;
+	}
+	return 0;
+fail_rollback:
+	exec(d, "ROLLBACK", err, errlen);
+	goto fail;
+fail_db:
+	snprintf(e, sizeof(e), "%s", sqlite3_errmsg(d->h));
+fail:
+	snprintf(err, errlen, "%s: cannot set up the schema: %s", path, e);
+	return -1;
+}
+
+struct db *db_open(const char *path, char *err, size_t errlen)
+{
+	struct db *d = calloc(1, sizeof(*d));
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (make_parent_dirs(path) != 0) {
+		snprintf(err, errlen, "%s: cannot create its directory: %s", path, strerror(errno));
+		free(d);
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, d->h ? sqlite3_errmsg(d->h) : "cannot open");
+		db_close(d);
+		return NULL;
+	}
+	sqlite3_busy_timeout(d->h, 5000);
+	char e[256];
+	if (exec(d, "PRAGMA journal_mode=WAL", e, sizeof(e)) ||
+	    exec(d, "PRAGMA synchronous=NORMAL", e, sizeof(e)) ||
+	    exec(d, "PRAGMA foreign_keys=ON", e, sizeof(e))) {
+		snprintf(err, errlen, "%s: %s", path, e);
+		db_close(d);
+		return NULL;
+	}
+	if (migrate(d, path, err, errlen)) {
+		db_close(d);
+		return NULL;
+	}
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(d->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: preparing statement %d: %s", path, i,
+				 sqlite3_errmsg(d->h));
+			db_close(d);
+			return NULL;
+		}
+	}
+	return d;
+}
+
+void db_close(struct db *d)
+{
+	if (!d)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(d->st[i]);
+	sqlite3_close(d->h);
+	free(d);
+}
+
+/* Runs a statement that returns no rows; resets it for the next use. */
+static int run(struct db *d, enum stmt s)
+{
+	int rc = sqlite3_step(d->st[s]);
+	sqlite3_reset(d->st[s]);
+	sqlite3_clear_bindings(d->st[s]);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int db_begin(struct db *d) { return run(d, S_BEGIN); }
+int db_commit(struct db *d) { return run(d, S_COMMIT); }
+void db_rollback(struct db *d) { run(d, S_ROLLBACK); }
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+	bind_text(s, i, v && *v ? v : NULL);
+}
+
+int db_mx_replace(struct db *d, const char *domain, const char *source, const struct db_mx *rows,
+		  int n)
+{
+	sqlite3_stmt *del = d->st[S_MX_DEL];
+	bind_text(del, 1, domain);
+	bind_text(del, 2, source);
+	if (run(d, S_MX_DEL))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct db_mx r = rows[i];
+		snprintf(r.domain, sizeof(r.domain), "%s", domain);
+		snprintf(r.source, sizeof(r.source), "%s", source);
+		if (db_mx_put(d, &r))
+			return -1;
+	}
+	return 0;
+}
+
+int db_addr_replace(struct db *d, const char *host, const char *source,
+		    const struct db_addr *rows, int n)
+{
+	sqlite3_stmt *del = d->st[S_ADDR_DEL];
+	bind_text(del, 1, host);
+	bind_text(del, 2, source);
+	if (run(d, S_ADDR_DEL))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct db_addr r = rows[i];
+		snprintf(r.host, sizeof(r.host), "%s", host);
+		snprintf(r.source, sizeof(r.source), "%s", source);
+		if (db_addr_put(d, &r))
+			return -1;
+	}
+	return 0;
+}
+
+int db_tlsa_replace(struct db *d, const char *name, const char *source,
+		    const struct db_tlsa *rows, int n)
+{
+	sqlite3_stmt *del = d->st[S_TLSA_DEL];
+	bind_text(del, 1, name);
+	bind_text(del, 2, source);
+	if (run(d, S_TLSA_DEL))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct db_tlsa *r = malloc(sizeof(*r));
+		if (!r)
+			return -1;
+		*r = rows[i];
+		snprintf(r->name, sizeof(r->name), "%s", name);
+		snprintf(r->source, sizeof(r->source), "%s", source);
+		int rc = db_tlsa_put(d, r);
+		free(r);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+int db_mx_put(struct db *d, const struct db_mx *r)
+{
+	sqlite3_stmt *s = d->st[S_MX_INS];
+	bind_text(s, 1, r->domain);
+	bind_text(s, 2, r->host);
+	sqlite3_bind_int(s, 3, r->preference);
+	bind_text(s, 4, r->dnssec);
+	sqlite3_bind_int64(s, 5, r->ttl);
+	sqlite3_bind_int64(s, 6, r->fetched_at);
+	bind_text(s, 7, r->source);
+	return run(d, S_MX_INS);
+}
+
+int db_addr_put(struct db *d, const struct db_addr *r)
+{
+	sqlite3_stmt *s = d->st[S_ADDR_INS];
+	bind_text(s, 1, r->host);
+	bind_text(s, 2, r->address);
+	bind_text(s, 3, r->dnssec);
+	sqlite3_bind_int64(s, 4, r->ttl);
+	sqlite3_bind_int64(s, 5, r->fetched_at);
+	bind_text(s, 6, r->source);
+	return run(d, S_ADDR_INS);
+}
+
+int db_tlsa_put(struct db *d, const struct db_tlsa *r)
+{
+	sqlite3_stmt *s = d->st[S_TLSA_INS];
+	bind_text(s, 1, r->name);
+	bind_text(s, 2, r->host);
+	sqlite3_bind_int(s, 3, r->port);
+	sqlite3_bind_int(s, 4, r->usage);
+	sqlite3_bind_int(s, 5, r->selector);
+	sqlite3_bind_int(s, 6, r->mtype);
+	bind_text(s, 7, r->data);
+	bind_text(s, 8, r->dnssec);
+	sqlite3_bind_int64(s, 9, r->ttl);
+	sqlite3_bind_int64(s, 10, r->fetched_at);
+	bind_text(s, 11, r->source);
+	return run(d, S_TLSA_INS);
+}
+
+static void col_copy(sqlite3_stmt *s, int i, char *dst, size_t cap)
+{
+	const unsigned char *v = sqlite3_column_text(s, i);
+	snprintf(dst, cap, "%s", v ? (const char *)v : "");
+}
+
+static void sts_from_row(sqlite3_stmt *s, struct db_sts *o)
+{
+	memset(o, 0, sizeof(*o));
+	col_copy(s, 0, o->domain, sizeof(o->domain));
+	col_copy(s, 1, o->txt_id, sizeof(o->txt_id));
+	col_copy(s, 2, o->txt_raw, sizeof(o->txt_raw));
+	col_copy(s, 3, o->txt_dnssec, sizeof(o->txt_dnssec));
+	const unsigned char *pt = sqlite3_column_text(s, 4);
+	o->policy_text = pt ? strdup((const char *)pt) : NULL;
+	col_copy(s, 5, o->mode, sizeof(o->mode));
+	o->max_age = sqlite3_column_type(s, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 6);
+	col_copy(s, 7, o->mx_patterns, sizeof(o->mx_patterns));
+	o->policy_fetched_at = sqlite3_column_int64(s, 8);
+	o->checked_at = sqlite3_column_int64(s, 9);
+	col_copy(s, 10, o->result, sizeof(o->result));
+	col_copy(s, 11, o->error_detail, sizeof(o->error_detail));
+	col_copy(s, 12, o->source, sizeof(o->source));
+}
+
+int db_sts_get(struct db *d, const char *domain, struct db_sts *out)
+{
+	sqlite3_stmt *s = d->st[S_STS_GET];
+	bind_text(s, 1, domain);
+	int rc = sqlite3_step(s);
+	int found = rc == SQLITE_ROW;
+	if (found)
+		sts_from_row(s, out);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return found ? 1 : (rc == SQLITE_DONE ? 0 : -1);
+}
+
+int db_sts_put(struct db *d, const struct db_sts *v)
+{
+	sqlite3_stmt *s = d->st[S_STS_PUT];
+	bind_text(s, 1, v->domain);
+	bind_text_or_null(s, 2, v->txt_id);
+	bind_text_or_null(s, 3, v->txt_raw);
+	bind_text_or_null(s, 4, v->txt_dnssec);
+	bind_text(s, 5, v->policy_text);
+	bind_text_or_null(s, 6, v->mode);
+	if (v->max_age >= 0)
+		sqlite3_bind_int64(s, 7, v->max_age);
+	else
+		sqlite3_bind_null(s, 7);
+	bind_text_or_null(s, 8, v->mx_patterns);
+	if (v->policy_fetched_at)
+		sqlite3_bind_int64(s, 9, v->policy_fetched_at);
+	else
+		sqlite3_bind_null(s, 9);
+	sqlite3_bind_int64(s, 10, v->checked_at);
+	bind_text_or_null(s, 11, v->result);
+	bind_text_or_null(s, 12, v->error_detail);
+	bind_text_or_null(s, 13, v->source);
+	return run(d, S_STS_PUT);
+}
+
+int db_log(struct db *d, int64_t ts, const char *domain, const char *what, const char *result,
+	   const char *detail)
+{
+	sqlite3_stmt *s = d->st[S_LOG];
+	sqlite3_bind_int64(s, 1, ts);
+	bind_text(s, 2, domain);
+	bind_text(s, 3, what);
+	bind_text(s, 4, result);
+	bind_text_or_null(s, 5, detail);
+	return run(d, S_LOG);
+}
+
+/* Steps a SELECT, calling `row` per result; -1 on error. */
+static int each(struct db *d, enum stmt st, int (*row)(sqlite3_stmt *s, void *ctx), void *ctx)
+{
+	sqlite3_stmt *s = d->st[st];
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		stop = row(s, ctx);
+	int ok = stop || rc == SQLITE_DONE;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ok ? 0 : -1;
+}
+
+static int mx_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	struct db_mx r;
+	memset(&r, 0, sizeof(r));
+	col_copy(s, 0, r.domain, sizeof(r.domain));
+	col_copy(s, 1, r.host, sizeof(r.host));
+	r.preference = sqlite3_column_int(s, 2);
+	col_copy(s, 3, r.dnssec, sizeof(r.dnssec));
+	r.ttl = (uint32_t)sqlite3_column_int64(s, 4);
+	r.fetched_at = sqlite3_column_int64(s, 5);
+	col_copy(s, 6, r.source, sizeof(r.source));
+	return ((db_mx_fn)c->fn)(c->ctx, &r);
+}
+
+int db_each_mx(struct db *d, const char *domain, db_mx_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	if (domain)
+		bind_text(d->st[S_EACH_MX], 1, domain);
+	return each(d, domain ? S_EACH_MX : S_EACH_MX_ALL, mx_row, &c);
+}
+
+static int addr_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	struct db_addr r;
+	memset(&r, 0, sizeof(r));
+	col_copy(s, 0, r.host, sizeof(r.host));
+	col_copy(s, 1, r.address, sizeof(r.address));
+	col_copy(s, 2, r.dnssec, sizeof(r.dnssec));
+	r.ttl = (uint32_t)sqlite3_column_int64(s, 3);
+	r.fetched_at = sqlite3_column_int64(s, 4);
+	col_copy(s, 5, r.source, sizeof(r.source));
+	return ((db_addr_fn)c->fn)(c->ctx, &r);
+}
+
+int db_each_addr(struct db *d, const char *host, db_addr_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	if (host)
+		bind_text(d->st[S_EACH_ADDR], 1, host);
+	return each(d, host ? S_EACH_ADDR : S_EACH_ADDR_ALL, addr_row, &c);
+}
+
+static int tlsa_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	struct db_tlsa r;
+	memset(&r, 0, sizeof(r));
+	col_copy(s, 0, r.name, sizeof(r.name));
+	col_copy(s, 1, r.host, sizeof(r.host));
+	r.port = sqlite3_column_int(s, 2);
+	r.usage = sqlite3_column_int(s, 3);
+	r.selector = sqlite3_column_int(s, 4);
+	r.mtype = sqlite3_column_int(s, 5);
+	col_copy(s, 6, r.data, sizeof(r.data));
+	col_copy(s, 7, r.dnssec, sizeof(r.dnssec));
+	r.ttl = (uint32_t)sqlite3_column_int64(s, 8);
+	r.fetched_at = sqlite3_column_int64(s, 9);
+	col_copy(s, 10, r.source, sizeof(r.source));
+	return ((db_tlsa_fn)c->fn)(c->ctx, &r);
+}
+
+int db_each_tlsa(struct db *d, const char *host, db_tlsa_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	if (host)
+		bind_text(d->st[S_EACH_TLSA], 1, host);
+	return each(d, host ? S_EACH_TLSA : S_EACH_TLSA_ALL, tlsa_row, &c);
+}
+
+static int sts_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	struct db_sts *r = malloc(sizeof(*r));
+	if (!r)
+		return 1;
+	sts_from_row(s, r);
+	int stop = ((db_sts_fn)c->fn)(c->ctx, r);
+	free(r->policy_text);
+	free(r);
+	return stop;
+}
+
+int db_each_sts(struct db *d, const char *domain, db_sts_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	if (domain)
+		bind_text(d->st[S_EACH_STS], 1, domain);
+	return each(d, domain ? S_EACH_STS : S_EACH_STS_ALL, sts_row, &c);
+}
+
+static int log_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	return ((db_log_fn)c->fn)(c->ctx, sqlite3_column_int64(s, 0),
+				  (const char *)sqlite3_column_text(s, 1),
+				  (const char *)sqlite3_column_text(s, 2),
+				  (const char *)sqlite3_column_text(s, 3),
+				  (const char *)sqlite3_column_text(s, 4));
+}
+
+int db_each_log(struct db *d, const char *domain, int limit, db_log_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	bind_text(d->st[S_EACH_LOG], 1, domain);
+	sqlite3_bind_int(d->st[S_EACH_LOG], 2, limit);
+	return each(d, S_EACH_LOG, log_row, &c);
+}
+
+static int history_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	struct db_history r;
+	memset(&r, 0, sizeof(r));
+	col_copy(s, 0, r.address, sizeof(r.address));
+	r.starttls_offered = sqlite3_column_int(s, 1);
+	r.tls_versions = sqlite3_column_int(s, 2);
+	r.first_seen = sqlite3_column_int64(s, 3);
+	r.last_seen = sqlite3_column_int64(s, 4);
+	r.sessions = sqlite3_column_int64(s, 5);
+	return ((db_history_fn)c->fn)(c->ctx, &r);
+}
+
+int db_each_history(struct db *d, db_history_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_HIST_EACH, history_row, &c);
+}
+
+int db_history_put(struct db *d, const struct db_history *r)
+{
+	sqlite3_stmt *s = d->st[S_HIST_PUT];
+	bind_text(s, 1, r->address);
+	sqlite3_bind_int(s, 2, r->starttls_offered);
+	sqlite3_bind_int(s, 3, r->tls_versions);
+	sqlite3_bind_int64(s, 4, r->first_seen);
+	sqlite3_bind_int64(s, 5, r->last_seen);
+	sqlite3_bind_int64(s, 6, r->sessions);
+	return run(d, S_HIST_PUT);
+}
+
+int db_session_put(struct db *d, const struct db_session_row *r)
+{
+	sqlite3_stmt *s = d->st[S_SESSION_PUT];
+	bind_text(s, 1, r->id);
+	sqlite3_bind_int64(s, 2, r->ts_start);
+	sqlite3_bind_int64(s, 3, r->ts_end);
+	bind_text(s, 4, r->client_ip);
+	bind_text(s, 5, r->server_ip);
+	sqlite3_bind_int(s, 6, r->server_port);
+	bind_text_or_null(s, 7, r->domain);
+	bind_text_or_null(s, 8, r->mx_host);
+	bind_text_or_null(s, 9, r->tls_version);
+	if (r->starttls_offered >= 0)
+		sqlite3_bind_int(s, 10, r->starttls_offered);
+	if (r->verified >= 0)
+		sqlite3_bind_int(s, 11, r->verified);
+	bind_text(s, 12, r->record);
+	return run(d, S_SESSION_PUT);
+}
+
+int db_observed_put(struct db *d, const char *kind, const char *name, const char *value, int ad,
+		    const char *resolver, uint32_t ttl, int64_t seen_at)
+{
+	sqlite3_stmt *s = d->st[S_OBSERVED_PUT];
+	bind_text(s, 1, kind);
+	bind_text(s, 2, name);
+	bind_text(s, 3, value);
+	sqlite3_bind_int(s, 4, ad);
+	bind_text_or_null(s, 5, resolver);
+	sqlite3_bind_int64(s, 6, ttl);
+	sqlite3_bind_int64(s, 7, seen_at);
+	return run(d, S_OBSERVED_PUT);
+}
+
+int db_discovery_put(struct db *d, const char *domain, int64_t ts)
+{
+	sqlite3_stmt *s = d->st[S_DISCOVERY_PUT];
+	bind_text(s, 1, domain);
+	sqlite3_bind_int64(s, 2, ts);
+	return run(d, S_DISCOVERY_PUT);
+}
+
+int db_discovery_each(struct db *d, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_DISCOVERY_EACH, result_row, &c);
+}
+
+int db_discovery_done(struct db *d, const char *domain)
+{
+	bind_text(d->st[S_DISCOVERY_DEL], 1, domain);
+	return run(d, S_DISCOVERY_DEL);
+}
+
+int db_each_observed(struct db *d, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_OBSERVED_EACH, result_row, &c);
+}
+
+int db_session_domain_put(struct db *d, const char *session_id, const char *domain,
+			  const char *mx_host)
+{
+	sqlite3_stmt *s = d->st[S_SESSION_DOMAIN_PUT];
+	bind_text(s, 1, session_id);
+	bind_text(s, 2, domain);
+	bind_text_or_null(s, 3, mx_host);
+	return run(d, S_SESSION_DOMAIN_PUT);
+}
+
+int db_finding_put(struct db *d, const struct db_finding_row *r)
+{
+	sqlite3_stmt *s = d->st[S_FINDING_PUT];
+	bind_text(s, 1, r->session_id);
+	bind_text(s, 2, r->rule);
+	bind_text(s, 3, r->severity);
+	bind_text_or_null(s, 4, r->domain);
+	bind_text_or_null(s, 5, r->mx_host);
+	bind_text_or_null(s, 6, r->rfc8460);
+	sqlite3_bind_int64(s, 7, r->ts);
+	bind_text_or_null(s, 8, r->sending_ip);
+	bind_text_or_null(s, 9, r->receiving_ip);
+	bind_text_or_null(s, 10, r->message);
+	return run(d, S_FINDING_PUT);
+}
+
+static int result_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	const char *cols[16];
+	int n = sqlite3_column_count(s);
+	if (n > 16)
+		n = 16;
+	for (int i = 0; i < n; i++)
+		cols[i] = (const char *)sqlite3_column_text(s, i);
+	return ((db_result_fn)c->fn)(c->ctx, cols, n);
+}
+
+int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	sqlite3_bind_int64(d->st[S_REPORT_SESSIONS], 1, from);
+	sqlite3_bind_int64(d->st[S_REPORT_SESSIONS], 2, to);
+	return each(d, S_REPORT_SESSIONS, result_row, &c);
+}
+
+int db_report_findings(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	sqlite3_bind_int64(d->st[S_REPORT_FINDINGS], 1, from);
+	sqlite3_bind_int64(d->st[S_REPORT_FINDINGS], 2, to);
+	return each(d, S_REPORT_FINDINGS, result_row, &c);
+}
+
+static int domain_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	const unsigned char *v = sqlite3_column_text(s, 0);
+	return ((int (*)(void *, const char *))c->fn)(c->ctx, v ? (const char *)v : "");
+}
+
+int db_each_domain(struct db *d, int (*fn)(void *ctx, const char *domain), void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_DOMAINS, domain_row, &c);
+}

@@ -1,0 +1,376 @@
+/*
+ * dispatch.c - the reader -> workers -> writer threads of offline analysis.
+ */
+#include "run/dispatch.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define BATCH_ITEMS 256
+/* Room for the largest frame libpcap hands over (262144 bytes) and more. */
+#define BATCH_BYTES (320u << 10)
+#define QUEUE_BATCHES 8
+/* A worker that has had nothing for this many packets is told how far the
+ * reader got, so the writer's merge need not wait for it. */
+#define STALE_PACKETS 4096
+
+enum item_kind { ITEM_PACKET = 0, ITEM_STEP };
+
+struct item {
+	uint64_t seq;
+	uint64_t now_ns;
+	uint64_t hash;     /* the packet's flow hash, with the tables' shared key */
+	uint8_t kind;
+	uint8_t step;
+	struct packet pkt; /* pointers into the batch's data */
+};
+
+struct batch {
+	struct batch *next;
+	uint32_t n;
+	uint32_t used;
+	uint64_t through; /* every item for this worker up to this packet is in */
+	int finish;
+	struct item items[BATCH_ITEMS];
+	uint8_t data[BATCH_BYTES];
+};
+
+struct worker {
+	struct dispatch *d;
+	pthread_t thread;
+	int started;
+	struct shard *shard;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct batch *queue[QUEUE_BATCHES];
+	unsigned head, count;
+	struct batch *pending;   /* being filled by the reader */
+	uint64_t last_through;
+	int finished;            /* has its last batch */
+};
+
+struct dispatch {
+	int n;
+	struct shard_hub *hub;
+	struct worker *w;
+	struct shard **shards;   /* w[i].shard, for the counters */
+	pthread_t writer;
+	int writer_started;
+	shard_event_fn fn;
+	void *ctx;
+	struct flow_clock clock;
+	uint64_t seq;
+	uint64_t clock_jumps;
+	uint8_t key[16];
+	pthread_mutex_t pool_mu;
+	struct batch *pool;
+	int dns;
+};
+
+static struct batch *batch_get(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->pool_mu);
+	struct batch *b = d->pool;
+	if (b)
+		d->pool = b->next;
+	pthread_mutex_unlock(&d->pool_mu);
+	/* Bounded: at most QUEUE_BATCHES + 2 per worker ever exist. Without
+	 * one the reader cannot go on, so it waits for memory. */
+	while (!b && !(b = malloc(sizeof(*b)))) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	b->n = 0;
+	b->used = 0;
+	b->finish = 0;
+	b->next = NULL;
+	return b;
+}
+
+static void batch_put(struct dispatch *d, struct batch *b)
+{
+	pthread_mutex_lock(&d->pool_mu);
+	b->next = d->pool;
+	d->pool = b;
+	pthread_mutex_unlock(&d->pool_mu);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (!w->count)
+			pthread_cond_wait(&w->cond, &w->mu);
+		struct batch *b = w->queue[w->head];
+		w->head = (w->head + 1) % QUEUE_BATCHES;
+		w->count--;
+		pthread_cond_signal(&w->cond);
+		pthread_mutex_unlock(&w->mu);
+
+		for (uint32_t i = 0; i < b->n; i++) {
+			struct item *it = &b->items[i];
+			if (it->kind == ITEM_STEP)
+				shard_step(w->shard, it->seq, it->now_ns, (enum flow_clock_step)it->step);
+			else
+				shard_packet_at(w->shard, &it->pkt, it->seq, it->now_ns, it->hash);
+		}
+		int finish = b->finish;
+		if (finish)
+			shard_finish(w->shard);
+		else {
+			shard_progress(w->shard, b->through + 1);
+			shard_publish(w->shard);
+		}
+		batch_put(w->d, b);
+		if (finish)
+			return NULL;
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct dispatch *d = arg;
+	shard_hub_drain(d->hub, d->fn, d->ctx, 0);
+	return NULL;
+}
+
+static int queue_try_push(struct worker *w, struct batch *b)
+{
+	pthread_mutex_lock(&w->mu);
+	int ok = w->count < QUEUE_BATCHES;
+	if (ok) {
+		w->queue[(w->head + w->count) % QUEUE_BATCHES] = b;
+		w->count++;
+		pthread_cond_signal(&w->cond);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return ok;
+}
+
+/* Tells a worker how far the reader got: its pending batch, or an empty
+ * one as a progress mark. Never waits; 0 when the worker's queue is full. */
+static int try_send_pending(struct dispatch *d, struct worker *w)
+{
+	struct batch *b = w->pending ? w->pending : batch_get(d);
+	b->through = d->seq - 1; /* packet d->seq may still be on its way */
+	if (!queue_try_push(w, b)) {
+		if (b != w->pending)
+			batch_put(d, b);
+		return 0;
+	}
+	w->pending = NULL;
+	w->last_through = b->through;
+	return 1;
+}
+
+/* Every other worker that has not heard how far the reader is. */
+static void mark_others(struct dispatch *d, const struct worker *w, uint64_t older_than)
+{
+	for (int j = 0; j < d->n; j++) {
+		struct worker *o = &d->w[j];
+		if (o != w && !o->finished && (o->pending || o->last_through + older_than < d->seq))
+			try_send_pending(d, o);
+	}
+}
+
+/* Hands `b` to `w`, waiting while its queue is full. While it waits, the
+ * other workers are told again and again how far the reader is: the
+ * writer's merge may be waiting on one of them, which may only now have
+ * room, while `w` itself waits for the writer. */
+static void queue_push(struct dispatch *d, struct worker *w, struct batch *b)
+{
+	while (!queue_try_push(w, b)) {
+		mark_others(d, w, 1);
+		struct timespec until;
+		deadline_after_ms(&until, 5);
+		pthread_mutex_lock(&w->mu);
+		if (w->count == QUEUE_BATCHES)
+			pthread_cond_timedwait(&w->cond, &w->mu, &until);
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
+static void send_full(struct dispatch *d, struct worker *w)
+{
+	struct batch *b = w->pending;
+	w->pending = NULL;
+	b->through = d->seq - 1;
+	w->last_through = b->through;
+	queue_push(d, w, b);
+	/* Workers that had nothing for a while learn how far the reader is,
+	 * so the merge need not wait for them. */
+	mark_others(d, w, STALE_PACKETS);
+}
+
+static struct item *item_slot(struct dispatch *d, struct worker *w, uint32_t bytes)
+{
+	if (w->pending &&
+	    (w->pending->n == BATCH_ITEMS || w->pending->used + bytes > BATCH_BYTES))
+		send_full(d, w);
+	if (!w->pending)
+		w->pending = batch_get(d);
+	return &w->pending->items[w->pending->n++];
+}
+
+void dispatch_packet(struct dispatch *d, const struct packet *p)
+{
+	d->seq++;
+	if (p->ip_proto == 6) {
+		enum flow_clock_step step = flow_clock_advance(&d->clock, p->ts_ns);
+		if (step == FLOW_CLOCK_JUMP)
+			d->clock_jumps++;
+		if (step != FLOW_CLOCK_SAME)
+			for (int i = 0; i < d->n; i++) {
+				struct item *it = item_slot(d, &d->w[i], 0);
+				it->kind = ITEM_STEP;
+				it->step = (uint8_t)step;
+				it->seq = d->seq;
+				it->now_ns = d->clock.now_ns;
+			}
+	} else if (!d->dns || p->ip_proto != 17 || p->sport != 53) {
+		return;
+	}
+	uint64_t hash = flow_tuple_hash(d->key, p);
+	struct worker *w = &d->w[hash % (uint64_t)d->n];
+	/* The frame buffer is reused by the reader: keep the IP packet, which
+	 * holds the payload too. libpcap hands over no frame larger than a
+	 * batch; were one to come, its tail is cut as a short snaplen would. */
+	uint32_t keep = p->l3_len <= BATCH_BYTES ? p->l3_len : BATCH_BYTES;
+	struct item *it = item_slot(d, w, keep);
+	struct batch *b = w->pending;
+	it->kind = ITEM_PACKET;
+	it->hash = hash;
+	it->seq = d->seq;
+	it->now_ns = d->clock.now_ns;
+	it->pkt = *p;
+	uint8_t *copy = b->data + b->used;
+	if (keep)
+		memcpy(copy, p->l3, keep);
+	b->used += keep;
+	size_t at = p->payload_len ? (size_t)(p->payload - p->l3) : 0;
+	it->pkt.l3 = copy;
+	it->pkt.l3_len = keep;
+	it->pkt.payload = copy + (at < keep ? at : keep);
+	if (at + p->payload_len > keep)
+		it->pkt.payload_len = at < keep ? (uint32_t)(keep - at) : 0;
+}
+
+struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct flow_config *cfg,
+			      int dns, shard_event_fn fn, void *ctx)
+{
+	struct dispatch *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->n = n;
+	d->fn = fn;
+	d->ctx = ctx;
+	d->dns = dns;
+	pthread_mutex_init(&d->pool_mu, NULL);
+	if (getrandom(d->key, sizeof(d->key), 0) != (ssize_t)sizeof(d->key))
+		memcpy(d->key, "mxwatch-dispatch", 16); /* balance only, not secrecy */
+	d->hub = shard_hub_new(n, 1);
+	d->w = calloc((size_t)n, sizeof(*d->w));
+	d->shards = calloc((size_t)n, sizeof(*d->shards));
+	if (!d->hub || !d->w || !d->shards)
+		goto fail;
+	/* Each worker gets its share of the caps, and the dispatch key: the
+	 * hash that picks a packet's worker is the one its table looks up. */
+	struct flow_config c = flow_config_share(cfg, n);
+	memcpy(c.hash_key, d->key, sizeof(c.hash_key));
+	c.hash_key_set = 1;
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &d->w[i];
+		w->d = d;
+		pthread_mutex_init(&w->mu, NULL);
+		pthread_cond_init(&w->cond, NULL);
+		w->shard = d->shards[i] = shard_new(d->hub, i, ndpi, &c, dns);
+		if (!w->shard)
+			goto fail;
+	}
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&d->w[i].thread, NULL, worker_main, &d->w[i]) != 0)
+			goto fail;
+		d->w[i].started = 1;
+	}
+	if (pthread_create(&d->writer, NULL, writer_main, d) != 0)
+		goto fail;
+	d->writer_started = 1;
+	return d;
+fail:
+	dispatch_finish(d);
+	dispatch_free(d);
+	return NULL;
+}
+
+void dispatch_finish(struct dispatch *d)
+{
+	if (!d || !d->w)
+		return;
+	int all = 1;
+	for (int i = 0; i < d->n; i++) {
+		all &= d->w[i].started;
+		if (!d->w[i].started)
+			d->w[i].finished = 1; /* no thread to hear anything */
+	}
+	for (int i = 0; i < d->n; i++) {
+		struct worker *w = &d->w[i];
+		if (!w->started)
+			continue;
+		if (!all) {
+			/* Start-up failed: stop the workers without their results. */
+			struct batch *b = batch_get(d);
+			b->finish = 1;
+			queue_push(d, w, b);
+			w->finished = 1;
+			continue;
+		}
+		struct batch *b = w->pending ? w->pending : batch_get(d);
+		w->pending = NULL;
+		b->finish = 1;
+		queue_push(d, w, b);
+		w->finished = 1;
+	}
+	for (int i = 0; i < d->n; i++)
+		if (d->w[i].started) {
+			pthread_join(d->w[i].thread, NULL);
+			d->w[i].started = 0;
+		}
+	if (d->writer_started) {
+		pthread_join(d->writer, NULL);
+		d->writer_started = 0;
+	}
+}
+
+void dispatch_stats(const struct dispatch *d, struct flow_stats *fs, struct session_stats *ss,
+		    struct reasm_budget *b)
+{
+	shard_stats_sum(d->shards, d->n, fs, ss, b);
+	/* Every worker saw each jump; it happened once. */
+	fs->clock_jumps = d->clock_jumps;
+}
+
+void dispatch_free(struct dispatch *d)
+{
+	if (!d)
+		return;
+	for (int i = 0; d->w && i < d->n; i++) {
+		shard_free(d->w[i].shard);
+		free(d->w[i].pending);
+		pthread_mutex_destroy(&d->w[i].mu);
+		pthread_cond_destroy(&d->w[i].cond);
+	}
+	while (d->pool) {
+		struct batch *b = d->pool;
+		d->pool = b->next;
+		free(b);
+	}
+	shard_hub_free(d->hub);
+	free(d->shards);
+	free(d->w);
+	pthread_mutex_destroy(&d->pool_mu);
+	free(d);
+}

@@ -1,0 +1,31 @@
+/*
+ * dispatch.h - offline analysis on several cores. The reading thread
+ * numbers packets, runs the capture clock and hands each packet, in
+ * batches, to the worker that owns its flow (a symmetric keyed hash of the
+ * 5-tuple, so both directions meet in one worker); clock steps go to every
+ * worker. Each worker runs one shard; a writer thread merges the shards'
+ * results back into capture order for the result stage, so the output is
+ * the same as with one worker.
+ */
+#ifndef MXW_DISPATCH_H
+#define MXW_DISPATCH_H
+
+#include "run/shard.h"
+
+struct dispatch;
+
+/* Starts `n` workers and the writer, which calls `fn` for every result.
+ * `dns`: pass DNS responses on. NULL on failure. */
+struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct flow_config *cfg,
+			      int dns, shard_event_fn fn, void *ctx);
+/* From the reading thread, in capture order. */
+void dispatch_packet(struct dispatch *d, const struct packet *p);
+/* End of input: every flow ends, every result is handed over, the threads
+ * are joined. */
+void dispatch_finish(struct dispatch *d);
+/* Counters of all workers together (after dispatch_finish). */
+void dispatch_stats(const struct dispatch *d, struct flow_stats *fs, struct session_stats *ss,
+		    struct reasm_budget *b);
+void dispatch_free(struct dispatch *d);
+
+#endif

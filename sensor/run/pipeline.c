@@ -1,0 +1,784 @@
+/*
+ * pipeline.c - builds and runs the analysis pipeline behind analyze and
+ * capture. Results are written by this one writer, in batches.
+ */
+#include "run/pipeline.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <sys/sysinfo.h>
+
+#include "sinks/alert_sink.h"
+#include "db/policy/cache.h"
+#include "stream/caps.h"
+#include "cli/cmd.h"
+#include "run/config.h"
+#include "db/sql/db.h"
+#include "sinks/flowsink.h"
+#include "run/dispatch.h"
+#include "decoder/dns.h"
+#include "rules/history.h"
+#include "db/policy/mtasts.h"
+#include "db/policy/observed.h"
+#include "rules/rules.h"
+#include "sinks/session_sink.h"
+#include "sinks/summary.h"
+#include "decoder/x509.h"
+
+#define MAX_FINDINGS_PER_SESSION 64
+#define DB_BATCH 1000
+#define PIPELINE_MAX_WORKERS 64
+
+int pipeline_workers(const struct pipeline_opts *o)
+{
+	if (o->workers > 0)
+		return o->workers;
+	int n = get_nprocs();
+	return n < 1 ? 1 : n > PIPELINE_MAX_WORKERS ? PIPELINE_MAX_WORKERS : n;
+}
+
+struct pipeline {
+	struct pipeline_opts opts;
+	struct observed *observed;  /* passive DNS */
+	uint64_t disc_window;       /* capture minute of the discovery rate window */
+	unsigned disc_in_window;
+	uint64_t disc_queued, disc_limited;
+	uint64_t dns_messages, dns_bad[DNS_RESULT_COUNT];
+	char db_path[4096];       /* "" without a database */
+	struct rules_config rcfg;
+	struct sink_config scfg;
+	struct policy_cache *policy;
+	struct db *db;            /* results store, NULL with --no-store */
+	uint64_t db_pending;      /* rows in the open transaction */
+	int db_failed;
+	struct rules *rules;
+	struct history *history;
+	struct alert_sink *alerts;
+	uint64_t alerts_sent_before, alerts_suppressed_before; /* by sinks replaced on reload */
+	struct summary *summary;
+	int fail_on;              /* severity index, -1: never */
+	int failed;               /* a finding reached --fail-on */
+	struct finding findings[MAX_FINDINGS_PER_SESSION];
+	int n_findings;
+	uint64_t findings_dropped;
+	struct jsonw record;
+	/* Decoding: one flow table here, or worker threads (offline), or
+	 * shards run by capture threads (live). */
+	struct flow_table *flows;
+	struct session_engine *sessions;
+	struct dispatch *dispatch;
+	struct shard_hub *hub;
+	struct shard **shards;
+	int n_workers;
+	struct session_sink session_out;
+	struct flowsink sink;
+	int print_flows;
+	struct capture_counters counters;
+	int quiet;
+};
+
+
+enum {
+	OPT_JSON = PIPELINE_OPT_BASE, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY, OPT_NDPI,
+	OPT_DB, OPT_CONFIG, OPT_SYSLOG, OPT_FAIL_ON, OPT_NO_STORE, OPT_QUIET, OPT_WORKERS
+};
+
+const struct option pipeline_options[] = {
+	{"json", no_argument, NULL, OPT_JSON},
+	{"flows", no_argument, NULL, OPT_FLOWS},
+	{"ndpi", required_argument, NULL, OPT_NDPI},
+	{"db", required_argument, NULL, OPT_DB},
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"syslog", no_argument, NULL, OPT_SYSLOG},
+	{"fail-on", required_argument, NULL, OPT_FAIL_ON},
+	{"no-store", no_argument, NULL, OPT_NO_STORE},
+	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
+	{"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
+	{"workers", required_argument, NULL, OPT_WORKERS},
+};
+const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
+
+const char pipeline_options_help[] =
+	"    --json               one JSON object per line instead of the table\n"
+	"    --db PATH            policy and results database (default: $MXWATCH_DB or\n"
+	"                         ~/.local/share/mxwatch/mxwatch.db when it exists);\n"
+	"                         \"none\": no database (no policy, nothing stored)\n"
+	"    --config FILE        rules configuration (see etc/mxwatch.conf)\n"
+	"    --syslog             send alerts to syslog(3) (facility and tag from --config)\n"
+	"    --fail-on SEVERITY   exit 1 when an alerting finding is at or above SEVERITY\n"
+	"                         (info, low, medium, high, critical)\n"
+	"    --no-store           do not write sessions and findings to the database\n"
+	"    --flows              per-flow records (every TCP flow) instead of sessions\n"
+	"    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
+	"                         other ports, and mail ports carrying non-SMTP bytes),\n"
+	"                         all (every flow; adds nDPI's clear-text credentials\n"
+	"                         verdict beside ours), off\n"
+	"    -q, --quiet          no per-session output and no summary, only the counters\n"
+	"    --max-flows N        flows tracked at once; the oldest is evicted\n"
+	"    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
+	"    --workers N          decoding threads, each owning a share of the flows\n"
+	"                         (default: one per core). Results do not depend on N\n"
+	"                         while no flow or memory cap is reached: the caps are\n"
+	"                         split between the workers, each evicting its own\n"
+	"                         oldest flows\n";
+
+int parse_size_option(const char *opt, const char *val, unsigned long long *out)
+{
+	char *end;
+	if (!val || !*val || *val == '-')
+		goto bad;
+	unsigned long long v = strtoull(val, &end, 10);
+	unsigned long long mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024ull, end++;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024ull * 1024, end++;
+	else if (*end == 'g' || *end == 'G')
+		mul = 1024ull * 1024 * 1024, end++;
+	if (end == val || *end || v > ~0ull / mul)
+		goto bad;
+	*out = v * mul;
+	return 0;
+bad:
+	fprintf(stderr, "mxwatch: %s: invalid value '%s' (expected a number, optional k/M/G)\n",
+		opt, val ? val : "");
+	return -1;
+}
+
+void pipeline_opts_defaults(struct pipeline_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->fail_on = -1;
+	o->ndpi = SESSION_NDPI_AUTO;
+	flow_config_defaults(&o->flow);
+}
+
+int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cmd)
+{
+	unsigned long long v = 0;
+	switch (c) {
+	case OPT_JSON: o->json = 1; return 1;
+	case OPT_QUIET: o->quiet = 1; return 1;
+	case OPT_FLOWS: o->flows = 1; return 1;
+	case OPT_DB: o->db_path = arg; return 1;
+	case OPT_CONFIG: o->config_path = arg; return 1;
+	case OPT_SYSLOG: o->syslog_on = 1; return 1;
+	case OPT_NO_STORE: o->no_store = 1; return 1;
+	case OPT_FAIL_ON:
+		o->fail_on = severity_from_name(arg);
+		if (o->fail_on < 0) {
+			fprintf(stderr, "mxwatch %s: --fail-on: '%s' is not info, low, medium, high or "
+					"critical\n", cmd, arg);
+			return -1;
+		}
+		return 1;
+	case OPT_NDPI:
+		if (!strcmp(arg, "auto"))
+			o->ndpi = SESSION_NDPI_AUTO;
+		else if (!strcmp(arg, "all"))
+			o->ndpi = SESSION_NDPI_ALL;
+		else if (!strcmp(arg, "off"))
+			o->ndpi = SESSION_NDPI_OFF;
+		else {
+			fprintf(stderr, "mxwatch %s: --ndpi: '%s' is not auto, all or off\n", cmd, arg);
+			return -1;
+		}
+		return 1;
+	case OPT_MAX_FLOWS:
+		if (parse_size_option("--max-flows", arg, &v))
+			return -1;
+		if (v == 0 || v > (1u << 30)) {
+			fprintf(stderr, "mxwatch %s: --max-flows: must be 1..%u\n", cmd, 1u << 30);
+			return -1;
+		}
+		o->flow.max_flows = (uint32_t)v;
+		return 1;
+	case OPT_WORKERS:
+		if (parse_size_option("--workers", arg, &v))
+			return -1;
+		if (v < 1 || v > PIPELINE_MAX_WORKERS) {
+			fprintf(stderr, "mxwatch %s: --workers: must be 1..%d\n", cmd,
+				PIPELINE_MAX_WORKERS);
+			return -1;
+		}
+		o->workers = (int)v;
+		return 1;
+	case OPT_REASM_MEMORY:
+		if (parse_size_option("--reasm-memory", arg, &v))
+			return -1;
+		o->flow.reasm_budget = v;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+struct dns_ctx {
+	struct pipeline *p;
+	char resolver[64];
+	int64_t ts;
+};
+
+static void on_dns_rr(void *ctx, const struct dns_response *msg, const struct dns_rr *rr)
+{
+	struct dns_ctx *c = ctx;
+	char value[1100];
+	enum observed_kind kind;
+	switch (rr->type) {
+	case DNS_MX:
+		kind = OBS_MX;
+		snprintf(value, sizeof(value), "%s", rr->host);
+		break;
+	case DNS_A:
+	case DNS_AAAA:
+		kind = OBS_ADDR;
+		if (!inet_ntop(rr->type == DNS_A ? AF_INET : AF_INET6, rr->addr, value, sizeof(value)))
+			return;
+		break;
+	case DNS_TLSA: {
+		kind = OBS_TLSA;
+		int o = snprintf(value, sizeof(value), "%u %u %u ", rr->usage, rr->selector, rr->mtype);
+		for (size_t i = 0; i < rr->data_len && (size_t)o + 3 < sizeof(value); i++)
+			o += snprintf(value + o, sizeof(value) - (size_t)o, "%02x", rr->data[i]);
+		break;
+	}
+	case DNS_TXT: {
+		/* Only MTA-STS records are of interest; keep them printable. */
+		if (strncmp(rr->name, "_mta-sts.", 9) != 0)
+			return;
+		kind = OBS_TXT;
+		size_t i = 0;
+		for (; i < rr->data_len && i + 1 < sizeof(value); i++)
+			value[i] = (rr->data[i] >= 0x20 && rr->data[i] < 0x7f) ? (char)rr->data[i] : '?';
+		value[i] = 0;
+		break;
+	}
+	default:
+		return;
+	}
+	observed_add(c->p->observed, kind, rr->name, value, msg->ad, c->resolver, rr->ttl, c->ts);
+}
+
+static void dns_message(struct pipeline *a, const uint8_t *family_src, int family, const uint8_t *msg,
+			size_t len, uint64_t ts_ns)
+{
+	struct dns_ctx c = {.p = a, .ts = (int64_t)(ts_ns / 1000000000u)};
+	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, family_src, c.resolver, sizeof(c.resolver)))
+		c.resolver[0] = 0;
+	enum dns_result r = dns_parse(msg, len, on_dns_rr, &c);
+	a->dns_messages++;
+	a->dns_bad[r]++;
+}
+
+static void on_tcp_dns(void *ctx, const struct flow *f, const uint8_t *msg, size_t len,
+		       uint64_t ts_ns)
+{
+	dns_message(ctx, f->key.addr[1], f->key.family, msg, len, ts_ns);
+}
+
+void pipeline_on_packet(void *ctx, const struct packet *p)
+{
+	struct pipeline *a = ctx;
+	if (p->ip_proto != 6)
+		a->counters.udp++;
+	if (a->dispatch) {
+		dispatch_packet(a->dispatch, p);
+		return;
+	}
+	if (p->ip_proto == 6)
+		flow_table_packet(a->flows, p);
+	else if (p->sport == 53 && a->observed)
+		dns_message(a, p->src, p->family, p->payload, p->payload_len, p->ts_ns);
+}
+
+static void on_finding(void *ctx, const struct finding *f)
+{
+	struct pipeline *a = ctx;
+	if (a->n_findings == MAX_FINDINGS_PER_SESSION) {
+		a->findings_dropped++;
+		return;
+	}
+	a->findings[a->n_findings++] = *f;
+}
+
+/* Results go to SQLite in batches: one transaction per DB_BATCH rows. */
+static void store(struct pipeline *a, const struct flow *f, const struct session *s,
+		  const struct verdict *v)
+{
+	if (!a->db || a->db_failed)
+		return;
+	if (a->db_pending == 0 && db_begin(a->db)) {
+		a->db_failed = 1;
+		return;
+	}
+	char client[64], server[64];
+	flow_addr_str(f, 0, client, sizeof(client));
+	flow_addr_str(f, 1, server, sizeof(server));
+	const struct tls_facts *t = s->tls ? tls_facts(s->tls) : NULL;
+	const struct smtp_facts *m = s->smtp ? smtp_facts(s->smtp) : NULL;
+	jw_reset(&a->record);
+	session_record_json(&a->record, f, s, v);
+	char *rec = a->record.failed ? NULL : strndup(a->record.buf, a->record.len);
+	struct db_session_row row = {
+		.id = f->id,
+		.ts_start = (int64_t)(f->ts_first / 1000000000u),
+		.ts_end = (int64_t)(f->ts_last / 1000000000u),
+		.client_ip = client,
+		.server_ip = server,
+		.server_port = f->key.port[1],
+		.domain = v->domain,
+		.mx_host = v->mx_host,
+		.tls_version = t && t->server_hello ? tls_version_name(t->version) : NULL,
+		.starttls_offered = m && m->ehlo_reply_seen ? m->starttls_offered : -1,
+		.verified = v->verified,
+		.record = rec ? rec : "{}",
+	};
+	int rc = db_session_put(a->db, &row);
+	free(rec);
+	for (int i = 0; !rc && i < v->n_domains; i++)
+		rc = db_session_domain_put(a->db, f->id, v->domains[i], v->mx_hosts[i]);
+	for (int i = 0; !rc && i < a->n_findings; i++) {
+		const struct finding *x = &a->findings[i];
+		struct db_finding_row fr = {
+			.session_id = x->session,
+			.rule = finding_name(x->id),
+			.severity = severity_name(x->severity),
+			.domain = x->domain,
+			.mx_host = x->mx_host,
+			.rfc8460 = x->rfc8460,
+			.ts = (int64_t)(x->ts_ns / 1000000000u),
+			.sending_ip = x->client_ip,
+			.receiving_ip = x->server_ip,
+			.message = x->message,
+		};
+		rc = db_finding_put(a->db, &fr);
+	}
+	if (rc) {
+		/* Alerts go on, but the operator must learn that the store
+		 * stopped: on stderr and, for a daemon, in syslog too. */
+		fprintf(stderr, "mxwatch: storing results in %s stopped: %s\n", a->db_path,
+			db_errmsg(a->db));
+		if (a->scfg.syslog_enabled)
+			syslog(LOG_ERR, "error=store-failed db=\"%s\" msg=\"%s\" (alerts continue, "
+					"nothing more is stored)", a->db_path, db_errmsg(a->db));
+		db_rollback(a->db);
+		a->db_failed = 1;
+		return;
+	}
+	if (++a->db_pending >= DB_BATCH) {
+		if (db_commit(a->db))
+			a->db_failed = 1;
+		a->db_pending = 0;
+	}
+}
+
+/* On-demand discovery: recipient domains with no cached policy go to a
+ * queue the refresher works through; rate-limited per capture minute. */
+static void discover(struct pipeline *a, const struct flow *f, const struct session *s)
+{
+	if (!a->scfg.discovery_enabled || !a->db || a->db_failed || !s->smtp)
+		return;
+	const struct smtp_facts *m = smtp_facts(s->smtp);
+	uint64_t minute = f->ts_first / 60000000000ull;
+	for (uint32_t i = 0; i < m->rcpt_domain_count; i++) {
+		const char *d = m->rcpt_domains[i];
+		if (!hostname_valid(d) || policy_cache_domain(a->policy, d))
+			continue;
+		if (minute != a->disc_window) {
+			a->disc_window = minute;
+			a->disc_in_window = 0;
+		}
+		if (a->disc_in_window >= a->scfg.discovery_per_minute) {
+			a->disc_limited++;
+			continue;
+		}
+		if (a->db_pending == 0 && db_begin(a->db)) {
+			a->db_failed = 1;
+			return;
+		}
+		if (db_discovery_put(a->db, d, (int64_t)(f->ts_first / 1000000000u)) == 0) {
+			a->disc_in_window++;
+			a->disc_queued++;
+			a->db_pending++;
+		}
+	}
+}
+
+static void on_session(void *ctx, const struct flow *f, struct session *s)
+{
+	struct pipeline *a = ctx;
+	if (a->print_flows) {
+		if (!a->quiet)
+			flowsink_write(&a->sink, f);
+		return;
+	}
+	if (!session_is_mail(f, s))
+		return;
+	struct verdict v;
+	a->n_findings = 0;
+	rules_evaluate(a->rules, f, s, on_finding, a, &v);
+	const struct tls_facts *t = s->tls ? tls_facts(s->tls) : NULL;
+	summary_session(a->summary, v.domain, t && t->server_hello, v.verified);
+	for (int i = 0; i < a->n_findings; i++) {
+		const struct finding *x = &a->findings[i];
+		summary_finding(a->summary, x);
+		alert_sink_send(a->alerts, x);
+		if (a->fail_on >= 0 && x->alert && (int)x->severity >= a->fail_on)
+			a->failed = 1;
+	}
+	discover(a, f, s);
+	store(a, f, s, &v);
+	if (!a->quiet)
+		session_sink_write(&a->session_out, f, s, &v, a->findings, a->n_findings);
+}
+
+/* Results from worker threads: the same path as one flow table's. */
+static void on_event(void *ctx, const struct shard_event *ev)
+{
+	struct pipeline *a = ctx;
+	if (ev->kind == SHARD_EV_SESSION)
+		on_session(a, &ev->flow, (struct session *)&ev->session);
+	else if (ev->kind == SHARD_EV_DNS && a->observed)
+		dns_message(a, ev->src, ev->family, ev->msg, ev->len, ev->ts_ns);
+}
+
+static void decode_stats(const struct pipeline *a, struct flow_stats *fs, struct session_stats *ss,
+			 struct reasm_budget *b)
+{
+	if (a->dispatch) {
+		dispatch_stats(a->dispatch, fs, ss, b);
+		return;
+	}
+	if (a->flows) {
+		*fs = *flow_table_stats(a->flows);
+		*ss = *session_engine_stats(a->sessions);
+		*b = *flow_table_budget(a->flows);
+		return;
+	}
+	shard_stats_sum(a->shards, a->shards ? a->n_workers : 0, fs, ss, b);
+}
+
+static void print_counters(const struct pipeline *a, FILE *out)
+{
+	const struct capture_counters *c = &a->counters;
+	struct flow_stats fs;
+	struct session_stats sst;
+	struct reasm_budget bud;
+	decode_stats(a, &fs, &sst, &bud);
+	const struct flow_stats *s = &fs;
+	const struct reasm_budget *b = &bud;
+
+	fprintf(out, "frames %" PRIu64 " (%" PRIu64 " bytes):", c->frames, c->bytes);
+	for (int r = 0; r < PKT_RESULT_COUNT; r++)
+		if (c->by_result[r])
+			fprintf(out, " %s=%" PRIu64, packet_result_name((enum packet_result)r),
+				c->by_result[r]);
+	fprintf(out, "\n");
+	fprintf(out, "tcp packets %" PRIu64 ", stray (no flow) %" PRIu64 ", udp packets %" PRIu64 "\n",
+		s->packets_tcp, s->packets_ignored, c->udp);
+	fprintf(out, "flows %" PRIu64 " (peak %" PRIu64 " at once, %" PRIu64
+		" time jumps back, %" PRIu64 " out-of-window RSTs ignored), ended:", s->flows_created,
+		s->flows_peak, s->clock_jumps, s->rst_ignored);
+	for (int e = 1; e < FLOW_END_COUNT; e++)
+		if (s->ended[e])
+			fprintf(out, " %s=%" PRIu64, flow_end_name((enum flow_end)e), s->ended[e]);
+	fprintf(out, "\n");
+	if (a->policy) {
+		int nd, nh, na, nt;
+		policy_cache_counts(a->policy, &nd, &nh, &na, &nt);
+		fprintf(out, "policy cache: %d domains, %d mx hosts, %d addresses, %d tlsa records\n",
+			nd, nh, na, nt);
+	}
+	const struct session_stats *ss = &sst;
+	fprintf(out, "sessions: smtp %" PRIu64 ", implicit tls %" PRIu64 ", not mail %" PRIu64
+		", bypassed after tls %" PRIu64 "\n",
+		ss->sessions[SESSION_SMTP], ss->sessions[SESSION_SMTPS],
+		ss->sessions[SESSION_OTHER] + ss->sessions[SESSION_UNDECIDED], ss->tls_bypassed);
+	if (ss->results_lost)
+		fprintf(out, "results lost for want of memory %" PRIu64 "\n", ss->results_lost);
+	if (a->dns_messages) {
+		fprintf(out, "dns responses %" PRIu64 ":", a->dns_messages);
+		for (int r = 0; r < DNS_RESULT_COUNT; r++)
+			if (a->dns_bad[r])
+				fprintf(out, " %s=%" PRIu64, dns_result_name((enum dns_result)r),
+					a->dns_bad[r]);
+		fprintf(out, ", observed records %" PRIu64 " (%" PRIu64 " over the cap)\n",
+			observed_count(a->observed), observed_dropped(a->observed));
+	}
+	if (a->disc_queued || a->disc_limited)
+		fprintf(out, "discovery: %" PRIu64 " domains queued for policy fetch, %" PRIu64
+			" held back by the rate limit\n", a->disc_queued, a->disc_limited);
+	if (a->alerts)
+		fprintf(out, "alerts sent %" PRIu64 ", suppressed by rate limit %" PRIu64
+			", findings over the per-session cap %" PRIu64 "\n",
+			a->alerts_sent_before + alert_sink_sent(a->alerts),
+			a->alerts_suppressed_before + alert_sink_suppressed(a->alerts), a->findings_dropped);
+	fprintf(out,
+		"evicted for memory %" PRIu64 ", segments dropped %" PRIu64 " (%" PRIu64
+		" bytes), gap bytes %" PRIu64 ", overlap conflicts %" PRIu64
+		", reassembly budget refusals %" PRIu64 "\n",
+		s->evicted_for_memory, s->segments_dropped, s->bytes_dropped, s->gap_bytes,
+		s->overlap_conflicts, b->over_limit + b->oom);
+}
+
+
+
+struct capture_counters *pipeline_counters(struct pipeline *p)
+{
+	return &p->counters;
+}
+
+int pipeline_failed(const struct pipeline *p)
+{
+	return p->failed;
+}
+
+/* Config file and policy cache into fresh objects: on any error the running
+ * ones stay. */
+static int load_config_and_cache(struct pipeline *a, struct rules_config *rcfg,
+				 struct sink_config *scfg, struct policy_cache **cache, char *err,
+				 size_t errlen)
+{
+	rules_config_defaults(rcfg);
+	sink_config_defaults(scfg);
+	if (a->opts.config_path && config_load(a->opts.config_path, rcfg, scfg, err, errlen))
+		return -1;
+	if (a->opts.syslog_on)
+		scfg->syslog_enabled = 1;
+	*cache = NULL;
+	if (!a->db_path[0])
+		return 0;
+	struct db *d = a->db;
+	if (!d) {
+		d = db_open(a->db_path, err, errlen);
+		if (!d)
+			return -1;
+	}
+	char e[512];
+	*cache = policy_cache_load(d, e, sizeof(e));
+	if (!*cache)
+		snprintf(err, errlen, "%s: %s", a->db_path, e);
+	if (d != a->db)
+		db_close(d);
+	return *cache ? 0 : -1;
+}
+
+struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t errlen)
+{
+	struct pipeline *a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->opts = *o;
+	a->fail_on = o->fail_on;
+	a->quiet = o->quiet;
+	a->print_flows = o->flows;
+	jw_init(&a->record);
+	flowsink_init(&a->sink, stdout, o->json ? FLOWSINK_JSON : FLOWSINK_TEXT);
+	session_sink_init(&a->session_out, stdout, o->json);
+	a->history = history_new();
+	a->summary = calloc(1, sizeof(*a->summary));
+	if (!a->history || !a->summary) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (o->db_path && !strcmp(o->db_path, "none"))
+		a->db_path[0] = 0;
+	else if (o->db_path)
+		snprintf(a->db_path, sizeof(a->db_path), "%s", o->db_path);
+	else if (access(db_default_path(a->db_path, sizeof(a->db_path)), R_OK) != 0)
+		a->db_path[0] = 0;
+	if (a->db_path[0]) {
+		a->db = db_open(a->db_path, err, errlen);
+		if (!a->db)
+			goto fail;
+		a->observed = observed_new();
+		if (!a->observed) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		if (history_load(a->history, a->db) || observed_load(a->observed, a->db)) {
+			snprintf(err, errlen, "%s: %s", a->db_path, db_errmsg(a->db));
+			goto fail;
+		}
+	}
+	if (!a->observed)
+		a->observed = observed_new();
+	if (!a->observed) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (load_config_and_cache(a, &a->rcfg, &a->scfg, &a->policy, err, errlen))
+		goto fail;
+	if (a->db && o->no_store) {
+		db_close(a->db);
+		a->db = NULL;
+	}
+	a->rules = rules_new(&a->rcfg, a->policy, a->history, err, errlen);
+	if (!a->rules)
+		goto fail;
+	rules_set_observed(a->rules, a->observed);
+	a->alerts = alert_sink_new(&a->scfg);
+	if (!a->alerts) {
+		snprintf(err, errlen, "bad syslog facility");
+		goto fail;
+	}
+	if (x509_init() != 0) {
+		snprintf(err, errlen, "cannot initialise OpenSSL");
+		goto fail;
+	}
+	a->n_workers = pipeline_workers(o);
+	if (o->live) {
+		/* Each capture thread gets its share of the flow and memory caps. */
+		struct flow_config c = flow_config_share(&o->flow, a->n_workers);
+		a->hub = shard_hub_new(a->n_workers, 0);
+		a->shards = a->hub ? calloc((size_t)a->n_workers, sizeof(*a->shards)) : NULL;
+		for (int i = 0; a->shards && i < a->n_workers; i++)
+			if (!(a->shards[i] = shard_new(a->hub, i, o->ndpi, &c, 1)))
+				break;
+		if (!a->shards || !a->shards[a->n_workers - 1]) {
+			snprintf(err, errlen, "out of memory creating the flow tables");
+			goto fail;
+		}
+		return a;
+	}
+	if (a->n_workers > 1) {
+		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, on_event, a);
+		if (!a->dispatch) {
+			snprintf(err, errlen, "cannot start %d worker threads", a->n_workers);
+			goto fail;
+		}
+		return a;
+	}
+	a->sessions = session_engine_new(o->ndpi, on_session, a);
+	if (!a->sessions) {
+		snprintf(err, errlen, "cannot initialise the session decoders");
+		goto fail;
+	}
+	session_engine_set_dns(a->sessions, on_tcp_dns, a);
+	struct flow_consumer consumer = session_engine_consumer(a->sessions);
+	a->flows = flow_table_new(&o->flow, &consumer);
+	if (!a->flows) {
+		snprintf(err, errlen, "out of memory creating the flow table");
+		goto fail;
+	}
+	return a;
+fail:
+	pipeline_free(a);
+	return NULL;
+}
+
+int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
+{
+	struct rules_config rcfg;
+	struct sink_config scfg;
+	struct policy_cache *cache;
+	if (load_config_and_cache(a, &rcfg, &scfg, &cache, err, errlen))
+		return -1;
+	struct rules *rules = rules_new(&rcfg, cache, a->history, err, errlen);
+	/* Same syslog settings: the sink, its rate limiter and its counts stay,
+	 * or a reload after every policy fetch would defeat the limit. */
+	int same_sink = !strcmp(scfg.syslog_facility, a->scfg.syslog_facility) &&
+			!strcmp(scfg.syslog_tag, a->scfg.syslog_tag) &&
+			scfg.syslog_enabled == a->scfg.syslog_enabled &&
+			scfg.alert_interval_s == a->scfg.alert_interval_s;
+	struct alert_sink *alerts = rules ? (same_sink ? a->alerts : alert_sink_new(&scfg)) : NULL;
+	if (!rules || !alerts) {
+		if (rules && !alerts)
+			snprintf(err, errlen, "bad syslog facility");
+		rules_free(rules);
+		policy_cache_free(cache);
+		return -1;
+	}
+	/* Swapped whole between packets: flows and their decoders carry on. */
+	rules_set_observed(rules, a->observed);
+	rules_free(a->rules);
+	if (alerts != a->alerts) {
+		a->alerts_sent_before += alert_sink_sent(a->alerts);
+		a->alerts_suppressed_before += alert_sink_suppressed(a->alerts);
+		alert_sink_free(a->alerts);
+	}
+	policy_cache_free(a->policy);
+	a->rules = rules;
+	a->alerts = alerts;
+	a->policy = cache;
+	a->rcfg = rcfg;
+	a->scfg = scfg;
+	return 0;
+}
+
+struct shard *pipeline_shard(struct pipeline *a, int i)
+{
+	return a->shards && i >= 0 && i < a->n_workers ? a->shards[i] : NULL;
+}
+
+int pipeline_drain(struct pipeline *a, int wait_ms)
+{
+	return a->hub ? shard_hub_drain(a->hub, on_event, a, wait_ms) : 1;
+}
+
+void pipeline_commit(struct pipeline *a)
+{
+	if (!a->db || a->db_failed || !a->db_pending)
+		return;
+	if (db_commit(a->db))
+		a->db_failed = 1;
+	a->db_pending = 0;
+}
+
+void pipeline_finish(struct pipeline *a, FILE *counters_out)
+{
+	if (a->flows)
+		flow_table_flush(a->flows);
+	if (a->dispatch)
+		dispatch_finish(a->dispatch);
+	if (a->hub)
+		while (!pipeline_drain(a, 100))
+			;
+	if (a->db && !a->db_failed) {
+		if ((a->db_pending || db_begin(a->db) == 0) &&
+		    (history_save(a->history, a->db) || observed_save(a->observed, a->db) ||
+		     db_commit(a->db))) {
+			fprintf(stderr, "mxwatch: storing results: %s\n", db_errmsg(a->db));
+			db_rollback(a->db);
+		}
+		a->db_pending = 0;
+	}
+	if (!a->print_flows && !a->quiet)
+		summary_print(a->summary, a->opts.json ? stderr : stdout);
+	fflush(stdout);
+	print_counters(a, counters_out);
+}
+
+void pipeline_free(struct pipeline *a)
+{
+	if (!a)
+		return;
+	dispatch_finish(a->dispatch);
+	dispatch_free(a->dispatch);
+	flow_table_free(a->flows);
+	session_engine_free(a->sessions);
+	for (int i = 0; a->shards && i < a->n_workers; i++)
+		shard_free(a->shards[i]);
+	free(a->shards);
+	shard_hub_free(a->hub);
+	session_sink_free(&a->session_out);
+	flowsink_free(&a->sink);
+	policy_cache_free(a->policy);
+	rules_free(a->rules);
+	history_free(a->history);
+	observed_free(a->observed);
+	alert_sink_free(a->alerts);
+	free(a->summary);
+	jw_free(&a->record);
+	db_close(a->db);
+	free(a);
+	x509_cleanup();
+}

@@ -1,0 +1,71 @@
+/*
+ * pipeline.h - one whole analysis pipeline, shared by `analyze` (files) and
+ * `capture` (live): flow table -> decoders -> rules -> sinks (JSON, syslog,
+ * SQLite, summary), with the policy cache and learned history loaded from
+ * the database at start and swapped on reload.
+ */
+#ifndef MXW_PIPELINE_H
+#define MXW_PIPELINE_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "capture/capture.h"
+#include "stream/flow.h"
+#include "run/session.h"
+
+struct pipeline_opts {
+	int json, quiet, flows, syslog_on, no_store;
+	int fail_on;                 /* severity, -1 never */
+	enum session_ndpi_mode ndpi;
+	int workers;                 /* decoding threads; 0: one per core */
+	int live;                    /* shards driven by the caller's threads */
+	const char *db_path;         /* NULL: the default path when it exists */
+	const char *config_path;
+	struct flow_config flow;
+};
+
+/* Long options every pipeline command takes (terminated, for getopt_long
+ * tables built by the commands). */
+#define PIPELINE_OPT_BASE 1000
+extern const struct option pipeline_options[];
+extern const int pipeline_n_options;
+/* Help text for those options. */
+extern const char pipeline_options_help[];
+
+void pipeline_opts_defaults(struct pipeline_opts *o);
+/* Handles one getopt_long result for a pipeline option; returns 1 when
+ * handled, 0 when not a pipeline option, -1 on a bad value (message
+ * printed, naming `cmd`). */
+int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cmd);
+
+struct pipeline;
+struct shard;
+
+/* Worker threads for `o` (resolves 0 to the number of cores). */
+int pipeline_workers(const struct pipeline_opts *o);
+
+/* Opens the database, loads config, cache and history, builds every stage.
+ * NULL with err set on failure. */
+struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t errlen);
+/* capture_packet_fn adapter */
+void pipeline_on_packet(void *ctx, const struct packet *pkt);
+struct capture_counters *pipeline_counters(struct pipeline *p);
+/* Re-reads the configuration and the policy cache; flows are kept. */
+int pipeline_reload(struct pipeline *p, char *err, size_t errlen);
+/* Ends every flow through the rules and sinks, commits the database, prints
+ * the summary (unless quiet) and the counters to `counters_out`. */
+void pipeline_finish(struct pipeline *p, FILE *counters_out);
+/* Live (opts.live): shard i of pipeline_workers(), for capture thread i,
+ * which feeds it packets, ticks and publishes, and finishes it at the end;
+ * the main thread hands their results to the sinks with pipeline_drain()
+ * (1 once every shard has finished). */
+struct shard *pipeline_shard(struct pipeline *p, int i);
+int pipeline_drain(struct pipeline *p, int wait_ms);
+/* Commits pending results now (live capture calls it periodically). */
+void pipeline_commit(struct pipeline *p);
+/* 1 when a finding reached --fail-on. */
+int pipeline_failed(const struct pipeline *p);
+void pipeline_free(struct pipeline *p);
+
+#endif

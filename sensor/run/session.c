@@ -1,0 +1,272 @@
+/*
+ * session.c - per-flow decoder dispatch: SMTP -> STARTTLS -> TLS -> bypass.
+ */
+#include "run/session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct session_engine {
+	enum session_ndpi_mode ndpi_mode;
+	struct classifier *classifier;
+	int classifier_failed;
+	session_emit_fn emit;
+	void *emit_ctx;
+	session_dns_fn dns;
+	void *dns_ctx;
+	struct session_stats stats;
+};
+
+static int is_smtp_port(uint16_t port)
+{
+	return port == 25 || port == 587;
+}
+
+struct session_engine *session_engine_new(enum session_ndpi_mode mode, session_emit_fn emit,
+					  void *emit_ctx)
+{
+	struct session_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->ndpi_mode = mode;
+	e->emit = emit;
+	e->emit_ctx = emit_ctx;
+	return e;
+}
+
+void session_engine_free(struct session_engine *e)
+{
+	if (!e)
+		return;
+	classifier_free(e->classifier);
+	free(e);
+}
+
+const struct session_stats *session_engine_stats(const struct session_engine *e)
+{
+	return &e->stats;
+}
+
+void session_stats_add(struct session_stats *sum, const struct session_stats *x)
+{
+	for (size_t k = 0; k < sizeof(sum->sessions) / sizeof(sum->sessions[0]); k++)
+		sum->sessions[k] += x->sessions[k];
+	sum->tls_bypassed += x->tls_bypassed;
+	sum->other_bypassed += x->other_bypassed;
+	sum->results_lost += x->results_lost;
+}
+
+int session_is_mail(const struct flow *f, const struct session *s)
+{
+	return s->kind == SESSION_SMTP || s->kind == SESSION_SMTPS || is_smtp_port(f->key.port[1]) ||
+	       f->key.port[1] == 465 || s->cls_res.smtp;
+}
+
+static void start_smtp(struct session *s, enum session_reason why)
+{
+	s->smtp = smtp_new();
+	s->kind = s->smtp ? SESSION_SMTP : SESSION_OTHER;
+	s->reason = why;
+}
+
+static void start_tls(struct session *s, int dir)
+{
+	if (!s->tls)
+		s->tls = tls_new();
+	if (s->tls)
+		s->tls_active[dir] = 1;
+}
+
+#define DNS_TCP_MAX 65537 /* 2-byte length plus the largest message */
+
+/* Server-to-client bytes of DNS over TCP: 2-byte length, then a message. */
+static void dns_tcp(struct session_engine *e, struct flow *f, struct session *s, const uint8_t *p,
+		    size_t n)
+{
+	while (n) {
+		if (!s->dns_buf) {
+			s->dns_buf = malloc(DNS_TCP_MAX);
+			if (!s->dns_buf)
+				return;
+		}
+		size_t want = s->dns_len < 2 ? 2 - s->dns_len
+					     : (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]) + 2 - s->dns_len;
+		size_t take = n < want ? n : want;
+		memcpy(s->dns_buf + s->dns_len, p, take);
+		s->dns_len += (uint32_t)take;
+		p += take;
+		n -= take;
+		if (s->dns_len >= 2) {
+			size_t msg = (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]);
+			if (s->dns_len == msg + 2) {
+				if (e->dns && msg)
+					e->dns(e->dns_ctx, f, s->dns_buf + 2, msg, f->ts_last);
+				s->dns_len = 0;
+			}
+		}
+	}
+}
+
+static void on_open(void *ctx, struct flow *f)
+{
+	struct session_engine *e = ctx;
+	struct session *s = calloc(1, sizeof(*s));
+	f->app = s;
+	if (!s)
+		return;
+	/* Auto: only what our own decoders cannot place (not mail ports, not
+	 * DNS, which we parse). */
+	s->ndpi_wanted = e->ndpi_mode == SESSION_NDPI_ALL ||
+			 (e->ndpi_mode == SESSION_NDPI_AUTO && !is_smtp_port(f->key.port[1]) &&
+			  f->key.port[1] != 465 && f->key.port[1] != 53);
+	if (f->key.port[1] == 53) {
+		s->kind = SESSION_DNS;
+		s->reason = SESSION_BY_PORT;
+	} else if (is_smtp_port(f->key.port[1])) {
+		start_smtp(s, SESSION_BY_PORT);
+	} else if (f->key.port[1] == 465) {
+		s->kind = SESSION_SMTPS;
+		s->reason = SESSION_BY_PORT;
+		start_tls(s, 0);
+		start_tls(s, 1);
+	}
+}
+
+static void on_packet(void *ctx, struct flow *f, int dir, const struct packet *p)
+{
+	struct session_engine *e = ctx;
+	struct session *s = f->app;
+	(void)dir;
+	if (!s || !s->ndpi_wanted || s->cls_res.done || !p->l3)
+		return;
+	/* nDPI's set-up costs tens of milliseconds: pay it only when a flow
+	 * needs it. Failure leaves flows unclassified, not the sensor down. */
+	if (!e->classifier && !e->classifier_failed) {
+		e->classifier = classifier_new();
+		e->classifier_failed = e->classifier == NULL;
+	}
+	if (!e->classifier)
+		return;
+	/* Bare ACKs tell nDPI nothing; the handshake and payload do. */
+	if (p->payload_len == 0 && !(p->tcp_flags & TCPF_SYN))
+		return;
+	/* Auto: TLS off the mail ports is something nDPI can only call TLS
+	 * (SMTP inside is invisible to it as to us), after parsing the whole
+	 * ClientHello at some cost: stop at the record header. */
+	if (e->ndpi_mode == SESSION_NDPI_AUTO && p->payload_len >= 3 && p->payload[0] == 0x16 &&
+	    p->payload[1] == 0x03) {
+		s->ndpi_wanted = 0;
+		classify_finish(e->classifier, &s->cls, &s->cls_res);
+		return;
+	}
+	classify_packet(e->classifier, &s->cls, p->l3, p->l3_len, p->ts_ns,
+			e->ndpi_mode == SESSION_NDPI_ALL, &s->cls_res);
+}
+
+static void bypass(struct session_engine *e, struct flow *f, struct session *s, int tls_done)
+{
+	if (s->bypassed)
+		return;
+	s->bypassed = 1;
+	s->bypass_reason_tls = (uint8_t)tls_done;
+	if (tls_done)
+		e->stats.tls_bypassed++;
+	else
+		e->stats.other_bypassed++;
+	flow_bypass(f, 0);
+	flow_bypass(f, 1);
+}
+
+static void on_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t n)
+{
+	struct session_engine *e = ctx;
+	struct session *s = f->app;
+	if (!s || s->bypassed)
+		return;
+	if (s->kind == SESSION_DNS) {
+		if (dir == FLOW_TO_CLIENT)
+			dns_tcp(e, f, s, p, n);
+		return;
+	}
+	if (!s->content_checked) {
+		s->content_checked = 1;
+		if (s->kind == SESSION_SMTP && !smtp_looks_like(dir, p, n)) {
+			/* A mail port carrying something else: let nDPI name it. */
+			s->content_not_smtp = 1;
+			s->ndpi_wanted |= e->ndpi_mode == SESSION_NDPI_AUTO;
+		}
+	}
+	if (s->kind == SESSION_UNDECIDED) {
+		if (smtp_looks_like(dir, p, n)) {
+			start_smtp(s, SESSION_BY_CONTENT);
+		} else {
+			s->kind = SESSION_OTHER;
+			bypass(e, f, s, 0);
+			return;
+		}
+	}
+	if (s->kind == SESSION_SMTP && !s->tls_active[dir]) {
+		size_t used = smtp_feed(s->smtp, dir, p, n);
+		if (used == n && !smtp_tls_started(s->smtp, dir))
+			return;
+		start_tls(s, dir);
+		if (!s->tls)
+			return;
+		p += used;
+		n -= used;
+	}
+	if (s->tls && s->tls_active[dir] && n) {
+		tls_feed(s->tls, dir, p, n);
+		if (tls_done(s->tls))
+			bypass(e, f, s, 1);
+	}
+}
+
+static void on_gap(void *ctx, struct flow *f, int dir, uint32_t n)
+{
+	(void)ctx;
+	struct session *s = f->app;
+	if (!s || s->bypassed)
+		return;
+	if (s->tls && s->tls_active[dir])
+		tls_gap(s->tls, dir, n);
+	else if (s->smtp)
+		smtp_gap(s->smtp, dir, n);
+}
+
+static void on_close(void *ctx, struct flow *f)
+{
+	struct session_engine *e = ctx;
+	struct session *s = f->app;
+	if (!s)
+		return;
+	if (e->classifier)
+		classify_finish(e->classifier, &s->cls, &s->cls_res);
+	e->stats.sessions[s->kind]++;
+	if (e->emit)
+		e->emit(e->emit_ctx, f, s);
+	smtp_free(s->smtp);
+	tls_free(s->tls);
+	free(s->dns_buf);
+	free(s);
+	f->app = NULL;
+}
+
+void session_engine_set_dns(struct session_engine *e, session_dns_fn fn, void *ctx)
+{
+	e->dns = fn;
+	e->dns_ctx = ctx;
+}
+
+struct flow_consumer session_engine_consumer(struct session_engine *e)
+{
+	struct flow_consumer c = {
+		.ctx = e,
+		.open = on_open,
+		.packet = on_packet,
+		.data = on_data,
+		.gap = on_gap,
+		.close = on_close,
+	};
+	return c;
+}
