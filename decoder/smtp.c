@@ -56,7 +56,7 @@ static const char *const anomaly_names[SMTP_AN_COUNT] = {
 };
 
 struct smtp {
-	struct smtp_facts f;
+	struct smtp_facts *f;    /* separate: handed to the session record at the end */
 	uint8_t mode[2];
 	uint8_t discard[2];          /* drop bytes up to the next LF (overlong line, gap) */
 	uint8_t after_gap[2];        /* first bytes after a gap: maybe a whole new line */
@@ -79,15 +79,20 @@ const char *smtp_anomaly_name(enum smtp_anomaly a)
 
 struct smtp *smtp_new(void)
 {
-	/* One per SMTP session: zero all but the recipient domain slots (4 KiB,
-	 * most of the object), which are only read below rcpt_domain_count. */
-	struct smtp *s = malloc(sizeof(*s));
-	if (!s)
+	struct smtp *s = calloc(1, sizeof(*s));
+	struct smtp_facts *f = malloc(sizeof(*f));
+	if (!s || !f) {
+		free(s);
+		free(f);
 		return NULL;
-	const size_t at = offsetof(struct smtp, f.rcpt_domains), skip = sizeof(s->f.rcpt_domains);
-	memset(s, 0, at);
-	memset((char *)s + at + skip, 0, sizeof(*s) - at - skip);
-	s->f.ehlo = -1;
+	}
+	/* Zero all but the recipient domain slots (4 KiB, most of the facts),
+	 * which are only read below rcpt_domain_count. */
+	const size_t at = offsetof(struct smtp_facts, rcpt_domains), skip = sizeof(f->rcpt_domains);
+	memset(f, 0, at);
+	memset((char *)f + at + skip, 0, sizeof(*f) - at - skip);
+	f->ehlo = -1;
+	s->f = f;
 	return s;
 }
 
@@ -97,12 +102,20 @@ void smtp_free(struct smtp *s)
 		return;
 	free(s->line[0]);
 	free(s->line[1]);
+	free(s->f);
 	free(s);
+}
+
+struct smtp_facts *smtp_take_facts(struct smtp *s)
+{
+	struct smtp_facts *f = s->f;
+	s->f = NULL;
+	return f;
 }
 
 const struct smtp_facts *smtp_facts(const struct smtp *s)
 {
-	return &s->f;
+	return s->f;
 }
 
 int smtp_tls_started(const struct smtp *s, int dir)
@@ -112,8 +125,8 @@ int smtp_tls_started(const struct smtp *s, int dir)
 
 static void anomaly(struct smtp *s, enum smtp_anomaly k, int dir, uint64_t bytes)
 {
-	s->f.anomalies[k][dir].count++;
-	s->f.anomalies[k][dir].bytes += bytes;
+	s->f->anomalies[k][dir].count++;
+	s->f->anomalies[k][dir].bytes += bytes;
 }
 
 static void pending_push(struct smtp *s, enum smtp_verb v)
@@ -246,14 +259,14 @@ static enum smtp_verb lookup_verb(const uint8_t *p, size_t n)
 
 static void add_rcpt_domain(struct smtp *s, const char *d)
 {
-	for (uint32_t i = 0; i < s->f.rcpt_domain_count; i++)
-		if (strcmp(s->f.rcpt_domains[i], d) == 0)
+	for (uint32_t i = 0; i < s->f->rcpt_domain_count; i++)
+		if (strcmp(s->f->rcpt_domains[i], d) == 0)
 			return;
-	if (s->f.rcpt_domain_count == SMTP_MAX_RCPT_DOMAINS) {
-		s->f.rcpt_domains_truncated = 1;
+	if (s->f->rcpt_domain_count == SMTP_MAX_RCPT_DOMAINS) {
+		s->f->rcpt_domains_truncated = 1;
 		return;
 	}
-	strcpy(s->f.rcpt_domains[s->f.rcpt_domain_count++], d);
+	strcpy(s->f->rcpt_domains[s->f->rcpt_domain_count++], d);
 }
 
 static void client_command(struct smtp *s, const uint8_t *line, size_t n)
@@ -264,36 +277,36 @@ static void client_command(struct smtp *s, const uint8_t *line, size_t n)
 	size_t args = pos + vl;
 	enum smtp_verb v = lookup_verb(verb, vl);
 
-	s->f.commands++;
+	s->f->commands++;
 	if (s->pending_count && v != V_UNKNOWN)
-		s->f.pipelined = 1;
+		s->f->pipelined = 1;
 	switch (v) {
 	case V_EHLO:
 	case V_HELO: {
-		s->f.ehlo = v == V_EHLO;
+		s->f->ehlo = v == V_EHLO;
 		size_t wl = next_word(line, n, &args);
-		copy_token(s->f.helo_name, sizeof(s->f.helo_name), line + args, wl);
+		copy_token(s->f->helo_name, sizeof(s->f->helo_name), line + args, wl);
 		break;
 	}
 	case V_STARTTLS:
-		s->f.starttls_requested = 1;
+		s->f->starttls_requested = 1;
 		s->mode[0] = M_STARTTLS_WAIT;
 		break;
 	case V_AUTH: {
-		s->f.auth_before_tls = 1;
+		s->f->auth_before_tls = 1;
 		size_t wl = next_word(line, n, &args);
-		copy_token(s->f.auth_mechanism, sizeof(s->f.auth_mechanism), line + args, wl);
+		copy_token(s->f->auth_mechanism, sizeof(s->f->auth_mechanism), line + args, wl);
 		break;
 	}
 	case V_MAIL:
-		s->f.has_mail_from = 1;
-		s->f.mail_from_domain[0] = 0;
-		path_domain(line + args, n - args, s->f.mail_from_domain,
-			    sizeof(s->f.mail_from_domain));
+		s->f->has_mail_from = 1;
+		s->f->mail_from_domain[0] = 0;
+		path_domain(line + args, n - args, s->f->mail_from_domain,
+			    sizeof(s->f->mail_from_domain));
 		break;
 	case V_RCPT: {
 		char d[SMTP_MAX_NAME];
-		s->f.rcpt_count++;
+		s->f->rcpt_count++;
 		if (path_domain(line + args, n - args, d, sizeof(d)))
 			add_rcpt_domain(s, d);
 		break;
@@ -318,18 +331,18 @@ static void client_command(struct smtp *s, const uint8_t *line, size_t n)
 			anomaly(s, SMTP_AN_BDAT_BAD_SIZE, 0, 0);
 			break;
 		}
-		s->f.bdat_count++;
-		s->f.body_bytes += size;
+		s->f->bdat_count++;
+		s->f->body_bytes += size;
 		s->bdat_left = size;
 		if (size)
 			s->mode[0] = M_BDAT;
 		break;
 	}
 	case V_RSET:
-		s->f.rset_count++;
+		s->f->rset_count++;
 		break;
 	case V_QUIT:
-		s->f.quit = 1;
+		s->f->quit = 1;
 		break;
 	case V_UNKNOWN:
 		anomaly(s, SMTP_AN_UNKNOWN_COMMAND, 0, n);
@@ -370,27 +383,27 @@ static void ehlo_capability(struct smtp *s, const uint8_t *text, size_t n)
 	size_t wl = next_word(text, n, &pos);
 	const uint8_t *w = text + pos;
 	if (wl == 8 && strncasecmp((const char *)w, "STARTTLS", 8) == 0)
-		s->f.starttls_offered = 1;
+		s->f->starttls_offered = 1;
 	else if (wl == 10 && strncasecmp((const char *)w, "PIPELINING", 10) == 0)
-		s->f.pipelining_offered = 1;
+		s->f->pipelining_offered = 1;
 	else if (wl == 8 && strncasecmp((const char *)w, "CHUNKING", 8) == 0)
-		s->f.chunking_offered = 1;
+		s->f->chunking_offered = 1;
 	else if (wl >= 4 && strncasecmp((const char *)w, "AUTH", 4) == 0 &&
 		 (wl == 4 || w[4] == '='))
-		s->f.auth_offered = 1;
-	else if (is_mangled_starttls(w, wl) && !s->f.mangled_token[0])
-		copy_token(s->f.mangled_token, sizeof(s->f.mangled_token), w, wl);
+		s->f->auth_offered = 1;
+	else if (is_mangled_starttls(w, wl) && !s->f->mangled_token[0])
+		copy_token(s->f->mangled_token, sizeof(s->f->mangled_token), w, wl);
 }
 
 static void server_final_reply(struct smtp *s, int code, const uint8_t *text, size_t n)
 {
-	s->f.replies++;
+	s->f->replies++;
 	(void)text;
 	(void)n;
 	if (!s->greeting_done && !s->pending_count) {
 		s->greeting_done = 1;
-		s->f.greeting_code = code;
-		memcpy(s->f.greeting_host, s->reply_first_word, sizeof(s->f.greeting_host));
+		s->f->greeting_code = code;
+		memcpy(s->f->greeting_host, s->reply_first_word, sizeof(s->f->greeting_host));
 		return;
 	}
 	s->greeting_done = 1;
@@ -416,10 +429,10 @@ static void server_final_reply(struct smtp *s, int code, const uint8_t *text, si
 		/* Only an accepted EHLO lists extensions; after a refusal or a
 		 * HELO, whether STARTTLS is offered is not on the wire. */
 		if (code / 100 == 2)
-			s->f.ehlo_reply_seen = 1;
+			s->f->ehlo_reply_seen = 1;
 		break;
 	case V_STARTTLS:
-		s->f.starttls_reply = code;
+		s->f->starttls_reply = code;
 		if (code == 220) {
 			s->mode[1] = M_STARTTLS_WAIT;
 		} else if (s->mode[0] == M_STARTTLS_WAIT) {
@@ -428,7 +441,7 @@ static void server_final_reply(struct smtp *s, int code, const uint8_t *text, si
 		break;
 	case V_DATA:
 		if (code == 354) {
-			s->f.data_count++;
+			s->f->data_count++;
 			pending_push_front(s, V_DATA_END);
 		} else if (s->mode[0] == M_DATA) {
 			s->mode[0] = M_LINES;
@@ -472,7 +485,7 @@ static void server_line(struct smtp *s, const uint8_t *line, size_t n)
 	}
 	if (v == V_EHLO && code == 250) {
 		if (s->reply_lines == 0)
-			memcpy(s->f.ehlo_host, s->reply_first_word, sizeof(s->f.ehlo_host));
+			memcpy(s->f->ehlo_host, s->reply_first_word, sizeof(s->f->ehlo_host));
 		else
 			ehlo_capability(s, text, tn);
 	}
@@ -600,7 +613,7 @@ static size_t body_skip(struct smtp *s, const uint8_t *p, size_t n)
 	} else {
 		s->body_match = st;
 	}
-	s->f.body_bytes += used;
+	s->f->body_bytes += used;
 	return used;
 }
 
@@ -649,7 +662,7 @@ size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 			off += i;
 			if (off < n) {
 				s->mode[dir] = M_TLS;
-				s->f.tls_started[dir] = 1;
+				s->f->tls_started[dir] = 1;
 				return off;
 			}
 			break;
@@ -669,7 +682,7 @@ void smtp_gap(struct smtp *s, int dir, uint32_t n)
 		return;
 	case M_DATA:
 		s->body_match = 0;
-		s->f.body_bytes += n;
+		s->f->body_bytes += n;
 		return;
 	case M_BDAT:
 		if (n <= s->bdat_left) {

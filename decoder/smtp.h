@@ -90,6 +90,9 @@ int smtp_tls_started(const struct smtp *s, int dir);
 
 const struct smtp_facts *smtp_facts(const struct smtp *s);
 
+/* Hands the facts over (free() them); the decoder must not be fed again. */
+struct smtp_facts *smtp_take_facts(struct smtp *s);
+
 /* True when the bytes look like the start of an SMTP server greeting or
  * client command: used to tell SMTP from other traffic on port 25. */
 int smtp_looks_like(int dir, const uint8_t *p, size_t n);

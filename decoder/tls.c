@@ -56,7 +56,7 @@ static _Atomic uint64_t tls_buffered;
 
 struct tls {
 	uint64_t charged; /* this object's share of tls_buffered */
-	struct tls_facts f;
+	struct tls_facts *f;    /* separate: handed to the session record at the end */
 	struct tls_dir d[2];
 	uint8_t fatal_alert;
 };
@@ -70,17 +70,31 @@ const char *tls_version_name(uint16_t v)
 {
 	switch (v) {
 	case 0x0300: return "SSLv3";
-	case 0x0301: return "TLSv1.0";
-	case 0x0302: return "TLSv1.1";
-	case 0x0303: return "TLSv1.2";
-	case 0x0304: return "TLSv1.3";
+	case TLS_V10: return "TLSv1.0";
+	case TLS_V11: return "TLSv1.1";
+	case TLS_V12: return "TLSv1.2";
+	case TLS_V13: return "TLSv1.3";
 	default: return NULL;
 	}
 }
 
 struct tls *tls_new(void)
 {
-	return calloc(1, sizeof(struct tls));
+	struct tls *t = calloc(1, sizeof(*t));
+	if (t && !(t->f = calloc(1, sizeof(*t->f)))) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void tls_facts_free(struct tls_facts *f)
+{
+	if (!f)
+		return;
+	for (int i = 0; i < f->n_certs; i++)
+		free(f->certs[i].der);
+	free(f);
 }
 
 void tls_free(struct tls *t)
@@ -90,19 +104,25 @@ void tls_free(struct tls *t)
 	atomic_fetch_sub_explicit(&tls_buffered, t->charged, memory_order_relaxed);
 	for (int i = 0; i < 2; i++)
 		free(t->d[i].hs);
-	for (int i = 0; i < t->f.n_certs; i++)
-		free(t->f.certs[i].der);
+	tls_facts_free(t->f);
 	free(t);
+}
+
+struct tls_facts *tls_take_facts(struct tls *t)
+{
+	struct tls_facts *f = t->f;
+	t->f = NULL;
+	return f;
 }
 
 const struct tls_facts *tls_facts(const struct tls *t)
 {
-	return &t->f;
+	return t->f;
 }
 
 static void anomaly(struct tls *t, enum tls_anomaly k, int dir)
 {
-	t->f.anomalies[k][dir]++;
+	t->f->anomalies[k][dir]++;
 }
 
 static int is_grease(uint16_t v)
@@ -137,12 +157,12 @@ static void parse_extensions(struct tls *t, struct cursor *c, int client)
 				uint16_t nl = cur_be16(&x);
 				if (!cur_has(&x, nl))
 					break;
-				if (nt == 0 && !t->f.sni[0]) {
+				if (nt == 0 && !t->f->sni[0]) {
 					size_t n = nl < TLS_MAX_SNI - 1 ? nl : TLS_MAX_SNI - 1;
 					const uint8_t *p = cur_ptr(&x);
 					for (size_t i = 0; i < n; i++)
-						t->f.sni[i] = p[i] ? (char)p[i] : '?';
-					t->f.sni[n] = 0;
+						t->f->sni[i] = p[i] ? (char)p[i] : '?';
+					t->f->sni[n] = 0;
 				}
 				cur_skip(&x, nl);
 			}
@@ -150,13 +170,13 @@ static void parse_extensions(struct tls *t, struct cursor *c, int client)
 			uint8_t l = cur_u8(&x);
 			for (unsigned i = 0; i + 1 < l && cur_has(&x, 2); i += 2) {
 				uint16_t v = cur_be16(&x);
-				if (!is_grease(v) && t->f.n_offered_versions < TLS_MAX_VERSIONS)
-					t->f.offered_versions[t->f.n_offered_versions++] = v;
+				if (!is_grease(v) && t->f->n_offered_versions < TLS_MAX_VERSIONS)
+					t->f->offered_versions[t->f->n_offered_versions++] = v;
 			}
 		} else if (type == EXT_SUPPORTED_VERSIONS && !client) {
 			uint16_t v = cur_be16(&x);
 			if (x.ok)
-				t->f.version = v;
+				t->f->version = v;
 		}
 	}
 }
@@ -165,10 +185,10 @@ static void client_hello(struct tls *t, const uint8_t *p, size_t n)
 {
 	struct cursor c;
 	cur_init(&c, p, n);
-	if (t->f.client_hello) /* second hello after a HelloRetryRequest */
+	if (t->f->client_hello) /* second hello after a HelloRetryRequest */
 		return;
-	t->f.client_hello = 1;
-	t->f.client_version = cur_be16(&c);
+	t->f->client_hello = 1;
+	t->f->client_version = cur_be16(&c);
 	cur_skip(&c, 32);
 	cur_skip(&c, cur_u8(&c));
 	cur_skip(&c, cur_be16(&c));
@@ -199,14 +219,14 @@ static void server_hello(struct tls *t, const uint8_t *p, size_t n)
 		anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
 		return;
 	}
-	t->f.server_hello = 1;
-	t->f.hello_retry |= hrr;
-	t->f.version = legacy;
-	t->f.cipher = cipher;
+	t->f->server_hello = 1;
+	t->f->hello_retry |= hrr;
+	t->f->version = legacy;
+	t->f->cipher = cipher;
 	if (cur_left(&c))
 		parse_extensions(t, &c, 0);
 	/* From TLS 1.3 on everything after ServerHello is encrypted. */
-	if (t->f.version >= 0x0304 && !hrr)
+	if (t->f->version >= TLS_V13 && !hrr)
 		t->d[1].keys_on = 1;
 }
 
@@ -219,7 +239,7 @@ static void certificate(struct tls *t, const uint8_t *p, size_t n)
 		anomaly(t, TLS_AN_BAD_HANDSHAKE, 1);
 		return;
 	}
-	t->f.certificate_seen = 1;
+	t->f->certificate_seen = 1;
 	while (cur_left(&c) >= 3) {
 		uint32_t len = cur_be24(&c);
 		if (!cur_has(&c, len)) {
@@ -227,10 +247,10 @@ static void certificate(struct tls *t, const uint8_t *p, size_t n)
 			return;
 		}
 		uint64_t held = atomic_load_explicit(&tls_buffered, memory_order_relaxed);
-		if (t->f.n_certs < TLS_MAX_CERTS && held + len > TLS_BUFFER_BUDGET) {
+		if (t->f->n_certs < TLS_MAX_CERTS && held + len > TLS_BUFFER_BUDGET) {
 			anomaly(t, TLS_AN_BUDGET, 1);
-			t->f.certs_truncated = 1;
-		} else if (t->f.n_certs < TLS_MAX_CERTS) {
+			t->f->certs_truncated = 1;
+		} else if (t->f->n_certs < TLS_MAX_CERTS) {
 			uint8_t *der = malloc(len ? len : 1);
 			if (der) {
 				atomic_fetch_add_explicit(&tls_buffered, len, memory_order_relaxed);
@@ -238,12 +258,12 @@ static void certificate(struct tls *t, const uint8_t *p, size_t n)
 			}
 			if (der) {
 				memcpy(der, cur_ptr(&c), len);
-				t->f.certs[t->f.n_certs].der = der;
-				t->f.certs[t->f.n_certs].len = len;
-				t->f.n_certs++;
+				t->f->certs[t->f->n_certs].der = der;
+				t->f->certs[t->f->n_certs].len = len;
+				t->f->n_certs++;
 			}
 		} else {
-			t->f.certs_truncated = 1;
+			t->f->certs_truncated = 1;
 		}
 		cur_skip(&c, len);
 	}
@@ -255,7 +275,7 @@ static void handshake_message(struct tls *t, int dir, uint8_t type, const uint8_
 		client_hello(t, p, n);
 	else if (type == HS_SERVER_HELLO && dir == 1)
 		server_hello(t, p, n);
-	else if (type == HS_CERTIFICATE && dir == 1 && t->f.version < 0x0304)
+	else if (type == HS_CERTIFICATE && dir == 1 && t->f->version < TLS_V13)
 		certificate(t, p, n);
 }
 
@@ -337,12 +357,12 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 
 static void check_complete(struct tls *t)
 {
-	if (t->f.handshake_complete)
+	if (t->f->handshake_complete)
 		return;
-	int both_encrypted = t->f.encrypted[0] && t->f.encrypted[1];
-	if (t->f.server_hello && both_encrypted &&
-	    (t->f.version >= 0x0304 || (t->f.ccs[0] && t->f.ccs[1])))
-		t->f.handshake_complete = 1;
+	int both_encrypted = t->f->encrypted[0] && t->f->encrypted[1];
+	if (t->f->server_hello && both_encrypted &&
+	    (t->f->version >= TLS_V13 || (t->f->ccs[0] && t->f->ccs[1])))
+		t->f->handshake_complete = 1;
 }
 
 static void record_start(struct tls *t, int dir)
@@ -366,16 +386,16 @@ static void record_start(struct tls *t, int dir)
 	d->rec_left = len;
 	d->alert_len = 0;
 	if (type == CT_CCS) {
-		t->f.ccs[dir] = 1;
+		t->f->ccs[dir] = 1;
 	} else if (d->keys_on || type == CT_APPDATA) {
 		/* In TLS 1.3 the client's CCS is cosmetic; its first encrypted
 		 * record (type 23) is what carries its Finished. */
-		t->f.encrypted[dir] = 1;
+		t->f->encrypted[dir] = 1;
 		d->encrypted_records++;
 		if (type == CT_ALERT) {
-			t->f.alert_seen = 1;
-			t->f.alert_encrypted = 1;
-			t->f.alert_dir = (uint8_t)dir;
+			t->f->alert_seen = 1;
+			t->f->alert_encrypted = 1;
+			t->f->alert_dir = (uint8_t)dir;
 		}
 	}
 	check_complete(t);
@@ -389,11 +409,11 @@ static void record_body(struct tls *t, int dir, const uint8_t *p, size_t n)
 	} else if (d->rec_type == CT_ALERT && !d->keys_on) {
 		for (size_t i = 0; i < n && d->alert_len < 2; i++)
 			d->alert[d->alert_len++] = p[i];
-		if (d->alert_len == 2 && !t->f.alert_seen) {
-			t->f.alert_seen = 1;
-			t->f.alert_level = d->alert[0];
-			t->f.alert_description = d->alert[1];
-			t->f.alert_dir = (uint8_t)dir;
+		if (d->alert_len == 2 && !t->f->alert_seen) {
+			t->f->alert_seen = 1;
+			t->f->alert_level = d->alert[0];
+			t->f->alert_description = d->alert[1];
+			t->f->alert_dir = (uint8_t)dir;
 			if (d->alert[0] == 2)
 				t->fatal_alert = 1;
 		}
@@ -404,14 +424,14 @@ static void record_end(struct tls *t, int dir)
 {
 	struct tls_dir *d = &t->d[dir];
 	/* In TLS <= 1.2 the keys change right after ChangeCipherSpec. */
-	if (d->rec_type == CT_CCS && t->f.version < 0x0304)
+	if (d->rec_type == CT_CCS && t->f->version < TLS_V13)
 		d->keys_on = 1;
 }
 
 void tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n)
 {
 	struct tls_dir *d = &t->d[dir];
-	t->f.record_bytes[dir] += n;
+	t->f->record_bytes[dir] += n;
 	while (n && !d->stopped) {
 		if (d->rec_left == 0 && d->hdr_len < 5) {
 			size_t take = 5u - d->hdr_len < n ? 5u - d->hdr_len : n;
@@ -451,7 +471,7 @@ void tls_gap(struct tls *t, int dir, uint32_t n)
 
 int tls_done(const struct tls *t)
 {
-	if (t->f.handshake_complete || t->fatal_alert)
+	if (t->f->handshake_complete || t->fatal_alert)
 		return 1;
 	if (t->d[0].stopped && t->d[1].stopped)
 		return 1;

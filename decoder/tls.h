@@ -14,6 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Protocol version numbers on the wire (RFC 8446 4.2.1, RFC 5246 A.1). */
+#define TLS_V10 0x0301
+#define TLS_V11 0x0302
+#define TLS_V12 0x0303
+#define TLS_V13 0x0304
+
 #define TLS_MAX_HANDSHAKE (128u * 1024) /* one handshake message, e.g. a long chain */
 /* All handshake buffers and certificate copies of all flows together. */
 #define TLS_BUFFER_BUDGET (64ull * 1024 * 1024)
@@ -77,6 +83,11 @@ void tls_gap(struct tls *t, int dir, uint32_t n);
 int tls_done(const struct tls *t);
 
 const struct tls_facts *tls_facts(const struct tls *t);
+
+/* Hands the facts over, certificate DER included, to be released with
+ * tls_facts_free(); the walker must not be fed again. */
+struct tls_facts *tls_take_facts(struct tls *t);
+void tls_facts_free(struct tls_facts *f);
 
 /* "TLSv1.2" etc., or NULL for unknown values. */
 const char *tls_version_name(uint16_t v);

@@ -16,10 +16,10 @@
 #include "db/policy/observed.h"
 #include "rules/verify.h"
 #include "decoder/x509.h"
+#include "util/units.h"
 
 #define MAX_BINDINGS 16
 #define FAILED_TLS_SLOTS 4096
-#define NS 1000000000ull
 
 static const struct {
 	const char *name;
@@ -106,11 +106,10 @@ struct binding {
 
 struct eval {
 	struct rules *r;
-	const struct flow *f;
-	const struct session *s;
+	const struct session_record *rec;
 	const struct smtp_facts *m;
 	const struct tls_facts *t;
-	char client[64], server[64];
+	const char *client, *server;
 	uint64_t ts_ns;
 	finding_fn emit;
 	void *ctx;
@@ -164,11 +163,6 @@ void rules_free(struct rules *r)
 void rules_set_observed(struct rules *r, const struct observed *obs)
 {
 	r->observed = obs;
-}
-
-void rules_set_cache(struct rules *r, const struct policy_cache *cache)
-{
-	r->cache = cache;
 }
 
 static void lower_copy(char *dst, size_t cap, const char *src)
@@ -271,8 +265,8 @@ static void emit(struct eval *e, enum finding_id id, const struct binding *b, ui
 	f.id = id;
 	f.severity = alert ? e->r->cfg.severity[id] : SEV_INFO;
 	f.alert = (uint8_t)alert;
-	f.session = e->f->id;
-	f.ts_ns = e->f->ts_first;
+	f.session = e->rec->id;
+	f.ts_ns = e->rec->ts_first;
 	if (b) {
 		memcpy(f.domain, b->domain, sizeof(f.domain));
 		memcpy(f.mx_host, b->mx_host[0] ? b->mx_host : b->banner_host, sizeof(f.mx_host));
@@ -281,10 +275,10 @@ static void emit(struct eval *e, enum finding_id id, const struct binding *b, ui
 		f.evidence = extra_ev;
 	}
 	f.rfc8460 = rfc8460 ? rfc8460 : finding_info[id].rfc8460;
-	memcpy(f.client_ip, e->client, sizeof(f.client_ip));
+	snprintf(f.client_ip, sizeof(f.client_ip), "%s", e->client);
 	if (e->m && e->m->ehlo >= 0)
 		memcpy(f.helo, e->m->helo_name, sizeof(f.helo));
-	memcpy(f.server_ip, e->server, sizeof(f.server_ip));
+	snprintf(f.server_ip, sizeof(f.server_ip), "%s", e->server);
 	snprintf(f.message, sizeof(f.message), fmt, arg ? arg : "");
 	e->v->findings++;
 	e->emit(e->ctx, &f);
@@ -313,7 +307,7 @@ static int allowlisted(const struct eval *e)
 
 static int tls_used(const struct eval *e)
 {
-	return e->s->tls && e->s->tls_active[0];
+	return e->rec->tls && e->rec->tls_used;
 }
 
 static int plaintext_transaction(const struct eval *e)
@@ -327,7 +321,7 @@ static const struct cached_sts *live_sts(const struct eval *e, const struct bind
 	const struct cached_sts *sts = b->cd ? b->cd->sts : NULL;
 	if (!sts || !strcmp(sts->mode, "none"))
 		return NULL;
-	if ((uint64_t)(sts->fetched_at + sts->max_age) * NS < e->ts_ns)
+	if ((uint64_t)(sts->fetched_at + sts->max_age) * NS_PER_S < e->ts_ns)
 		return NULL;
 	return sts;
 }
@@ -375,15 +369,15 @@ static int weak_cipher(const char *name)
 static void check_session_level(struct eval *e)
 {
 	const struct smtp_facts *m = e->m;
-	uint16_t port = e->f->key.port[1];
-	if (e->s->kind == SESSION_SMTP && port != 25 && port != 587 && port != 465) {
+	uint16_t port = e->rec->port[1];
+	if (e->rec->kind == SESSION_SMTP && port != 25 && port != 587 && port != 465) {
 		char port_s[8];
 		snprintf(port_s, sizeof(port_s), "%u", port);
 		emit_all(e, F_SMTP_NONSTANDARD, 0, "SMTP on a non-standard port (%s)", port_s);
 	}
-	if ((port == 25 || port == 587) && e->s->content_not_smtp)
+	if ((port == 25 || port == 587) && e->rec->content_not_smtp)
 		emit_all(e, F_SMTP_NONSTANDARD, 0, "non-SMTP traffic on a mail port (%s)",
-			 e->s->cls_res.done ? e->s->cls_res.name : "unclassified");
+			 e->rec->ndpi.done ? e->rec->ndpi.name : "unclassified");
 	if (!m)
 		return;
 	if (m->mangled_token[0] && !m->starttls_offered)
@@ -417,7 +411,7 @@ static void check_tls_hygiene(struct eval *e)
 		return;
 	char cipher[96];
 	tls_cipher_name(t->cipher, cipher, sizeof(cipher));
-	if (t->version < 0x0303) {
+	if (t->version < TLS_V12) {
 		const char *v = tls_version_name(t->version);
 		emit_all(e, F_TLS_WEAK, 0, "negotiated %s (below TLS 1.2)", v ? v : "an unknown version");
 	} else if (weak_cipher(cipher)) {
@@ -436,14 +430,14 @@ static void check_fallback(struct eval *e)
 	const struct tls_facts *t = e->t;
 	if (t && t->client_hello && !t->handshake_complete && tls_used(e)) {
 		snprintf(ft->server, sizeof(ft->server), "%s", e->server);
-		ft->ts_ns = e->f->ts_last;
+		ft->ts_ns = e->rec->ts_last;
 		return;
 	}
 	if (!tls_used(e) && plaintext_transaction(e) && !strcmp(ft->server, e->server) &&
-	    e->ts_ns >= ft->ts_ns && e->ts_ns - ft->ts_ns <= (uint64_t)r->cfg.fallback_window_s * NS &&
+	    e->ts_ns >= ft->ts_ns && e->ts_ns - ft->ts_ns <= (uint64_t)r->cfg.fallback_window_s * NS_PER_S &&
 	    !allowlisted(e)) {
 		char secs[32];
-		snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((e->ts_ns - ft->ts_ns) / NS));
+		snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((e->ts_ns - ft->ts_ns) / NS_PER_S));
 		emit_all(e, F_TLS_FAILED_FALLBACK, 0,
 			 "plaintext session %s s after a failed TLS handshake with this server", secs);
 	}
@@ -475,7 +469,7 @@ static void check_binding(struct eval *e, struct binding *b)
 	/* Cached policy past its lifetime at the time of the session. */
 	const struct cached_sts *any = b->cd ? b->cd->sts : NULL;
 	if (any && strcmp(any->mode, "none") &&
-	    (uint64_t)(any->fetched_at + any->max_age) * NS < e->ts_ns)
+	    (uint64_t)(any->fetched_at + any->max_age) * NS_PER_S < e->ts_ns)
 		emit(e, F_POLICY_STALE, b, EV_POLICY, 1, NULL,
 		     "cached MTA-STS policy expired (max_age) before this session%s", NULL);
 
@@ -505,11 +499,11 @@ static void check_binding(struct eval *e, struct binding *b)
 
 	if (!t || !t->server_hello)
 		return;
-	int observable = t->version < 0x0304 && t->certificate_seen && t->n_certs > 0;
+	int observable = t->version < TLS_V13 && t->certificate_seen && t->n_certs > 0;
 	/* Up to TLS 1.2 the server's flight is in the clear: a completed
 	 * handshake without a Certificate message is an anonymous suite, which
 	 * no DANE or MTA-STS policy can accept. */
-	int anonymous = t->version < 0x0304 && t->handshake_complete && !t->certificate_seen;
+	int anonymous = t->version < TLS_V13 && t->handshake_complete && !t->certificate_seen;
 	if (anonymous) {
 		if (dane_usable) {
 			e->v->verified = 0;
@@ -528,7 +522,7 @@ static void check_binding(struct eval *e, struct binding *b)
 		chain[i].der = t->certs[i].der;
 		chain[i].len = t->certs[i].len;
 	}
-	time_t when = (time_t)(e->ts_ns / NS);
+	time_t when = (time_t)(e->ts_ns / NS_PER_S);
 	char detail[256];
 	if (dane_usable && observable) {
 		enum dane_outcome o = verify_dane(e->r->verifier, chain, t->n_certs, tlsa, n_tlsa,
@@ -580,8 +574,8 @@ static void check_binding(struct eval *e, struct binding *b)
 	}
 }
 
-void rules_evaluate(struct rules *r, const struct flow *f, const struct session *s,
-		    finding_fn emit_fn, void *ctx, struct verdict *out)
+void rules_evaluate(struct rules *r, const struct session_record *rec, finding_fn emit_fn,
+		    void *ctx, struct verdict *out)
 {
 	/* One evaluation buffer per rules object, reused: clearing ~14 KB of
 	 * bindings per session showed in profiles. Only the header is reset;
@@ -596,13 +590,12 @@ void rules_evaluate(struct rules *r, const struct flow *f, const struct session 
 	out->findings = 0;
 	out->n_domains = 0;
 	e->r = r;
-	e->f = f;
-	e->s = s;
-	e->m = s->smtp ? smtp_facts(s->smtp) : NULL;
-	e->t = s->tls ? tls_facts(s->tls) : NULL;
-	flow_addr_str(f, 0, e->client, sizeof(e->client));
-	flow_addr_str(f, 1, e->server, sizeof(e->server));
-	e->ts_ns = f->ts_first;
+	e->rec = rec;
+	e->m = rec->smtp;
+	e->t = rec->tls;
+	e->client = rec->ip[0];
+	e->server = rec->ip[1];
+	e->ts_ns = rec->ts_first;
 	e->emit = emit_fn;
 	e->ctx = ctx;
 	e->v = out;
@@ -627,6 +620,6 @@ void rules_evaluate(struct rules *r, const struct flow *f, const struct session 
 	}
 	/* Learn after judging, so this session cannot vouch for itself. */
 	if (e->m && e->m->ehlo_reply_seen)
-		history_note(r->hist, e->server, (int64_t)(f->ts_first / NS), e->m->starttls_offered,
+		history_note(r->hist, e->server, (int64_t)(rec->ts_first / NS_PER_S), e->m->starttls_offered,
 			     e->t && e->t->server_hello ? e->t->version : 0);
 }

@@ -10,8 +10,7 @@
 #include <stdint.h>
 
 #include "db/policy/cache.h"
-#include "stream/flow.h"
-#include "run/session.h"
+#include "decoder/record.h"
 
 enum finding_id {
 	F_STARTTLS_STRIPPED = 0,
@@ -118,11 +117,10 @@ struct rules *rules_new(const struct rules_config *cfg, const struct policy_cach
 void rules_free(struct rules *r);
 /* Passive DNS consulted where the cache knows nothing (may be NULL). */
 void rules_set_observed(struct rules *r, const struct observed *obs);
-/* Swaps in a newly loaded cache (reload). */
-void rules_set_cache(struct rules *r, const struct policy_cache *cache);
 
-/* Judges one finished session, emitting each finding through `emit`. */
-void rules_evaluate(struct rules *r, const struct flow *f, const struct session *s,
-		    finding_fn emit, void *ctx, struct verdict *out);
+/* Judges one finished session, emitting each finding through `emit`.
+ * Findings point at rec->id: they live as long as the record. */
+void rules_evaluate(struct rules *r, const struct session_record *rec, finding_fn emit,
+		    void *ctx, struct verdict *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "util/units.h"
 
 #define PROGRESS_EVERY 65536
 
@@ -57,7 +58,7 @@ static int read_all(pcap_t *p, const char *path, uint64_t total, capture_packet_
 		counters->frames++;
 		counters->bytes += h->caplen;
 		struct packet pkt;
-		pkt.ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec;
+		pkt.ts_ns = (uint64_t)h->ts.tv_sec * NS_PER_S + (uint64_t)h->ts.tv_usec;
 		enum packet_result res = packet_decode(linktype, data, h->caplen, &pkt);
 		counters->by_result[res]++;
 		if (res == PKT_OK)

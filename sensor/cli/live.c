@@ -29,6 +29,7 @@
 #include "capture/packet.h"
 #include "run/pipeline.h"
 #include "run/shard.h"
+#include "util/units.h"
 
 #define LIVE_MAX_IFACES 8
 #define LIVE_DEFAULT_FILTER "tcp port 25 or tcp port 587 or tcp port 465 or port 53"
@@ -115,7 +116,7 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *da
 	c->frames++;
 	c->bytes += h->caplen;
 	struct packet pkt;
-	pkt.ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec * 1000ull;
+	pkt.ts_ns = (uint64_t)h->ts.tv_sec * NS_PER_S + (uint64_t)h->ts.tv_usec * NS_PER_US;
 	enum packet_result r = packet_decode(fc->linktype, data, h->caplen, &pkt);
 	c->by_result[r]++;
 	if (r != PKT_OK)
@@ -128,7 +129,7 @@ static uint64_t wall_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
 static void read_handles(struct worker *w)

@@ -16,6 +16,7 @@
 #include "rules/rules.h"
 #include "util/siphash.h"
 #include "sinks/summary.h"
+#include "util/units.h"
 
 #define MAX_REPORT_DOMAINS 4096
 #define MAX_DETAILS 256
@@ -194,7 +195,7 @@ static int on_finding(void *ctx, const char *const *c, int n)
 
 static void jw_datetime(struct jsonw *w, int64_t t)
 {
-	jw_time(w, (uint64_t)t * 1000000000ull);
+	jw_time(w, (uint64_t)t * NS_PER_S);
 }
 
 struct policy_out {

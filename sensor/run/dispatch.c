@@ -260,7 +260,7 @@ void dispatch_packet(struct dispatch *d, const struct packet *p)
 }
 
 struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct flow_config *cfg,
-			      int dns, shard_event_fn fn, void *ctx)
+			      int dns, int all_flows, shard_event_fn fn, void *ctx)
 {
 	struct dispatch *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -287,7 +287,7 @@ struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct f
 		w->d = d;
 		pthread_mutex_init(&w->mu, NULL);
 		pthread_cond_init(&w->cond, NULL);
-		w->shard = d->shards[i] = shard_new(d->hub, i, ndpi, &c, dns);
+		w->shard = d->shards[i] = shard_new(d->hub, i, ndpi, &c, dns, all_flows);
 		if (!w->shard)
 			goto fail;
 	}

@@ -15,9 +15,10 @@
 struct dispatch;
 
 /* Starts `n` workers and the writer, which calls `fn` for every result.
- * `dns`: pass DNS responses on. NULL on failure. */
+ * `dns`: pass DNS responses on; `all_flows`: a record of every flow. NULL on
+ * failure. */
 struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct flow_config *cfg,
-			      int dns, shard_event_fn fn, void *ctx);
+			      int dns, int all_flows, shard_event_fn fn, void *ctx);
 /* From the reading thread, in capture order. */
 void dispatch_packet(struct dispatch *d, const struct packet *p);
 /* End of input: every flow ends, every result is handed over, the threads

@@ -29,6 +29,7 @@
 #include "sinks/session_sink.h"
 #include "sinks/summary.h"
 #include "decoder/x509.h"
+#include "util/units.h"
 
 #define MAX_FINDINGS_PER_SESSION 64
 #define DB_BATCH 1000
@@ -268,7 +269,7 @@ static void on_dns_rr(void *ctx, const struct dns_response *msg, const struct dn
 static void dns_message(struct pipeline *a, const uint8_t *family_src, int family, const uint8_t *msg,
 			size_t len, uint64_t ts_ns)
 {
-	struct dns_ctx c = {.p = a, .ts = (int64_t)(ts_ns / 1000000000u)};
+	struct dns_ctx c = {.p = a, .ts = (int64_t)(ts_ns / NS_PER_S)};
 	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, family_src, c.resolver, sizeof(c.resolver)))
 		c.resolver[0] = 0;
 	enum dns_result r = dns_parse(msg, len, on_dns_rr, &c);
@@ -307,9 +308,10 @@ static void on_finding(void *ctx, const struct finding *f)
 	a->findings[a->n_findings++] = *f;
 }
 
-/* Results go to SQLite in batches: one transaction per DB_BATCH rows. */
-static void store(struct pipeline *a, const struct flow *f, const struct session *s,
-		  const struct verdict *v)
+/* Results go to SQLite in batches: one transaction per DB_BATCH rows.
+ * `json` is the record as serialised for every output. */
+static void store(struct pipeline *a, const struct session_record *r, const struct verdict *v,
+		  struct jsonw *json)
 {
 	if (!a->db || a->db_failed)
 		return;
@@ -317,21 +319,16 @@ static void store(struct pipeline *a, const struct flow *f, const struct session
 		a->db_failed = 1;
 		return;
 	}
-	char client[64], server[64];
-	flow_addr_str(f, 0, client, sizeof(client));
-	flow_addr_str(f, 1, server, sizeof(server));
-	const struct tls_facts *t = s->tls ? tls_facts(s->tls) : NULL;
-	const struct smtp_facts *m = s->smtp ? smtp_facts(s->smtp) : NULL;
-	jw_reset(&a->record);
-	session_record_json(&a->record, f, s, v);
-	char *rec = a->record.failed ? NULL : strndup(a->record.buf, a->record.len);
+	const struct tls_facts *t = r->tls;
+	const struct smtp_facts *m = r->smtp;
+	const char *rec = jw_cstr(json);
 	struct db_session_row row = {
-		.id = f->id,
-		.ts_start = (int64_t)(f->ts_first / 1000000000u),
-		.ts_end = (int64_t)(f->ts_last / 1000000000u),
-		.client_ip = client,
-		.server_ip = server,
-		.server_port = f->key.port[1],
+		.id = r->id,
+		.ts_start = (int64_t)(r->ts_first / NS_PER_S),
+		.ts_end = (int64_t)(r->ts_last / NS_PER_S),
+		.client_ip = r->ip[0],
+		.server_ip = r->ip[1],
+		.server_port = r->port[1],
 		.domain = v->domain,
 		.mx_host = v->mx_host,
 		.tls_version = t && t->server_hello ? tls_version_name(t->version) : NULL,
@@ -340,9 +337,8 @@ static void store(struct pipeline *a, const struct flow *f, const struct session
 		.record = rec ? rec : "{}",
 	};
 	int rc = db_session_put(a->db, &row);
-	free(rec);
 	for (int i = 0; !rc && i < v->n_domains; i++)
-		rc = db_session_domain_put(a->db, f->id, v->domains[i], v->mx_hosts[i]);
+		rc = db_session_domain_put(a->db, r->id, v->domains[i], v->mx_hosts[i]);
 	for (int i = 0; !rc && i < a->n_findings; i++) {
 		const struct finding *x = &a->findings[i];
 		struct db_finding_row fr = {
@@ -352,7 +348,7 @@ static void store(struct pipeline *a, const struct flow *f, const struct session
 			.domain = x->domain,
 			.mx_host = x->mx_host,
 			.rfc8460 = x->rfc8460,
-			.ts = (int64_t)(x->ts_ns / 1000000000u),
+			.ts = (int64_t)(x->ts_ns / NS_PER_S),
 			.sending_ip = x->client_ip,
 			.receiving_ip = x->server_ip,
 			.message = x->message,
@@ -380,12 +376,12 @@ static void store(struct pipeline *a, const struct flow *f, const struct session
 
 /* On-demand discovery: recipient domains with no cached policy go to a
  * queue the refresher works through; rate-limited per capture minute. */
-static void discover(struct pipeline *a, const struct flow *f, const struct session *s)
+static void discover(struct pipeline *a, const struct session_record *r)
 {
-	if (!a->scfg.discovery_enabled || !a->db || a->db_failed || !s->smtp)
+	if (!a->scfg.discovery_enabled || !a->db || a->db_failed || !r->smtp)
 		return;
-	const struct smtp_facts *m = smtp_facts(s->smtp);
-	uint64_t minute = f->ts_first / 60000000000ull;
+	const struct smtp_facts *m = r->smtp;
+	uint64_t minute = r->ts_first / (60 * NS_PER_S);
 	for (uint32_t i = 0; i < m->rcpt_domain_count; i++) {
 		const char *d = m->rcpt_domains[i];
 		if (!hostname_valid(d) || policy_cache_domain(a->policy, d))
@@ -402,7 +398,7 @@ static void discover(struct pipeline *a, const struct flow *f, const struct sess
 			a->db_failed = 1;
 			return;
 		}
-		if (db_discovery_put(a->db, d, (int64_t)(f->ts_first / 1000000000u)) == 0) {
+		if (db_discovery_put(a->db, d, (int64_t)(r->ts_first / NS_PER_S)) == 0) {
 			a->disc_in_window++;
 			a->disc_queued++;
 			a->db_pending++;
@@ -410,20 +406,17 @@ static void discover(struct pipeline *a, const struct flow *f, const struct sess
 	}
 }
 
-static void on_session(void *ctx, const struct flow *f, struct session *s)
+static void on_record(struct pipeline *a, struct session_record *r)
 {
-	struct pipeline *a = ctx;
 	if (a->print_flows) {
 		if (!a->quiet)
-			flowsink_write(&a->sink, f);
+			flowsink_write(&a->sink, r);
 		return;
 	}
-	if (!session_is_mail(f, s))
-		return;
 	struct verdict v;
 	a->n_findings = 0;
-	rules_evaluate(a->rules, f, s, on_finding, a, &v);
-	const struct tls_facts *t = s->tls ? tls_facts(s->tls) : NULL;
+	rules_evaluate(a->rules, r, on_finding, a, &v);
+	const struct tls_facts *t = r->tls;
 	summary_session(a->summary, v.domain, t && t->server_hello, v.verified);
 	for (int i = 0; i < a->n_findings; i++) {
 		const struct finding *x = &a->findings[i];
@@ -432,10 +425,22 @@ static void on_session(void *ctx, const struct flow *f, struct session *s)
 		if (a->fail_on >= 0 && x->alert && (int)x->severity >= a->fail_on)
 			a->failed = 1;
 	}
-	discover(a, f, s);
-	store(a, f, s, &v);
+	discover(a, r);
+	/* Serialised once, for the store and the JSON output alike. */
+	jw_reset(&a->record);
+	if ((a->db && !a->db_failed) || (a->opts.json && !a->quiet))
+		session_record_json(&a->record, r, &v);
+	store(a, r, &v, &a->record);
 	if (!a->quiet)
-		session_sink_write(&a->session_out, f, s, &v, a->findings, a->n_findings);
+		session_sink_write(&a->session_out, r, &a->record, a->findings, a->n_findings);
+}
+
+/* One flow table: records straight from the session engine. */
+static void on_session(void *ctx, const struct flow *f, struct session_record *r)
+{
+	(void)f;
+	on_record(ctx, r);
+	record_free(r);
 }
 
 /* Results from worker threads: the same path as one flow table's. */
@@ -443,7 +448,7 @@ static void on_event(void *ctx, const struct shard_event *ev)
 {
 	struct pipeline *a = ctx;
 	if (ev->kind == SHARD_EV_SESSION)
-		on_session(a, &ev->flow, (struct session *)&ev->session);
+		on_record(a, ev->record);
 	else if (ev->kind == SHARD_EV_DNS && a->observed)
 		dns_message(a, ev->src, ev->family, ev->msg, ev->len, ev->ts_ns);
 }
@@ -641,7 +646,7 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		a->hub = shard_hub_new(a->n_workers, 0);
 		a->shards = a->hub ? calloc((size_t)a->n_workers, sizeof(*a->shards)) : NULL;
 		for (int i = 0; a->shards && i < a->n_workers; i++)
-			if (!(a->shards[i] = shard_new(a->hub, i, o->ndpi, &c, 1)))
+			if (!(a->shards[i] = shard_new(a->hub, i, o->ndpi, &c, 1, o->flows)))
 				break;
 		if (!a->shards || !a->shards[a->n_workers - 1]) {
 			snprintf(err, errlen, "out of memory creating the flow tables");
@@ -650,14 +655,14 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		return a;
 	}
 	if (a->n_workers > 1) {
-		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, on_event, a);
+		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, o->flows, on_event, a);
 		if (!a->dispatch) {
 			snprintf(err, errlen, "cannot start %d worker threads", a->n_workers);
 			goto fail;
 		}
 		return a;
 	}
-	a->sessions = session_engine_new(o->ndpi, on_session, a);
+	a->sessions = session_engine_new(o->ndpi, o->flows, on_session, a);
 	if (!a->sessions) {
 		snprintf(err, errlen, "cannot initialise the session decoders");
 		goto fail;

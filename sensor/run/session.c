@@ -8,6 +8,7 @@
 
 struct session_engine {
 	enum session_ndpi_mode ndpi_mode;
+	int all_flows;
 	struct classifier *classifier;
 	int classifier_failed;
 	session_emit_fn emit;
@@ -22,13 +23,14 @@ static int is_smtp_port(uint16_t port)
 	return port == 25 || port == 587;
 }
 
-struct session_engine *session_engine_new(enum session_ndpi_mode mode, session_emit_fn emit,
-					  void *emit_ctx)
+struct session_engine *session_engine_new(enum session_ndpi_mode mode, int all_flows,
+					  session_emit_fn emit, void *emit_ctx)
 {
 	struct session_engine *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
 	e->ndpi_mode = mode;
+	e->all_flows = all_flows;
 	e->emit = emit;
 	e->emit_ctx = emit_ctx;
 	return e;
@@ -56,7 +58,9 @@ void session_stats_add(struct session_stats *sum, const struct session_stats *x)
 	sum->results_lost += x->results_lost;
 }
 
-int session_is_mail(const struct flow *f, const struct session *s)
+/* Sessions worth a record: SMTP, SMTPS, anything on a mail port or that
+ * nDPI calls mail. */
+static int session_is_mail(const struct flow *f, const struct session *s)
 {
 	return s->kind == SESSION_SMTP || s->kind == SESSION_SMTPS || is_smtp_port(f->key.port[1]) ||
 	       f->key.port[1] == 465 || s->cls_res.smtp;
@@ -234,6 +238,56 @@ static void on_gap(void *ctx, struct flow *f, int dir, uint32_t n)
 		smtp_gap(s->smtp, dir, n);
 }
 
+/* The facts of the flow itself, common to flow and session records. */
+static void record_flow(struct session_record *r, const struct flow *f)
+{
+	memcpy(r->id, f->id, sizeof(r->id));
+	r->ts_first = f->ts_first;
+	r->ts_last = f->ts_last;
+	r->family = f->key.family;
+	for (int side = 0; side < 2; side++) {
+		flow_addr_str(f, side, r->ip[side], sizeof(r->ip[side]));
+		r->port[side] = f->key.port[side];
+		r->packets[side] = f->packets[side];
+		r->stream_bytes[side] = flow_stream_bytes(f, side);
+	}
+	r->end = flow_end_name((enum flow_end)f->end);
+	r->open_at_end = f->end == FLOW_END_EOF;
+	r->midstream = f->midstream;
+	for (unsigned i = 0; i < f->n_anomalies; i++) {
+		const struct flow_anomaly *a = &f->anomalies[i];
+		record_add_anomaly(r, RECORD_LAYER_STREAM,
+				   reasm_anomaly_name((enum reasm_anomaly)a->kind), a->dir, a->count,
+				   a->bytes);
+	}
+}
+
+/* The record leaves with the decoders' facts; their working state stays
+ * behind to be freed with the flow. */
+static void emit_record(struct session_engine *e, const struct flow *f, struct session *s)
+{
+	if (!e->emit || (!e->all_flows && !session_is_mail(f, s)))
+		return;
+	struct session_record *r = record_new();
+	if (!r) {
+		e->stats.results_lost++;
+		return;
+	}
+	record_flow(r, f);
+	r->kind = (uint8_t)s->kind;
+	r->reason = (uint8_t)s->reason;
+	r->content_not_smtp = s->content_not_smtp;
+	r->tls_used = s->tls && s->tls_active[0];
+	r->ndpi = s->cls_res;
+	if (!e->all_flows) {
+		if (s->smtp)
+			record_take_smtp(r, smtp_take_facts(s->smtp));
+		if (s->tls)
+			record_take_tls(r, tls_take_facts(s->tls));
+	}
+	e->emit(e->emit_ctx, f, r);
+}
+
 static void on_close(void *ctx, struct flow *f)
 {
 	struct session_engine *e = ctx;
@@ -243,8 +297,7 @@ static void on_close(void *ctx, struct flow *f)
 	if (e->classifier)
 		classify_finish(e->classifier, &s->cls, &s->cls_res);
 	e->stats.sessions[s->kind]++;
-	if (e->emit)
-		e->emit(e->emit_ctx, f, s);
+	emit_record(e, f, s);
 	smtp_free(s->smtp);
 	tls_free(s->tls);
 	free(s->dns_buf);

@@ -1,10 +1,11 @@
 /*
- * session.h - the decoder stage: turns a reassembled flow into an SMTP
- * session record. It is the flow table's consumer: it picks the decoder per
- * flow (SMTP by port or content, implicit TLS on 465, nDPI for the rest),
- * hands SMTP's STARTTLS switch over to the TLS walker, bypasses the flow once
- * the handshake is over, and passes each finished session to an emit
- * callback (the sinks). It records facts only; rules/ judges them.
+ * session.h - the session engine: the flow table's consumer, which drives
+ * the decoders over a reassembled flow. It picks the decoder per flow (SMTP
+ * by port or content, implicit TLS on 465, nDPI for the rest), hands SMTP's
+ * STARTTLS switch over to the TLS walker, bypasses the flow once the
+ * handshake is over, and when the flow ends turns what the decoders learnt
+ * into a session record (decoder/record.h) for the emit callback. It
+ * records facts only; rules/ judges them.
  */
 #ifndef MXW_SESSION_H
 #define MXW_SESSION_H
@@ -12,23 +13,10 @@
 #include <stdint.h>
 
 #include "decoder/classify.h"
-#include "stream/flow.h"
+#include "decoder/record.h"
 #include "decoder/smtp.h"
 #include "decoder/tls.h"
-
-enum session_kind {
-	SESSION_UNDECIDED = 0,
-	SESSION_SMTP,     /* SMTP, maybe upgraded with STARTTLS */
-	SESSION_SMTPS,    /* implicit TLS (port 465) */
-	SESSION_OTHER,    /* not mail: bypassed */
-	SESSION_DNS,      /* DNS over TCP: answers go to the passive DNS hook */
-};
-
-enum session_reason { /* why the flow was taken as SMTP */
-	SESSION_BY_NONE = 0,
-	SESSION_BY_PORT,
-	SESSION_BY_CONTENT,
-};
+#include "stream/flow.h"
 
 /* Which flows nDPI classifies. */
 enum session_ndpi_mode {
@@ -60,21 +48,24 @@ typedef void (*session_dns_fn)(void *ctx, const struct flow *f, const uint8_t *m
 			       uint64_t ts_ns);
 
 struct session_stats {
-	uint64_t sessions[5];     /* by kind at close */
+	uint64_t sessions[SESSION_KIND_COUNT]; /* by kind at close */
 	uint64_t tls_bypassed;    /* flows bypassed after the handshake */
 	uint64_t other_bypassed;  /* non-mail flows bypassed at their first byte */
 	uint64_t results_lost;    /* finished sessions a worker could not hand on (no memory) */
 };
 
-/* The callback may keep s->smtp and s->tls beyond the call by taking them
- * (setting the fields to NULL); the engine frees whatever is left. */
-typedef void (*session_emit_fn)(void *ctx, const struct flow *f, struct session *s);
+/* Receives each finished flow's record and owns it (record_free()). The
+ * flow is there for the engine's own bookkeeping (result ordering), never
+ * for rules or sinks. */
+typedef void (*session_emit_fn)(void *ctx, const struct flow *f, struct session_record *r);
 
 struct session_engine;
 
-/* Returns NULL on failure. `emit` receives every finished flow's session. */
-struct session_engine *session_engine_new(enum session_ndpi_mode mode, session_emit_fn emit,
-					  void *emit_ctx);
+/* Returns NULL on failure. `emit` receives a record for every finished
+ * mail session, or, with `all_flows`, for every flow (facts of the flow
+ * alone: the --flows listing). */
+struct session_engine *session_engine_new(enum session_ndpi_mode mode, int all_flows,
+					  session_emit_fn emit, void *emit_ctx);
 void session_engine_free(struct session_engine *e);
 
 void session_engine_set_dns(struct session_engine *e, session_dns_fn fn, void *ctx);
@@ -84,9 +75,5 @@ struct flow_consumer session_engine_consumer(struct session_engine *e);
 
 const struct session_stats *session_engine_stats(const struct session_engine *e);
 void session_stats_add(struct session_stats *sum, const struct session_stats *x);
-
-/* True for sessions worth a record: SMTP, SMTPS, anything on a mail port
- * or that nDPI calls mail. */
-int session_is_mail(const struct flow *f, const struct session *s);
 
 #endif

@@ -68,10 +68,8 @@ struct shard_hub *shard_hub_new(int n_shards, int ordered)
 
 static void event_free(struct shard_event *ev)
 {
-	if (ev->kind == SHARD_EV_SESSION) {
-		smtp_free(ev->session.smtp);
-		tls_free(ev->session.tls);
-	}
+	if (ev->kind == SHARD_EV_SESSION)
+		record_free(ev->record);
 	free(ev);
 }
 
@@ -140,27 +138,16 @@ static struct shard_event *event_new(struct shard *s, const struct flow *f,
 	return ev;
 }
 
-/* A finished flow leaves the shard as a detached copy: the decoders' state
- * moves to the event, the flow's own buffers stay behind to be freed. */
-static void on_session(void *ctx, const struct flow *f, struct session *sess)
+/* A finished flow leaves the shard as its record. */
+static void on_session(void *ctx, const struct flow *f, struct session_record *r)
 {
 	struct shard *s = ctx;
 	struct shard_event *ev = event_new(s, f, SHARD_EV_SESSION, 0);
-	if (!ev)
+	if (!ev) {
+		record_free(r);
 		return;
-	ev->flow = *f;
-	ev->flow.hnext = ev->flow.older = ev->flow.newer = NULL;
-	ev->flow.table = NULL;
-	ev->flow.app = NULL;
-	for (int d = 0; d < 2; d++) {
-		ev->flow.dir[d].queue = NULL;
-		ev->flow.dir[d].hist = NULL;
 	}
-	ev->session = *sess;
-	ev->session.cls = NULL;
-	ev->session.dns_buf = NULL;
-	sess->smtp = NULL;
-	sess->tls = NULL;
+	ev->record = r;
 	outbox_append(&s->local, ev);
 }
 
@@ -186,7 +173,7 @@ static void on_tcp_dns(void *ctx, const struct flow *f, const uint8_t *msg, size
 }
 
 struct shard *shard_new(struct shard_hub *h, int index, enum session_ndpi_mode ndpi,
-			const struct flow_config *cfg, int dns)
+			const struct flow_config *cfg, int dns, int all_flows)
 {
 	struct shard *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -194,7 +181,7 @@ struct shard *shard_new(struct shard_hub *h, int index, enum session_ndpi_mode n
 	s->hub = h;
 	s->index = index;
 	s->dns = dns;
-	s->sessions = session_engine_new(ndpi, on_session, s);
+	s->sessions = session_engine_new(ndpi, all_flows, on_session, s);
 	if (!s->sessions)
 		goto fail;
 	if (dns)

@@ -39,9 +39,8 @@ struct shard_event {
 	uint8_t phase;
 	uint8_t k1;
 	uint8_t kind;
-	/* SHARD_EV_SESSION: detached copies; the writer owns smtp and tls. */
-	struct flow flow;
-	struct session session;
+	/* SHARD_EV_SESSION: freed with the event */
+	struct session_record *record;
 	/* SHARD_EV_DNS */
 	uint8_t family;
 	uint8_t src[16];   /* the answering resolver */
@@ -58,9 +57,10 @@ struct shard;
 struct shard_hub *shard_hub_new(int n_shards, int ordered);
 void shard_hub_free(struct shard_hub *h);
 
-/* Returns NULL on allocation failure. `dns` asks for DNS events. */
+/* Returns NULL on allocation failure. `dns` asks for DNS events,
+ * `all_flows` for a record of every flow (see session_engine_new). */
 struct shard *shard_new(struct shard_hub *h, int index, enum session_ndpi_mode ndpi,
-			const struct flow_config *cfg, int dns);
+			const struct flow_config *cfg, int dns, int all_flows);
 void shard_free(struct shard *s);
 
 /* Offline, driven by a dispatcher that owns the clock and numbers packets. */

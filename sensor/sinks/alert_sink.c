@@ -9,6 +9,7 @@
 #include <syslog.h>
 
 #include "util/siphash.h"
+#include "util/units.h"
 
 struct rate_slot {
 	uint64_t key;
@@ -128,7 +129,7 @@ int alert_sink_send(struct alert_sink *a, const struct finding *f)
 	static const uint8_t k[16] = "mxwatch-alert-rl";
 	uint64_t h = siphash24(k, (const uint8_t *)key, kn > 0 ? (size_t)kn : 0);
 	struct rate_slot *s = &a->slots[h % ALERT_RATE_SLOTS];
-	uint64_t interval = (uint64_t)a->cfg.alert_interval_s * 1000000000ull;
+	uint64_t interval = (uint64_t)a->cfg.alert_interval_s * NS_PER_S;
 	uint64_t suppressed = 0;
 	if (s->key == h && s->last_ns && f->ts_ns >= s->last_ns && f->ts_ns - s->last_ns < interval) {
 		s->suppressed++;

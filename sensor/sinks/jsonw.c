@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "util/units.h"
 
 void jw_init(struct jsonw *w)
 {
@@ -199,14 +200,6 @@ void jw_u64(struct jsonw *w, uint64_t v)
 	put(w, b, (size_t)n);
 }
 
-void jw_i64(struct jsonw *w, int64_t v)
-{
-	char b[24];
-	int n = snprintf(b, sizeof(b), "%" PRId64, v);
-	sep(w);
-	put(w, b, (size_t)n);
-}
-
 void jw_bool(struct jsonw *w, int v)
 {
 	sep(w);
@@ -224,7 +217,7 @@ void jw_null(struct jsonw *w)
 
 void jw_time(struct jsonw *w, uint64_t ts_ns)
 {
-	time_t secs = (time_t)(ts_ns / 1000000000u);
+	time_t secs = (time_t)(ts_ns / NS_PER_S);
 	struct tm tm;
 	char b[48];
 	if (!gmtime_r(&secs, &tm)) {
@@ -232,8 +225,16 @@ void jw_time(struct jsonw *w, uint64_t ts_ns)
 		return;
 	}
 	size_t n = strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(b + n, sizeof(b) - n, ".%06uZ", (unsigned)(ts_ns % 1000000000u / 1000));
+	snprintf(b + n, sizeof(b) - n, ".%06uZ", (unsigned)(ts_ns % NS_PER_S / NS_PER_US));
 	jw_str(w, b);
+}
+
+const char *jw_cstr(struct jsonw *w)
+{
+	if (!reserve(w, 1))
+		return NULL;
+	w->buf[w->len] = 0;
+	return w->buf;
 }
 
 int jw_emit_line(struct jsonw *w, FILE *out)

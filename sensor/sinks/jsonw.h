@@ -34,13 +34,16 @@ void jw_key(struct jsonw *w, const char *k);
 void jw_str(struct jsonw *w, const char *s);
 void jw_strn(struct jsonw *w, const char *s, size_t n);
 void jw_u64(struct jsonw *w, uint64_t v);
-void jw_i64(struct jsonw *w, int64_t v);
 void jw_bool(struct jsonw *w, int v);
 void jw_null(struct jsonw *w);
 /* Writes a string, or null when s is NULL. */
 void jw_str_or_null(struct jsonw *w, const char *s);
 /* RFC 3339 UTC time with microseconds. */
 void jw_time(struct jsonw *w, uint64_t ts_ns);
+
+/* The text so far as a C string (not counted in len), or NULL when output
+ * was dropped for want of memory. */
+const char *jw_cstr(struct jsonw *w);
 
 /* Appends a newline, writes the line to `out` and resets the writer. */
 int jw_emit_line(struct jsonw *w, FILE *out);

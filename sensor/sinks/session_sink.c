@@ -11,7 +11,6 @@
 
 #include "sinks/alert_sink.h"
 #include "sinks/flowsink.h"
-#include "decoder/x509.h"
 
 void session_sink_init(struct session_sink *k, FILE *out, int json)
 {
@@ -24,16 +23,6 @@ void session_sink_init(struct session_sink *k, FILE *out, int json)
 void session_sink_free(struct session_sink *k)
 {
 	jw_free(&k->jw);
-}
-
-static const char *kind_name(enum session_kind k)
-{
-	switch (k) {
-	case SESSION_SMTP: return "smtp";
-	case SESSION_SMTPS: return "smtps";
-	case SESSION_OTHER: return "other";
-	default: return "undecided";
-	}
 }
 
 static void key_str_or_null(struct jsonw *w, const char *k, const char *v)
@@ -128,26 +117,26 @@ static void version_json(struct jsonw *w, uint16_t v)
 	jw_str(w, name);
 }
 
-static void certs_json(struct jsonw *w, const struct tls_facts *t)
+static void certs_json(struct jsonw *w, const struct session_record *r)
 {
+	const struct tls_facts *t = r->tls;
 	jw_arr_begin(w);
-	for (int i = 0; i < t->n_certs; i++) {
-		static _Thread_local struct x509_info info; /* large: not on the stack */
-		x509_describe(t->certs[i].der, t->certs[i].len, &info);
+	for (int i = 0; r->certs && i < t->n_certs; i++) {
+		const struct x509_info *info = &r->certs[i];
 		jw_obj_begin(w);
-		key_str_or_null(w, "subject", info.parsed ? info.subject : NULL);
-		key_str_or_null(w, "issuer", info.parsed ? info.issuer : NULL);
+		key_str_or_null(w, "subject", info->parsed ? info->subject : NULL);
+		key_str_or_null(w, "issuer", info->parsed ? info->issuer : NULL);
 		jw_key(w, "san");
 		jw_arr_begin(w);
-		for (int j = 0; j < info.n_san; j++)
-			jw_str(w, info.san[j]);
+		for (int j = 0; j < info->n_san; j++)
+			jw_str(w, info->san[j]);
 		jw_arr_end(w);
-		key_str_or_null(w, "not_before", info.not_before);
-		key_str_or_null(w, "not_after", info.not_after);
-		key_str_or_null(w, "sha256", info.sha256);
-		key_str_or_null(w, "spki_sha256", info.spki_sha256);
+		key_str_or_null(w, "not_before", info->not_before);
+		key_str_or_null(w, "not_after", info->not_after);
+		key_str_or_null(w, "sha256", info->sha256);
+		key_str_or_null(w, "spki_sha256", info->spki_sha256);
 		jw_key(w, "parsed");
-		jw_bool(w, info.parsed);
+		jw_bool(w, info->parsed);
 		jw_key(w, "der_length");
 		jw_u64(w, t->certs[i].len);
 		jw_obj_end(w);
@@ -155,8 +144,9 @@ static void certs_json(struct jsonw *w, const struct tls_facts *t)
 	jw_arr_end(w);
 }
 
-static void tls_json(struct jsonw *w, const struct tls_facts *t)
+static void tls_json(struct jsonw *w, const struct session_record *r)
 {
+	const struct tls_facts *t = r->tls;
 	char buf[96];
 	jw_obj_begin(w);
 	jw_key(w, "version");
@@ -204,77 +194,16 @@ static void tls_json(struct jsonw *w, const struct tls_facts *t)
 	} else {
 		jw_null(w);
 	}
-	/* Up to TLS 1.2 the server's flight is in the clear: a chain it sent
-	 * was seen, and an empty list means it sent none (anonymous suites). */
-	int observable = t->server_hello && t->version < 0x0304;
+	const char *hidden = record_certs_unobservable(r);
 	jw_key(w, "certs_observable");
-	jw_bool(w, observable);
+	jw_bool(w, hidden == NULL);
 	jw_key(w, "certs_unobservable_reason");
-	if (observable)
-		jw_null(w);
-	else if (t->server_hello && t->version >= 0x0304)
-		jw_str(w, "tls1.3-encrypted");
-	else if (!t->server_hello)
-		jw_str(w, "no-server-hello");
-	else
-		jw_str(w, "unknown");
+	jw_str_or_null(w, hidden);
 	jw_key(w, "certificate_message");
 	jw_bool(w, t->certificate_seen);
 	jw_key(w, "certs");
-	certs_json(w, t);
+	certs_json(w, r);
 	jw_obj_end(w);
-}
-
-static void anomalies_json(struct jsonw *w, const struct flow *f, const struct session *s)
-{
-	static const char *const dirs[2] = {"client", "server"};
-	jw_arr_begin(w);
-	for (unsigned i = 0; i < f->n_anomalies; i++) {
-		const struct flow_anomaly *a = &f->anomalies[i];
-		jw_obj_begin(w);
-		jw_key(w, "kind");
-		jw_str(w, reasm_anomaly_name((enum reasm_anomaly)a->kind));
-		jw_key(w, "direction");
-		jw_str(w, dirs[a->dir & 1]);
-		jw_key(w, "count");
-		jw_u64(w, a->count);
-		jw_key(w, "bytes");
-		jw_u64(w, a->bytes);
-		jw_obj_end(w);
-	}
-	for (int k = 0; s->smtp && k < SMTP_AN_COUNT; k++) {
-		for (int d = 0; d < 2; d++) {
-			const struct smtp_anomaly_rec *r = &smtp_facts(s->smtp)->anomalies[k][d];
-			if (!r->count)
-				continue;
-			jw_obj_begin(w);
-			jw_key(w, "kind");
-			jw_str(w, smtp_anomaly_name((enum smtp_anomaly)k));
-			jw_key(w, "direction");
-			jw_str(w, dirs[d]);
-			jw_key(w, "count");
-			jw_u64(w, r->count);
-			jw_key(w, "bytes");
-			jw_u64(w, r->bytes);
-			jw_obj_end(w);
-		}
-	}
-	for (int k = 0; s->tls && k < TLS_AN_COUNT; k++) {
-		for (int d = 0; d < 2; d++) {
-			uint32_t c = tls_facts(s->tls)->anomalies[k][d];
-			if (!c)
-				continue;
-			jw_obj_begin(w);
-			jw_key(w, "kind");
-			jw_str(w, tls_anomaly_name((enum tls_anomaly)k));
-			jw_key(w, "direction");
-			jw_str(w, dirs[d]);
-			jw_key(w, "count");
-			jw_u64(w, c);
-			jw_obj_end(w);
-		}
-	}
-	jw_arr_end(w);
 }
 
 static void verdict_json(struct jsonw *w, const struct verdict *v)
@@ -303,53 +232,52 @@ static void verdict_json(struct jsonw *w, const struct verdict *v)
 	jw_obj_end(w);
 }
 
-void session_record_json(struct jsonw *w, const struct flow *f, const struct session *s,
+void session_record_json(struct jsonw *w, const struct session_record *r,
 			 const struct verdict *v)
 {
 	jw_obj_begin(w);
-	flowsink_json_head(w, "session", f);
+	record_json_head(w, "session", r);
 	jw_key(w, "protocol");
-	jw_str(w, kind_name(s->kind));
+	jw_str(w, session_kind_name((enum session_kind)r->kind));
 	jw_key(w, "detected_by");
-	jw_str(w, s->reason == SESSION_BY_PORT ? "port" : s->reason == SESSION_BY_CONTENT ? "content" : "none");
+	jw_str(w, r->reason == SESSION_BY_PORT ? "port" : r->reason == SESSION_BY_CONTENT ? "content" : "none");
 	jw_key(w, "content_is_smtp");
-	jw_bool(w, s->kind == SESSION_SMTP && !s->content_not_smtp);
+	jw_bool(w, r->kind == SESSION_SMTP && !r->content_not_smtp);
 	jw_key(w, "ndpi");
-	if (s->cls_res.done) {
+	if (r->ndpi.done) {
 		jw_obj_begin(w);
 		jw_key(w, "protocol");
-		jw_str(w, s->cls_res.name);
+		jw_str(w, r->ndpi.name);
 		jw_key(w, "smtp");
-		jw_bool(w, s->cls_res.smtp);
+		jw_bool(w, r->ndpi.smtp);
 		jw_key(w, "cleartext_credentials");
-		jw_bool(w, s->cls_res.cleartext_credentials);
+		jw_bool(w, r->ndpi.cleartext_credentials);
 		/* nDPI's verdict next to ours: disagreement is worth a look. */
 		jw_key(w, "credentials_agree");
-		jw_bool(w, !s->smtp || s->cls_res.cleartext_credentials ==
-					       smtp_facts(s->smtp)->auth_before_tls);
+		jw_bool(w, !r->smtp || r->ndpi.cleartext_credentials == r->smtp->auth_before_tls);
 		jw_obj_end(w);
 	} else {
 		jw_null(w); /* not classified (see --ndpi) */
 	}
 	jw_key(w, "smtp");
-	if (s->smtp)
-		smtp_json(w, smtp_facts(s->smtp), s->tls != NULL && s->tls_active[0]);
+	if (r->smtp)
+		smtp_json(w, r->smtp, r->tls != NULL && r->tls_used);
 	else
 		jw_null(w);
 	jw_key(w, "tls");
-	if (s->tls)
-		tls_json(w, tls_facts(s->tls));
+	if (r->tls)
+		tls_json(w, r);
 	else
 		jw_null(w);
-	flowsink_json_counts(w, f);
+	record_json_counts(w, r);
 	jw_key(w, "end");
-	jw_str(w, flow_end_name((enum flow_end)f->end));
+	jw_str(w, r->end);
 	jw_key(w, "open_at_end");
-	jw_bool(w, f->end == FLOW_END_EOF);
+	jw_bool(w, r->open_at_end);
 	jw_key(w, "midstream");
-	jw_bool(w, f->midstream);
+	jw_bool(w, r->midstream);
 	jw_key(w, "anomalies");
-	anomalies_json(w, f, s);
+	record_json_anomalies(w, r, RECORD_LAYER_TLS);
 	jw_key(w, "policy");
 	if (v)
 		verdict_json(w, v);
@@ -394,21 +322,19 @@ static void starttls_summary(const struct smtp_facts *m, char *buf, size_t cap)
 	}
 }
 
-static void write_text(struct session_sink *k, const struct flow *f, const struct session *s)
+static void write_text(struct session_sink *k, const struct session_record *r)
 {
-	char c[INET6_ADDRSTRLEN], sv[INET6_ADDRSTRLEN], cl[64], se[64];
+	char cl[64], se[64];
 	char helo[32], st[40], tlsv[40], rc[64], sni[40];
 	if (!k->header_done) {
 		fprintf(k->out, "%-16s %-22s %-22s %-5s %-24s %-20s %-16s %s\n", "session",
 			"client", "server", "proto", "helo", "starttls", "tls", "rcpt domains / sni");
 		k->header_done = 1;
 	}
-	flow_addr_str(f, 0, c, sizeof(c));
-	flow_addr_str(f, 1, sv, sizeof(sv));
-	snprintf(cl, sizeof(cl), "%s:%u", c, f->key.port[0]);
-	snprintf(se, sizeof(se), "%s:%u", sv, f->key.port[1]);
-	const struct smtp_facts *m = s->smtp ? smtp_facts(s->smtp) : NULL;
-	const struct tls_facts *t = s->tls ? tls_facts(s->tls) : NULL;
+	snprintf(cl, sizeof(cl), "%s:%u", r->ip[0], r->port[0]);
+	snprintf(se, sizeof(se), "%s:%u", r->ip[1], r->port[1]);
+	const struct smtp_facts *m = r->smtp;
+	const struct tls_facts *t = r->tls;
 	starttls_summary(m, st, sizeof(st));
 	if (t && t->server_hello) {
 		const char *v = tls_version_name(t->version);
@@ -430,25 +356,24 @@ static void write_text(struct session_sink *k, const struct flow *f, const struc
 	}
 	if (!rc[0] && t && t->sni[0])
 		snprintf(rc, sizeof(rc), "sni=%s", printable(t->sni, sni, sizeof(sni)));
-	fprintf(k->out, "%-16s %-22s %-22s %-5s %-24s %-20s %-16s %s\n", f->id, cl, se,
-		kind_name(s->kind), m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st,
+	fprintf(k->out, "%-16s %-22s %-22s %-5s %-24s %-20s %-16s %s\n", r->id, cl, se,
+		session_kind_name((enum session_kind)r->kind), m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st,
 		tlsv, rc[0] ? rc : "-");
 }
 
-void session_sink_write(struct session_sink *k, const struct flow *f, const struct session *s,
-			const struct verdict *v, const struct finding *findings, int n_findings)
+void session_sink_write(struct session_sink *k, const struct session_record *r,
+			struct jsonw *json, const struct finding *findings, int n_findings)
 {
 	k->written++;
 	if (k->json) {
-		session_record_json(&k->jw, f, s, v);
-		jw_emit_line(&k->jw, k->out);
+		jw_emit_line(json, k->out);
 		for (int i = 0; i < n_findings; i++) {
 			finding_json(&k->jw, &findings[i]);
 			jw_emit_line(&k->jw, k->out);
 		}
 		return;
 	}
-	write_text(k, f, s);
+	write_text(k, r);
 	for (int i = 0; i < n_findings; i++) {
 		char dom[64], msg[160];
 		alert_escape(findings[i].domain, dom, sizeof(dom));

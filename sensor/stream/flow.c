@@ -15,15 +15,15 @@
 #include "stream/caps.h"
 #include "util/siphash.h"
 #include "util/stagetime.h"
+#include "util/units.h"
 
 #ifdef MXW_STAGE_TIMING
 _Thread_local struct stage_times stage_times;
 #endif
 
-#define NS_PER_SEC 1000000000ull
 #define EVICT_FOR_MEMORY_TRIES 8
-#define FLOW_CLOCK_JUMP_NS (2 * NS_PER_SEC) /* under the shortest timeout */
-#define FLOW_TICK_NS NS_PER_SEC
+#define FLOW_CLOCK_JUMP_NS (2 * NS_PER_S) /* under the shortest timeout */
+#define FLOW_TICK_NS NS_PER_S
 
 struct flow_table {
 	struct flow_config cfg;
@@ -290,7 +290,7 @@ static uint64_t flow_timeout_ns(const struct flow_table *t, const struct flow *f
 	uint32_t s = f->state == FLOW_CLOSED	  ? t->cfg.timeout_closed
 		     : f->state == FLOW_EMBRYONIC ? t->cfg.timeout_embryonic
 						  : t->cfg.timeout_established;
-	return (uint64_t)s * NS_PER_SEC;
+	return (uint64_t)s * NS_PER_S;
 }
 
 static void expire(struct flow_table *t)

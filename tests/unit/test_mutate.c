@@ -33,6 +33,7 @@ struct corpus {
 struct pipeline {
 	struct flow_table *flows;
 	struct session_sink sink;
+	struct jsonw json;
 	uint64_t sessions;
 };
 
@@ -71,11 +72,14 @@ static void load_corpus(struct corpus *c)
 	assert_true(c->n >= 10);
 }
 
-static void on_session(void *ctx, const struct flow *f, struct session *s)
+static void on_session(void *ctx, const struct flow *f, struct session_record *r)
 {
 	struct pipeline *p = ctx;
+	(void)f;
 	p->sessions++;
-	session_sink_write(&p->sink, f, s, NULL, NULL, 0);
+	session_record_json(&p->json, r, NULL);
+	session_sink_write(&p->sink, r, &p->json, NULL, 0);
+	record_free(r);
 }
 
 static void on_packet(void *ctx, const struct packet *pkt)
@@ -139,7 +143,8 @@ static void test_mutated_captures(void **state)
 	assert_non_null(devnull);
 	struct pipeline p = {0};
 	session_sink_init(&p.sink, devnull, 1);
-	struct session_engine *e = session_engine_new(SESSION_NDPI_ALL, on_session, &p);
+	jw_init(&p.json);
+	struct session_engine *e = session_engine_new(SESSION_NDPI_ALL, 0, on_session, &p);
 	assert_non_null(e);
 	struct flow_consumer consumer = session_engine_consumer(e);
 	struct flow_config cfg;
@@ -171,6 +176,7 @@ static void test_mutated_captures(void **state)
 		      (unsigned long long)p.sessions, (unsigned long long)read_errors);
 	session_engine_free(e);
 	session_sink_free(&p.sink);
+	jw_free(&p.json);
 	fclose(devnull);
 	for (int i = 0; i < c.n; i++)
 		free(c.data[i]);

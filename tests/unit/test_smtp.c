@@ -48,13 +48,25 @@ static struct smtp *run(const struct step *steps, size_t n, size_t chunk)
 	return s;
 }
 
+/* Facts compared whole, except recipient slots past rcpt_domain_count and
+ * bytes past each name's end, which the decoder leaves unwritten. */
+static void assert_same_facts(const struct smtp_facts *a, const struct smtp_facts *b)
+{
+	const size_t at = offsetof(struct smtp_facts, rcpt_domains);
+	const size_t after = at + sizeof(a->rcpt_domains);
+	assert_memory_equal(a, b, at);
+	assert_memory_equal((const char *)a + after, (const char *)b + after, sizeof(*a) - after);
+	for (uint32_t i = 0; i < a->rcpt_domain_count; i++)
+		assert_string_equal(a->rcpt_domains[i], b->rcpt_domains[i]);
+}
+
 /* Every split of the whole conversation gives identical facts. */
 static void assert_split_invariant(const struct step *steps, size_t n)
 {
 	struct smtp *whole = run(steps, n, 0);
 	for (size_t chunk = 1; chunk <= 7; chunk++) {
 		struct smtp *s = run(steps, n, chunk);
-		assert_memory_equal(smtp_facts(whole), smtp_facts(s), sizeof(struct smtp_facts));
+		assert_same_facts(smtp_facts(whole), smtp_facts(s));
 		smtp_free(s);
 	}
 	smtp_free(whole);

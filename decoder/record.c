@@ -1,0 +1,87 @@
+/*
+ * record.c - building and freeing the session record.
+ */
+#include "decoder/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct session_record *record_new(void)
+{
+	return calloc(1, sizeof(struct session_record));
+}
+
+void record_free(struct session_record *r)
+{
+	if (!r)
+		return;
+	free(r->smtp);
+	tls_facts_free(r->tls);
+	free(r->certs);
+	free(r);
+}
+
+void record_add_anomaly(struct session_record *r, enum record_layer layer, const char *kind,
+			int dir, uint32_t count, uint64_t bytes)
+{
+	if (r->n_anomalies >= RECORD_MAX_ANOMALIES)
+		return;
+	struct record_anomaly *a = &r->anomalies[r->n_anomalies++];
+	a->kind = kind;
+	a->layer = (uint8_t)layer;
+	a->dir = (uint8_t)(dir & 1);
+	a->count = count;
+	a->bytes = bytes;
+}
+
+void record_take_smtp(struct session_record *r, struct smtp_facts *smtp)
+{
+	r->smtp = smtp;
+	if (!smtp)
+		return;
+	for (int k = 0; k < SMTP_AN_COUNT; k++)
+		for (int d = 0; d < 2; d++)
+			if (smtp->anomalies[k][d].count)
+				record_add_anomaly(r, RECORD_LAYER_SMTP,
+						   smtp_anomaly_name((enum smtp_anomaly)k), d,
+						   smtp->anomalies[k][d].count,
+						   smtp->anomalies[k][d].bytes);
+}
+
+void record_take_tls(struct session_record *r, struct tls_facts *tls)
+{
+	r->tls = tls;
+	if (!tls)
+		return;
+	for (int k = 0; k < TLS_AN_COUNT; k++)
+		for (int d = 0; d < 2; d++)
+			if (tls->anomalies[k][d])
+				record_add_anomaly(r, RECORD_LAYER_TLS,
+						   tls_anomaly_name((enum tls_anomaly)k), d,
+						   tls->anomalies[k][d], 0);
+	if (tls->n_certs) {
+		r->certs = malloc(tls->n_certs * sizeof(*r->certs));
+		for (int i = 0; r->certs && i < tls->n_certs; i++)
+			x509_describe(tls->certs[i].der, tls->certs[i].len, &r->certs[i]);
+	}
+}
+
+const char *record_certs_unobservable(const struct session_record *r)
+{
+	const struct tls_facts *t = r->tls;
+	if (!t || !t->server_hello)
+		return "no-server-hello";
+	if (t->version >= TLS_V13)
+		return "tls1.3-encrypted";
+	return NULL;
+}
+
+const char *session_kind_name(enum session_kind k)
+{
+	switch (k) {
+	case SESSION_SMTP: return "smtp";
+	case SESSION_SMTPS: return "smtps";
+	case SESSION_OTHER: return "other";
+	default: return "undecided";
+	}
+}
