@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/bytes.h"
+#include "util/text.h"
 
 static const char *const result_names[DNS_RESULT_COUNT] = {
 	[DNS_OK] = "ok",
@@ -57,9 +58,7 @@ static enum dns_result read_name(const uint8_t *msg, size_t len, size_t *off, ch
 		if (o)
 			out[o++] = '.';
 		for (uint8_t i = 0; i < l; i++) {
-			char c = (char)msg[pos + i];
-			if (c >= 'A' && c <= 'Z')
-				c = (char)(c - 'A' + 'a');
+			char c = ascii_lower((char)msg[pos + i]);
 			/* Peer bytes: anything odd becomes '?', never reaches a sink raw. */
 			out[o++] = (c > 0x20 && c < 0x7f && c != '.') ? c : '?';
 		}

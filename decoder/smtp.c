@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "util/stagetime.h"
+#include "util/text.h"
 
 enum smtp_mode {
 	M_LINES = 0,      /* client: commands; server: replies */
@@ -192,13 +193,6 @@ static size_t next_word(const uint8_t *p, size_t n, size_t *pos)
 	return i - start;
 }
 
-static void lower_domain(char *d)
-{
-	for (; *d; d++)
-		if (*d >= 'A' && *d <= 'Z')
-			*d = (char)(*d - 'A' + 'a');
-}
-
 /* Domain of the path in "FROM:<user@domain> ..." or "TO:<...>"; returns 0
  * for the null path or a path without '@'. */
 static int path_domain(const uint8_t *p, size_t n, char *out, size_t cap)
@@ -226,7 +220,7 @@ static int path_domain(const uint8_t *p, size_t n, char *out, size_t cap)
 	if (at == end || at + 1 >= end)
 		return 0;
 	copy_token(out, cap, p + at + 1, end - at - 1);
-	lower_domain(out);
+	ascii_lower_inplace(out);
 	size_t l = strlen(out);
 	if (l && out[l - 1] == '.')
 		out[l - 1] = 0;

@@ -2,6 +2,7 @@
  * x509.c - OpenSSL-backed certificate parsing and TLS naming.
  */
 #include "decoder/x509.h"
+#include "util/text.h"
 
 #include <openssl/asn1.h>
 #include <openssl/evp.h>
@@ -52,22 +53,12 @@ const char *tls_alert_name(uint8_t description)
 	return SSL_alert_desc_string_long(description);
 }
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
 static void sha256_hex(const unsigned char *p, size_t n, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
-		hex(md, 32, out);
+		hex_encode(md, 32, out);
 	else
 		out[0] = 0;
 }

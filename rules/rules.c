@@ -17,6 +17,7 @@
 #include "rules/verify.h"
 #include "decoder/x509.h"
 #include "util/units.h"
+#include "util/text.h"
 
 #define MAX_BINDINGS 16
 #define FAILED_TLS_SLOTS 4096
@@ -165,20 +166,10 @@ void rules_set_observed(struct rules *r, const struct observed *obs)
 	r->observed = obs;
 }
 
-static void lower_copy(char *dst, size_t cap, const char *src)
-{
-	size_t i = 0;
-	for (; src[i] && i + 1 < cap; i++)
-		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] - 'A' + 'a') : src[i];
-	dst[i] = 0;
-	if (i > 1 && dst[i - 1] == '.')
-		dst[i - 1] = 0;
-}
-
 static struct binding *tie(struct eval *e, const char *domain, uint32_t ev, const char *mx)
 {
 	char d[256];
-	lower_copy(d, sizeof(d), domain);
+	hostname_lower_copy(d, sizeof(d), domain);
 	/* Anything odd off the wire is not a name a policy can belong to. */
 	if (!hostname_valid(d))
 		return NULL;
@@ -186,7 +177,7 @@ static struct binding *tie(struct eval *e, const char *domain, uint32_t ev, cons
 		if (!strcmp(e->b[i].domain, d)) {
 			e->b[i].ev |= ev;
 			if (mx && mx[0] && !e->b[i].mx_host[0])
-				lower_copy(e->b[i].mx_host, sizeof(e->b[i].mx_host), mx);
+				hostname_lower_copy(e->b[i].mx_host, sizeof(e->b[i].mx_host), mx);
 			return &e->b[i];
 		}
 	}
@@ -197,7 +188,7 @@ static struct binding *tie(struct eval *e, const char *domain, uint32_t ev, cons
 	memcpy(b->domain, d, sizeof(d));
 	b->ev = ev;
 	if (mx && mx[0])
-		lower_copy(b->mx_host, sizeof(b->mx_host), mx);
+		hostname_lower_copy(b->mx_host, sizeof(b->mx_host), mx);
 	b->cd = policy_cache_domain(e->r->cache, b->domain);
 	return b;
 }
@@ -210,7 +201,7 @@ static void bind_session(struct eval *e)
 			tie(e, e->m->rcpt_domains[i], EV_RCPT, NULL);
 	if (e->t && e->t->sni[0]) {
 		char sni[256];
-		lower_copy(sni, sizeof(sni), e->t->sni);
+		hostname_lower_copy(sni, sizeof(sni), e->t->sni);
 		const struct cached_host *h = policy_cache_host(c, sni);
 		for (int i = 0; h && i < h->n_domains; i++)
 			tie(e, h->domains[i], EV_SNI, sni);
@@ -242,7 +233,7 @@ static void bind_session(struct eval *e)
 	 * domain already tied by better evidence, never tie one itself. */
 	if (e->m && (e->m->greeting_host[0] || e->m->ehlo_host[0])) {
 		char banner[256];
-		lower_copy(banner, sizeof(banner), e->m->ehlo_host[0] ? e->m->ehlo_host : e->m->greeting_host);
+		hostname_lower_copy(banner, sizeof(banner), e->m->ehlo_host[0] ? e->m->ehlo_host : e->m->greeting_host);
 		for (int i = 0; i < e->nb; i++) {
 			const struct cached_domain *cd = e->b[i].cd;
 			for (int k = 0; cd && k < cd->n_mx; k++) {
@@ -550,7 +541,7 @@ static void check_binding(struct eval *e, struct binding *b)
 	if (!observable)
 		return; /* TLS 1.3 hides the chain: never guess */
 	char sni[256];
-	lower_copy(sni, sizeof(sni), t->sni);
+	hostname_lower_copy(sni, sizeof(sni), t->sni);
 	if (!host)
 		host = sni[0] ? sni : NULL;
 	if (!host)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "db/policy/mtasts.h"
+#include "util/text.h"
 
 #define MAX_FIELDS 80
 #define MAX_LINE 32768
@@ -32,9 +33,7 @@ static int fail(struct line *l, const char *field, const char *msg, const char *
 /* Lower-cases a name and drops a trailing dot: the cache's canonical form. */
 static void canon(char *s)
 {
-	for (char *p = s; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
+	ascii_lower_inplace(s);
 	size_t n = strlen(s);
 	if (n > 1 && s[n - 1] == '.')
 		s[n - 1] = 0;
@@ -141,7 +140,7 @@ static int rec_tlsa(struct db *d, struct line *l, int64_t now)
 		for (size_t i = 0; ok && i < hl; i++) {
 			char c = l->f[6][i];
 			if (c >= 'A' && c <= 'F')
-				l->f[6][i] = (char)(c - 'A' + 'a');
+				l->f[6][i] = ascii_lower(c);
 			else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
 				ok = 0;
 		}

@@ -13,6 +13,7 @@
 #include <unbound.h>
 
 #include "db/policy/mtasts.h"
+#include "util/text.h"
 
 #define RR_A 1
 #define RR_MX 15
@@ -129,9 +130,7 @@ static size_t wire_name(const uint8_t *p, size_t n, char *out, size_t cap)
 		if (l > 63 || i + l > n || o + l + 2 > cap)
 			return 0;
 		for (uint8_t k = 0; k < l; k++) {
-			char c = (char)p[i + k];
-			if (c >= 'A' && c <= 'Z')
-				c = (char)(c - 'A' + 'a');
+			char c = ascii_lower((char)p[i + k]);
 			out[o++] = (c > 0x20 && c < 0x7f) ? c : '?';
 		}
 		out[o++] = '.';
@@ -217,16 +216,6 @@ static void fetch_addresses(struct fetch_state *st, const char *host)
 		st->db_error = 1;
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char d[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = d[p[i] >> 4];
-		out[2 * i + 1] = d[p[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
 static int fetch_tlsa(struct fetch_state *st, const char *host, const char **status)
 {
 	char name[DB_MAX_NAME];
@@ -261,7 +250,7 @@ static int fetch_tlsa(struct fetch_state *st, const char *host, const char **sta
 			t->usage = p[0];
 			t->selector = p[1];
 			t->mtype = p[2];
-			hex(p + 3, len - 3, t->data);
+			hex_encode(p + 3, len - 3, t->data);
 			snprintf(t->dnssec, sizeof(t->dnssec), "%s", dnssec_of(res));
 			t->ttl = (uint32_t)res->ttl;
 			t->fetched_at = st->now;

@@ -11,6 +11,7 @@
 
 #include "capture/capture.h"
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "run/pipeline.h"
 #include "util/stagetime.h"
 

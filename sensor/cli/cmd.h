@@ -15,8 +15,4 @@ int cmd_policy(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
 
-/* Parses a non-negative integer option value with an optional k/M/G suffix;
- * returns -1 (after printing an error naming the option) when invalid. */
-int parse_size_option(const char *opt, const char *val, unsigned long long *out);
-
 #endif

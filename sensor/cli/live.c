@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "capture/packet.h"
 #include "run/pipeline.h"
 #include "run/shard.h"

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "db/sql/db.h"
 #include "db/policy/policyfile.h"
 #include "db/refresh/refresh.h"

@@ -1,10 +1,9 @@
 /*
  * report_cmd.c - `mxwatch report`: RFC 8460 (SMTP TLS Reporting) JSON per
  * policy domain from the stored sessions and findings, or a terminal
- * summary. Reads the database only.
+ * summary. Reads the database only; the counting is sinks/tlsrpt.c's.
  */
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,39 +11,8 @@
 
 #include "cli/cmd.h"
 #include "db/sql/db.h"
-#include "sinks/jsonw.h"
-#include "rules/rules.h"
-#include "util/siphash.h"
 #include "sinks/summary.h"
-#include "util/units.h"
-
-#define MAX_REPORT_DOMAINS 4096
-#define MAX_DETAILS 256
-
-struct detail {
-	char result[40], sending[64], receiving_ip[64], mx[256];
-	uint64_t sessions;
-	char last_session[17];
-};
-
-struct dom {
-	char name[256];
-	uint64_t sessions, failed;
-	int64_t first, last;
-	struct detail details[MAX_DETAILS];
-	int n_details;
-	char **failed_ids; /* sessions already counted as failed */
-	size_t n_failed_ids;
-};
-
-struct report {
-	struct db *db;
-	struct dom *doms;
-	int n;
-	struct summary *sum;
-	int64_t first, last;
-	const char *only;
-};
+#include "sinks/tlsrpt.h"
 
 static void usage(FILE *out)
 {
@@ -84,306 +52,6 @@ static int parse_date(const char *s, int64_t *out)
 		return -1;
 	*out = (int64_t)timegm(&tm);
 	return 0;
-}
-
-static struct dom *dom_get(struct report *r, const char *name)
-{
-	for (int i = 0; i < r->n; i++)
-		if (!strcmp(r->doms[i].name, name))
-			return &r->doms[i];
-	if (r->n == MAX_REPORT_DOMAINS)
-		return NULL;
-	struct dom *d = &r->doms[r->n++];
-	memset(d, 0, sizeof(*d));
-	snprintf(d->name, sizeof(d->name), "%s", name);
-	return d;
-}
-
-static const char *col(const char *const *c, int i, int n)
-{
-	return i < n && c[i] ? c[i] : "";
-}
-
-static int on_session(void *ctx, const char *const *c, int n)
-{
-	struct report *r = ctx;
-	const char *domain = col(c, 0, n);
-	int64_t ts = strtoll(col(c, 8, n), NULL, 10);
-	const char *verified = col(c, 4, n);
-	summary_session(r->sum, domain, col(c, 3, n)[0] != 0, verified[0] ? atoi(verified) : -1);
-	if (!r->first || ts < r->first)
-		r->first = ts;
-	if (ts > r->last)
-		r->last = ts;
-	/* Every domain the session was tied to counts it (column 9; older rows
-	 * have only the first domain, column 0). */
-	char list[4096];
-	snprintf(list, sizeof(list), "%s", col(c, 9, n)[0] ? col(c, 9, n) : domain);
-	for (char *save = NULL, *dn = strtok_r(list, " ", &save); dn; dn = strtok_r(NULL, " ", &save)) {
-		if (r->only && strcmp(r->only, dn))
-			continue;
-		struct dom *d = dom_get(r, dn);
-		if (!d)
-			continue;
-		d->sessions++;
-		if (!d->first || ts < d->first)
-			d->first = ts;
-		if (ts > d->last)
-			d->last = ts;
-	}
-	return 0;
-}
-
-static int on_finding(void *ctx, const char *const *c, int n)
-{
-	struct report *r = ctx;
-	struct finding f;
-	memset(&f, 0, sizeof(f));
-	int id = finding_from_name(col(c, 2, n));
-	int sev = severity_from_name(col(c, 3, n));
-	if (id < 0 || sev < 0)
-		return 0;
-	f.id = (enum finding_id)id;
-	f.severity = (enum severity)sev;
-	snprintf(f.domain, sizeof(f.domain), "%s", col(c, 0, n));
-	/* Report-only findings (testing mode) are stored with severity info
-	 * and do not count as alerts. */
-	f.alert = sev != SEV_INFO;
-	summary_finding(r->sum, &f);
-	const char *type = col(c, 4, n);
-	if (!f.domain[0] || !type[0] || (r->only && strcmp(r->only, f.domain)))
-		return 0;
-	struct dom *d = dom_get(r, f.domain);
-	if (!d)
-		return 0;
-	const char *session = col(c, 7, n);
-	int seen = 0;
-	for (size_t i = 0; i < d->n_failed_ids && !seen; i++)
-		seen = !strcmp(d->failed_ids[i], session);
-	if (!seen) {
-		char **ids = realloc(d->failed_ids, (d->n_failed_ids + 1) * sizeof(*ids));
-		if (ids) {
-			d->failed_ids = ids;
-			ids[d->n_failed_ids++] = strdup(session);
-			d->failed++;
-		}
-	}
-	const char *sending = col(c, 5, n), *rip = col(c, 6, n), *mx = col(c, 1, n);
-	for (int i = 0; i < d->n_details; i++) {
-		struct detail *x = &d->details[i];
-		if (!strcmp(x->result, type) && !strcmp(x->sending, sending) &&
-		    !strcmp(x->receiving_ip, rip) && !strcmp(x->mx, mx)) {
-			/* One failed session counts once per detail row. */
-			if (strcmp(x->last_session, session)) {
-				x->sessions++;
-				snprintf(x->last_session, sizeof(x->last_session), "%.16s", session);
-			}
-			return 0;
-		}
-	}
-	if (d->n_details == MAX_DETAILS)
-		return 0;
-	struct detail *x = &d->details[d->n_details++];
-	snprintf(x->result, sizeof(x->result), "%s", type);
-	snprintf(x->sending, sizeof(x->sending), "%s", sending);
-	snprintf(x->receiving_ip, sizeof(x->receiving_ip), "%s", rip);
-	snprintf(x->mx, sizeof(x->mx), "%s", mx);
-	snprintf(x->last_session, sizeof(x->last_session), "%.16s", session);
-	x->sessions = 1;
-	return 0;
-}
-
-static void jw_datetime(struct jsonw *w, int64_t t)
-{
-	jw_time(w, (uint64_t)t * NS_PER_S);
-}
-
-struct policy_out {
-	struct jsonw *w;
-	int any;
-};
-
-static int mx_host_json(void *ctx, const struct db_mx *m)
-{
-	jw_str(((struct policy_out *)ctx)->w, m->host);
-	return 0;
-}
-
-static int tlsa_string(void *ctx, const struct db_tlsa *t)
-{
-	struct policy_out *p = ctx;
-	char s[DB_MAX_TLSA_HEX + 300];
-	snprintf(s, sizeof(s), "%s. IN TLSA %d %d %d %s", t->name, t->usage, t->selector, t->mtype,
-		 t->data);
-	jw_str(p->w, s);
-	p->any = 1;
-	return 0;
-}
-
-struct tlsa_probe {
-	struct db *db;
-	int found;
-};
-
-static int probe_tlsa(void *ctx, const struct db_tlsa *t)
-{
-	(void)t;
-	((struct tlsa_probe *)ctx)->found = 1;
-	return 1;
-}
-
-static int probe_mx(void *ctx, const struct db_mx *m)
-{
-	struct tlsa_probe *p = ctx;
-	db_each_tlsa(p->db, m->host, probe_tlsa, p);
-	return p->found;
-}
-
-static int tlsa_of_mx(void *ctx, const struct db_mx *m)
-{
-	struct policy_out *p = ctx;
-	struct db *db = *(struct db **)((char *)ctx + sizeof(struct policy_out));
-	db_each_tlsa(db, m->host, tlsa_string, p);
-	return 0;
-}
-
-struct sts_out {
-	struct db_sts sts;
-	int have;
-};
-
-static int get_sts(void *ctx, const struct db_sts *s)
-{
-	struct sts_out *o = ctx;
-	if (!s->mode[0] || !strcmp(s->mode, "none"))
-		return 0;
-	o->sts = *s;
-	o->sts.policy_text = NULL;
-	o->have = 1;
-	return 1;
-}
-
-static void policy_json(struct report *r, struct jsonw *w, const struct dom *d)
-{
-	struct sts_out *so = calloc(1, sizeof(*so));
-	db_each_sts(r->db, d->name, get_sts, so);
-	struct tlsa_probe probe = {r->db, 0};
-	db_each_mx(r->db, d->name, probe_mx, &probe);
-	jw_key(w, "policy");
-	jw_obj_begin(w);
-	jw_key(w, "policy-type");
-	jw_str(w, so && so->have ? "sts" : probe.found ? "tlsa" : "no-policy-found");
-	jw_key(w, "policy-string");
-	jw_arr_begin(w);
-	if (so && so->have) {
-		char line[320];
-		jw_str(w, "version: STSv1");
-		snprintf(line, sizeof(line), "mode: %s", so->sts.mode);
-		jw_str(w, line);
-		for (const char *p = so->sts.mx_patterns; *p;) {
-			const char *nl = strchr(p, '\n');
-			size_t n = nl ? (size_t)(nl - p) : strlen(p);
-			snprintf(line, sizeof(line), "mx: %.*s", (int)n, p);
-			jw_str(w, line);
-			p += n + (nl ? 1 : 0);
-		}
-		snprintf(line, sizeof(line), "max_age: %lld", (long long)so->sts.max_age);
-		jw_str(w, line);
-	} else if (probe.found) {
-		struct {
-			struct policy_out p;
-			struct db *db;
-		} ctx = {{w, 0}, r->db};
-		db_each_mx(r->db, d->name, tlsa_of_mx, &ctx);
-	}
-	jw_arr_end(w);
-	jw_key(w, "policy-domain");
-	jw_str(w, d->name);
-	jw_key(w, "mx-host");
-	jw_arr_begin(w);
-	if (so && so->have) {
-		for (const char *p = so->sts.mx_patterns; *p;) {
-			const char *nl = strchr(p, '\n');
-			size_t n = nl ? (size_t)(nl - p) : strlen(p);
-			jw_strn(w, p, n);
-			p += n + (nl ? 1 : 0);
-		}
-	} else {
-		struct policy_out po = {w, 0};
-		db_each_mx(r->db, d->name, mx_host_json, &po);
-	}
-	jw_arr_end(w);
-	jw_obj_end(w);
-	free(so);
-}
-
-static void report_json(struct report *r, const struct dom *d, const char *org,
-			const char *contact, int64_t from, int64_t to)
-{
-	struct jsonw w;
-	jw_init(&w);
-	int64_t start = from > 0 ? from : d->first;
-	int64_t end = to < INT64_MAX ? to - 1 : d->last;
-	char key[600], id[80];
-	snprintf(key, sizeof(key), "%s|%s|%lld|%lld", org, d->name, (long long)start, (long long)end);
-	static const uint8_t k[16] = "mxwatch-reportid";
-	uint64_t h = siphash24(k, (const uint8_t *)key, strlen(key));
-	char day[32];
-	time_t ts = (time_t)start;
-	struct tm tm;
-	gmtime_r(&ts, &tm);
-	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(id, sizeof(id), "%s_%016llx@mxwatch", day, (unsigned long long)h);
-	jw_obj_begin(&w);
-	jw_key(&w, "organization-name");
-	jw_str(&w, org);
-	jw_key(&w, "date-range");
-	jw_obj_begin(&w);
-	jw_key(&w, "start-datetime");
-	jw_datetime(&w, start);
-	jw_key(&w, "end-datetime");
-	jw_datetime(&w, end);
-	jw_obj_end(&w);
-	jw_key(&w, "contact-info");
-	jw_str(&w, contact);
-	jw_key(&w, "report-id");
-	jw_str(&w, id);
-	jw_key(&w, "policies");
-	jw_arr_begin(&w);
-	jw_obj_begin(&w);
-	policy_json(r, &w, d);
-	jw_key(&w, "summary");
-	jw_obj_begin(&w);
-	jw_key(&w, "total-successful-session-count");
-	jw_u64(&w, d->sessions >= d->failed ? d->sessions - d->failed : 0);
-	jw_key(&w, "total-failure-session-count");
-	jw_u64(&w, d->failed);
-	jw_obj_end(&w);
-	jw_key(&w, "failure-details");
-	jw_arr_begin(&w);
-	for (int i = 0; i < d->n_details; i++) {
-		const struct detail *x = &d->details[i];
-		jw_obj_begin(&w);
-		jw_key(&w, "result-type");
-		jw_str(&w, x->result);
-		jw_key(&w, "sending-mta-ip");
-		jw_str(&w, x->sending);
-		if (x->mx[0]) {
-			jw_key(&w, "receiving-mx-hostname");
-			jw_str(&w, x->mx);
-		}
-		jw_key(&w, "receiving-ip");
-		jw_str(&w, x->receiving_ip);
-		jw_key(&w, "failed-session-count");
-		jw_u64(&w, x->sessions);
-		jw_obj_end(&w);
-	}
-	jw_arr_end(&w);
-	jw_obj_end(&w);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
-	jw_emit_line(&w, stdout);
-	jw_free(&w);
 }
 
 int cmd_report(int argc, char **argv)
@@ -450,35 +118,30 @@ int cmd_report(int argc, char **argv)
 		fprintf(stderr, "mxwatch report: %s\n", err);
 		return EXIT_USAGE;
 	}
-	struct report r = {.db = d, .only = only};
-	r.doms = calloc(MAX_REPORT_DOMAINS, sizeof(*r.doms));
-	r.sum = calloc(1, sizeof(*r.sum));
+	struct tlsrpt *r = tlsrpt_new(d, only);
 	int status = EXIT_CLEAN;
-	if (!r.doms || !r.sum || db_report_sessions(d, from, to, on_session, &r) ||
-	    db_report_findings(d, from, to, on_finding, &r)) {
+	int64_t first, last;
+	if (!r) {
+		fprintf(stderr, "mxwatch report: out of memory\n");
+		status = EXIT_USAGE;
+	} else if (tlsrpt_load(r, from, to)) {
 		fprintf(stderr, "mxwatch report: %s: %s\n", db_path, db_errmsg(d));
 		status = EXIT_USAGE;
 	} else if (json) {
-		for (int i = 0; i < r.n; i++)
-			report_json(&r, &r.doms[i], org, contact, from, to);
+		tlsrpt_write_json(r, stdout, org, contact, from, to);
 	} else {
 		char a[32] = "-", b[32] = "-";
-		if (r.first) {
-			time_t t1 = (time_t)r.first, t2 = (time_t)r.last;
+		tlsrpt_span(r, &first, &last);
+		if (first) {
+			time_t t1 = (time_t)first, t2 = (time_t)last;
 			struct tm tm;
 			strftime(a, sizeof(a), "%Y-%m-%d %H:%M:%S", gmtime_r(&t1, &tm));
 			strftime(b, sizeof(b), "%Y-%m-%d %H:%M:%S", gmtime_r(&t2, &tm));
 		}
 		printf("mxwatch report: %s, sessions from %s to %s UTC\n", db_path, a, b);
-		summary_print(r.sum, stdout);
+		summary_print(tlsrpt_summary(r), stdout);
 	}
-	for (int i = 0; r.doms && i < r.n; i++) {
-		for (size_t k = 0; k < r.doms[i].n_failed_ids; k++)
-			free(r.doms[i].failed_ids[k]);
-		free(r.doms[i].failed_ids);
-	}
-	free(r.doms);
-	free(r.sum);
+	tlsrpt_free(r);
 	db_close(d);
 	return status;
 }

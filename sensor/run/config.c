@@ -1,20 +1,33 @@
 /*
- * config.c - INI-style configuration reader.
+ * config.c - INI-style configuration reader: one handler per section, each
+ * checking its keys and values; the reader loop adds file, line and key to
+ * whatever a handler objects to.
  */
 #include "run/config.h"
+#include "util/text.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void sink_config_defaults(struct sink_config *s)
+struct config_ctx {
+	struct rules_config *rules;
+	struct sink_config *sinks;
+	struct protected_domain *protect; /* inside [protect DOMAIN] */
+	char problem[400];
+};
+
+/* Records what is wrong with the current line; returns -1 for the handler
+ * to pass on. */
+__attribute__((format(printf, 2, 3))) static int bad(struct config_ctx *c, const char *fmt, ...)
 {
-	memset(s, 0, sizeof(*s));
-	snprintf(s->syslog_facility, sizeof(s->syslog_facility), "mail");
-	snprintf(s->syslog_tag, sizeof(s->syslog_tag), "mxwatch");
-	s->alert_interval_s = 300;
-	s->discovery_per_minute = 30;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->problem, sizeof(c->problem), fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 static char *trim(char *s)
@@ -37,9 +50,154 @@ static int canon_addr(const char *in, char *out, size_t cap)
 	return -1;
 }
 
-static const char *const facilities[] = {"kern", "user", "mail", "daemon", "auth", "syslog",
-					  "local0", "local1", "local2", "local3", "local4",
-					  "local5", "local6", "local7"};
+/* A decimal number in [min, max]. */
+static int parse_uint(const char *val, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v = strtoul(val, &end, 10);
+	if (*val == '-' || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_yes_no(struct config_ctx *c, const char *val, int *out)
+{
+	if (strcmp(val, "yes") && strcmp(val, "no"))
+		return bad(c, "'%s' is not yes or no", val);
+	*out = !strcmp(val, "yes");
+	return 0;
+}
+
+static int section_rules(struct config_ctx *c, const char *key, const char *val)
+{
+	struct rules_config *r = c->rules;
+	unsigned long v;
+	int id = finding_from_name(key);
+	if (id >= 0) {
+		if (!strcmp(val, "off")) {
+			r->disabled[id] = 1;
+			return 0;
+		}
+		int sev = severity_from_name(val);
+		if (sev < 0)
+			return bad(c, "'%s' is not off, info, low, medium, high or critical", val);
+		r->disabled[id] = 0;
+		r->severity[id] = (enum severity)sev;
+	} else if (!strcmp(key, "fallback_window")) {
+		if (parse_uint(val, 1, 86400, &v))
+			return bad(c, "'%s' is not 1..86400 seconds", val);
+		r->fallback_window_s = (uint32_t)v;
+	} else if (!strcmp(key, "ca_bundle")) {
+		snprintf(r->ca_bundle, sizeof(r->ca_bundle), "%s", val);
+	} else {
+		return bad(c, "not a finding id, fallback_window or ca_bundle");
+	}
+	return 0;
+}
+
+static int section_syslog(struct config_ctx *c, const char *key, const char *val)
+{
+	struct sink_config *s = c->sinks;
+	unsigned long v;
+	if (!strcmp(key, "enabled"))
+		return parse_yes_no(c, val, &s->syslog_enabled);
+	if (!strcmp(key, "facility")) {
+		if (syslog_facility_from_name(val) < 0)
+			return bad(c, "'%s' is not a syslog facility (mail, daemon, local0..7, ...)",
+				   val);
+		snprintf(s->syslog_facility, sizeof(s->syslog_facility), "%s", val);
+	} else if (!strcmp(key, "tag")) {
+		if (strlen(val) >= sizeof(s->syslog_tag))
+			return bad(c, "longer than %zu characters", sizeof(s->syslog_tag) - 1);
+		snprintf(s->syslog_tag, sizeof(s->syslog_tag), "%s", val);
+	} else if (!strcmp(key, "alert_interval")) {
+		if (parse_uint(val, 0, 86400, &v))
+			return bad(c, "'%s' is not 0..86400 seconds", val);
+		s->alert_interval_s = (unsigned)v;
+	} else {
+		return bad(c, "not enabled, facility, tag or alert_interval");
+	}
+	return 0;
+}
+
+static int section_discovery(struct config_ctx *c, const char *key, const char *val)
+{
+	unsigned long v;
+	if (!strcmp(key, "enabled"))
+		return parse_yes_no(c, val, &c->sinks->discovery_enabled);
+	if (strcmp(key, "per_minute"))
+		return bad(c, "not enabled or per_minute");
+	if (parse_uint(val, 1, 100000, &v))
+		return bad(c, "'%s' is not 1..100000", val);
+	c->sinks->discovery_per_minute = (unsigned)v;
+	return 0;
+}
+
+static int section_allow(struct config_ctx *c, const char *key, const char *val)
+{
+	struct rules_config *r = c->rules;
+	if (strcmp(key, "plaintext"))
+		return bad(c, "only 'plaintext = ADDRESS' is allowed here");
+	if (r->n_allow == RULES_MAX_ALLOW)
+		return bad(c, "more than %d entries", RULES_MAX_ALLOW);
+	if (canon_addr(val, r->allow_plaintext[r->n_allow], sizeof(r->allow_plaintext[0])))
+		return bad(c, "'%s' is not an IP address", val);
+	r->n_allow++;
+	return 0;
+}
+
+static int section_protect(struct config_ctx *c, const char *key, const char *val)
+{
+	struct protected_domain *p = c->protect;
+	if (strcmp(key, "mx"))
+		return bad(c, "only 'mx = ADDRESS' is allowed in [protect DOMAIN]");
+	if (p->n_addrs == RULES_MAX_ADDRS)
+		return bad(c, "more than %d addresses", RULES_MAX_ADDRS);
+	if (canon_addr(val, p->addrs[p->n_addrs], sizeof(p->addrs[0])))
+		return bad(c, "'%s' is not an IP address", val);
+	p->n_addrs++;
+	return 0;
+}
+
+typedef int (*section_fn)(struct config_ctx *c, const char *key, const char *val);
+
+static const struct {
+	const char *name;
+	section_fn handler;
+} sections[] = {
+	{"rules", section_rules},
+	{"syslog", section_syslog},
+	{"discovery", section_discovery},
+	{"allow", section_allow},
+};
+
+/* "[name]": the section's handler, or NULL with the problem recorded. */
+static section_fn open_section(struct config_ctx *c, const char *name)
+{
+	c->protect = NULL;
+	if (!strncmp(name, "protect ", 8)) {
+		struct rules_config *r = c->rules;
+		if (r->n_protected == RULES_MAX_PROTECTED) {
+			bad(c, "more than %d protected domains", RULES_MAX_PROTECTED);
+			return NULL;
+		}
+		struct protected_domain *p = &r->protected[r->n_protected++];
+		memset(p, 0, sizeof(*p));
+		hostname_lower_copy(p->domain, sizeof(p->domain), trim((char *)name + 8));
+		if (!p->domain[0]) {
+			bad(c, "protect needs a domain");
+			return NULL;
+		}
+		c->protect = p;
+		return section_protect;
+	}
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (!strcmp(name, sections[i].name))
+			return sections[i].handler;
+	bad(c, "unknown section (rules, syslog, discovery, allow, protect DOMAIN)");
+	return NULL;
+}
 
 int config_load(const char *path, struct rules_config *rules, struct sink_config *sinks, char *err,
 		size_t errlen)
@@ -49,22 +207,18 @@ int config_load(const char *path, struct rules_config *rules, struct sink_config
 		snprintf(err, errlen, "%s: cannot open", path);
 		return -1;
 	}
-	char line[1024];
-	char section[300] = "";
-	struct protected_domain *cur = NULL;
+	struct config_ctx c = {.rules = rules, .sinks = sinks};
+	section_fn handler = NULL;
+	char line[1024], section[300] = "";
+	const char *key = "-";
 	int no = 0, rc = 0;
-#define BAD(key, ...)                                                                          \
-	do {                                                                                   \
-		int n_ = snprintf(err, errlen, "%s:%d: key '%s': ", path, no, key);            \
-		if (n_ > 0 && (size_t)n_ < errlen)                                             \
-			snprintf(err + n_, errlen - (size_t)n_, __VA_ARGS__);                  \
-		rc = -1;                                                                       \
-		goto out;                                                                      \
-	} while (0)
 	while (fgets(line, sizeof(line), f)) {
 		no++;
-		if (!strchr(line, '\n') && !feof(f))
-			BAD("-", "line longer than %zu bytes", sizeof(line) - 2);
+		key = "-";
+		if (!strchr(line, '\n') && !feof(f)) {
+			rc = bad(&c, "line longer than %zu bytes", sizeof(line) - 2);
+			break;
+		}
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = 0;
@@ -73,125 +227,44 @@ int config_load(const char *path, struct rules_config *rules, struct sink_config
 			continue;
 		if (*s == '[') {
 			char *end = strchr(s, ']');
-			if (!end || end[1])
-				BAD(s, "malformed section header");
+			key = s;
+			if (!end || end[1]) {
+				rc = bad(&c, "malformed section header");
+				break;
+			}
 			*end = 0;
 			snprintf(section, sizeof(section), "%s", trim(s + 1));
-			cur = NULL;
-			if (!strncmp(section, "protect ", 8)) {
-				if (rules->n_protected == RULES_MAX_PROTECTED)
-					BAD(section, "more than %d protected domains", RULES_MAX_PROTECTED);
-				cur = &rules->protected[rules->n_protected++];
-				memset(cur, 0, sizeof(*cur));
-				snprintf(cur->domain, sizeof(cur->domain), "%s", trim(section + 8));
-				for (char *p = cur->domain; *p; p++)
-					if (*p >= 'A' && *p <= 'Z')
-						*p = (char)(*p - 'A' + 'a');
-				if (!cur->domain[0])
-					BAD(section, "protect needs a domain");
-			} else if (strcmp(section, "rules") && strcmp(section, "allow") &&
-				   strcmp(section, "syslog") && strcmp(section, "discovery")) {
-				BAD(section, "unknown section (rules, syslog, discovery, allow, protect DOMAIN)");
+			key = section;
+			if (!(handler = open_section(&c, section))) {
+				rc = -1;
+				break;
 			}
 			continue;
 		}
 		char *eq = strchr(s, '=');
-		if (!eq)
-			BAD(s, "expected key = value");
-		*eq = 0;
-		char *key = trim(s), *val = trim(eq + 1);
-		if (!*val)
-			BAD(key, "empty value");
-		if (!strcmp(section, "rules")) {
-			int id = finding_from_name(key);
-			if (id >= 0) {
-				if (!strcmp(val, "off")) {
-					rules->disabled[id] = 1;
-				} else {
-					int sev = severity_from_name(val);
-					if (sev < 0)
-						BAD(key, "'%s' is not off, info, low, medium, high or critical",
-						    val);
-					rules->disabled[id] = 0;
-					rules->severity[id] = (enum severity)sev;
-				}
-			} else if (!strcmp(key, "fallback_window")) {
-				char *end;
-				unsigned long v = strtoul(val, &end, 10);
-				if (*end || !v || v > 86400)
-					BAD(key, "'%s' is not 1..86400 seconds", val);
-				rules->fallback_window_s = (uint32_t)v;
-			} else if (!strcmp(key, "ca_bundle")) {
-				snprintf(rules->ca_bundle, sizeof(rules->ca_bundle), "%s", val);
-			} else {
-				BAD(key, "not a finding id, fallback_window or ca_bundle");
-			}
-		} else if (!strcmp(section, "syslog")) {
-			if (!strcmp(key, "enabled")) {
-				if (strcmp(val, "yes") && strcmp(val, "no"))
-					BAD(key, "'%s' is not yes or no", val);
-				sinks->syslog_enabled = !strcmp(val, "yes");
-			} else if (!strcmp(key, "facility")) {
-				int ok = 0;
-				for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++)
-					ok |= !strcmp(val, facilities[i]);
-				if (!ok)
-					BAD(key, "'%s' is not a syslog facility (mail, daemon, local0..7, ...)",
-					    val);
-				snprintf(sinks->syslog_facility, sizeof(sinks->syslog_facility), "%s", val);
-			} else if (!strcmp(key, "tag")) {
-				if (strlen(val) >= sizeof(sinks->syslog_tag))
-					BAD(key, "longer than %zu characters", sizeof(sinks->syslog_tag) - 1);
-				snprintf(sinks->syslog_tag, sizeof(sinks->syslog_tag), "%s", val);
-			} else if (!strcmp(key, "alert_interval")) {
-				char *end;
-				unsigned long v = strtoul(val, &end, 10);
-				if (*end || v > 86400)
-					BAD(key, "'%s' is not 0..86400 seconds", val);
-				sinks->alert_interval_s = (unsigned)v;
-			} else {
-				BAD(key, "not enabled, facility, tag or alert_interval");
-			}
-		} else if (!strcmp(section, "discovery")) {
-			if (!strcmp(key, "enabled")) {
-				if (strcmp(val, "yes") && strcmp(val, "no"))
-					BAD(key, "'%s' is not yes or no", val);
-				sinks->discovery_enabled = !strcmp(val, "yes");
-			} else if (!strcmp(key, "per_minute")) {
-				char *end;
-				unsigned long v = strtoul(val, &end, 10);
-				if (*end || !v || v > 100000)
-					BAD(key, "'%s' is not 1..100000", val);
-				sinks->discovery_per_minute = (unsigned)v;
-			} else {
-				BAD(key, "not enabled or per_minute");
-			}
-		} else if (!strcmp(section, "allow")) {
-			if (strcmp(key, "plaintext"))
-				BAD(key, "only 'plaintext = ADDRESS' is allowed here");
-			if (rules->n_allow == RULES_MAX_ALLOW)
-				BAD(key, "more than %d entries", RULES_MAX_ALLOW);
-			if (canon_addr(val, rules->allow_plaintext[rules->n_allow], 64))
-				BAD(key, "'%s' is not an IP address", val);
-			rules->n_allow++;
-		} else if (cur) {
-			if (strcmp(key, "mx"))
-				BAD(key, "only 'mx = ADDRESS' is allowed in [protect DOMAIN]");
-			if (cur->n_addrs == RULES_MAX_ADDRS)
-				BAD(key, "more than %d addresses", RULES_MAX_ADDRS);
-			if (canon_addr(val, cur->addrs[cur->n_addrs], 64))
-				BAD(key, "'%s' is not an IP address", val);
-			cur->n_addrs++;
-		} else {
-			BAD(key, "outside a section");
+		key = s;
+		if (!eq) {
+			rc = bad(&c, "expected key = value");
+			break;
 		}
+		*eq = 0;
+		key = trim(s);
+		char *val = trim(eq + 1);
+		if (!*val)
+			rc = bad(&c, "empty value");
+		else if (!handler)
+			rc = bad(&c, "outside a section");
+		else
+			rc = handler(&c, key, val);
+		if (rc)
+			break;
 	}
-	if (ferror(f)) {
+	if (rc)
+		snprintf(err, errlen, "%s:%d: key '%s': %s", path, no, key, c.problem);
+	else if (ferror(f)) {
 		snprintf(err, errlen, "%s: read error", path);
 		rc = -1;
 	}
-out:
 	fclose(f);
 	return rc;
-#undef BAD
 }

@@ -16,7 +16,6 @@
 #include "sinks/alert_sink.h"
 #include "db/policy/cache.h"
 #include "stream/caps.h"
-#include "cli/cmd.h"
 #include "run/config.h"
 #include "db/sql/db.h"
 #include "sinks/flowsink.h"
@@ -27,13 +26,13 @@
 #include "db/policy/observed.h"
 #include "rules/rules.h"
 #include "sinks/session_sink.h"
+#include "sinks/store.h"
 #include "sinks/summary.h"
 #include "decoder/x509.h"
 #include "util/units.h"
+#include "util/text.h"
 
 #define MAX_FINDINGS_PER_SESSION 64
-#define DB_BATCH 1000
-#define PIPELINE_MAX_WORKERS 64
 
 int pipeline_workers(const struct pipeline_opts *o)
 {
@@ -55,8 +54,7 @@ struct pipeline {
 	struct sink_config scfg;
 	struct policy_cache *policy;
 	struct db *db;            /* results store, NULL with --no-store */
-	uint64_t db_pending;      /* rows in the open transaction */
-	int db_failed;
+	struct store store;       /* results, batched; unusable without a database */
 	struct rules *rules;
 	struct history *history;
 	struct alert_sink *alerts;
@@ -84,140 +82,12 @@ struct pipeline {
 };
 
 
-enum {
-	OPT_JSON = PIPELINE_OPT_BASE, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY, OPT_NDPI,
-	OPT_DB, OPT_CONFIG, OPT_SYSLOG, OPT_FAIL_ON, OPT_NO_STORE, OPT_QUIET, OPT_WORKERS
-};
-
-const struct option pipeline_options[] = {
-	{"json", no_argument, NULL, OPT_JSON},
-	{"flows", no_argument, NULL, OPT_FLOWS},
-	{"ndpi", required_argument, NULL, OPT_NDPI},
-	{"db", required_argument, NULL, OPT_DB},
-	{"config", required_argument, NULL, OPT_CONFIG},
-	{"syslog", no_argument, NULL, OPT_SYSLOG},
-	{"fail-on", required_argument, NULL, OPT_FAIL_ON},
-	{"no-store", no_argument, NULL, OPT_NO_STORE},
-	{"quiet", no_argument, NULL, OPT_QUIET},
-	{"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
-	{"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
-	{"workers", required_argument, NULL, OPT_WORKERS},
-};
-const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
-
-const char pipeline_options_help[] =
-	"    --json               one JSON object per line instead of the table\n"
-	"    --db PATH            policy and results database (default: $MXWATCH_DB or\n"
-	"                         ~/.local/share/mxwatch/mxwatch.db when it exists);\n"
-	"                         \"none\": no database (no policy, nothing stored)\n"
-	"    --config FILE        rules configuration (see etc/mxwatch.conf)\n"
-	"    --syslog             send alerts to syslog(3) (facility and tag from --config)\n"
-	"    --fail-on SEVERITY   exit 1 when an alerting finding is at or above SEVERITY\n"
-	"                         (info, low, medium, high, critical)\n"
-	"    --no-store           do not write sessions and findings to the database\n"
-	"    --flows              per-flow records (every TCP flow) instead of sessions\n"
-	"    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
-	"                         other ports, and mail ports carrying non-SMTP bytes),\n"
-	"                         all (every flow; adds nDPI's clear-text credentials\n"
-	"                         verdict beside ours), off\n"
-	"    -q, --quiet          no per-session output and no summary, only the counters\n"
-	"    --max-flows N        flows tracked at once; the oldest is evicted\n"
-	"    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
-	"    --workers N          decoding threads, each owning a share of the flows\n"
-	"                         (default: one per core). Results do not depend on N\n"
-	"                         while no flow or memory cap is reached: the caps are\n"
-	"                         split between the workers, each evicting its own\n"
-	"                         oldest flows\n";
-
-int parse_size_option(const char *opt, const char *val, unsigned long long *out)
-{
-	char *end;
-	if (!val || !*val || *val == '-')
-		goto bad;
-	unsigned long long v = strtoull(val, &end, 10);
-	unsigned long long mul = 1;
-	if (*end == 'k' || *end == 'K')
-		mul = 1024ull, end++;
-	else if (*end == 'm' || *end == 'M')
-		mul = 1024ull * 1024, end++;
-	else if (*end == 'g' || *end == 'G')
-		mul = 1024ull * 1024 * 1024, end++;
-	if (end == val || *end || v > ~0ull / mul)
-		goto bad;
-	*out = v * mul;
-	return 0;
-bad:
-	fprintf(stderr, "mxwatch: %s: invalid value '%s' (expected a number, optional k/M/G)\n",
-		opt, val ? val : "");
-	return -1;
-}
-
 void pipeline_opts_defaults(struct pipeline_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->fail_on = -1;
 	o->ndpi = SESSION_NDPI_AUTO;
 	flow_config_defaults(&o->flow);
-}
-
-int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cmd)
-{
-	unsigned long long v = 0;
-	switch (c) {
-	case OPT_JSON: o->json = 1; return 1;
-	case OPT_QUIET: o->quiet = 1; return 1;
-	case OPT_FLOWS: o->flows = 1; return 1;
-	case OPT_DB: o->db_path = arg; return 1;
-	case OPT_CONFIG: o->config_path = arg; return 1;
-	case OPT_SYSLOG: o->syslog_on = 1; return 1;
-	case OPT_NO_STORE: o->no_store = 1; return 1;
-	case OPT_FAIL_ON:
-		o->fail_on = severity_from_name(arg);
-		if (o->fail_on < 0) {
-			fprintf(stderr, "mxwatch %s: --fail-on: '%s' is not info, low, medium, high or "
-					"critical\n", cmd, arg);
-			return -1;
-		}
-		return 1;
-	case OPT_NDPI:
-		if (!strcmp(arg, "auto"))
-			o->ndpi = SESSION_NDPI_AUTO;
-		else if (!strcmp(arg, "all"))
-			o->ndpi = SESSION_NDPI_ALL;
-		else if (!strcmp(arg, "off"))
-			o->ndpi = SESSION_NDPI_OFF;
-		else {
-			fprintf(stderr, "mxwatch %s: --ndpi: '%s' is not auto, all or off\n", cmd, arg);
-			return -1;
-		}
-		return 1;
-	case OPT_MAX_FLOWS:
-		if (parse_size_option("--max-flows", arg, &v))
-			return -1;
-		if (v == 0 || v > (1u << 30)) {
-			fprintf(stderr, "mxwatch %s: --max-flows: must be 1..%u\n", cmd, 1u << 30);
-			return -1;
-		}
-		o->flow.max_flows = (uint32_t)v;
-		return 1;
-	case OPT_WORKERS:
-		if (parse_size_option("--workers", arg, &v))
-			return -1;
-		if (v < 1 || v > PIPELINE_MAX_WORKERS) {
-			fprintf(stderr, "mxwatch %s: --workers: must be 1..%d\n", cmd,
-				PIPELINE_MAX_WORKERS);
-			return -1;
-		}
-		o->workers = (int)v;
-		return 1;
-	case OPT_REASM_MEMORY:
-		if (parse_size_option("--reasm-memory", arg, &v))
-			return -1;
-		o->flow.reasm_budget = v;
-		return 1;
-	default:
-		return 0;
-	}
 }
 
 struct dns_ctx {
@@ -245,8 +115,8 @@ static void on_dns_rr(void *ctx, const struct dns_response *msg, const struct dn
 	case DNS_TLSA: {
 		kind = OBS_TLSA;
 		int o = snprintf(value, sizeof(value), "%u %u %u ", rr->usage, rr->selector, rr->mtype);
-		for (size_t i = 0; i < rr->data_len && (size_t)o + 3 < sizeof(value); i++)
-			o += snprintf(value + o, sizeof(value) - (size_t)o, "%02x", rr->data[i]);
+		size_t room = (sizeof(value) - (size_t)o - 1) / 2;
+		hex_encode(rr->data, rr->data_len < room ? rr->data_len : room, value + o);
 		break;
 	}
 	case DNS_TXT: {
@@ -308,77 +178,11 @@ static void on_finding(void *ctx, const struct finding *f)
 	a->findings[a->n_findings++] = *f;
 }
 
-/* Results go to SQLite in batches: one transaction per DB_BATCH rows.
- * `json` is the record as serialised for every output. */
-static void store(struct pipeline *a, const struct session_record *r, const struct verdict *v,
-		  struct jsonw *json)
-{
-	if (!a->db || a->db_failed)
-		return;
-	if (a->db_pending == 0 && db_begin(a->db)) {
-		a->db_failed = 1;
-		return;
-	}
-	const struct tls_facts *t = r->tls;
-	const struct smtp_facts *m = r->smtp;
-	const char *rec = jw_cstr(json);
-	struct db_session_row row = {
-		.id = r->id,
-		.ts_start = (int64_t)(r->ts_first / NS_PER_S),
-		.ts_end = (int64_t)(r->ts_last / NS_PER_S),
-		.client_ip = r->ip[0],
-		.server_ip = r->ip[1],
-		.server_port = r->port[1],
-		.domain = v->domain,
-		.mx_host = v->mx_host,
-		.tls_version = t && t->server_hello ? tls_version_name(t->version) : NULL,
-		.starttls_offered = m && m->ehlo_reply_seen ? m->starttls_offered : -1,
-		.verified = v->verified,
-		.record = rec ? rec : "{}",
-	};
-	int rc = db_session_put(a->db, &row);
-	for (int i = 0; !rc && i < v->n_domains; i++)
-		rc = db_session_domain_put(a->db, r->id, v->domains[i], v->mx_hosts[i]);
-	for (int i = 0; !rc && i < a->n_findings; i++) {
-		const struct finding *x = &a->findings[i];
-		struct db_finding_row fr = {
-			.session_id = x->session,
-			.rule = finding_name(x->id),
-			.severity = severity_name(x->severity),
-			.domain = x->domain,
-			.mx_host = x->mx_host,
-			.rfc8460 = x->rfc8460,
-			.ts = (int64_t)(x->ts_ns / NS_PER_S),
-			.sending_ip = x->client_ip,
-			.receiving_ip = x->server_ip,
-			.message = x->message,
-		};
-		rc = db_finding_put(a->db, &fr);
-	}
-	if (rc) {
-		/* Alerts go on, but the operator must learn that the store
-		 * stopped: on stderr and, for a daemon, in syslog too. */
-		fprintf(stderr, "mxwatch: storing results in %s stopped: %s\n", a->db_path,
-			db_errmsg(a->db));
-		if (a->scfg.syslog_enabled)
-			syslog(LOG_ERR, "error=store-failed db=\"%s\" msg=\"%s\" (alerts continue, "
-					"nothing more is stored)", a->db_path, db_errmsg(a->db));
-		db_rollback(a->db);
-		a->db_failed = 1;
-		return;
-	}
-	if (++a->db_pending >= DB_BATCH) {
-		if (db_commit(a->db))
-			a->db_failed = 1;
-		a->db_pending = 0;
-	}
-}
-
 /* On-demand discovery: recipient domains with no cached policy go to a
  * queue the refresher works through; rate-limited per capture minute. */
 static void discover(struct pipeline *a, const struct session_record *r)
 {
-	if (!a->scfg.discovery_enabled || !a->db || a->db_failed || !r->smtp)
+	if (!a->scfg.discovery_enabled || !store_usable(&a->store) || !r->smtp)
 		return;
 	const struct smtp_facts *m = r->smtp;
 	uint64_t minute = r->ts_first / (60 * NS_PER_S);
@@ -394,14 +198,9 @@ static void discover(struct pipeline *a, const struct session_record *r)
 			a->disc_limited++;
 			continue;
 		}
-		if (a->db_pending == 0 && db_begin(a->db)) {
-			a->db_failed = 1;
-			return;
-		}
-		if (db_discovery_put(a->db, d, (int64_t)(r->ts_first / NS_PER_S)) == 0) {
+		if (store_discovery(&a->store, d, (int64_t)(r->ts_first / NS_PER_S))) {
 			a->disc_in_window++;
 			a->disc_queued++;
-			a->db_pending++;
 		}
 	}
 }
@@ -428,9 +227,11 @@ static void on_record(struct pipeline *a, struct session_record *r)
 	discover(a, r);
 	/* Serialised once, for the store and the JSON output alike. */
 	jw_reset(&a->record);
-	if ((a->db && !a->db_failed) || (a->opts.json && !a->quiet))
+	int stored = store_usable(&a->store);
+	if (stored || (a->opts.json && !a->quiet))
 		session_record_json(&a->record, r, &v);
-	store(a, r, &v, &a->record);
+	if (stored)
+		store_session(&a->store, r, &v, jw_cstr(&a->record), a->findings, a->n_findings);
 	if (!a->quiet)
 		session_sink_write(&a->session_out, r, &a->record, a->findings, a->n_findings);
 }
@@ -626,6 +427,8 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		db_close(a->db);
 		a->db = NULL;
 	}
+	store_init(&a->store, a->db, a->db_path);
+	a->store.syslog = a->scfg.syslog_enabled;
 	a->rules = rules_new(&a->rcfg, a->policy, a->history, err, errlen);
 	if (!a->rules)
 		goto fail;
@@ -716,6 +519,7 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 	a->policy = cache;
 	a->rcfg = rcfg;
 	a->scfg = scfg;
+	a->store.syslog = scfg.syslog_enabled;
 	return 0;
 }
 
@@ -731,11 +535,7 @@ int pipeline_drain(struct pipeline *a, int wait_ms)
 
 void pipeline_commit(struct pipeline *a)
 {
-	if (!a->db || a->db_failed || !a->db_pending)
-		return;
-	if (db_commit(a->db))
-		a->db_failed = 1;
-	a->db_pending = 0;
+	store_commit(&a->store);
 }
 
 void pipeline_finish(struct pipeline *a, FILE *counters_out)
@@ -747,14 +547,11 @@ void pipeline_finish(struct pipeline *a, FILE *counters_out)
 	if (a->hub)
 		while (!pipeline_drain(a, 100))
 			;
-	if (a->db && !a->db_failed) {
-		if ((a->db_pending || db_begin(a->db) == 0) &&
-		    (history_save(a->history, a->db) || observed_save(a->observed, a->db) ||
-		     db_commit(a->db))) {
-			fprintf(stderr, "mxwatch: storing results: %s\n", db_errmsg(a->db));
-			db_rollback(a->db);
-		}
-		a->db_pending = 0;
+	if (store_batch(&a->store) == 0) {
+		if (history_save(a->history, a->db) || observed_save(a->observed, a->db))
+			store_fail(&a->store, "storing server history");
+		else
+			store_commit(&a->store);
 	}
 	if (!a->print_flows && !a->quiet)
 		summary_print(a->summary, a->opts.json ? stderr : stdout);

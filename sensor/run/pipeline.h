@@ -7,7 +7,6 @@
 #ifndef MXW_PIPELINE_H
 #define MXW_PIPELINE_H
 
-#include <getopt.h>
 #include <stdio.h>
 
 #include "capture/capture.h"
@@ -19,25 +18,14 @@ struct pipeline_opts {
 	int fail_on;                 /* severity, -1 never */
 	enum session_ndpi_mode ndpi;
 	int workers;                 /* decoding threads; 0: one per core */
+#define PIPELINE_MAX_WORKERS 64
 	int live;                    /* shards driven by the caller's threads */
 	const char *db_path;         /* NULL: the default path when it exists */
 	const char *config_path;
 	struct flow_config flow;
 };
 
-/* Long options every pipeline command takes (terminated, for getopt_long
- * tables built by the commands). */
-#define PIPELINE_OPT_BASE 1000
-extern const struct option pipeline_options[];
-extern const int pipeline_n_options;
-/* Help text for those options. */
-extern const char pipeline_options_help[];
-
 void pipeline_opts_defaults(struct pipeline_opts *o);
-/* Handles one getopt_long result for a pipeline option; returns 1 when
- * handled, 0 when not a pipeline option, -1 on a bad value (message
- * printed, naming `cmd`). */
-int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cmd);
 
 struct pipeline;
 struct shard;

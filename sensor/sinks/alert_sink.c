@@ -24,23 +24,9 @@ struct alert_sink {
 	struct rate_slot slots[ALERT_RATE_SLOTS];
 };
 
-static const struct {
-	const char *name;
-	int value;
-} facility_table[] = {
-	{"kern", LOG_KERN},	{"user", LOG_USER},	{"mail", LOG_MAIL},
-	{"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},	{"syslog", LOG_SYSLOG},
-	{"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
-	{"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
-	{"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
-};
-
 struct alert_sink *alert_sink_new(const struct sink_config *cfg)
 {
-	int facility = -1;
-	for (size_t i = 0; i < sizeof(facility_table) / sizeof(facility_table[0]); i++)
-		if (!strcmp(facility_table[i].name, cfg->syslog_facility))
-			facility = facility_table[i].value;
+	int facility = syslog_facility_from_name(cfg->syslog_facility);
 	if (facility < 0)
 		return NULL;
 	struct alert_sink *a = calloc(1, sizeof(*a));

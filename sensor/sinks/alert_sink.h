@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 
-#include "run/config.h"
 #include "sinks/jsonw.h"
 #include "rules/rules.h"
+#include "sinks/sink_config.h"
 
 #define ALERT_VALUE_MAX 200
 #define ALERT_LINE_MAX 1500

@@ -34,7 +34,10 @@ rows() { # DB NAME: stored sessions, findings, server history
 		mx_host, tls_version, starttls_offered, verified, record FROM sessions ORDER BY rowid;
 		SELECT session_id, rule, severity, domain, mx_host, rfc8460, ts, message
 		FROM findings ORDER BY rowid;
-		SELECT * FROM server_history ORDER BY 1, 2;" >"$OUT/$2.rows"
+		SELECT * FROM server_history ORDER BY 1, 2;
+		SELECT * FROM session_domains ORDER BY 1, 2;
+		SELECT * FROM observed_dns ORDER BY 1, 2, 3;
+		SELECT * FROM discovery ORDER BY 1;" >"$OUT/$2.rows"
 }
 
 for f in $captures $shared; do

@@ -1,0 +1,27 @@
+/*
+ * text.h - small text helpers every stage needs: ASCII case folding (DNS
+ * names and SMTP keywords are case-insensitive ASCII, whatever the locale)
+ * and lowercase hex. Leaf module: includes nothing of ours.
+ */
+#ifndef MXW_TEXT_H
+#define MXW_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+static inline char ascii_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Lower-cases s in place. */
+void ascii_lower_inplace(char *s);
+
+/* A host or domain name in the form policies are keyed by: lower case,
+ * without a trailing dot; cut to fit `cap`. */
+void hostname_lower_copy(char *dst, size_t cap, const char *src);
+
+/* Writes 2n lowercase hex digits and a NUL to out. */
+void hex_encode(const uint8_t *p, size_t n, char *out);
+
+#endif
