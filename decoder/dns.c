@@ -18,6 +18,14 @@ static const char *const result_names[DNS_RESULT_COUNT] = {
 	[DNS_LOOP] = "compression-loop",
 };
 
+parse_ret dns_tcp_frame(const uint8_t *p, size_t n)
+{
+	if (n < 2)
+		return PARSE_NEED_MORE;
+	size_t len = rd_be16(p);
+	return n - 2 >= len ? (parse_ret)(len + 2) : PARSE_NEED_MORE;
+}
+
 const char *dns_result_name(enum dns_result r)
 {
 	return (unsigned)r < DNS_RESULT_COUNT ? result_names[r] : "unknown";

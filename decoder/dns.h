@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/parse.h"
+
+#define DNS_PORT 53
 #define DNS_MAX_NAME 256
 #define DNS_MAX_RDATA_TEXT 512
 
@@ -25,6 +28,10 @@ enum dns_result {
 };
 
 const char *dns_result_name(enum dns_result r);
+
+/* DNS over TCP framing (RFC 1035 4.2.2: 2-byte length, then the message):
+ * the whole frame's size when complete in p, else PARSE_NEED_MORE. */
+parse_ret dns_tcp_frame(const uint8_t *p, size_t n);
 
 enum { DNS_A = 1, DNS_MX = 15, DNS_TXT = 16, DNS_AAAA = 28, DNS_TLSA = 52 };
 

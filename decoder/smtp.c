@@ -625,13 +625,13 @@ static size_t find_tls_start(const uint8_t *p, size_t n)
 	return n;
 }
 
-size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
+parse_ret smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
 	while (off < n) {
 		switch (s->mode[dir]) {
 		case M_TLS:
-			return off;
+			return (parse_ret)off;
 		case M_DATA: {
 			STAGE_BEGIN(t0);
 			size_t used = body_skip(s, p + off, n - off);
@@ -657,7 +657,7 @@ size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 			if (off < n) {
 				s->mode[dir] = M_TLS;
 				s->f->tls_started[dir] = 1;
-				return off;
+				return (parse_ret)off;
 			}
 			break;
 		}
@@ -666,7 +666,7 @@ size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 			break;
 		}
 	}
-	return n;
+	return (parse_ret)n;
 }
 
 void smtp_gap(struct smtp *s, int dir, uint32_t n)

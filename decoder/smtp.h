@@ -13,6 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/parse.h"
+
+/* Mail ports (RFC 5321, RFC 6409, RFC 8314). */
+#define SMTP_PORT 25
+#define SUBMISSION_PORT 587
+#define SMTPS_PORT 465
+
 /* Bounded strings from the wire: longer values are cut and flagged. */
 #define SMTP_MAX_LINE 4096       /* RFC 5321 allows 512/1000; be lenient, not unbounded */
 #define SMTP_MAX_NAME 256        /* host and domain names */
@@ -78,9 +85,10 @@ struct smtp *smtp_new(void);
 void smtp_free(struct smtp *s);
 
 /* Feeds bytes of one direction (0 client->server, 1 server->client).
- * Returns how many were consumed as SMTP; fewer than n means the rest (from
- * that offset) belongs to TLS. */
-size_t smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n);
+ * Returns how many were consumed as SMTP (never negative: odd lines are
+ * anomalies, not errors); fewer than n means the rest (from that offset)
+ * belongs to TLS. */
+parse_ret smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n);
 
 /* n bytes of this direction were lost in capture. */
 void smtp_gap(struct smtp *s, int dir, uint32_t n);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "util/bytes.h"
+#include "util/parse.h"
 
 #define TLS_MAX_RECORD (16384 + 2048)
 
@@ -279,21 +280,32 @@ static void handshake_message(struct tls *t, int dir, uint8_t type, const uint8_
 		certificate(t, p, n);
 }
 
+/* Framing of one handshake message (RFC 8446 4: type, 24-bit length,
+ * body): its whole size when complete in p, PARSE_NEED_MORE, or
+ * PARSE_TOO_BIG past TLS_MAX_HANDSHAKE. */
+static parse_ret handshake_frame(const uint8_t *p, size_t n)
+{
+	if (n < 4)
+		return PARSE_NEED_MORE;
+	uint32_t ml = rd_be24(p + 1);
+	if (ml > TLS_MAX_HANDSHAKE)
+		return PARSE_TOO_BIG;
+	return ml <= n - 4 ? (parse_ret)(4 + ml) : PARSE_NEED_MORE;
+}
+
 /* Appends handshake record bytes and walks every complete message. */
 static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 {
 	struct tls_dir *d = &t->d[dir];
 	if (d->hs_stopped)
 		return;
-	if (d->hs_len == 0 && n >= 4) {
+	if (d->hs_len == 0) {
 		/* Fast path: whole messages inside this piece need no copy. */
-		while (n >= 4) {
-			uint32_t ml = (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-			if (ml > n - 4)
-				break;
-			handshake_message(t, dir, p[0], p + 4, ml);
-			p += 4 + ml;
-			n -= 4 + ml;
+		parse_ret m;
+		while ((m = handshake_frame(p, n)) > 0) {
+			handshake_message(t, dir, p[0], p + 4, (size_t)m - 4);
+			p += m;
+			n -= (size_t)m;
 			if (d->keys_on)
 				return; /* the rest of the record is encrypted */
 		}
@@ -334,18 +346,18 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 	memcpy(d->hs + d->hs_len, p, n);
 	d->hs_len += (uint32_t)n;
 	uint32_t off = 0;
-	while (d->hs_len - off >= 4) {
+	for (;;) {
 		const uint8_t *m = d->hs + off;
-		uint32_t ml = (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
-		if (ml > TLS_MAX_HANDSHAKE) {
+		parse_ret ml = handshake_frame(m, d->hs_len - off);
+		if (ml == PARSE_TOO_BIG) {
 			anomaly(t, TLS_AN_HANDSHAKE_TOO_BIG, dir);
 			d->hs_stopped = 1;
 			break;
 		}
-		if (ml > d->hs_len - off - 4)
+		if (ml < 0)
 			break;
-		handshake_message(t, dir, m[0], m + 4, ml);
-		off += 4 + ml;
+		handshake_message(t, dir, m[0], m + 4, (size_t)ml - 4);
+		off += (uint32_t)ml;
 		if (d->keys_on) {
 			off = d->hs_len;
 			break;
@@ -428,9 +440,12 @@ static void record_end(struct tls *t, int dir)
 		d->keys_on = 1;
 }
 
-void tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n)
+parse_ret tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n)
 {
 	struct tls_dir *d = &t->d[dir];
+	const size_t all = n;
+	if (d->stopped)
+		return PARSE_STOPPED;
 	t->f->record_bytes[dir] += n;
 	while (n && !d->stopped) {
 		if (d->rec_left == 0 && d->hdr_len < 5) {
@@ -440,10 +455,10 @@ void tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n)
 			p += take;
 			n -= take;
 			if (d->hdr_len < 5)
-				return;
+				return (parse_ret)all;
 			record_start(t, dir);
 			if (d->stopped)
-				return;
+				return d->records ? PARSE_MALFORMED : PARSE_NOT_PROTOCOL;
 			if (d->rec_left == 0) {
 				record_end(t, dir);
 				d->hdr_len = 0;
@@ -460,6 +475,7 @@ void tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n)
 			d->hdr_len = 0;
 		}
 	}
+	return (parse_ret)all;
 }
 
 void tls_gap(struct tls *t, int dir, uint32_t n)

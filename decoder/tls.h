@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/parse.h"
+
 /* Protocol version numbers on the wire (RFC 8446 4.2.1, RFC 5246 A.1). */
 #define TLS_V10 0x0301
 #define TLS_V11 0x0302
@@ -75,8 +77,11 @@ struct tls;
 struct tls *tls_new(void);
 void tls_free(struct tls *t);
 
-/* Feeds bytes of one direction (0 client, 1 server). */
-void tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n);
+/* Feeds bytes of one direction (0 client, 1 server). The walker buffers
+ * what it needs, so it consumes everything (returns n) until the direction
+ * stops: PARSE_NOT_PROTOCOL (not TLS), PARSE_MALFORMED (framing lost) or
+ * PARSE_STOPPED (after either, or a gap). */
+parse_ret tls_feed(struct tls *t, int dir, const uint8_t *p, size_t n);
 void tls_gap(struct tls *t, int dir, uint32_t n);
 
 /* Nothing more to learn: handshake complete, failed, or given up on. */

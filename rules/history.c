@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "decoder/tls.h"
 #include "util/siphash.h"
 
 struct history {
@@ -95,7 +96,7 @@ static struct history_entry *get_or_add(struct history *h, const char *address)
 
 static uint8_t version_bit(uint16_t v)
 {
-	return v >= 0x0301 && v <= 0x0304 ? (uint8_t)(1u << (v - 0x0301)) : 0;
+	return v >= TLS_V10 && v <= TLS_V13 ? (uint8_t)(1u << (v - TLS_V10)) : 0;
 }
 
 void history_note(struct history *h, const char *address, int64_t ts, int starttls_offered,

@@ -336,7 +336,7 @@ static int secure_tlsa(const struct eval *e, const struct binding *b, struct tls
 	int n = 0;
 	for (int i = 0; h && i < h->n_tlsa && n < max; i++) {
 		const struct cached_tlsa *t = &h->tlsa[i];
-		if (t->port != 25 || !t->secure)
+		if (t->port != SMTP_PORT || !t->secure)
 			continue;
 		out[n].usage = (uint8_t)t->usage;
 		out[n].selector = (uint8_t)t->selector;
@@ -361,12 +361,13 @@ static void check_session_level(struct eval *e)
 {
 	const struct smtp_facts *m = e->m;
 	uint16_t port = e->rec->port[1];
-	if (e->rec->kind == SESSION_SMTP && port != 25 && port != 587 && port != 465) {
+	if (e->rec->kind == SESSION_SMTP && port != SMTP_PORT && port != SUBMISSION_PORT &&
+	    port != SMTPS_PORT) {
 		char port_s[8];
 		snprintf(port_s, sizeof(port_s), "%u", port);
 		emit_all(e, F_SMTP_NONSTANDARD, 0, "SMTP on a non-standard port (%s)", port_s);
 	}
-	if ((port == 25 || port == 587) && e->rec->content_not_smtp)
+	if ((port == SMTP_PORT || port == SUBMISSION_PORT) && e->rec->content_not_smtp)
 		emit_all(e, F_SMTP_NONSTANDARD, 0, "non-SMTP traffic on a mail port (%s)",
 			 e->rec->ndpi.done ? e->rec->ndpi.name : "unclassified");
 	if (!m)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decoder/dns.h"
+
 struct session_engine {
 	enum session_ndpi_mode ndpi_mode;
 	int all_flows;
@@ -20,7 +22,7 @@ struct session_engine {
 
 static int is_smtp_port(uint16_t port)
 {
-	return port == 25 || port == 587;
+	return port == SMTP_PORT || port == SUBMISSION_PORT;
 }
 
 struct session_engine *session_engine_new(enum session_ndpi_mode mode, int all_flows,
@@ -63,7 +65,7 @@ void session_stats_add(struct session_stats *sum, const struct session_stats *x)
 static int session_is_mail(const struct flow *f, const struct session *s)
 {
 	return s->kind == SESSION_SMTP || s->kind == SESSION_SMTPS || is_smtp_port(f->key.port[1]) ||
-	       f->key.port[1] == 465 || s->cls_res.smtp;
+	       f->key.port[1] == SMTPS_PORT || s->cls_res.smtp;
 }
 
 static void start_smtp(struct session *s, enum session_reason why)
@@ -93,6 +95,7 @@ static void dns_tcp(struct session_engine *e, struct flow *f, struct session *s,
 			if (!s->dns_buf)
 				return;
 		}
+		/* Copy no further than the frame's end: the next frame starts there. */
 		size_t want = s->dns_len < 2 ? 2 - s->dns_len
 					     : (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]) + 2 - s->dns_len;
 		size_t take = n < want ? n : want;
@@ -100,13 +103,11 @@ static void dns_tcp(struct session_engine *e, struct flow *f, struct session *s,
 		s->dns_len += (uint32_t)take;
 		p += take;
 		n -= take;
-		if (s->dns_len >= 2) {
-			size_t msg = (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]);
-			if (s->dns_len == msg + 2) {
-				if (e->dns && msg)
-					e->dns(e->dns_ctx, f, s->dns_buf + 2, msg, f->ts_last);
-				s->dns_len = 0;
-			}
+		parse_ret frame = dns_tcp_frame(s->dns_buf, s->dns_len);
+		if (frame > 0) {
+			if (e->dns && frame > 2)
+				e->dns(e->dns_ctx, f, s->dns_buf + 2, (size_t)frame - 2, f->ts_last);
+			s->dns_len = 0;
 		}
 	}
 }
@@ -122,13 +123,13 @@ static void on_open(void *ctx, struct flow *f)
 	 * DNS, which we parse). */
 	s->ndpi_wanted = e->ndpi_mode == SESSION_NDPI_ALL ||
 			 (e->ndpi_mode == SESSION_NDPI_AUTO && !is_smtp_port(f->key.port[1]) &&
-			  f->key.port[1] != 465 && f->key.port[1] != 53);
-	if (f->key.port[1] == 53) {
+			  f->key.port[1] != SMTPS_PORT && f->key.port[1] != DNS_PORT);
+	if (f->key.port[1] == DNS_PORT) {
 		s->kind = SESSION_DNS;
 		s->reason = SESSION_BY_PORT;
 	} else if (is_smtp_port(f->key.port[1])) {
 		start_smtp(s, SESSION_BY_PORT);
-	} else if (f->key.port[1] == 465) {
+	} else if (f->key.port[1] == SMTPS_PORT) {
 		s->kind = SESSION_SMTPS;
 		s->reason = SESSION_BY_PORT;
 		start_tls(s, 0);
@@ -210,14 +211,16 @@ static void on_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t
 		}
 	}
 	if (s->kind == SESSION_SMTP && !s->tls_active[dir]) {
-		size_t used = smtp_feed(s->smtp, dir, p, n);
-		if (used == n && !smtp_tls_started(s->smtp, dir))
+		parse_ret used = smtp_feed(s->smtp, dir, p, n);
+		if (used < 0)
+			return;
+		if ((size_t)used == n && !smtp_tls_started(s->smtp, dir))
 			return;
 		start_tls(s, dir);
 		if (!s->tls)
 			return;
 		p += used;
-		n -= used;
+		n -= (size_t)used;
 	}
 	if (s->tls && s->tls_active[dir] && n) {
 		tls_feed(s->tls, dir, p, n);

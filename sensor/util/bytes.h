@@ -97,6 +97,11 @@ static inline uint16_t rd_be16(const uint8_t *b)
 	return (uint16_t)((uint16_t)b[0] << 8 | b[1]);
 }
 
+static inline uint32_t rd_be24(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 16 | (uint32_t)b[1] << 8 | b[2];
+}
+
 static inline uint32_t rd_be32(const uint8_t *b)
 {
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
