@@ -154,33 +154,22 @@ void evidence_json(struct jsonw *w, uint32_t evidence)
 void finding_json(struct jsonw *w, const struct finding *f)
 {
 	jw_obj_begin(w);
-	jw_key(w, "type");
-	jw_str(w, "finding");
-	jw_key(w, "id");
-	jw_str(w, finding_name(f->id));
-	jw_key(w, "severity");
-	jw_str(w, severity_name(f->severity));
-	jw_key(w, "alert");
-	jw_bool(w, f->alert);
-	jw_key(w, "session");
-	jw_str(w, f->session);
+	jw_kv_str(w, "type", "finding");
+	jw_kv_str(w, "id", finding_name(f->id));
+	jw_kv_str(w, "severity", severity_name(f->severity));
+	jw_kv_bool(w, "alert", f->alert);
+	jw_kv_str(w, "session", f->session);
 	jw_key(w, "ts");
 	jw_time(w, f->ts_ns);
-	jw_key(w, "domain");
-	jw_str_or_null(w, f->domain[0] ? f->domain : NULL);
-	jw_key(w, "mx_host");
-	jw_str_or_null(w, f->mx_host[0] ? f->mx_host : NULL);
+	jw_kv_opt(w, "domain", f->domain);
+	jw_kv_opt(w, "mx_host", f->mx_host);
 	jw_key(w, "evidence");
 	evidence_json(w, f->evidence);
 	jw_key(w, "rfc8460");
 	jw_str_or_null(w, f->rfc8460);
-	jw_key(w, "client_ip");
-	jw_str(w, f->client_ip);
-	jw_key(w, "server_ip");
-	jw_str(w, f->server_ip);
-	jw_key(w, "helo_name");
-	jw_str_or_null(w, f->helo[0] ? f->helo : NULL);
-	jw_key(w, "message");
-	jw_str(w, f->message);
+	jw_kv_str(w, "client_ip", f->client_ip);
+	jw_kv_str(w, "server_ip", f->server_ip);
+	jw_kv_opt(w, "helo_name", f->helo);
+	jw_kv_str(w, "message", f->message);
 	jw_obj_end(w);
 }

@@ -32,17 +32,13 @@ void record_json_counts(struct jsonw *w, const struct session_record *r)
 {
 	jw_key(w, "packets");
 	jw_obj_begin(w);
-	jw_key(w, "client");
-	jw_u64(w, r->packets[0]);
-	jw_key(w, "server");
-	jw_u64(w, r->packets[1]);
+	jw_kv_u64(w, "client", r->packets[0]);
+	jw_kv_u64(w, "server", r->packets[1]);
 	jw_obj_end(w);
 	jw_key(w, "bytes");
 	jw_obj_begin(w);
-	jw_key(w, "client");
-	jw_u64(w, r->stream_bytes[0]);
-	jw_key(w, "server");
-	jw_u64(w, r->stream_bytes[1]);
+	jw_kv_u64(w, "client", r->stream_bytes[0]);
+	jw_kv_u64(w, "server", r->stream_bytes[1]);
 	jw_obj_end(w);
 }
 
@@ -54,15 +50,11 @@ void record_json_anomalies(struct jsonw *w, const struct session_record *r, int 
 		if (a->layer > upto)
 			continue;
 		jw_obj_begin(w);
-		jw_key(w, "kind");
-		jw_str(w, a->kind);
-		jw_key(w, "direction");
-		jw_str(w, side_names[a->dir & 1]);
-		jw_key(w, "count");
-		jw_u64(w, a->count);
+		jw_kv_str(w, "kind", a->kind);
+		jw_kv_str(w, "direction", side_names[a->dir & 1]);
+		jw_kv_u64(w, "count", a->count);
 		if (a->layer != RECORD_LAYER_TLS) {
-			jw_key(w, "bytes");
-			jw_u64(w, a->bytes);
+			jw_kv_u64(w, "bytes", a->bytes);
 		}
 		jw_obj_end(w);
 	}
@@ -71,10 +63,8 @@ void record_json_anomalies(struct jsonw *w, const struct session_record *r, int 
 
 void record_json_head(struct jsonw *w, const char *type, const struct session_record *r)
 {
-	jw_key(w, "type");
-	jw_str(w, type);
-	jw_key(w, "id");
-	jw_str(w, r->id);
+	jw_kv_str(w, "type", type);
+	jw_kv_str(w, "id", r->id);
 	jw_key(w, "ts_start");
 	jw_time(w, r->ts_first);
 	jw_key(w, "ts_end");
@@ -82,10 +72,8 @@ void record_json_head(struct jsonw *w, const char *type, const struct session_re
 	for (int side = 0; side < 2; side++) {
 		jw_key(w, side_names[side]);
 		jw_obj_begin(w);
-		jw_key(w, "ip");
-		jw_str(w, r->ip[side]);
-		jw_key(w, "port");
-		jw_u64(w, r->port[side]);
+		jw_kv_str(w, "ip", r->ip[side]);
+		jw_kv_u64(w, "port", r->port[side]);
 		jw_obj_end(w);
 	}
 }
@@ -97,10 +85,8 @@ static void write_json(struct flowsink *s, const struct session_record *r)
 	jw_obj_begin(w);
 	record_json_head(w, "flow", r);
 	record_json_counts(w, r);
-	jw_key(w, "midstream");
-	jw_bool(w, r->midstream);
-	jw_key(w, "end");
-	jw_str(w, r->end);
+	jw_kv_bool(w, "midstream", r->midstream);
+	jw_kv_str(w, "end", r->end);
 	jw_key(w, "anomalies");
 	record_json_anomalies(w, r, RECORD_LAYER_STREAM);
 	jw_obj_end(w);

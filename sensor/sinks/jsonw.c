@@ -229,6 +229,48 @@ void jw_time(struct jsonw *w, uint64_t ts_ns)
 	jw_str(w, b);
 }
 
+void jw_kv_str(struct jsonw *w, const char *k, const char *s)
+{
+	jw_key(w, k);
+	jw_str(w, s);
+}
+
+void jw_kv_opt(struct jsonw *w, const char *k, const char *s)
+{
+	jw_key(w, k);
+	jw_str_or_null(w, s && *s ? s : NULL);
+}
+
+void jw_kv_u64(struct jsonw *w, const char *k, uint64_t v)
+{
+	jw_key(w, k);
+	jw_u64(w, v);
+}
+
+void jw_kv_bool(struct jsonw *w, const char *k, int v)
+{
+	jw_key(w, k);
+	jw_bool(w, v);
+}
+
+void jw_kv_u64_if(struct jsonw *w, const char *k, int known, uint64_t v)
+{
+	jw_key(w, k);
+	if (known)
+		jw_u64(w, v);
+	else
+		jw_null(w);
+}
+
+void jw_kv_bool_if(struct jsonw *w, const char *k, int known, int v)
+{
+	jw_key(w, k);
+	if (known)
+		jw_bool(w, v);
+	else
+		jw_null(w);
+}
+
 const char *jw_cstr(struct jsonw *w)
 {
 	if (!reserve(w, 1))

@@ -38,6 +38,15 @@ void jw_bool(struct jsonw *w, int v);
 void jw_null(struct jsonw *w);
 /* Writes a string, or null when s is NULL. */
 void jw_str_or_null(struct jsonw *w, const char *s);
+/* Members: the key, then the value. jw_kv_opt writes null for NULL or "":
+ * an absent fact, never an empty string. */
+void jw_kv_str(struct jsonw *w, const char *k, const char *s);
+void jw_kv_opt(struct jsonw *w, const char *k, const char *s);
+void jw_kv_u64(struct jsonw *w, const char *k, uint64_t v);
+void jw_kv_bool(struct jsonw *w, const char *k, int v);
+/* The value when `known`, else null (a fact not seen, never a default). */
+void jw_kv_u64_if(struct jsonw *w, const char *k, int known, uint64_t v);
+void jw_kv_bool_if(struct jsonw *w, const char *k, int known, int v);
 /* RFC 3339 UTC time with microseconds. */
 void jw_time(struct jsonw *w, uint64_t ts_ns);
 

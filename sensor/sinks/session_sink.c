@@ -25,84 +25,42 @@ void session_sink_free(struct session_sink *k)
 	jw_free(&k->jw);
 }
 
-static void key_str_or_null(struct jsonw *w, const char *k, const char *v)
-{
-	jw_key(w, k);
-	if (v && *v)
-		jw_str(w, v);
-	else
-		jw_null(w);
-}
-
 static void smtp_json(struct jsonw *w, const struct smtp_facts *m, int tls_started)
 {
 	jw_obj_begin(w);
-	jw_key(w, "greeting_code");
-	if (m->greeting_code)
-		jw_u64(w, (uint64_t)m->greeting_code);
-	else
-		jw_null(w);
-	key_str_or_null(w, "greeting_host", m->greeting_host);
-	key_str_or_null(w, "helo_name", m->ehlo >= 0 ? m->helo_name : NULL);
-	jw_key(w, "ehlo");
-	if (m->ehlo >= 0)
-		jw_bool(w, m->ehlo);
-	else
-		jw_null(w);
-	key_str_or_null(w, "ehlo_host", m->ehlo_host);
+	jw_kv_u64_if(w, "greeting_code", m->greeting_code != 0, (uint64_t)m->greeting_code);
+	jw_kv_opt(w, "greeting_host", m->greeting_host);
+	jw_kv_opt(w, "helo_name", m->ehlo >= 0 ? m->helo_name : NULL);
+	jw_kv_bool_if(w, "ehlo", m->ehlo >= 0, m->ehlo);
+	jw_kv_opt(w, "ehlo_host", m->ehlo_host);
 	jw_key(w, "starttls");
 	jw_obj_begin(w);
-	jw_key(w, "offered");
-	if (m->ehlo_reply_seen)
-		jw_bool(w, m->starttls_offered);
-	else
-		jw_null(w); /* no capability list seen: unknown, not false */
-	key_str_or_null(w, "mangled_token", m->mangled_token);
-	jw_key(w, "requested");
-	jw_bool(w, m->starttls_requested);
-	jw_key(w, "reply_code");
-	if (m->starttls_reply)
-		jw_u64(w, (uint64_t)m->starttls_reply);
-	else
-		jw_null(w);
-	jw_key(w, "tls_started");
-	jw_bool(w, tls_started);
+	/* No capability list seen: unknown, not false. */
+	jw_kv_bool_if(w, "offered", m->ehlo_reply_seen, m->starttls_offered);
+	jw_kv_opt(w, "mangled_token", m->mangled_token);
+	jw_kv_bool(w, "requested", m->starttls_requested);
+	jw_kv_u64_if(w, "reply_code", m->starttls_reply != 0, (uint64_t)m->starttls_reply);
+	jw_kv_bool(w, "tls_started", tls_started);
 	jw_obj_end(w);
-	jw_key(w, "pipelining_offered");
-	jw_bool(w, m->pipelining_offered);
-	jw_key(w, "chunking_offered");
-	jw_bool(w, m->chunking_offered);
-	jw_key(w, "auth_offered");
-	jw_bool(w, m->auth_offered);
-	jw_key(w, "auth_before_tls");
-	jw_bool(w, m->auth_before_tls);
-	key_str_or_null(w, "auth_mechanism", m->auth_mechanism);
-	jw_key(w, "mail_from_domain");
-	if (m->has_mail_from && m->mail_from_domain[0])
-		jw_str(w, m->mail_from_domain);
-	else
-		jw_null(w);
+	jw_kv_bool(w, "pipelining_offered", m->pipelining_offered);
+	jw_kv_bool(w, "chunking_offered", m->chunking_offered);
+	jw_kv_bool(w, "auth_offered", m->auth_offered);
+	jw_kv_bool(w, "auth_before_tls", m->auth_before_tls);
+	jw_kv_opt(w, "auth_mechanism", m->auth_mechanism);
+	jw_kv_opt(w, "mail_from_domain", m->has_mail_from ? m->mail_from_domain : NULL);
 	jw_key(w, "rcpt_domains");
 	jw_arr_begin(w);
 	for (uint32_t i = 0; i < m->rcpt_domain_count; i++)
 		jw_str(w, m->rcpt_domains[i]);
 	jw_arr_end(w);
-	jw_key(w, "rcpt_count");
-	jw_u64(w, m->rcpt_count);
-	jw_key(w, "plaintext_transaction");
-	jw_bool(w, m->has_mail_from);
-	jw_key(w, "pipelined");
-	jw_bool(w, m->pipelined);
-	jw_key(w, "data_count");
-	jw_u64(w, m->data_count);
-	jw_key(w, "bdat_count");
-	jw_u64(w, m->bdat_count);
-	jw_key(w, "body_bytes");
-	jw_u64(w, m->body_bytes);
-	jw_key(w, "commands");
-	jw_u64(w, m->commands);
-	jw_key(w, "quit");
-	jw_bool(w, m->quit);
+	jw_kv_u64(w, "rcpt_count", m->rcpt_count);
+	jw_kv_bool(w, "plaintext_transaction", m->has_mail_from);
+	jw_kv_bool(w, "pipelined", m->pipelined);
+	jw_kv_u64(w, "data_count", m->data_count);
+	jw_kv_u64(w, "bdat_count", m->bdat_count);
+	jw_kv_u64(w, "body_bytes", m->body_bytes);
+	jw_kv_u64(w, "commands", m->commands);
+	jw_kv_bool(w, "quit", m->quit);
 	jw_obj_end(w);
 }
 
@@ -124,21 +82,19 @@ static void certs_json(struct jsonw *w, const struct session_record *r)
 	for (int i = 0; r->certs && i < t->n_certs; i++) {
 		const struct x509_info *info = &r->certs[i];
 		jw_obj_begin(w);
-		key_str_or_null(w, "subject", info->parsed ? info->subject : NULL);
-		key_str_or_null(w, "issuer", info->parsed ? info->issuer : NULL);
+		jw_kv_opt(w, "subject", info->parsed ? info->subject : NULL);
+		jw_kv_opt(w, "issuer", info->parsed ? info->issuer : NULL);
 		jw_key(w, "san");
 		jw_arr_begin(w);
 		for (int j = 0; j < info->n_san; j++)
 			jw_str(w, info->san[j]);
 		jw_arr_end(w);
-		key_str_or_null(w, "not_before", info->not_before);
-		key_str_or_null(w, "not_after", info->not_after);
-		key_str_or_null(w, "sha256", info->sha256);
-		key_str_or_null(w, "spki_sha256", info->spki_sha256);
-		jw_key(w, "parsed");
-		jw_bool(w, info->parsed);
-		jw_key(w, "der_length");
-		jw_u64(w, t->certs[i].len);
+		jw_kv_opt(w, "not_before", info->not_before);
+		jw_kv_opt(w, "not_after", info->not_after);
+		jw_kv_opt(w, "sha256", info->sha256);
+		jw_kv_opt(w, "spki_sha256", info->spki_sha256);
+		jw_kv_bool(w, "parsed", info->parsed);
+		jw_kv_u64(w, "der_length", t->certs[i].len);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
@@ -161,11 +117,9 @@ static void tls_json(struct jsonw *w, const struct session_record *r)
 	} else {
 		jw_null(w);
 	}
-	key_str_or_null(w, "sni", t->sni);
-	jw_key(w, "client_hello");
-	jw_bool(w, t->client_hello);
-	jw_key(w, "server_hello");
-	jw_bool(w, t->server_hello);
+	jw_kv_opt(w, "sni", t->sni);
+	jw_kv_bool(w, "client_hello", t->client_hello);
+	jw_kv_bool(w, "server_hello", t->server_hello);
 	jw_key(w, "offered_versions");
 	jw_arr_begin(w);
 	if (t->n_offered_versions) {
@@ -175,32 +129,25 @@ static void tls_json(struct jsonw *w, const struct session_record *r)
 		version_json(w, t->client_version);
 	}
 	jw_arr_end(w);
-	jw_key(w, "handshake_complete");
-	jw_bool(w, t->handshake_complete);
+	jw_kv_bool(w, "handshake_complete", t->handshake_complete);
 	jw_key(w, "alert");
 	if (t->alert_seen) {
 		jw_obj_begin(w);
-		jw_key(w, "direction");
-		jw_str(w, t->alert_dir ? "server" : "client");
-		jw_key(w, "encrypted");
-		jw_bool(w, t->alert_encrypted);
+		jw_kv_str(w, "direction", t->alert_dir ? "server" : "client");
+		jw_kv_bool(w, "encrypted", t->alert_encrypted);
 		if (!t->alert_encrypted) {
-			jw_key(w, "level");
-			jw_str(w, t->alert_level == 2 ? "fatal" : "warning");
-			jw_key(w, "description");
-			jw_str(w, tls_alert_name(t->alert_description));
+			jw_kv_str(w, "level", t->alert_level == 2 ? "fatal" : "warning");
+			jw_kv_str(w, "description", tls_alert_name(t->alert_description));
 		}
 		jw_obj_end(w);
 	} else {
 		jw_null(w);
 	}
 	const char *hidden = record_certs_unobservable(r);
-	jw_key(w, "certs_observable");
-	jw_bool(w, hidden == NULL);
+	jw_kv_bool(w, "certs_observable", hidden == NULL);
 	jw_key(w, "certs_unobservable_reason");
 	jw_str_or_null(w, hidden);
-	jw_key(w, "certificate_message");
-	jw_bool(w, t->certificate_seen);
+	jw_kv_bool(w, "certificate_message", t->certificate_seen);
 	jw_key(w, "certs");
 	certs_json(w, r);
 	jw_obj_end(w);
@@ -209,10 +156,8 @@ static void tls_json(struct jsonw *w, const struct session_record *r)
 static void verdict_json(struct jsonw *w, const struct verdict *v)
 {
 	jw_obj_begin(w);
-	jw_key(w, "domain");
-	jw_str_or_null(w, v->domain[0] ? v->domain : NULL);
-	jw_key(w, "mx_host");
-	jw_str_or_null(w, v->mx_host[0] ? v->mx_host : NULL);
+	jw_kv_opt(w, "domain", v->domain);
+	jw_kv_opt(w, "mx_host", v->mx_host);
 	jw_key(w, "evidence");
 	evidence_json(w, v->evidence);
 	jw_key(w, "domains");
@@ -227,8 +172,7 @@ static void verdict_json(struct jsonw *w, const struct verdict *v)
 		jw_null(w);
 	jw_key(w, "method");
 	jw_str_or_null(w, v->method);
-	jw_key(w, "findings");
-	jw_u64(w, (uint64_t)v->findings);
+	jw_kv_u64(w, "findings", (uint64_t)v->findings);
 	jw_obj_end(w);
 }
 
@@ -237,24 +181,17 @@ void session_record_json(struct jsonw *w, const struct session_record *r,
 {
 	jw_obj_begin(w);
 	record_json_head(w, "session", r);
-	jw_key(w, "protocol");
-	jw_str(w, session_kind_name((enum session_kind)r->kind));
-	jw_key(w, "detected_by");
-	jw_str(w, r->reason == SESSION_BY_PORT ? "port" : r->reason == SESSION_BY_CONTENT ? "content" : "none");
-	jw_key(w, "content_is_smtp");
-	jw_bool(w, r->kind == SESSION_SMTP && !r->content_not_smtp);
+	jw_kv_str(w, "protocol", session_kind_name((enum session_kind)r->kind));
+	jw_kv_str(w, "detected_by", r->reason == SESSION_BY_PORT ? "port" : r->reason == SESSION_BY_CONTENT ? "content" : "none");
+	jw_kv_bool(w, "content_is_smtp", r->kind == SESSION_SMTP && !r->content_not_smtp);
 	jw_key(w, "ndpi");
 	if (r->ndpi.done) {
 		jw_obj_begin(w);
-		jw_key(w, "protocol");
-		jw_str(w, r->ndpi.name);
-		jw_key(w, "smtp");
-		jw_bool(w, r->ndpi.smtp);
-		jw_key(w, "cleartext_credentials");
-		jw_bool(w, r->ndpi.cleartext_credentials);
+		jw_kv_str(w, "protocol", r->ndpi.name);
+		jw_kv_bool(w, "smtp", r->ndpi.smtp);
+		jw_kv_bool(w, "cleartext_credentials", r->ndpi.cleartext_credentials);
 		/* nDPI's verdict next to ours: disagreement is worth a look. */
-		jw_key(w, "credentials_agree");
-		jw_bool(w, !r->smtp || r->ndpi.cleartext_credentials == r->smtp->auth_before_tls);
+		jw_kv_bool(w, "credentials_agree", !r->smtp || r->ndpi.cleartext_credentials == r->smtp->auth_before_tls);
 		jw_obj_end(w);
 	} else {
 		jw_null(w); /* not classified (see --ndpi) */
@@ -270,12 +207,9 @@ void session_record_json(struct jsonw *w, const struct session_record *r,
 	else
 		jw_null(w);
 	record_json_counts(w, r);
-	jw_key(w, "end");
-	jw_str(w, r->end);
-	jw_key(w, "open_at_end");
-	jw_bool(w, r->open_at_end);
-	jw_key(w, "midstream");
-	jw_bool(w, r->midstream);
+	jw_kv_str(w, "end", r->end);
+	jw_kv_bool(w, "open_at_end", r->open_at_end);
+	jw_kv_bool(w, "midstream", r->midstream);
 	jw_key(w, "anomalies");
 	record_json_anomalies(w, r, RECORD_LAYER_TLS);
 	jw_key(w, "policy");

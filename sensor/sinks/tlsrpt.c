@@ -229,8 +229,7 @@ static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
 	db_each_mx(r->db, d->name, probe_mx, &probe);
 	jw_key(w, "policy");
 	jw_obj_begin(w);
-	jw_key(w, "policy-type");
-	jw_str(w, so && so->have ? "sts" : probe.found ? "tlsa" : "no-policy-found");
+	jw_kv_str(w, "policy-type", so && so->have ? "sts" : probe.found ? "tlsa" : "no-policy-found");
 	jw_key(w, "policy-string");
 	jw_arr_begin(w);
 	if (so && so->have) {
@@ -255,8 +254,7 @@ static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
 		db_each_mx(r->db, d->name, tlsa_of_mx, &ctx);
 	}
 	jw_arr_end(w);
-	jw_key(w, "policy-domain");
-	jw_str(w, d->name);
+	jw_kv_str(w, "policy-domain", d->name);
 	jw_key(w, "mx-host");
 	jw_arr_begin(w);
 	if (so && so->have) {
@@ -293,8 +291,7 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(id, sizeof(id), "%s_%016llx@mxwatch", day, (unsigned long long)h);
 	jw_obj_begin(&w);
-	jw_key(&w, "organization-name");
-	jw_str(&w, org);
+	jw_kv_str(&w, "organization-name", org);
 	jw_key(&w, "date-range");
 	jw_obj_begin(&w);
 	jw_key(&w, "start-datetime");
@@ -302,38 +299,29 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	jw_key(&w, "end-datetime");
 	jw_datetime(&w, end);
 	jw_obj_end(&w);
-	jw_key(&w, "contact-info");
-	jw_str(&w, contact);
-	jw_key(&w, "report-id");
-	jw_str(&w, id);
+	jw_kv_str(&w, "contact-info", contact);
+	jw_kv_str(&w, "report-id", id);
 	jw_key(&w, "policies");
 	jw_arr_begin(&w);
 	jw_obj_begin(&w);
 	policy_json(r, &w, d);
 	jw_key(&w, "summary");
 	jw_obj_begin(&w);
-	jw_key(&w, "total-successful-session-count");
-	jw_u64(&w, d->sessions >= d->failed ? d->sessions - d->failed : 0);
-	jw_key(&w, "total-failure-session-count");
-	jw_u64(&w, d->failed);
+	jw_kv_u64(&w, "total-successful-session-count", d->sessions >= d->failed ? d->sessions - d->failed : 0);
+	jw_kv_u64(&w, "total-failure-session-count", d->failed);
 	jw_obj_end(&w);
 	jw_key(&w, "failure-details");
 	jw_arr_begin(&w);
 	for (int i = 0; i < d->n_details; i++) {
 		const struct detail *x = &d->details[i];
 		jw_obj_begin(&w);
-		jw_key(&w, "result-type");
-		jw_str(&w, x->result);
-		jw_key(&w, "sending-mta-ip");
-		jw_str(&w, x->sending);
+		jw_kv_str(&w, "result-type", x->result);
+		jw_kv_str(&w, "sending-mta-ip", x->sending);
 		if (x->mx[0]) {
-			jw_key(&w, "receiving-mx-hostname");
-			jw_str(&w, x->mx);
+			jw_kv_str(&w, "receiving-mx-hostname", x->mx);
 		}
-		jw_key(&w, "receiving-ip");
-		jw_str(&w, x->receiving_ip);
-		jw_key(&w, "failed-session-count");
-		jw_u64(&w, x->sessions);
+		jw_kv_str(&w, "receiving-ip", x->receiving_ip);
+		jw_kv_u64(&w, "failed-session-count", x->sessions);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
