@@ -37,29 +37,22 @@ void record_add_anomaly(struct session_record *r, enum record_layer layer, const
 void record_take_smtp(struct session_record *r, struct smtp_facts *smtp)
 {
 	r->smtp = smtp;
-	if (!smtp)
-		return;
-	for (int k = 0; k < SMTP_AN_COUNT; k++)
-		for (int d = 0; d < 2; d++)
-			if (smtp->anomalies[k][d].count)
-				record_add_anomaly(r, RECORD_LAYER_SMTP,
-						   smtp_anomaly_name((enum smtp_anomaly)k), d,
-						   smtp->anomalies[k][d].count,
-						   smtp->anomalies[k][d].bytes);
+	for (int i = 0; smtp && i < SMTP_AN_COUNT * 2; i++) {
+		const struct smtp_anomaly_rec *a = &smtp->anomalies[i / 2][i % 2];
+		if (a->count)
+			record_add_anomaly(r, RECORD_LAYER_SMTP, smtp_anomaly_name(i / 2), i % 2,
+					   a->count, a->bytes);
+	}
 }
 
 void record_take_tls(struct session_record *r, struct tls_facts *tls)
 {
 	r->tls = tls;
-	if (!tls)
-		return;
-	for (int k = 0; k < TLS_AN_COUNT; k++)
-		for (int d = 0; d < 2; d++)
-			if (tls->anomalies[k][d])
-				record_add_anomaly(r, RECORD_LAYER_TLS,
-						   tls_anomaly_name((enum tls_anomaly)k), d,
-						   tls->anomalies[k][d], 0);
-	if (tls->n_certs) {
+	for (int i = 0; tls && i < TLS_AN_COUNT * 2; i++)
+		if (tls->anomalies[i / 2][i % 2])
+			record_add_anomaly(r, RECORD_LAYER_TLS, tls_anomaly_name(i / 2), i % 2,
+					   tls->anomalies[i / 2][i % 2], 0);
+	if (tls && tls->n_certs) {
 		r->certs = malloc(tls->n_certs * sizeof(*r->certs));
 		for (int i = 0; r->certs && i < tls->n_certs; i++)
 			x509_describe(tls->certs[i].der, tls->certs[i].len, &r->certs[i]);

@@ -327,13 +327,18 @@ static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 	bind_text(s, i, v && *v ? v : NULL);
 }
 
+/* Deletes the rows one source gave for a key (domain, host or name). */
+static int delete_rows(struct db *d, enum stmt del, const char *key, const char *source)
+{
+	bind_text(d->st[del], 1, key);
+	bind_text(d->st[del], 2, source);
+	return run(d, del);
+}
+
 int db_mx_replace(struct db *d, const char *domain, const char *source, const struct db_mx *rows,
 		  int n)
 {
-	sqlite3_stmt *del = d->st[S_MX_DEL];
-	bind_text(del, 1, domain);
-	bind_text(del, 2, source);
-	if (run(d, S_MX_DEL))
+	if (delete_rows(d, S_MX_DEL, domain, source))
 		return -1;
 	for (int i = 0; i < n; i++) {
 		struct db_mx r = rows[i];
@@ -348,10 +353,7 @@ int db_mx_replace(struct db *d, const char *domain, const char *source, const st
 int db_addr_replace(struct db *d, const char *host, const char *source,
 		    const struct db_addr *rows, int n)
 {
-	sqlite3_stmt *del = d->st[S_ADDR_DEL];
-	bind_text(del, 1, host);
-	bind_text(del, 2, source);
-	if (run(d, S_ADDR_DEL))
+	if (delete_rows(d, S_ADDR_DEL, host, source))
 		return -1;
 	for (int i = 0; i < n; i++) {
 		struct db_addr r = rows[i];
@@ -366,10 +368,7 @@ int db_addr_replace(struct db *d, const char *host, const char *source,
 int db_tlsa_replace(struct db *d, const char *name, const char *source,
 		    const struct db_tlsa *rows, int n)
 {
-	sqlite3_stmt *del = d->st[S_TLSA_DEL];
-	bind_text(del, 1, name);
-	bind_text(del, 2, source);
-	if (run(d, S_TLSA_DEL))
+	if (delete_rows(d, S_TLSA_DEL, name, source))
 		return -1;
 	for (int i = 0; i < n; i++) {
 		struct db_tlsa *r = malloc(sizeof(*r));

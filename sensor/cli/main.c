@@ -29,6 +29,24 @@ static void usage(FILE *out)
 		"    0 clean, 1 findings at or above --fail-on, 2 usage or input error\n");
 }
 
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{"analyze", cmd_analyze},
+	{"policy", cmd_policy},
+	{"report", cmd_report},
+	{"capture", cmd_capture},
+};
+
+static int (*find_command(const char *name))(int, char **)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].name, name))
+			return commands[i].run;
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -45,33 +63,17 @@ int main(int argc, char **argv)
 		return EXIT_CLEAN;
 	}
 	if (!strcmp(cmd, "help")) {
-		if (argc > 2 && !strcmp(argv[2], "analyze")) {
-			char *args[] = {"analyze", "--help", NULL};
-			return cmd_analyze(2, args);
-		}
-		if (argc > 2 && !strcmp(argv[2], "capture")) {
-			char *args[] = {"capture", "--help", NULL};
-			return cmd_capture(2, args);
-		}
-		if (argc > 2 && !strcmp(argv[2], "report")) {
-			char *args[] = {"report", "--help", NULL};
-			return cmd_report(2, args);
-		}
-		if (argc > 2 && !strcmp(argv[2], "policy")) {
-			char *args[] = {"policy", "--help", NULL};
-			return cmd_policy(2, args);
+		int (*run)(int, char **) = argc > 2 ? find_command(argv[2]) : NULL;
+		if (run) {
+			char *args[] = {argv[2], "--help", NULL};
+			return run(2, args);
 		}
 		usage(stdout);
 		return EXIT_CLEAN;
 	}
-	if (!strcmp(cmd, "analyze"))
-		return cmd_analyze(argc - 1, argv + 1);
-	if (!strcmp(cmd, "policy"))
-		return cmd_policy(argc - 1, argv + 1);
-	if (!strcmp(cmd, "report"))
-		return cmd_report(argc - 1, argv + 1);
-	if (!strcmp(cmd, "capture"))
-		return cmd_capture(argc - 1, argv + 1);
+	int (*run)(int, char **) = find_command(cmd);
+	if (run)
+		return run(argc - 1, argv + 1);
 	fprintf(stderr, "mxwatch: '%s' is not a command; see 'mxwatch --help'\n", cmd);
 	return EXIT_USAGE;
 }

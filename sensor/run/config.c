@@ -134,30 +134,29 @@ static int section_discovery(struct config_ctx *c, const char *key, const char *
 	return 0;
 }
 
+/* Appends an address, canonical, to one of the configuration's lists. */
+static int add_address(struct config_ctx *c, char (*list)[64], int *n, int max, const char *val)
+{
+	if (*n == max)
+		return bad(c, "more than %d entries", max);
+	if (canon_addr(val, list[*n], sizeof(list[0])))
+		return bad(c, "'%s' is not an IP address", val);
+	(*n)++;
+	return 0;
+}
+
 static int section_allow(struct config_ctx *c, const char *key, const char *val)
 {
-	struct rules_config *r = c->rules;
 	if (strcmp(key, "plaintext"))
 		return bad(c, "only 'plaintext = ADDRESS' is allowed here");
-	if (r->n_allow == RULES_MAX_ALLOW)
-		return bad(c, "more than %d entries", RULES_MAX_ALLOW);
-	if (canon_addr(val, r->allow_plaintext[r->n_allow], sizeof(r->allow_plaintext[0])))
-		return bad(c, "'%s' is not an IP address", val);
-	r->n_allow++;
-	return 0;
+	return add_address(c, c->rules->allow_plaintext, &c->rules->n_allow, RULES_MAX_ALLOW, val);
 }
 
 static int section_protect(struct config_ctx *c, const char *key, const char *val)
 {
-	struct protected_domain *p = c->protect;
 	if (strcmp(key, "mx"))
 		return bad(c, "only 'mx = ADDRESS' is allowed in [protect DOMAIN]");
-	if (p->n_addrs == RULES_MAX_ADDRS)
-		return bad(c, "more than %d addresses", RULES_MAX_ADDRS);
-	if (canon_addr(val, p->addrs[p->n_addrs], sizeof(p->addrs[0])))
-		return bad(c, "'%s' is not an IP address", val);
-	p->n_addrs++;
-	return 0;
+	return add_address(c, c->protect->addrs, &c->protect->n_addrs, RULES_MAX_ADDRS, val);
 }
 
 typedef int (*section_fn)(struct config_ctx *c, const char *key, const char *val);

@@ -253,22 +253,25 @@ void jw_kv_bool(struct jsonw *w, const char *k, int v)
 	jw_bool(w, v);
 }
 
-void jw_kv_u64_if(struct jsonw *w, const char *k, int known, uint64_t v)
+/* The key, then null unless the value is known; returns `known`. */
+static int key_if(struct jsonw *w, const char *k, int known)
 {
 	jw_key(w, k);
-	if (known)
-		jw_u64(w, v);
-	else
+	if (!known)
 		jw_null(w);
+	return known;
+}
+
+void jw_kv_u64_if(struct jsonw *w, const char *k, int known, uint64_t v)
+{
+	if (key_if(w, k, known))
+		jw_u64(w, v);
 }
 
 void jw_kv_bool_if(struct jsonw *w, const char *k, int known, int v)
 {
-	jw_key(w, k);
-	if (known)
+	if (key_if(w, k, known))
 		jw_bool(w, v);
-	else
-		jw_null(w);
 }
 
 const char *jw_cstr(struct jsonw *w)
