@@ -35,6 +35,65 @@ void x509_cleanup(void)
 	names_ctx = NULL;
 }
 
+/* IANA names of legacy suites that OpenSSL 3 no longer builds (NULL,
+ * export, RC4, single DES, anonymous RC4/DES): without them the weak
+ * suites a downgrade would pick could not be named, or told weak. */
+static const struct {
+	uint16_t id;
+	const char *name;
+} legacy_suites[] = {
+	{0x0000, "TLS_NULL_WITH_NULL_NULL"},
+	{0x0001, "TLS_RSA_WITH_NULL_MD5"},
+	{0x0002, "TLS_RSA_WITH_NULL_SHA"},
+	{0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5"},
+	{0x0004, "TLS_RSA_WITH_RC4_128_MD5"},
+	{0x0005, "TLS_RSA_WITH_RC4_128_SHA"},
+	{0x0006, "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5"},
+	{0x0008, "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x0009, "TLS_RSA_WITH_DES_CBC_SHA"},
+	{0x000B, "TLS_DH_DSS_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x000C, "TLS_DH_DSS_WITH_DES_CBC_SHA"},
+	{0x000E, "TLS_DH_RSA_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x000F, "TLS_DH_RSA_WITH_DES_CBC_SHA"},
+	{0x0011, "TLS_DHE_DSS_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x0012, "TLS_DHE_DSS_WITH_DES_CBC_SHA"},
+	{0x0014, "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x0015, "TLS_DHE_RSA_WITH_DES_CBC_SHA"},
+	{0x0017, "TLS_DH_anon_EXPORT_WITH_RC4_40_MD5"},
+	{0x0018, "TLS_DH_anon_WITH_RC4_128_MD5"},
+	{0x0019, "TLS_DH_anon_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x001A, "TLS_DH_anon_WITH_DES_CBC_SHA"},
+	{0x002C, "TLS_PSK_WITH_NULL_SHA"},
+	{0x002D, "TLS_DHE_PSK_WITH_NULL_SHA"},
+	{0x002E, "TLS_RSA_PSK_WITH_NULL_SHA"},
+	{0x003B, "TLS_RSA_WITH_NULL_SHA256"},
+	{0x008A, "TLS_PSK_WITH_RC4_128_SHA"},
+	{0x008E, "TLS_DHE_PSK_WITH_RC4_128_SHA"},
+	{0x0092, "TLS_RSA_PSK_WITH_RC4_128_SHA"},
+	{0xC001, "TLS_ECDH_ECDSA_WITH_NULL_SHA"},
+	{0xC002, "TLS_ECDH_ECDSA_WITH_RC4_128_SHA"},
+	{0xC006, "TLS_ECDHE_ECDSA_WITH_NULL_SHA"},
+	{0xC007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA"},
+	{0xC00B, "TLS_ECDH_RSA_WITH_NULL_SHA"},
+	{0xC00C, "TLS_ECDH_RSA_WITH_RC4_128_SHA"},
+	{0xC010, "TLS_ECDHE_RSA_WITH_NULL_SHA"},
+	{0xC011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA"},
+	{0xC015, "TLS_ECDH_anon_WITH_NULL_SHA"},
+	{0xC016, "TLS_ECDH_anon_WITH_RC4_128_SHA"},
+	{0xC033, "TLS_ECDHE_PSK_WITH_RC4_128_SHA"},
+	{0xC039, "TLS_ECDHE_PSK_WITH_NULL_SHA"},
+	{0xC03A, "TLS_ECDHE_PSK_WITH_NULL_SHA256"},
+	{0xC03B, "TLS_ECDHE_PSK_WITH_NULL_SHA384"},
+};
+
+static const char *legacy_suite_name(uint16_t id)
+{
+	for (size_t i = 0; i < sizeof(legacy_suites) / sizeof(legacy_suites[0]); i++)
+		if (legacy_suites[i].id == id)
+			return legacy_suites[i].name;
+	return NULL;
+}
+
 void tls_cipher_name(uint16_t id, char *buf, size_t len)
 {
 	const unsigned char wire[2] = {(unsigned char)(id >> 8), (unsigned char)id};
@@ -42,7 +101,9 @@ void tls_cipher_name(uint16_t id, char *buf, size_t len)
 	if (names_ssl || x509_init() == 0)
 		c = SSL_CIPHER_find(names_ssl, wire);
 	const char *name = c ? SSL_CIPHER_standard_name(c) : NULL;
-	if (name && strcmp(name, "(NONE)") != 0)
+	if (!name || !strcmp(name, "(NONE)"))
+		name = legacy_suite_name(id);
+	if (name)
 		snprintf(buf, len, "%s", name);
 	else
 		snprintf(buf, len, "0x%04X", id);

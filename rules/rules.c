@@ -317,6 +317,14 @@ static const struct cached_sts *live_sts(const struct eval *e, const struct bind
 	return sts;
 }
 
+static int sts_mx_covered(const struct cached_sts *sts, const char *host)
+{
+	for (int i = 0; i < sts->n_mx_patterns; i++)
+		if (sts_mx_match(sts->mx_patterns[i], host))
+			return 1;
+	return 0;
+}
+
 static int mx_secure(const struct binding *b, const char *host)
 {
 	for (int i = 0; b->cd && i < b->cd->n_mx; i++)
@@ -446,108 +454,106 @@ static void check_history(struct eval *e)
 			 "server offered STARTTLS before (learned history) and not now%s", NULL);
 }
 
-static void check_binding(struct eval *e, struct binding *b)
-{
-	const struct smtp_facts *m = e->m;
-	const struct tls_facts *t = e->t;
-	const struct cached_sts *sts = live_sts(e, b);
-	struct tlsa_rr tlsa[16];
-	int n_tlsa = secure_tlsa(e, b, tlsa, 16);
-	int dane_usable = 0;
-	for (int i = 0; i < n_tlsa; i++)
-		dane_usable |= tlsa_usable_for_smtp(&tlsa[i]);
-	int enforce = sts && !strcmp(sts->mode, "enforce");
+/* The policy that applies to one binding at the time of the session. */
+struct applied_policy {
+	const struct cached_sts *sts; /* live MTA-STS policy (not "none", within max_age) */
+	int enforce;                  /* ... in enforce mode */
+	struct tlsa_rr tlsa[16];      /* DNSSEC-secure TLSA records of the MX host */
+	int n_tlsa;
+	int dane_usable;              /* one of them is usable for SMTP (usage 2 or 3) */
+};
 
+static void apply_policy(const struct eval *e, const struct binding *b, struct applied_policy *ap)
+{
+	ap->sts = live_sts(e, b);
+	ap->enforce = ap->sts && !strcmp(ap->sts->mode, "enforce");
+	ap->n_tlsa = secure_tlsa(e, b, ap->tlsa, 16);
+	ap->dane_usable = 0;
+	for (int i = 0; i < ap->n_tlsa; i++)
+		ap->dane_usable |= tlsa_usable_for_smtp(&ap->tlsa[i]);
+}
+
+/* Findings about the cached policy itself. */
+static void check_policy_state(struct eval *e, struct binding *b, const struct applied_policy *ap)
+{
 	/* Cached policy past its lifetime at the time of the session. */
 	const struct cached_sts *any = b->cd ? b->cd->sts : NULL;
 	if (any && strcmp(any->mode, "none") &&
 	    (uint64_t)(any->fetched_at + any->max_age) * NS_PER_S < e->ts_ns)
 		emit(e, F_POLICY_STALE, b, EV_POLICY, 1, NULL,
 		     "cached MTA-STS policy expired (max_age) before this session%s", NULL);
-
-	if (n_tlsa && !dane_usable)
+	if (ap->n_tlsa && !ap->dane_usable)
 		emit(e, F_DANE_UNUSABLE, b, EV_POLICY, 1, NULL,
 		     "every TLSA record of %s is unusable for SMTP (DANE requires usage 2 or 3)",
 		     b->mx_host);
+}
 
-	if (m && !tls_used(e) && !allowlisted(e)) {
-		if (m->ehlo_reply_seen && !m->starttls_offered && !m->mangled_token[0] &&
-		    (enforce || n_tlsa))
-			emit(e, F_STARTTLS_LOST, b, EV_POLICY, 1, NULL,
-			     "the domain's policy requires TLS and the server did not offer STARTTLS%s",
-			     NULL);
-		if (plaintext_transaction(e) && (n_tlsa || sts)) {
-			int alert = n_tlsa || enforce;
-			/* RFC 8460's dane-required means "no validated TLSA
-			 * records"; plaintext is starttls-not-supported. */
-			emit(e, F_PLAINTEXT_TO_POLICY_DOMAIN, b, EV_POLICY, alert,
-			     "starttls-not-supported",
-			     n_tlsa ? "mail sent in plaintext to a domain with DANE TLSA records%s"
-				    : sts && enforce ? "mail sent in plaintext to a domain with MTA-STS enforce%s"
-						     : "mail sent in plaintext to a domain with MTA-STS testing%s",
-			     NULL);
-		}
-	}
+/* A session that stayed in plaintext against the domain's policy. */
+static void check_plaintext(struct eval *e, struct binding *b, const struct applied_policy *ap)
+{
+	const struct smtp_facts *m = e->m;
+	if (!m || tls_used(e) || allowlisted(e))
+		return;
+	if (m->ehlo_reply_seen && !m->starttls_offered && !m->mangled_token[0] &&
+	    (ap->enforce || ap->n_tlsa))
+		emit(e, F_STARTTLS_LOST, b, EV_POLICY, 1, NULL,
+		     "the domain's policy requires TLS and the server did not offer STARTTLS%s", NULL);
+	if (!plaintext_transaction(e) || !(ap->n_tlsa || ap->sts))
+		return;
+	/* RFC 8460's dane-required means "no validated TLSA records";
+	 * plaintext is starttls-not-supported. */
+	emit(e, F_PLAINTEXT_TO_POLICY_DOMAIN, b, EV_POLICY, ap->n_tlsa || ap->enforce,
+	     "starttls-not-supported",
+	     ap->n_tlsa     ? "mail sent in plaintext to a domain with DANE TLSA records%s"
+	     : ap->enforce ? "mail sent in plaintext to a domain with MTA-STS enforce%s"
+			   : "mail sent in plaintext to a domain with MTA-STS testing%s",
+	     NULL);
+}
 
-	if (!t || !t->server_hello)
-		return;
-	int observable = t->version < TLS_V13 && t->certificate_seen && t->n_certs > 0;
-	/* Up to TLS 1.2 the server's flight is in the clear: a completed
-	 * handshake without a Certificate message is an anonymous suite, which
-	 * no DANE or MTA-STS policy can accept. */
-	int anonymous = t->version < TLS_V13 && t->handshake_complete && !t->certificate_seen;
-	if (anonymous) {
-		if (dane_usable) {
-			e->v->verified = 0;
-			emit(e, F_DANE_MISMATCH, b, EV_POLICY, 1, NULL,
-			     "server presented no certificate (anonymous cipher suite)%s", NULL);
-		}
-		if (sts) {
-			e->v->verified = 0;
-			emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, enforce, "certificate-not-trusted",
-			     "server presented no certificate (anonymous cipher suite)%s", NULL);
-		}
-		return;
+/* Up to TLS 1.2 the server's flight is in the clear: a completed handshake
+ * without a Certificate message is an anonymous suite, which no DANE or
+ * MTA-STS policy can accept. */
+static void check_anonymous(struct eval *e, struct binding *b, const struct applied_policy *ap)
+{
+	if (ap->dane_usable) {
+		e->v->verified = 0;
+		emit(e, F_DANE_MISMATCH, b, EV_POLICY, 1, NULL,
+		     "server presented no certificate (anonymous cipher suite)%s", NULL);
 	}
-	struct der_cert chain[TLS_MAX_CERTS];
-	for (int i = 0; i < t->n_certs; i++) {
-		chain[i].der = t->certs[i].der;
-		chain[i].len = t->certs[i].len;
+	if (ap->sts) {
+		e->v->verified = 0;
+		emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, ap->enforce, "certificate-not-trusted",
+		     "server presented no certificate (anonymous cipher suite)%s", NULL);
 	}
-	time_t when = (time_t)(e->ts_ns / NS_PER_S);
+}
+
+/* The presented chain against the usable TLSA records (RFC 7672 3). */
+static void check_dane(struct eval *e, struct binding *b, const struct applied_policy *ap,
+		       const struct der_cert *chain, int n_chain)
+{
 	char detail[256];
-	if (dane_usable && observable) {
-		enum dane_outcome o = verify_dane(e->r->verifier, chain, t->n_certs, tlsa, n_tlsa,
-						  b->mx_host, when, detail, sizeof(detail));
-		if (o == DANE_MATCH) {
-			e->v->verified = 1;
-			e->v->method = "dane";
-		} else if (o == DANE_MISMATCH) {
-			e->v->verified = 0;
-			emit(e, F_DANE_MISMATCH, b, EV_POLICY, 1, NULL,
-			     "certificate chain matches no TLSA record: %s", detail);
-		}
+	time_t when = (time_t)(e->ts_ns / NS_PER_S);
+	enum dane_outcome o = verify_dane(e->r->verifier, chain, n_chain, ap->tlsa, ap->n_tlsa,
+					  b->mx_host, when, detail, sizeof(detail));
+	if (o == DANE_MATCH) {
+		e->v->verified = 1;
+		e->v->method = "dane";
+	} else if (o == DANE_MISMATCH) {
+		e->v->verified = 0;
+		emit(e, F_DANE_MISMATCH, b, EV_POLICY, 1, NULL,
+		     "certificate chain matches no TLSA record: %s", detail);
 	}
-	if (!sts)
-		return;
-	const char *host = b->mx_host[0] ? b->mx_host : NULL;
-	if (host) {
-		int ok = 0;
-		for (int i = 0; i < sts->n_mx_patterns && !ok; i++)
-			ok = sts_mx_match(sts->mx_patterns[i], host);
-		if (!ok)
-			emit(e, F_MTASTS_MX_MISMATCH, b, EV_POLICY, enforce, NULL,
-			     "MX host %s is not covered by the MTA-STS policy's mx patterns", host);
-	}
-	if (!observable)
-		return; /* TLS 1.3 hides the chain: never guess */
-	char sni[256];
-	hostname_lower_copy(sni, sizeof(sni), t->sni);
-	if (!host)
-		host = sni[0] ? sni : NULL;
-	if (!host)
-		return;
-	enum pkix_outcome p = verify_pkix(e->r->verifier, chain, t->n_certs, host, when, detail,
+}
+
+/* The presented chain under MTA-STS: PKIX-valid for the MX host
+ * (RFC 8461 4.2). */
+static void check_sts_certificate(struct eval *e, struct binding *b,
+				  const struct applied_policy *ap, const char *host,
+				  const struct der_cert *chain, int n_chain)
+{
+	char detail[256];
+	time_t when = (time_t)(e->ts_ns / NS_PER_S);
+	enum pkix_outcome p = verify_pkix(e->r->verifier, chain, n_chain, host, when, detail,
 					  sizeof(detail));
 	if (p == PKIX_VALID) {
 		if (e->v->verified != 0) {
@@ -556,14 +562,51 @@ static void check_binding(struct eval *e, struct binding *b)
 				e->v->method = "pkix";
 		}
 	} else if (p != PKIX_ERROR && p != PKIX_NO_CHAIN) {
-		if (!dane_usable)
+		if (!ap->dane_usable)
 			e->v->verified = 0;
 		const char *type = p == PKIX_EXPIRED	   ? "certificate-expired"
 				   : p == PKIX_HOST_MISMATCH ? "certificate-host-mismatch"
 							     : "certificate-not-trusted";
-		emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, enforce, type,
+		emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, ap->enforce, type,
 		     "certificate not valid for the MX host under MTA-STS: %s", detail);
 	}
+}
+
+static void check_binding(struct eval *e, struct binding *b)
+{
+	const struct tls_facts *t = e->t;
+	struct applied_policy ap;
+	apply_policy(e, b, &ap);
+	check_policy_state(e, b, &ap);
+	check_plaintext(e, b, &ap);
+	if (!t || !t->server_hello)
+		return;
+	int observable = t->version < TLS_V13 && t->certificate_seen && t->n_certs > 0;
+	if (t->version < TLS_V13 && t->handshake_complete && !t->certificate_seen) {
+		check_anonymous(e, b, &ap);
+		return;
+	}
+	struct der_cert chain[TLS_MAX_CERTS];
+	for (int i = 0; i < t->n_certs; i++) {
+		chain[i].der = t->certs[i].der;
+		chain[i].len = t->certs[i].len;
+	}
+	if (ap.dane_usable && observable)
+		check_dane(e, b, &ap, chain, t->n_certs);
+	if (!ap.sts)
+		return;
+	const char *host = b->mx_host[0] ? b->mx_host : NULL;
+	if (host && !sts_mx_covered(ap.sts, host))
+		emit(e, F_MTASTS_MX_MISMATCH, b, EV_POLICY, ap.enforce, NULL,
+		     "MX host %s is not covered by the MTA-STS policy's mx patterns", host);
+	if (!observable)
+		return; /* TLS 1.3 hides the chain: never guess */
+	char sni[256];
+	hostname_lower_copy(sni, sizeof(sni), t->sni);
+	if (!host)
+		host = sni[0] ? sni : NULL;
+	if (host)
+		check_sts_certificate(e, b, &ap, host, chain, t->n_certs);
 }
 
 void rules_evaluate(struct rules *r, const struct session_record *rec, finding_fn emit_fn,

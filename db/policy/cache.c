@@ -374,13 +374,13 @@ void policy_cache_free(struct policy_cache *c)
 const struct cached_domain *policy_cache_domain(const struct policy_cache *c, const char *domain)
 {
 	struct cached_domain key = {.name = domain};
-	return c ? bsearch(&key, c->domains, (size_t)c->n_domains, sizeof(key), cmp_domain) : NULL;
+	return c && c->n_domains ? bsearch(&key, c->domains, (size_t)c->n_domains, sizeof(key), cmp_domain) : NULL;
 }
 
 const struct cached_host *policy_cache_host(const struct policy_cache *c, const char *host)
 {
 	struct cached_host key = {.name = host};
-	return c ? bsearch(&key, c->hosts, (size_t)c->n_hosts, sizeof(key), cmp_host) : NULL;
+	return c && c->n_hosts ? bsearch(&key, c->hosts, (size_t)c->n_hosts, sizeof(key), cmp_host) : NULL;
 }
 
 int policy_cache_hosts_at(const struct policy_cache *c, const char *address,

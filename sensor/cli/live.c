@@ -36,6 +36,9 @@
 #define LIVE_DEFAULT_FILTER "tcp port 25 or tcp port 587 or tcp port 465 or port 53"
 #define LIVE_COMMIT_EVERY_S 2
 
+enum { OPT_FILTER = 256, OPT_SNAPLEN, OPT_BUFFER, OPT_NO_PROMISC, OPT_TIMEOUT, OPT_USER,
+       OPT_CHROOT, OPT_STATS };
+
 static volatile sig_atomic_t got_term, got_hup, got_usr1;
 
 static void on_signal(int sig)
@@ -325,10 +328,70 @@ static void discard_frame(u_char *user, const struct pcap_pkthdr *h, const u_cha
 	(void)user, (void)h, (void)data;
 }
 
-int cmd_capture(int argc, char **argv)
+/* What `capture` was asked to do, beyond the pipeline's own options. */
+struct capture_args {
+	struct pipeline_opts o;
+	const char *ifnames[LIVE_MAX_IFACES];
+	int n_if;
+	const char *filter, *user, *chroot_dir;
+	int snaplen, promisc, timeout;
+	unsigned long long buffer, stats_every;
+};
+
+/* An option value in [min, max]; -1 after a message naming the option. */
+static int ranged(const char *opt, const char *val, unsigned long long min,
+		  unsigned long long max, const char *range, unsigned long long *out)
 {
-	enum { OPT_FILTER = 256, OPT_SNAPLEN, OPT_BUFFER, OPT_NO_PROMISC, OPT_TIMEOUT, OPT_USER,
-	       OPT_CHROOT, OPT_STATS };
+	if (parse_size_option(opt, val, out))
+		return -1;
+	if (*out < min || *out > max) {
+		fprintf(stderr, "mxwatch capture: %s: %s\n", opt, range);
+		return -1;
+	}
+	return 0;
+}
+
+/* One of capture's own options; 1 handled, 0 not one of them, -1 bad. */
+static int capture_opt(struct capture_args *a, int c, const char *arg)
+{
+	unsigned long long v;
+	switch (c) {
+	case 'i':
+		if (a->n_if == LIVE_MAX_IFACES) {
+			fprintf(stderr, "mxwatch capture: at most %d interfaces\n", LIVE_MAX_IFACES);
+			return -1;
+		}
+		a->ifnames[a->n_if++] = arg;
+		return 1;
+	case 'q': a->o.quiet = 1; return 1;
+	case OPT_FILTER: a->filter = arg; return 1;
+	case OPT_NO_PROMISC: a->promisc = 0; return 1;
+	case OPT_USER: a->user = arg; return 1;
+	case OPT_CHROOT: a->chroot_dir = arg; return 1;
+	case OPT_SNAPLEN:
+		if (ranged("--snaplen", arg, 96, 262144, "96..262144", &v))
+			return -1;
+		a->snaplen = (int)v;
+		return 1;
+	case OPT_BUFFER:
+		if (ranged("--buffer", arg, 65536, 1ull << 31, "64k..2G", &a->buffer))
+			return -1;
+		return 1;
+	case OPT_TIMEOUT:
+		if (ranged("--timeout", arg, 1, 10000, "1..10000 ms", &v))
+			return -1;
+		a->timeout = (int)v;
+		return 1;
+	case OPT_STATS:
+		return parse_size_option("--stats-interval", arg, &a->stats_every) ? -1 : 1;
+	default:
+		return 0;
+	}
+}
+
+/* Returns 1 to go on, or 0 to exit with *status (help shown, usage error). */
+static int parse_args(int argc, char **argv, struct capture_args *a, int *status)
+{
 	struct option opts[40];
 	int n = 0;
 	for (int i = 0; i < pipeline_n_options; i++)
@@ -349,170 +412,99 @@ int cmd_capture(int argc, char **argv)
 		opts[n++] = own[i];
 	opts[n] = (struct option){NULL, 0, NULL, 0};
 
-	struct pipeline_opts o;
-	pipeline_opts_defaults(&o);
-	const char *ifnames[LIVE_MAX_IFACES], *filter = LIVE_DEFAULT_FILTER, *user = NULL,
-						   *chroot_dir = NULL;
-	int n_if = 0, snaplen = 65535, promisc = 1, timeout = 100;
-	unsigned long long buffer = 64ull << 20, stats_every = 300, v;
+	memset(a, 0, sizeof(*a));
+	pipeline_opts_defaults(&a->o);
+	a->filter = LIVE_DEFAULT_FILTER;
+	a->snaplen = 65535;
+	a->promisc = 1;
+	a->timeout = 100;
+	a->buffer = 64ull << 20;
+	a->stats_every = 300;
 	optind = 1;
 	opterr = 0;
-	for (;;) {
-		int c = getopt_long(argc, argv, "i:qh", opts, NULL);
-		if (c == -1)
-			break;
-		switch (c) {
-		case 'i':
-			if (n_if == LIVE_MAX_IFACES) {
-				fprintf(stderr, "mxwatch capture: at most %d interfaces\n", LIVE_MAX_IFACES);
-				return EXIT_USAGE;
-			}
-			ifnames[n_if++] = optarg;
-			continue;
-		case 'q':
-			o.quiet = 1;
-			continue;
-		case OPT_FILTER:
-			filter = optarg;
-			continue;
-		case OPT_SNAPLEN:
-			if (parse_size_option("--snaplen", optarg, &v))
-				return EXIT_USAGE;
-			if (v < 96 || v > 262144) {
-				fprintf(stderr, "mxwatch capture: --snaplen: 96..262144\n");
-				return EXIT_USAGE;
-			}
-			snaplen = (int)v;
-			continue;
-		case OPT_BUFFER:
-			if (parse_size_option("--buffer", optarg, &v))
-				return EXIT_USAGE;
-			if (v < 65536 || v > (1ull << 31)) {
-				fprintf(stderr, "mxwatch capture: --buffer: 64k..2G\n");
-				return EXIT_USAGE;
-			}
-			buffer = v;
-			continue;
-		case OPT_NO_PROMISC:
-			promisc = 0;
-			continue;
-		case OPT_TIMEOUT:
-			if (parse_size_option("--timeout", optarg, &v))
-				return EXIT_USAGE;
-			if (v < 1 || v > 10000) {
-				fprintf(stderr, "mxwatch capture: --timeout: 1..10000 ms\n");
-				return EXIT_USAGE;
-			}
-			timeout = (int)v;
-			continue;
-		case OPT_USER:
-			user = optarg;
-			continue;
-		case OPT_CHROOT:
-			chroot_dir = optarg;
-			continue;
-		case OPT_STATS:
-			if (parse_size_option("--stats-interval", optarg, &v))
-				return EXIT_USAGE;
-			stats_every = v;
-			continue;
-		case 'h':
+	int c;
+	while ((c = getopt_long(argc, argv, "i:qh", opts, NULL)) != -1) {
+		*status = EXIT_CLEAN;
+		if (c == 'h') {
 			usage(stdout);
-			return EXIT_CLEAN;
-		default:
-			break;
+			return 0;
 		}
-		int r = pipeline_opt(&o, c, optarg, "capture");
+		*status = EXIT_USAGE;
+		int r = capture_opt(a, c, optarg);
+		if (r == 0)
+			r = pipeline_opt(&a->o, c, optarg, "capture");
 		if (r < 0)
-			return EXIT_USAGE;
+			return 0;
 		if (r == 0) {
 			fprintf(stderr, "mxwatch capture: unknown or incomplete option '%s'\n",
 				argv[optind - 1]);
-			return EXIT_USAGE;
+			return 0;
 		}
 	}
-	if (n_if == 0 || optind < argc) {
+	if (a->n_if == 0 || optind < argc) {
 		fprintf(stderr, "mxwatch capture: %s\nsee 'mxwatch capture --help'\n",
-			n_if ? "unexpected argument" : "no interface given (-i IFACE)");
-		return EXIT_USAGE;
+			a->n_if ? "unexpected argument" : "no interface given (-i IFACE)");
+		*status = EXIT_USAGE;
+		return 0;
 	}
-	if (getuid() == 0 && !user)
-		fprintf(stderr, "mxwatch capture: warning: running as root; give --user to drop "
-				"privileges after start\n");
+	return 1;
+}
 
-	o.live = 1;
-	int n_workers = pipeline_workers(&o);
-	struct worker *ws = calloc((size_t)n_workers, sizeof(*ws));
-	if (!ws) {
-		fprintf(stderr, "mxwatch capture: out of memory\n");
-		return EXIT_USAGE;
-	}
+/* Every worker's handle on every interface, in fanout groups when there
+ * are several workers; exits on failure (start-up only). */
+static void xopen_handles(const struct capture_args *a, struct worker *ws, int n_workers)
+{
 	/* The buffer is the interface's: its handles share it, as they share
 	 * its traffic. */
-	unsigned long long per_handle = buffer / (unsigned long long)n_workers;
+	unsigned long long per_handle = a->buffer / (unsigned long long)n_workers;
 	if (per_handle < (4ull << 20))
-		per_handle = buffer < (4ull << 20) ? buffer : 4ull << 20;
+		per_handle = a->buffer < (4ull << 20) ? a->buffer : 4ull << 20;
 	int group[LIVE_MAX_IFACES];
-	for (int i = 0; i < n_if; i++)
+	for (int i = 0; i < a->n_if; i++)
 		group[i] = -1;
 	for (int k = 0; k < n_workers; k++) {
 		struct worker *w = &ws[k];
 		w->index = k;
-		w->n_if = n_if;
+		w->n_if = a->n_if;
 		pthread_mutex_init(&w->stats_mu, NULL);
-		for (int i = 0; i < n_if; i++) {
-			w->h[i] = xopen_iface(ifnames[i], snaplen, (int)per_handle, promisc, timeout,
-					      filter);
+		for (int i = 0; i < a->n_if; i++) {
+			w->h[i] = xopen_iface(a->ifnames[i], a->snaplen, (int)per_handle, a->promisc,
+					      a->timeout, a->filter);
 			w->linktype[i] = pcap_datalink(w->h[i]);
 			/* Workers join every interface's group in the same order,
 			 * so member k of each group is worker k: with one mirror
 			 * port per direction, the kernel's symmetric flow hash still
 			 * sends both directions of a connection to one worker. */
 			if (n_workers > 1)
-				group[i] = xjoin_fanout(w->h[i], ifnames[i], group[i]);
+				group[i] = xjoin_fanout(w->h[i], a->ifnames[i], group[i]);
 		}
 	}
 	/* Until it joined its group a handle saw every packet, which another
 	 * worker may have seen too: start from empty rings. */
 	for (int k = 0; n_workers > 1 && k < n_workers; k++)
-		for (int i = 0; i < n_if; i++)
+		for (int i = 0; i < a->n_if; i++)
 			/* Bounded: on a busy link the ring never runs dry. */
 			for (int pass = 0; pass < 64; pass++)
 				if (pcap_dispatch(ws[k].h[i], -1, discard_frame, NULL) <= 0)
 					break;
-	char err[512];
-	struct pipeline *p = pipeline_new(&o, err, sizeof(err));
-	if (!p) {
-		/* The usual cause under a hardened unit: root without
-		 * CAP_DAC_OVERRIDE cannot open what its user owns. */
-		int hint = getuid() == 0 && strstr(err, "unable to open database file");
-		fprintf(stderr, "mxwatch capture: %s%s\n", err,
-			hint ? " (root needs CAP_DAC_OVERRIDE to open a database another user owns; "
-			       "see etc/mxwatch.service)" : "");
-		return EXIT_USAGE;
-	}
-	char db_path[4096] = "";
-	if (o.db_path)
-		snprintf(db_path, sizeof(db_path), "%s", o.db_path);
-	xdrop_privileges(user, chroot_dir, db_path);
+}
 
+/* Installs the signal handlers and starts the capture threads with the
+ * signals blocked (they are the main thread's); returns how many started. */
+static int start_workers(struct pipeline *p, struct worker *ws, int n_workers)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	/* Signals are the main thread's: the capture threads block them. */
 	sigset_t block, old;
 	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGUSR1);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		sigaction(sigs[i], &sa, NULL);
+		sigaddset(&block, sigs[i]);
+	}
+	signal(SIGPIPE, SIG_IGN);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	int started = 0;
 	for (; started < n_workers; started++) {
@@ -521,13 +513,15 @@ int cmd_capture(int argc, char **argv)
 			break;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (started < n_workers) {
-		fprintf(stderr, "mxwatch capture: cannot start capture thread %d\n", started + 1);
-		got_term = 1;
-	} else {
-		fprintf(stderr, "mxwatch capture: running on %d interface(s) with %d capture "
-				"thread(s) as uid %u\n", n_if, n_workers, (unsigned)getuid());
-	}
+	return started;
+}
+
+/* The main thread's work until SIGTERM/SIGINT: results to the sinks,
+ * reloads, statistics, periodic commits. */
+static void serve(struct pipeline *p, const struct capture_args *a, struct worker *ws,
+		  int started)
+{
+	char err[512];
 	time_t last_stats = time(NULL), last_commit = last_stats;
 	unsigned stats_gen = 0;
 	int stats_pending = 0;
@@ -542,7 +536,7 @@ int cmd_capture(int argc, char **argv)
 				fprintf(stderr, "mxwatch capture: configuration and policy reloaded\n");
 		}
 		time_t now = time(NULL);
-		if (got_usr1 || (stats_every && now - last_stats >= (time_t)stats_every)) {
+		if (got_usr1 || (a->stats_every && now - last_stats >= (time_t)a->stats_every)) {
 			got_usr1 = 0;
 			last_stats = now;
 			stats_gen = atomic_fetch_add(&stats_wanted, 1) + 1;
@@ -550,7 +544,7 @@ int cmd_capture(int argc, char **argv)
 		}
 		if (stats_pending && stats_all_done(ws, started, stats_gen)) {
 			stats_pending = 0;
-			log_stats(ws, started, ifnames, n_if, o.syslog_on);
+			log_stats(ws, started, a->ifnames, a->n_if, a->o.syslog_on);
 		}
 		if (now - last_commit >= LIVE_COMMIT_EVERY_S) {
 			pipeline_commit(p);
@@ -558,6 +552,13 @@ int cmd_capture(int argc, char **argv)
 		}
 		fflush(stdout);
 	}
+}
+
+/* Stops the capture threads, pushes every open session through, and
+ * returns the exit status. */
+static int finish(struct pipeline *p, const struct capture_args *a, struct worker *ws,
+		  int started, int n_workers)
+{
 	atomic_store(&workers_stop, 1);
 	/* Shards never started must still count as finished. */
 	for (int k = started; k < n_workers; k++)
@@ -567,7 +568,7 @@ int cmd_capture(int argc, char **argv)
 		;
 	for (int k = 0; k < started; k++)
 		pthread_join(ws[k].thread, NULL);
-	log_stats(ws, started, ifnames, n_if, o.syslog_on);
+	log_stats(ws, started, a->ifnames, a->n_if, a->o.syslog_on);
 	struct capture_counters *total = pipeline_counters(p);
 	for (int k = 0; k < started; k++) {
 		total->frames += ws[k].counters.frames;
@@ -577,10 +578,55 @@ int cmd_capture(int argc, char **argv)
 			total->by_result[r] += ws[k].counters.by_result[r];
 	}
 	pipeline_finish(p, stderr);
-	int status = pipeline_failed(p) ? EXIT_FINDINGS : EXIT_CLEAN;
+	return pipeline_failed(p) ? EXIT_FINDINGS : EXIT_CLEAN;
+}
+
+int cmd_capture(int argc, char **argv)
+{
+	struct capture_args a;
+	int status;
+	if (!parse_args(argc, argv, &a, &status))
+		return status;
+	if (getuid() == 0 && !a.user)
+		fprintf(stderr, "mxwatch capture: warning: running as root; give --user to drop "
+				"privileges after start\n");
+	a.o.live = 1;
+	int n_workers = pipeline_workers(&a.o);
+	struct worker *ws = calloc((size_t)n_workers, sizeof(*ws));
+	if (!ws) {
+		fprintf(stderr, "mxwatch capture: out of memory\n");
+		return EXIT_USAGE;
+	}
+	xopen_handles(&a, ws, n_workers);
+	char err[512];
+	struct pipeline *p = pipeline_new(&a.o, err, sizeof(err));
+	if (!p) {
+		/* The usual cause under a hardened unit: root without
+		 * CAP_DAC_OVERRIDE cannot open what its user owns. */
+		int hint = getuid() == 0 && strstr(err, "unable to open database file");
+		fprintf(stderr, "mxwatch capture: %s%s\n", err,
+			hint ? " (root needs CAP_DAC_OVERRIDE to open a database another user owns; "
+			       "see etc/mxwatch.service)" : "");
+		return EXIT_USAGE;
+	}
+	char db_path[4096] = "";
+	if (a.o.db_path)
+		snprintf(db_path, sizeof(db_path), "%s", a.o.db_path);
+	xdrop_privileges(a.user, a.chroot_dir, db_path);
+
+	int started = start_workers(p, ws, n_workers);
+	if (started < n_workers) {
+		fprintf(stderr, "mxwatch capture: cannot start capture thread %d\n", started + 1);
+		got_term = 1;
+	} else {
+		fprintf(stderr, "mxwatch capture: running on %d interface(s) with %d capture "
+				"thread(s) as uid %u\n", a.n_if, n_workers, (unsigned)getuid());
+	}
+	serve(p, &a, ws, started);
+	status = finish(p, &a, ws, started, n_workers);
 	pipeline_free(p);
 	for (int k = 0; k < n_workers; k++) {
-		for (int i = 0; i < n_if; i++)
+		for (int i = 0; i < a.n_if; i++)
 			pcap_close(ws[k].h[i]);
 		pthread_mutex_destroy(&ws[k].stats_mu);
 	}
