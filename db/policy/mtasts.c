@@ -136,128 +136,172 @@ static int valid_mx_pattern(const char *p, size_t n)
 	return hostname_valid(name);
 }
 
+/* State of one policy parse: the policy so far and where errors go. */
+struct policy_parse {
+	struct sts_policy *out;
+	int have_version, have_max_age;
+	int line;
+	char *err;
+	size_t errlen;
+};
+
+#define CLIP(n, max) (int)((n) > (max) ? (max) : (n))
+
+static int field_version(struct policy_parse *pp, const char *val, size_t vl)
+{
+	if (pp->have_version)
+		return 0; /* first occurrence wins */
+	if (vl != 5 || memcmp(val, "STSv1", 5) != 0) {
+		snprintf(pp->err, pp->errlen, "line %d: version: unknown value '%.*s'", pp->line,
+			 CLIP(vl, 40), val);
+		return -1;
+	}
+	pp->have_version = 1;
+	return 0;
+}
+
+static int field_mode(struct policy_parse *pp, const char *val, size_t vl)
+{
+	static const struct {
+		const char *name;
+		enum sts_mode mode;
+	} modes[] = {{"enforce", STS_MODE_ENFORCE}, {"testing", STS_MODE_TESTING}, {"none", STS_MODE_NONE}};
+	if (pp->out->mode != STS_MODE_NONE_SET)
+		return 0;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (vl == strlen(modes[i].name) && !memcmp(val, modes[i].name, vl)) {
+			pp->out->mode = modes[i].mode;
+			return 0;
+		}
+	}
+	snprintf(pp->err, pp->errlen, "line %d: mode: unknown value '%.*s'", pp->line, CLIP(vl, 40),
+		 val);
+	return -1;
+}
+
+static int field_max_age(struct policy_parse *pp, const char *val, size_t vl)
+{
+	if (pp->have_max_age)
+		return 0;
+	uint64_t a = 0;
+	if (vl == 0 || vl > 10) {
+		snprintf(pp->err, pp->errlen, "line %d: max_age: not a number of at most 10 digits",
+			 pp->line);
+		return -1;
+	}
+	for (size_t d = 0; d < vl; d++) {
+		if (val[d] < '0' || val[d] > '9') {
+			snprintf(pp->err, pp->errlen, "line %d: max_age: '%.*s' is not a number",
+				 pp->line, CLIP(vl, 40), val);
+			return -1;
+		}
+		a = a * 10 + (uint64_t)(val[d] - '0');
+	}
+	if (a > STS_MAX_AGE) {
+		snprintf(pp->err, pp->errlen, "line %d: max_age: %llu exceeds %d", pp->line,
+			 (unsigned long long)a, STS_MAX_AGE);
+		return -1;
+	}
+	pp->out->max_age = (uint32_t)a;
+	pp->have_max_age = 1;
+	return 0;
+}
+
+static int field_mx(struct policy_parse *pp, const char *val, size_t vl)
+{
+	struct sts_policy *out = pp->out;
+	if (!valid_mx_pattern(val, vl)) {
+		snprintf(pp->err, pp->errlen, "line %d: mx: invalid pattern '%.*s'", pp->line,
+			 CLIP(vl, 60), val);
+		return -1;
+	}
+	/* Dropping patterns silently would turn a large policy into false mx
+	 * mismatches: refuse it instead. */
+	if (out->n_mx == STS_MAX_MX) {
+		snprintf(pp->err, pp->errlen, "line %d: mx: more than %d patterns", pp->line,
+			 STS_MAX_MX);
+		return -1;
+	}
+	memcpy(out->mx[out->n_mx], val, vl);
+	out->mx[out->n_mx][vl] = 0;
+	out->n_mx++;
+	return 0;
+}
+
+/* RFC 8461 3.2: unknown fields are ignored; their names must still be well
+ * formed. */
+static int field_unknown(struct policy_parse *pp, const char *key, size_t klen)
+{
+	for (size_t c = 0; c < klen; c++) {
+		if (!is_alnum(key[c]) && key[c] != '_' && key[c] != '-' && key[c] != '.') {
+			snprintf(pp->err, pp->errlen, "line %d: malformed field name", pp->line);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*parse)(struct policy_parse *pp, const char *val, size_t vl);
+} policy_fields[] = {
+	{"version", field_version},
+	{"mode", field_mode},
+	{"max_age", field_max_age},
+	{"mx", field_mx},
+};
+
+/* One "key: value" line (without its line break). */
+static int policy_line(struct policy_parse *pp, const char *l, size_t ll)
+{
+	/* Blank lines (e.g. a final newline) carry nothing. */
+	size_t k = 0;
+	while (k < ll && is_wsp(l[k]))
+		k++;
+	if (k == ll)
+		return 0;
+	const char *colon = memchr(l, ':', ll);
+	if (!colon) {
+		snprintf(pp->err, pp->errlen, "line %d: no ':' in \"%.*s\"", pp->line, CLIP(ll, 60), l);
+		return -1;
+	}
+	size_t klen = (size_t)(colon - l);
+	size_t v = klen + 1;
+	while (v < ll && is_wsp(l[v]))
+		v++;
+	size_t vend = ll;
+	while (vend > v && is_wsp(l[vend - 1]))
+		vend--;
+	for (size_t f = 0; f < sizeof(policy_fields) / sizeof(policy_fields[0]); f++)
+		if (klen == strlen(policy_fields[f].name) && !memcmp(l, policy_fields[f].name, klen))
+			return policy_fields[f].parse(pp, l + v, vend - v);
+	return field_unknown(pp, l, klen);
+}
+
 int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char *err,
 		     size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	int have_version = 0, have_max_age = 0;
+	struct policy_parse pp = {.out = out, .err = err, .errlen = errlen};
 	size_t i = 0;
-	for (int line = 1; i < len; line++) {
+	for (pp.line = 1; i < len; pp.line++) {
 		const char *nl = memchr(text + i, '\n', len - i);
 		size_t end = nl ? (size_t)(nl - text) : len;
 		size_t e = end;
 		if (e > i && text[e - 1] == '\r')
 			e--;
-		const char *l = text + i;
-		size_t ll = e - i;
-		i = nl ? end + 1 : len;
-		/* Blank lines (e.g. a final newline) carry nothing. */
-		size_t k = 0;
-		while (k < ll && is_wsp(l[k]))
-			k++;
-		if (k == ll)
-			continue;
-		const char *colon = memchr(l, ':', ll);
-		if (!colon) {
-			snprintf(err, errlen, "line %d: no ':' in \"%.*s\"", line, (int)(ll > 60 ? 60 : ll), l);
+		if (policy_line(&pp, text + i, e - i))
 			return -1;
-		}
-		size_t klen = (size_t)(colon - l);
-		size_t v = klen + 1;
-		while (v < ll && is_wsp(l[v]))
-			v++;
-		size_t vend = ll;
-		while (vend > v && is_wsp(l[vend - 1]))
-			vend--;
-		const char *val = l + v;
-		size_t vl = vend - v;
-		if (klen == 7 && memcmp(l, "version", 7) == 0) {
-			if (have_version)
-				continue; /* first occurrence wins */
-			if (vl != 5 || memcmp(val, "STSv1", 5) != 0) {
-				snprintf(err, errlen, "line %d: version: unknown value '%.*s'", line,
-					 (int)(vl > 40 ? 40 : vl), val);
-				return -1;
-			}
-			have_version = 1;
-		} else if (klen == 4 && memcmp(l, "mode", 4) == 0) {
-			if (out->mode != STS_MODE_NONE_SET)
-				continue;
-			if (vl == 7 && memcmp(val, "enforce", 7) == 0)
-				out->mode = STS_MODE_ENFORCE;
-			else if (vl == 7 && memcmp(val, "testing", 7) == 0)
-				out->mode = STS_MODE_TESTING;
-			else if (vl == 4 && memcmp(val, "none", 4) == 0)
-				out->mode = STS_MODE_NONE;
-			else {
-				snprintf(err, errlen, "line %d: mode: unknown value '%.*s'", line,
-					 (int)(vl > 40 ? 40 : vl), val);
-				return -1;
-			}
-		} else if (klen == 7 && memcmp(l, "max_age", 7) == 0) {
-			if (have_max_age)
-				continue;
-			uint64_t a = 0;
-			if (vl == 0 || vl > 10) {
-				snprintf(err, errlen, "line %d: max_age: not a number of at most 10 digits",
-					 line);
-				return -1;
-			}
-			for (size_t d = 0; d < vl; d++) {
-				if (val[d] < '0' || val[d] > '9') {
-					snprintf(err, errlen, "line %d: max_age: '%.*s' is not a number",
-						 line, (int)(vl > 40 ? 40 : vl), val);
-					return -1;
-				}
-				a = a * 10 + (uint64_t)(val[d] - '0');
-			}
-			if (a > STS_MAX_AGE) {
-				snprintf(err, errlen, "line %d: max_age: %llu exceeds %d", line,
-					 (unsigned long long)a, STS_MAX_AGE);
-				return -1;
-			}
-			out->max_age = (uint32_t)a;
-			have_max_age = 1;
-		} else if (klen == 2 && memcmp(l, "mx", 2) == 0) {
-			if (!valid_mx_pattern(val, vl)) {
-				snprintf(err, errlen, "line %d: mx: invalid pattern '%.*s'", line,
-					 (int)(vl > 60 ? 60 : vl), val);
-				return -1;
-			}
-			/* Dropping patterns silently would turn a large policy into
-			 * false mx mismatches: refuse it instead. */
-			if (out->n_mx == STS_MAX_MX) {
-				snprintf(err, errlen, "line %d: mx: more than %d patterns", line, STS_MAX_MX);
-				return -1;
-			}
-			memcpy(out->mx[out->n_mx], val, vl);
-			out->mx[out->n_mx][vl] = 0;
-			out->n_mx++;
-		} else {
-			/* RFC 8461 3.2: unknown fields are ignored; their names
-			 * must still be well formed. */
-			for (size_t c = 0; c < klen; c++) {
-				if (!is_alnum(l[c]) && l[c] != '_' && l[c] != '-' && l[c] != '.') {
-					snprintf(err, errlen, "line %d: malformed field name", line);
-					return -1;
-				}
-			}
-		}
+		i = nl ? end + 1 : len;
 	}
-	if (!have_version) {
-		snprintf(err, errlen, "line 1: version: missing (must be STSv1)");
-		return -1;
-	}
-	if (out->mode == STS_MODE_NONE_SET) {
-		snprintf(err, errlen, "mode: missing");
-		return -1;
-	}
-	if (!have_max_age) {
-		snprintf(err, errlen, "max_age: missing");
-		return -1;
-	}
-	if (out->mode != STS_MODE_NONE && out->n_mx == 0) {
-		snprintf(err, errlen, "mx: missing (required unless mode is none)");
+	const char *missing = !pp.have_version			 ? "line 1: version: missing (must be STSv1)"
+			      : out->mode == STS_MODE_NONE_SET ? "mode: missing"
+			      : !pp.have_max_age		 ? "max_age: missing"
+			      : out->mode != STS_MODE_NONE && out->n_mx == 0
+				      ? "mx: missing (required unless mode is none)"
+				      : NULL;
+	if (missing) {
+		snprintf(err, errlen, "%s", missing);
 		return -1;
 	}
 	return 0;

@@ -450,111 +450,121 @@ static void join_patterns(const struct sts_policy *p, char *out, size_t cap)
 	}
 }
 
-static void fetch_sts(struct fetch_state *st)
+/* What one MTA-STS lookup came to: "ok" or an RFC 8460 result type, and a
+ * detail for the log. */
+struct sts_outcome {
+	const char *result;
+	char detail[512];
+	char kept[40]; /* a result carried over from the cache */
+};
+
+#define STS_MAX_TXT 16
+
+/* The _mta-sts TXT records of a lookup: each rdata is one or more
+ * <length><text> strings, joined. */
+struct sts_txts {
+	char text[STS_MAX_TXT][512];
+	const char *p[STS_MAX_TXT];
+	size_t len[STS_MAX_TXT];
+	int n;
+};
+
+static void txt_strings(const struct ub_result *res, struct sts_txts *t)
 {
-	char name[DB_MAX_NAME + 16];
-	snprintf(name, sizeof(name), "_mta-sts.%s", st->domain);
+	t->n = 0;
+	for (int i = 0; res->havedata && res->data[i] && t->n < STS_MAX_TXT; i++) {
+		const uint8_t *p = (const uint8_t *)res->data[i];
+		size_t len = (size_t)res->len[i], off = 0, o = 0;
+		char *out = t->text[t->n];
+		while (off < len) {
+			size_t sl = p[off++];
+			if (off + sl > len)
+				sl = len - off;
+			for (size_t k = 0; k < sl && o + 1 < sizeof(t->text[0]); k++)
+				out[o++] = (char)p[off + k];
+			off += sl;
+		}
+		out[o] = 0;
+		t->p[t->n] = out;
+		t->len[t->n] = o;
+		t->n++;
+	}
+}
+
+/* The cached row of the domain, or a fresh one; NULL on a database error. */
+static struct db_sts *cached_sts(struct fetch_state *st, int *have)
+{
 	struct db_sts *cur = calloc(1, sizeof(*cur));
 	if (!cur) {
 		st->db_error = 1;
-		return;
+		return NULL;
 	}
-	int have = db_sts_get(st->d, st->domain, cur);
-	if (have < 0) {
+	*have = db_sts_get(st->d, st->domain, cur);
+	if (*have < 0) {
 		st->db_error = 1;
 		free(cur);
-		return;
+		return NULL;
 	}
-	if (!have) {
+	if (!*have) {
 		snprintf(cur->domain, sizeof(cur->domain), "%s", st->domain);
 		cur->max_age = -1;
 	}
 	snprintf(cur->source, sizeof(cur->source), "dns");
 	cur->checked_at = st->now;
+	return cur;
+}
 
+/* Looks up the TXT record into `t`; 0 to go on, -1 with the outcome set. */
+static int lookup_sts_txt(struct fetch_state *st, const char *name, struct db_sts *cur,
+			  struct sts_txts *t, struct sts_outcome *o)
+{
 	struct ub_result *res;
-	const char *result = "ok";
-	char detail[512] = "", kept_result[40];
 	if (resolve(st->r, name, RR_TXT, &res)) {
-		result = "sts-policy-fetch-error";
-		snprintf(detail, sizeof(detail), "%s: resolver failure", name);
-		goto store;
+		o->result = "sts-policy-fetch-error";
+		snprintf(o->detail, sizeof(o->detail), "%s: resolver failure", name);
+		return -1;
 	}
 	snprintf(cur->txt_dnssec, sizeof(cur->txt_dnssec), "%s", dnssec_of(res));
 	if (res->bogus) {
-		result = "dnssec-invalid";
-		snprintf(detail, sizeof(detail), "%s: %s", name, res->why_bogus ? res->why_bogus : "bogus");
+		o->result = "dnssec-invalid";
+		snprintf(o->detail, sizeof(o->detail), "%s: %s", name,
+			 res->why_bogus ? res->why_bogus : "bogus");
 		cur->txt_id[0] = 0;
 		ub_resolve_free(res);
-		goto store;
+		return -1;
 	}
-	/* Each TXT rdata is one or more <length><text> strings, joined. */
-	static char texts[16][512];
-	const char *tp[16];
-	size_t tl[16];
-	int nt = 0;
-	for (int i = 0; res->havedata && res->data[i] && nt < 16; i++) {
-		const uint8_t *p = (const uint8_t *)res->data[i];
-		size_t len = (size_t)res->len[i], off = 0, o = 0;
-		while (off < len) {
-			size_t sl = p[off++];
-			if (off + sl > len)
-				sl = len - off;
-			for (size_t k = 0; k < sl && o + 1 < sizeof(texts[0]); k++)
-				texts[nt][o++] = (char)p[off + k];
-			off += sl;
-		}
-		texts[nt][o] = 0;
-		tp[nt] = texts[nt];
-		tl[nt] = o;
-		nt++;
-	}
+	txt_strings(res, t);
 	ub_resolve_free(res);
-	struct sts_txt txt;
-	char terr[200];
-	if (nt == 0) {
+	if (t->n == 0) {
 		/* No record: no (new) policy. A cached one stays valid until its
 		 * max_age runs out (RFC 8461 5.1). */
 		cur->txt_id[0] = 0;
 		cur->txt_raw[0] = 0;
-		snprintf(detail, sizeof(detail), "no _mta-sts TXT record");
-		result = "ok";
-		goto store;
+		snprintf(o->detail, sizeof(o->detail), "no _mta-sts TXT record");
+		return -1;
 	}
-	if (sts_txt_select(tp, tl, nt, &txt, terr, sizeof(terr))) {
-		result = "sts-policy-invalid";
-		snprintf(detail, sizeof(detail), "%s: %s", name, terr);
-		cur->txt_id[0] = 0;
-		goto store;
-	}
-	for (int i = 0; i < nt; i++)
-		if (tl[i] >= 7 && !memcmp(tp[i], "v=STSv1", 7))
-			snprintf(cur->txt_raw, sizeof(cur->txt_raw), "%s", tp[i]);
-	int fresh = cur->policy_text && cur->policy_fetched_at && cur->max_age >= 0 &&
-		    cur->policy_fetched_at + cur->max_age > st->now;
-	if (have && fresh && !strcmp(cur->txt_id, txt.id) && !st->r->cfg.force) {
-		say(st, ", mta-sts %s id=%s (cached)", cur->mode, cur->txt_id);
-		/* Copied out: the store step writes cur->result from `result`. */
-		snprintf(kept_result, sizeof(kept_result), "%s", cur->result[0] ? cur->result : "ok");
-		result = kept_result;
-		snprintf(detail, sizeof(detail), "%s", cur->error_detail);
-		goto store;
-	}
+	return 0;
+}
+
+/* Downloads and parses the policy the TXT record announced; 0 on success
+ * (cur holds it), -1 with the outcome set. */
+static int download_sts(struct fetch_state *st, struct db_sts *cur, struct sts_outcome *o)
+{
 	struct body b = {0};
 	const char *type = NULL;
-	if (download_policy(st, &b, &type, detail, sizeof(detail))) {
-		result = type;
+	if (download_policy(st, &b, &type, o->detail, sizeof(o->detail))) {
+		o->result = type;
 		free(b.buf);
-		goto store_id;
+		return -1;
 	}
 	struct sts_policy *pol = calloc(1, sizeof(*pol));
 	char perr[256];
 	if (!pol || sts_policy_parse(b.buf ? b.buf : "", b.len, pol, perr, sizeof(perr))) {
-		result = "sts-policy-invalid";
-		snprintf(detail, sizeof(detail), "%s", pol ? perr : "out of memory");
+		o->result = "sts-policy-invalid";
+		snprintf(o->detail, sizeof(o->detail), "%s", pol ? perr : "out of memory");
 		free(pol);
 		free(b.buf);
-		goto store_id;
+		return -1;
 	}
 	free(cur->policy_text);
 	cur->policy_text = b.buf;
@@ -563,21 +573,64 @@ static void fetch_sts(struct fetch_state *st)
 	join_patterns(pol, cur->mx_patterns, sizeof(cur->mx_patterns));
 	cur->policy_fetched_at = st->now;
 	free(pol);
-	say(st, ", mta-sts %s id=%s (fetched)", cur->mode, txt.id);
-store_id:
+	return 0;
+}
+
+/* Decides from the TXT record whether the policy must be downloaded, and
+ * does so; fills the outcome. */
+static void refresh_sts(struct fetch_state *st, const char *name, struct db_sts *cur, int have,
+			const struct sts_txts *t, struct sts_outcome *o)
+{
+	struct sts_txt txt;
+	char terr[200];
+	if (sts_txt_select(t->p, t->len, t->n, &txt, terr, sizeof(terr))) {
+		o->result = "sts-policy-invalid";
+		snprintf(o->detail, sizeof(o->detail), "%s: %s", name, terr);
+		cur->txt_id[0] = 0;
+		return;
+	}
+	for (int i = 0; i < t->n; i++)
+		if (t->len[i] >= 7 && !memcmp(t->p[i], "v=STSv1", 7))
+			snprintf(cur->txt_raw, sizeof(cur->txt_raw), "%s", t->p[i]);
+	int fresh = cur->policy_text && cur->policy_fetched_at && cur->max_age >= 0 &&
+		    cur->policy_fetched_at + cur->max_age > st->now;
+	if (have && fresh && !strcmp(cur->txt_id, txt.id) && !st->r->cfg.force) {
+		say(st, ", mta-sts %s id=%s (cached)", cur->mode, cur->txt_id);
+		/* Copied out: the store step writes cur->result from o->result. */
+		snprintf(o->kept, sizeof(o->kept), "%s", cur->result[0] ? cur->result : "ok");
+		o->result = o->kept;
+		snprintf(o->detail, sizeof(o->detail), "%s", cur->error_detail);
+		return;
+	}
+	if (download_sts(st, cur, o) == 0)
+		say(st, ", mta-sts %s id=%s (fetched)", cur->mode, txt.id);
 	/* On failure the previous policy (if any) is kept: it stays in force
 	 * until its max_age runs out. The id is only advanced on success so
 	 * the next run tries again. */
-	if (!strcmp(result, "ok"))
+	if (!strcmp(o->result, "ok"))
 		snprintf(cur->txt_id, sizeof(cur->txt_id), "%s", txt.id);
-store:
-	if (strcmp(result, "ok") != 0)
-		say(st, ", mta-sts %s: %s", result, detail);
-	snprintf(cur->result, sizeof(cur->result), "%s", result);
-	snprintf(cur->error_detail, sizeof(cur->error_detail), "%s", detail);
+}
+
+static void fetch_sts(struct fetch_state *st)
+{
+	char name[DB_MAX_NAME + 16];
+	snprintf(name, sizeof(name), "_mta-sts.%s", st->domain);
+	int have;
+	struct db_sts *cur = cached_sts(st, &have);
+	if (!cur)
+		return;
+	struct sts_outcome o = {.result = "ok"};
+	/* Large: not on the stack. */
+	static _Thread_local struct sts_txts txts;
+	if (lookup_sts_txt(st, name, cur, &txts, &o) == 0)
+		refresh_sts(st, name, cur, have, &txts, &o);
+	if (strcmp(o.result, "ok") != 0)
+		say(st, ", mta-sts %s: %s", o.result, o.detail);
+	snprintf(cur->result, sizeof(cur->result), "%s", o.result);
+	snprintf(cur->error_detail, sizeof(cur->error_detail), "%s", o.detail);
 	if (db_sts_put(st->d, cur))
 		st->db_error = 1;
-	log_result(st, "policy", result, detail[0] ? detail : NULL);
+	log_result(st, "policy", o.result, o.detail[0] ? o.detail : NULL);
 	free(cur->policy_text);
 	free(cur);
 }

@@ -246,10 +246,68 @@ static int cmd_fetch(struct db *d, struct refresh_config *cfg, int argc, char **
 	return status;
 }
 
-int cmd_policy(int argc, char **argv)
+/* The options of every policy subcommand (most use only --db). */
+struct policy_args {
+	struct refresh_config cfg;
+	const char *db_path;
+	int queued;
+	int nargs;
+	char **args;
+};
+
+enum { OPT_DB = 256, OPT_TA, OPT_STUB, OPT_RESOLVER, OPT_CA, OPT_FORCE, OPT_TIMEOUT,
+       OPT_HTTPS_PORT, OPT_QUEUED };
+
+/* One option; 0 when taken, else the exit status. */
+static int policy_opt(struct policy_args *a, int c, const char *arg, const char *opt_text)
 {
-	enum { OPT_DB = 256, OPT_TA, OPT_STUB, OPT_RESOLVER, OPT_CA, OPT_FORCE, OPT_TIMEOUT,
-	       OPT_HTTPS_PORT, OPT_QUEUED };
+	struct refresh_config *cfg = &a->cfg;
+	unsigned long long v;
+	switch (c) {
+	case OPT_DB: a->db_path = arg; return 0;
+	case OPT_TA: cfg->trust_anchor = arg; return 0;
+	case OPT_CA: cfg->ca_bundle = arg; return 0;
+	case OPT_FORCE: cfg->force = 1; return 0;
+	case OPT_QUEUED: a->queued = 1; return 0;
+	case OPT_STUB:
+	case OPT_RESOLVER:
+		if ((c == OPT_STUB ? cfg->n_stubs : cfg->n_forwarders) >= REFRESH_MAX_SERVERS) {
+			fprintf(stderr, "mxwatch policy: at most %d --stub/--resolver each\n",
+				REFRESH_MAX_SERVERS);
+			return EXIT_USAGE;
+		}
+		if (c == OPT_STUB)
+			cfg->stubs[cfg->n_stubs++] = arg;
+		else
+			cfg->forwarders[cfg->n_forwarders++] = arg;
+		return 0;
+	case OPT_TIMEOUT:
+		if (parse_size_option("--timeout", arg, &v) || v == 0 || v > 3600) {
+			fprintf(stderr, "mxwatch policy: --timeout: 1..3600 seconds\n");
+			return EXIT_USAGE;
+		}
+		cfg->timeout_s = (long)v;
+		return 0;
+	case OPT_HTTPS_PORT:
+		if (parse_size_option("--https-port", arg, &v) || v == 0 || v > 65535) {
+			fprintf(stderr, "mxwatch policy: --https-port: 1..65535\n");
+			return EXIT_USAGE;
+		}
+		cfg->https_port = (int)v;
+		return 0;
+	case 'h':
+		policy_usage(stdout);
+		return EXIT_CLEAN;
+	default:
+		fprintf(stderr, "mxwatch policy: unknown or incomplete option '%s'\n", opt_text);
+		return EXIT_USAGE;
+	}
+}
+
+/* Parses the options after the subcommand; 1 to go on, 0 to exit with
+ * *status. */
+static int parse_policy_args(int argc, char **argv, struct policy_args *a, int *status)
+{
 	static const struct option opts[] = {
 		{"db", required_argument, NULL, OPT_DB},
 		{"trust-anchor", required_argument, NULL, OPT_TA},
@@ -263,11 +321,82 @@ int cmd_policy(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct refresh_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	const char *db_path = NULL;
-	unsigned long long v;
-	int queued = 0;
+	memset(a, 0, sizeof(*a));
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		*status = policy_opt(a, c, optarg, argv[optind - 1]);
+		if (*status != 0 || c == 'h')
+			return 0;
+	}
+	a->nargs = argc - optind;
+	a->args = argv + optind;
+	return 1;
+}
+
+static int sub_fetch(struct db *d, struct policy_args *a)
+{
+	return cmd_fetch(d, &a->cfg, a->nargs, a->args, a->queued);
+}
+
+static int sub_show(struct db *d, struct policy_args *a)
+{
+	return cmd_show(d, a->nargs, a->args);
+}
+
+static int sub_list(struct db *d, struct policy_args *a)
+{
+	(void)a;
+	struct list_ctx c = {d};
+	printf("%-40s %4s %s\n", "domain", "mx", "mta-sts");
+	db_each_domain(d, list_domain, &c);
+	return EXIT_CLEAN;
+}
+
+static int sub_export(struct db *d, struct policy_args *a)
+{
+	(void)a;
+	return policyfile_export(d, stdout) ? EXIT_USAGE : EXIT_CLEAN;
+}
+
+static int sub_import(struct db *d, struct policy_args *a)
+{
+	char err[512];
+	for (int i = 0; i < a->nargs; i++) {
+		const char *name = a->args[i];
+		FILE *f = strcmp(name, "-") ? fopen(name, "r") : stdin;
+		int n = 0, rc = 0;
+		if (!f) {
+			fprintf(stderr, "mxwatch policy import: %s: cannot open\n", name);
+			return EXIT_USAGE;
+		}
+		rc = policyfile_import(d, f, name, err, sizeof(err), &n);
+		if (f != stdin)
+			fclose(f);
+		if (rc) {
+			fprintf(stderr, "mxwatch policy import: %s\n", err);
+			return EXIT_USAGE;
+		}
+		printf("%s: %d records imported\n", name, n);
+	}
+	return EXIT_CLEAN;
+}
+
+static const struct {
+	const char *name;
+	const char *needs; /* the operand it cannot do without, or NULL */
+	int (*run)(struct db *d, struct policy_args *a);
+} subcommands[] = {
+	{"fetch", "DOMAIN", sub_fetch},
+	{"import", "FILE", sub_import},
+	{"export", NULL, sub_export},
+	{"show", "DOMAIN", sub_show},
+	{"list", NULL, sub_list},
+};
+
+int cmd_policy(int argc, char **argv)
+{
 	if (argc < 2) {
 		policy_usage(stderr);
 		return EXIT_USAGE;
@@ -277,115 +406,31 @@ int cmd_policy(int argc, char **argv)
 		policy_usage(stdout);
 		return EXIT_CLEAN;
 	}
-	optind = 1;
-	opterr = 0;
-	argc--;
-	argv++;
-	for (;;) {
-		int c = getopt_long(argc, argv, "h", opts, NULL);
-		if (c == -1)
-			break;
-		switch (c) {
-		case OPT_DB:
-			db_path = optarg;
-			break;
-		case OPT_TA:
-			cfg.trust_anchor = optarg;
-			break;
-		case OPT_STUB:
-		case OPT_RESOLVER:
-			if ((c == OPT_STUB ? cfg.n_stubs : cfg.n_forwarders) >= REFRESH_MAX_SERVERS) {
-				fprintf(stderr, "mxwatch policy: at most %d --stub/--resolver each\n",
-					REFRESH_MAX_SERVERS);
-				return EXIT_USAGE;
-			}
-			if (c == OPT_STUB)
-				cfg.stubs[cfg.n_stubs++] = optarg;
-			else
-				cfg.forwarders[cfg.n_forwarders++] = optarg;
-			break;
-		case OPT_CA:
-			cfg.ca_bundle = optarg;
-			break;
-		case OPT_FORCE:
-			cfg.force = 1;
-			break;
-		case OPT_QUEUED:
-			queued = 1;
-			break;
-		case OPT_TIMEOUT:
-			if (parse_size_option("--timeout", optarg, &v) || v == 0 || v > 3600) {
-				fprintf(stderr, "mxwatch policy: --timeout: 1..3600 seconds\n");
-				return EXIT_USAGE;
-			}
-			cfg.timeout_s = (long)v;
-			break;
-		case OPT_HTTPS_PORT:
-			if (parse_size_option("--https-port", optarg, &v) || v == 0 || v > 65535) {
-				fprintf(stderr, "mxwatch policy: --https-port: 1..65535\n");
-				return EXIT_USAGE;
-			}
-			cfg.https_port = (int)v;
-			break;
-		case 'h':
-			policy_usage(stdout);
-			return EXIT_CLEAN;
-		default:
-			fprintf(stderr, "mxwatch policy: unknown or incomplete option '%s'\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	int nargs = argc - optind;
-	char **args = argv + optind;
-	int need_args = !strcmp(sub, "fetch") || !strcmp(sub, "show") || !strcmp(sub, "import");
-	if (strcmp(sub, "fetch") && strcmp(sub, "show") && strcmp(sub, "import") &&
-	    strcmp(sub, "export") && strcmp(sub, "list")) {
+	struct policy_args a;
+	int status = EXIT_CLEAN;
+	if (!parse_policy_args(argc - 1, argv + 1, &a, &status))
+		return status;
+	size_t k = 0, n_sub = sizeof(subcommands) / sizeof(subcommands[0]);
+	while (k < n_sub && strcmp(subcommands[k].name, sub))
+		k++;
+	if (k == n_sub) {
 		fprintf(stderr, "mxwatch policy: '%s' is not fetch, import, export, show or list\n", sub);
 		return EXIT_USAGE;
 	}
-	if (need_args && nargs == 0 && !(queued && !strcmp(sub, "fetch"))) {
-		fprintf(stderr, "mxwatch policy %s: missing %s\n", sub,
-			strcmp(sub, "import") ? "DOMAIN" : "FILE");
+	/* fetch --queued takes its domains from the database. */
+	if (subcommands[k].needs && a.nargs == 0 && !(a.queued && subcommands[k].run == sub_fetch)) {
+		fprintf(stderr, "mxwatch policy %s: missing %s\n", sub, subcommands[k].needs);
 		return EXIT_USAGE;
 	}
 	char pathbuf[4096], err[512];
-	if (!db_path)
-		db_path = db_default_path(pathbuf, sizeof(pathbuf));
-	struct db *d = db_open(db_path, err, sizeof(err));
+	if (!a.db_path)
+		a.db_path = db_default_path(pathbuf, sizeof(pathbuf));
+	struct db *d = db_open(a.db_path, err, sizeof(err));
 	if (!d) {
 		fprintf(stderr, "mxwatch policy: %s\n", err);
 		return EXIT_USAGE;
 	}
-	int status = EXIT_CLEAN;
-	if (!strcmp(sub, "fetch")) {
-		status = cmd_fetch(d, &cfg, nargs, args, queued);
-	} else if (!strcmp(sub, "show")) {
-		status = cmd_show(d, nargs, args);
-	} else if (!strcmp(sub, "list")) {
-		struct list_ctx c = {d};
-		printf("%-40s %4s %s\n", "domain", "mx", "mta-sts");
-		db_each_domain(d, list_domain, &c);
-	} else if (!strcmp(sub, "export")) {
-		if (policyfile_export(d, stdout))
-			status = EXIT_USAGE;
-	} else {
-		for (int i = 0; i < nargs && status == EXIT_CLEAN; i++) {
-			FILE *f = strcmp(args[i], "-") ? fopen(args[i], "r") : stdin;
-			int n = 0;
-			if (!f) {
-				fprintf(stderr, "mxwatch policy import: %s: cannot open\n", args[i]);
-				status = EXIT_USAGE;
-			} else if (policyfile_import(d, f, args[i], err, sizeof(err), &n)) {
-				fprintf(stderr, "mxwatch policy import: %s\n", err);
-				status = EXIT_USAGE;
-			} else {
-				printf("%s: %d records imported\n", args[i], n);
-			}
-			if (f && f != stdin)
-				fclose(f);
-		}
-	}
+	status = subcommands[k].run(d, &a);
 	db_close(d);
 	return status;
 }

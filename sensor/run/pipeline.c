@@ -375,6 +375,77 @@ static int load_config_and_cache(struct pipeline *a, struct rules_config *rcfg,
 	return *cache ? 0 : -1;
 }
 
+/* The database named by the options ("none": no database), with what the
+ * pipeline keeps from it in memory: learned history and passive DNS. */
+static int open_database(struct pipeline *a, const struct pipeline_opts *o, char *err,
+			 size_t errlen)
+{
+	if (o->db_path && !strcmp(o->db_path, "none"))
+		a->db_path[0] = 0;
+	else if (o->db_path)
+		snprintf(a->db_path, sizeof(a->db_path), "%s", o->db_path);
+	else if (access(db_default_path(a->db_path, sizeof(a->db_path)), R_OK) != 0)
+		a->db_path[0] = 0;
+	a->observed = observed_new();
+	if (!a->observed) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (!a->db_path[0])
+		return 0;
+	a->db = db_open(a->db_path, err, errlen);
+	if (!a->db)
+		return -1;
+	if (history_load(a->history, a->db) || observed_load(a->observed, a->db)) {
+		snprintf(err, errlen, "%s: %s", a->db_path, db_errmsg(a->db));
+		return -1;
+	}
+	return 0;
+}
+
+/* The decode stage: capture threads' shards (live), worker threads
+ * (offline, several workers), or one flow table here. */
+static int build_decoders(struct pipeline *a, const struct pipeline_opts *o, char *err,
+			  size_t errlen)
+{
+	a->n_workers = pipeline_workers(o);
+	if (o->live) {
+		/* Each capture thread gets its share of the flow and memory caps. */
+		struct flow_config c = flow_config_share(&o->flow, a->n_workers);
+		a->hub = shard_hub_new(a->n_workers, 0);
+		a->shards = a->hub ? calloc((size_t)a->n_workers, sizeof(*a->shards)) : NULL;
+		for (int i = 0; a->shards && i < a->n_workers; i++)
+			if (!(a->shards[i] = shard_new(a->hub, i, o->ndpi, &c, 1, o->flows)))
+				break;
+		if (!a->shards || !a->shards[a->n_workers - 1]) {
+			snprintf(err, errlen, "out of memory creating the flow tables");
+			return -1;
+		}
+		return 0;
+	}
+	if (a->n_workers > 1) {
+		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, o->flows, on_event, a);
+		if (!a->dispatch) {
+			snprintf(err, errlen, "cannot start %d worker threads", a->n_workers);
+			return -1;
+		}
+		return 0;
+	}
+	a->sessions = session_engine_new(o->ndpi, o->flows, on_session, a);
+	if (!a->sessions) {
+		snprintf(err, errlen, "cannot initialise the session decoders");
+		return -1;
+	}
+	session_engine_set_dns(a->sessions, on_tcp_dns, a);
+	struct flow_consumer consumer = session_engine_consumer(a->sessions);
+	a->flows = flow_table_new(&o->flow, &consumer);
+	if (!a->flows) {
+		snprintf(err, errlen, "out of memory creating the flow table");
+		return -1;
+	}
+	return 0;
+}
+
 struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t errlen)
 {
 	struct pipeline *a = calloc(1, sizeof(*a));
@@ -395,33 +466,8 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (o->db_path && !strcmp(o->db_path, "none"))
-		a->db_path[0] = 0;
-	else if (o->db_path)
-		snprintf(a->db_path, sizeof(a->db_path), "%s", o->db_path);
-	else if (access(db_default_path(a->db_path, sizeof(a->db_path)), R_OK) != 0)
-		a->db_path[0] = 0;
-	if (a->db_path[0]) {
-		a->db = db_open(a->db_path, err, errlen);
-		if (!a->db)
-			goto fail;
-		a->observed = observed_new();
-		if (!a->observed) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		if (history_load(a->history, a->db) || observed_load(a->observed, a->db)) {
-			snprintf(err, errlen, "%s: %s", a->db_path, db_errmsg(a->db));
-			goto fail;
-		}
-	}
-	if (!a->observed)
-		a->observed = observed_new();
-	if (!a->observed) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (load_config_and_cache(a, &a->rcfg, &a->scfg, &a->policy, err, errlen))
+	if (open_database(a, o, err, errlen) ||
+	    load_config_and_cache(a, &a->rcfg, &a->scfg, &a->policy, err, errlen))
 		goto fail;
 	if (a->db && o->no_store) {
 		db_close(a->db);
@@ -442,41 +488,8 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		snprintf(err, errlen, "cannot initialise OpenSSL");
 		goto fail;
 	}
-	a->n_workers = pipeline_workers(o);
-	if (o->live) {
-		/* Each capture thread gets its share of the flow and memory caps. */
-		struct flow_config c = flow_config_share(&o->flow, a->n_workers);
-		a->hub = shard_hub_new(a->n_workers, 0);
-		a->shards = a->hub ? calloc((size_t)a->n_workers, sizeof(*a->shards)) : NULL;
-		for (int i = 0; a->shards && i < a->n_workers; i++)
-			if (!(a->shards[i] = shard_new(a->hub, i, o->ndpi, &c, 1, o->flows)))
-				break;
-		if (!a->shards || !a->shards[a->n_workers - 1]) {
-			snprintf(err, errlen, "out of memory creating the flow tables");
-			goto fail;
-		}
-		return a;
-	}
-	if (a->n_workers > 1) {
-		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, o->flows, on_event, a);
-		if (!a->dispatch) {
-			snprintf(err, errlen, "cannot start %d worker threads", a->n_workers);
-			goto fail;
-		}
-		return a;
-	}
-	a->sessions = session_engine_new(o->ndpi, o->flows, on_session, a);
-	if (!a->sessions) {
-		snprintf(err, errlen, "cannot initialise the session decoders");
+	if (build_decoders(a, o, err, errlen))
 		goto fail;
-	}
-	session_engine_set_dns(a->sessions, on_tcp_dns, a);
-	struct flow_consumer consumer = session_engine_consumer(a->sessions);
-	a->flows = flow_table_new(&o->flow, &consumer);
-	if (!a->flows) {
-		snprintf(err, errlen, "out of memory creating the flow table");
-		goto fail;
-	}
 	return a;
 fail:
 	pipeline_free(a);
