@@ -56,8 +56,7 @@ void classifier_free(struct classifier *c)
 	free(c);
 }
 
-static void result_from(struct classifier *c, struct classify_state *s,
-			struct classify_result *res)
+static void result_from(struct classifier *c, struct classify_state *s, struct classify_result *res)
 {
 	ndpi_protocol p = s->proto;
 	res->master = p.master_protocol;
@@ -68,8 +67,8 @@ static void result_from(struct classifier *c, struct classify_state *s,
 		    p.app_protocol == NDPI_PROTOCOL_MAIL_SMTPS;
 	const char *name = ndpi_get_proto_name(c->ndpi, main_id);
 	snprintf(res->name, sizeof(res->name), "%s", name ? name : "Unknown");
-	res->cleartext_credentials =
-		(s->flow->risk & ((ndpi_risk)1 << NDPI_CLEAR_TEXT_CREDENTIALS)) != 0;
+	res->cleartext_credentials = (s->flow->risk &
+				      ((ndpi_risk)1 << NDPI_CLEAR_TEXT_CREDENTIALS)) != 0;
 }
 
 void classify_finish(struct classifier *c, struct classify_state **st, struct classify_result *res)

@@ -13,15 +13,15 @@
 /* nDPI sees at most this many packets of a flow. */
 #define CLASSIFY_MAX_PACKETS 32
 
-struct classifier;       /* one per thread: wraps nDPI's detection module */
-struct classify_state;   /* one per flow while classification runs */
+struct classifier;     /* one per thread: wraps nDPI's detection module */
+struct classify_state; /* one per flow while classification runs */
 
 struct classify_result {
 	uint8_t done;                  /* nDPI state freed, result final */
 	uint8_t smtp;                  /* nDPI says SMTP (or SMTPS) */
 	uint8_t cleartext_credentials; /* nDPI raised NDPI_CLEAR_TEXT_CREDENTIALS */
 	uint16_t master, app;
-	char name[48];                 /* "SMTP", "HTTP", "TLS", "Unknown" */
+	char name[48]; /* "SMTP", "HTTP", "TLS", "Unknown" */
 };
 
 struct classifier *classifier_new(void);
@@ -35,7 +35,6 @@ int classify_packet(struct classifier *c, struct classify_state **st, const uint
 		    size_t l3_len, uint64_t ts_ns, int extra, struct classify_result *res);
 
 /* Ends classification early (flow closed): frees the state, final *res. */
-void classify_finish(struct classifier *c, struct classify_state **st,
-		     struct classify_result *res);
+void classify_finish(struct classifier *c, struct classify_state **st, struct classify_result *res);
 
 #endif

@@ -11,11 +11,11 @@
 #include "util/text.h"
 
 static const char *const result_names[DNS_RESULT_COUNT] = {
-	[DNS_OK] = "ok",
-	[DNS_NOT_RESPONSE] = "not-response",
-	[DNS_TRUNCATED] = "truncated",
-	[DNS_BAD_NAME] = "bad-name",
-	[DNS_LOOP] = "compression-loop",
+    [DNS_OK] = "ok",
+    [DNS_NOT_RESPONSE] = "not-response",
+    [DNS_TRUNCATED] = "truncated",
+    [DNS_BAD_NAME] = "bad-name",
+    [DNS_LOOP] = "compression-loop",
 };
 
 parse_ret dns_tcp_frame(const uint8_t *p, size_t n)
@@ -168,8 +168,7 @@ enum dns_result dns_parse(const uint8_t *msg, size_t len, dns_rr_fn fn, void *ct
 			rr.data_len = o;
 			break;
 		}
-		default:
-			want = 0;
+		default: want = 0;
 		}
 		if (want && fn)
 			fn(ctx, &r, &rr);

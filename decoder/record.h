@@ -17,10 +17,10 @@
 
 enum session_kind {
 	SESSION_UNDECIDED = 0,
-	SESSION_SMTP,     /* SMTP, maybe upgraded with STARTTLS */
-	SESSION_SMTPS,    /* implicit TLS (port 465) */
-	SESSION_OTHER,    /* not mail: bypassed */
-	SESSION_DNS,      /* DNS over TCP: answers go to the passive DNS hook */
+	SESSION_SMTP,  /* SMTP, maybe upgraded with STARTTLS */
+	SESSION_SMTPS, /* implicit TLS (port 465) */
+	SESSION_OTHER, /* not mail: bypassed */
+	SESSION_DNS,   /* DNS over TCP: answers go to the passive DNS hook */
 	SESSION_KIND_COUNT
 };
 
@@ -32,7 +32,11 @@ enum session_reason { /* why the flow was taken as SMTP */
 
 /* Which layer reported an anomaly: stream anomalies count bytes, TLS ones
  * only occurrences. */
-enum record_layer { RECORD_LAYER_STREAM = 0, RECORD_LAYER_SMTP, RECORD_LAYER_TLS };
+enum record_layer {
+	RECORD_LAYER_STREAM = 0,
+	RECORD_LAYER_SMTP,
+	RECORD_LAYER_TLS
+};
 
 struct record_anomaly {
 	const char *kind; /* static name from the reporting module's table */
@@ -45,10 +49,10 @@ struct record_anomaly {
 #define RECORD_MAX_ANOMALIES 64
 
 struct session_record {
-	char id[17];                 /* hex, stable for the same flow across runs */
-	uint64_t ts_first, ts_last;  /* capture time, ns */
-	uint8_t family;              /* 4 or 6 */
-	char ip[2][46];              /* [0] client, [1] server, printable */
+	char id[17];                /* hex, stable for the same flow across runs */
+	uint64_t ts_first, ts_last; /* capture time, ns */
+	uint8_t family;             /* 4 or 6 */
+	char ip[2][46];             /* [0] client, [1] server, printable */
 	uint16_t port[2];
 	uint64_t packets[2];
 	uint64_t stream_bytes[2];    /* delivered plus bypassed */

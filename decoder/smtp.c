@@ -17,17 +17,31 @@
 #include "util/text.h"
 
 enum smtp_mode {
-	M_LINES = 0,      /* client: commands; server: replies */
-	M_AUTH,           /* client: SASL responses after a 334 */
-	M_DATA,           /* client: message body until CRLF.CRLF */
-	M_BDAT,           /* client: BDAT chunk bytes */
-	M_STARTTLS_WAIT,  /* plaintext here is injection; a TLS record ends it */
-	M_TLS,            /* handed over to the TLS decoder */
+	M_LINES = 0,     /* client: commands; server: replies */
+	M_AUTH,          /* client: SASL responses after a 334 */
+	M_DATA,          /* client: message body until CRLF.CRLF */
+	M_BDAT,          /* client: BDAT chunk bytes */
+	M_STARTTLS_WAIT, /* plaintext here is injection; a TLS record ends it */
+	M_TLS,           /* handed over to the TLS decoder */
 };
 
 enum smtp_verb {
-	V_UNKNOWN = 0, V_EHLO, V_HELO, V_STARTTLS, V_AUTH, V_MAIL, V_RCPT, V_DATA,
-	V_BDAT, V_RSET, V_QUIT, V_NOOP, V_VRFY, V_EXPN, V_HELP, V_ETRN,
+	V_UNKNOWN = 0,
+	V_EHLO,
+	V_HELO,
+	V_STARTTLS,
+	V_AUTH,
+	V_MAIL,
+	V_RCPT,
+	V_DATA,
+	V_BDAT,
+	V_RSET,
+	V_QUIT,
+	V_NOOP,
+	V_VRFY,
+	V_EXPN,
+	V_HELP,
+	V_ETRN,
 	V_DATA_END, /* pseudo-command: the reply after a message body */
 };
 
@@ -35,38 +49,35 @@ static const struct {
 	const char *name;
 	enum smtp_verb verb;
 } verb_table[] = {
-	{"EHLO", V_EHLO}, {"HELO", V_HELO}, {"STARTTLS", V_STARTTLS}, {"AUTH", V_AUTH},
-	{"MAIL", V_MAIL}, {"RCPT", V_RCPT}, {"DATA", V_DATA},         {"BDAT", V_BDAT},
-	{"RSET", V_RSET}, {"QUIT", V_QUIT}, {"NOOP", V_NOOP},         {"VRFY", V_VRFY},
-	{"EXPN", V_EXPN}, {"HELP", V_HELP}, {"ETRN", V_ETRN},
+    {"EHLO", V_EHLO}, {"HELO", V_HELO}, {"STARTTLS", V_STARTTLS}, {"AUTH", V_AUTH},
+    {"MAIL", V_MAIL}, {"RCPT", V_RCPT}, {"DATA", V_DATA},         {"BDAT", V_BDAT},
+    {"RSET", V_RSET}, {"QUIT", V_QUIT}, {"NOOP", V_NOOP},         {"VRFY", V_VRFY},
+    {"EXPN", V_EXPN}, {"HELP", V_HELP}, {"ETRN", V_ETRN},
 };
 
 /* EHLO keywords of eight characters that are not a mangled STARTTLS. */
 static const char *const known_8char_keywords[] = {
-	"STARTTLS", "CHUNKING", "SMTPUTF8", "8BITMIME", "XFORWARD", "DELIVERY",
+    "STARTTLS", "CHUNKING", "SMTPUTF8", "8BITMIME", "XFORWARD", "DELIVERY",
 };
 
 static const char *const anomaly_names[SMTP_AN_COUNT] = {
-	[SMTP_AN_LINE_TOO_LONG] = "line-too-long",
-	[SMTP_AN_GAP_RESYNC] = "gap-resync",
-	[SMTP_AN_INJECTION] = "starttls-injection",
-	[SMTP_AN_PENDING_OVERFLOW] = "pipeline-overflow",
-	[SMTP_AN_BAD_REPLY] = "bad-reply",
-	[SMTP_AN_UNKNOWN_COMMAND] = "unknown-command",
-	[SMTP_AN_BDAT_BAD_SIZE] = "bdat-bad-size",
+    [SMTP_AN_LINE_TOO_LONG] = "line-too-long",  [SMTP_AN_GAP_RESYNC] = "gap-resync",
+    [SMTP_AN_INJECTION] = "starttls-injection", [SMTP_AN_PENDING_OVERFLOW] = "pipeline-overflow",
+    [SMTP_AN_BAD_REPLY] = "bad-reply",          [SMTP_AN_UNKNOWN_COMMAND] = "unknown-command",
+    [SMTP_AN_BDAT_BAD_SIZE] = "bdat-bad-size",
 };
 
 struct smtp {
-	struct smtp_facts *f;    /* separate: handed to the session record at the end */
+	struct smtp_facts *f; /* separate: handed to the session record at the end */
 	uint8_t mode[2];
-	uint8_t discard[2];          /* drop bytes up to the next LF (overlong line, gap) */
-	uint8_t after_gap[2];        /* first bytes after a gap: maybe a whole new line */
-	uint8_t body_match;          /* bytes of "\r\n.\r\n" matched at the end of the last chunk */
+	uint8_t discard[2];   /* drop bytes up to the next LF (overlong line, gap) */
+	uint8_t after_gap[2]; /* first bytes after a gap: maybe a whole new line */
+	uint8_t body_match;   /* bytes of "\r\n.\r\n" matched at the end of the last chunk */
 	uint8_t greeting_done;
 	uint64_t bdat_left;
 	uint32_t line_len[2];
-	uint32_t reply_lines;        /* lines so far in the current multi-line reply */
-	uint8_t server_gap;          /* replies may have been lost: re-pair at the next one */
+	uint32_t reply_lines; /* lines so far in the current multi-line reply */
+	uint8_t server_gap;   /* replies may have been lost: re-pair at the next one */
 	char reply_first_word[SMTP_MAX_NAME]; /* of the reply's first line: the greeting host */
 	uint8_t pending[SMTP_MAX_PENDING];
 	uint32_t pending_head, pending_count;
@@ -244,8 +255,9 @@ static enum smtp_verb lookup_verb(const uint8_t *p, size_t n)
 	}
 	for (size_t i = 0; i < sizeof(verb_table) / sizeof(verb_table[0]); i++) {
 		const char *v = verb_table[i].name;
-		if (v[4] == 0 && key == ((uint32_t)(uint8_t)v[0] << 24 | (uint32_t)(uint8_t)v[1] << 16 |
-					  (uint32_t)(uint8_t)v[2] << 8 | (uint8_t)v[3]))
+		if (v[4] == 0 &&
+		    key == ((uint32_t)(uint8_t)v[0] << 24 | (uint32_t)(uint8_t)v[1] << 16 |
+			    (uint32_t)(uint8_t)v[2] << 8 | (uint8_t)v[3]))
 			return verb_table[i].verb;
 	}
 	return V_UNKNOWN;
@@ -332,17 +344,10 @@ static void client_command(struct smtp *s, const uint8_t *line, size_t n)
 			s->mode[0] = M_BDAT;
 		break;
 	}
-	case V_RSET:
-		s->f->rset_count++;
-		break;
-	case V_QUIT:
-		s->f->quit = 1;
-		break;
-	case V_UNKNOWN:
-		anomaly(s, SMTP_AN_UNKNOWN_COMMAND, 0, n);
-		break;
-	default:
-		break;
+	case V_RSET: s->f->rset_count++; break;
+	case V_QUIT: s->f->quit = 1; break;
+	case V_UNKNOWN: anomaly(s, SMTP_AN_UNKNOWN_COMMAND, 0, n); break;
+	default: break;
 	}
 	pending_push(s, v);
 }
@@ -455,8 +460,7 @@ static void server_final_reply(struct smtp *s, int code, const uint8_t *text, si
 			s->mode[0] = M_LINES;
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -517,7 +521,8 @@ static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 		 * lines: keep what plainly begins a reply or command. */
 		s->after_gap[dir] = 0;
 		size_t pos = 0, wl = next_word(p, len, &pos);
-		if (dir == 1 ? smtp_looks_like(1, p, len) : (pos == 0 && lookup_verb(p, wl) != V_UNKNOWN))
+		if (dir == 1 ? smtp_looks_like(1, p, len)
+			     : (pos == 0 && lookup_verb(p, wl) != V_UNKNOWN))
 			s->discard[dir] = 0;
 	}
 	if (s->discard[dir]) {
@@ -630,8 +635,7 @@ parse_ret smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 	size_t off = 0;
 	while (off < n) {
 		switch (s->mode[dir]) {
-		case M_TLS:
-			return (parse_ret)off;
+		case M_TLS: return (parse_ret)off;
 		case M_DATA: {
 			STAGE_BEGIN(t0);
 			size_t used = body_skip(s, p + off, n - off);
@@ -661,9 +665,7 @@ parse_ret smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 			}
 			break;
 		}
-		default:
-			off += take_line(s, dir, p + off, n - off);
-			break;
+		default: off += take_line(s, dir, p + off, n - off); break;
 		}
 	}
 	return (parse_ret)n;
@@ -672,8 +674,7 @@ parse_ret smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 void smtp_gap(struct smtp *s, int dir, uint32_t n)
 {
 	switch (s->mode[dir]) {
-	case M_TLS:
-		return;
+	case M_TLS: return;
 	case M_DATA:
 		s->body_match = 0;
 		s->f->body_bytes += n;
@@ -687,8 +688,7 @@ void smtp_gap(struct smtp *s, int dir, uint32_t n)
 		}
 		s->mode[0] = M_LINES;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	anomaly(s, SMTP_AN_GAP_RESYNC, dir, n);
 	s->line_len[dir] = 0;

@@ -16,23 +16,23 @@
 #include "util/parse.h"
 
 /* Mail ports (RFC 5321, RFC 6409, RFC 8314). */
-#define SMTP_PORT 25
+#define SMTP_PORT       25
 #define SUBMISSION_PORT 587
-#define SMTPS_PORT 465
+#define SMTPS_PORT      465
 
 /* Bounded strings from the wire: longer values are cut and flagged. */
-#define SMTP_MAX_LINE 4096       /* RFC 5321 allows 512/1000; be lenient, not unbounded */
-#define SMTP_MAX_NAME 256        /* host and domain names */
-#define SMTP_MAX_RCPT_DOMAINS 16 /* distinct recipient domains kept */
-#define SMTP_MAX_PENDING 64      /* pipelined commands awaiting a reply */
-#define SMTP_MAX_CAPS 32         /* capability keywords kept */
+#define SMTP_MAX_LINE         4096 /* RFC 5321 allows 512/1000; be lenient, not unbounded */
+#define SMTP_MAX_NAME         256  /* host and domain names */
+#define SMTP_MAX_RCPT_DOMAINS 16   /* distinct recipient domains kept */
+#define SMTP_MAX_PENDING      64   /* pipelined commands awaiting a reply */
+#define SMTP_MAX_CAPS         32   /* capability keywords kept */
 
 enum smtp_anomaly {
 	SMTP_AN_LINE_TOO_LONG = 0,
-	SMTP_AN_GAP_RESYNC,          /* bytes lost; resynchronised at the next line */
-	SMTP_AN_INJECTION,           /* plaintext between STARTTLS and the TLS handshake */
-	SMTP_AN_PENDING_OVERFLOW,    /* more pipelined commands than we track */
-	SMTP_AN_BAD_REPLY,           /* server line that is not "NNN[ -]text" */
+	SMTP_AN_GAP_RESYNC,       /* bytes lost; resynchronised at the next line */
+	SMTP_AN_INJECTION,        /* plaintext between STARTTLS and the TLS handshake */
+	SMTP_AN_PENDING_OVERFLOW, /* more pipelined commands than we track */
+	SMTP_AN_BAD_REPLY,        /* server line that is not "NNN[ -]text" */
 	SMTP_AN_UNKNOWN_COMMAND,
 	SMTP_AN_BDAT_BAD_SIZE,
 	SMTP_AN_COUNT
@@ -46,19 +46,19 @@ struct smtp_anomaly_rec {
 };
 
 struct smtp_facts {
-	int greeting_code;              /* 0 when not seen */
+	int greeting_code; /* 0 when not seen */
 	char greeting_host[SMTP_MAX_NAME];
 	char helo_name[SMTP_MAX_NAME];
-	int8_t ehlo;                    /* 1 EHLO, 0 HELO, -1 neither seen */
-	char ehlo_host[SMTP_MAX_NAME];  /* the name in the server's EHLO reply */
+	int8_t ehlo;                   /* 1 EHLO, 0 HELO, -1 neither seen */
+	char ehlo_host[SMTP_MAX_NAME]; /* the name in the server's EHLO reply */
 	uint8_t ehlo_reply_seen;
 	uint8_t starttls_offered;
-	char mangled_token[16];         /* raw capability word standing where STARTTLS belongs */
+	char mangled_token[16]; /* raw capability word standing where STARTTLS belongs */
 	uint8_t pipelining_offered;
 	uint8_t chunking_offered;
 	uint8_t auth_offered;
 	uint8_t starttls_requested;
-	int starttls_reply;             /* reply code to STARTTLS, 0 if none */
+	int starttls_reply; /* reply code to STARTTLS, 0 if none */
 	uint8_t auth_before_tls;
 	char auth_mechanism[32];
 	uint8_t has_mail_from;
@@ -67,15 +67,15 @@ struct smtp_facts {
 	uint32_t rcpt_domain_count;
 	char rcpt_domains[SMTP_MAX_RCPT_DOMAINS][SMTP_MAX_NAME];
 	uint8_t rcpt_domains_truncated;
-	uint32_t data_count;            /* DATA bodies */
-	uint32_t bdat_count;            /* BDAT chunks */
+	uint32_t data_count; /* DATA bodies */
+	uint32_t bdat_count; /* BDAT chunks */
 	uint64_t body_bytes;
 	uint32_t commands;
 	uint32_t replies;
 	uint32_t rset_count;
 	uint8_t quit;
-	uint8_t pipelined;              /* client sent a command before the previous reply */
-	uint8_t tls_started[2];         /* per direction: switched to TLS */
+	uint8_t pipelined;      /* client sent a command before the previous reply */
+	uint8_t tls_started[2]; /* per direction: switched to TLS */
 	struct smtp_anomaly_rec anomalies[SMTP_AN_COUNT][2]; /* [kind][dir] */
 };
 

@@ -16,36 +16,49 @@
 
 #define TLS_MAX_RECORD (16384 + 2048)
 
-enum { CT_CCS = 20, CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPDATA = 23, CT_HEARTBEAT = 24 };
-enum { HS_CLIENT_HELLO = 1, HS_SERVER_HELLO = 2, HS_CERTIFICATE = 11 };
-enum { EXT_SERVER_NAME = 0, EXT_SUPPORTED_VERSIONS = 43 };
+enum {
+	CT_CCS = 20,
+	CT_ALERT = 21,
+	CT_HANDSHAKE = 22,
+	CT_APPDATA = 23,
+	CT_HEARTBEAT = 24
+};
+enum {
+	HS_CLIENT_HELLO = 1,
+	HS_SERVER_HELLO = 2,
+	HS_CERTIFICATE = 11
+};
+enum {
+	EXT_SERVER_NAME = 0,
+	EXT_SUPPORTED_VERSIONS = 43
+};
 
 static const uint8_t hrr_random[32] = {
-	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
-	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 };
 
 static const char *const anomaly_names[TLS_AN_COUNT] = {
-	[TLS_AN_BAD_RECORD] = "tls-bad-record",
-	[TLS_AN_BAD_HANDSHAKE] = "tls-bad-handshake",
-	[TLS_AN_HANDSHAKE_TOO_BIG] = "tls-handshake-too-big",
-	[TLS_AN_NOT_TLS] = "tls-not-tls",
-	[TLS_AN_GAP] = "tls-gap",
-	[TLS_AN_BUDGET] = "tls-budget",
+    [TLS_AN_BAD_RECORD] = "tls-bad-record",
+    [TLS_AN_BAD_HANDSHAKE] = "tls-bad-handshake",
+    [TLS_AN_HANDSHAKE_TOO_BIG] = "tls-handshake-too-big",
+    [TLS_AN_NOT_TLS] = "tls-not-tls",
+    [TLS_AN_GAP] = "tls-gap",
+    [TLS_AN_BUDGET] = "tls-budget",
 };
 
 struct tls_dir {
 	uint8_t hdr[5];
 	uint8_t hdr_len;
 	uint8_t rec_type;
-	uint32_t rec_left;     /* body bytes of the current record still to come */
+	uint32_t rec_left; /* body bytes of the current record still to come */
 	uint8_t alert[2];
 	uint8_t alert_len;
-	uint8_t keys_on;       /* later records are encrypted */
-	uint8_t stopped;       /* framing lost or not TLS: ignore the rest */
-	uint8_t hs_stopped;    /* handshake parsing given up for this direction */
+	uint8_t keys_on;    /* later records are encrypted */
+	uint8_t stopped;    /* framing lost or not TLS: ignore the rest */
+	uint8_t hs_stopped; /* handshake parsing given up for this direction */
 	uint32_t encrypted_records;
-	uint32_t records;      /* record headers accepted */
+	uint32_t records; /* record headers accepted */
 	uint8_t *hs;
 	uint32_t hs_len, hs_cap;
 };
@@ -56,8 +69,8 @@ struct tls_dir {
 static _Atomic uint64_t tls_buffered;
 
 struct tls {
-	uint64_t charged; /* this object's share of tls_buffered */
-	struct tls_facts *f;    /* separate: handed to the session record at the end */
+	uint64_t charged;    /* this object's share of tls_buffered */
+	struct tls_facts *f; /* separate: handed to the session record at the end */
 	struct tls_dir d[2];
 	uint8_t fatal_alert;
 };

@@ -22,22 +22,22 @@
 #define TLS_V12 0x0303
 #define TLS_V13 0x0304
 
-#define TLS_MAX_HANDSHAKE (128u * 1024) /* one handshake message, e.g. a long chain */
+#define TLS_MAX_HANDSHAKE          (128u * 1024) /* one handshake message, e.g. a long chain */
 /* All handshake buffers and certificate copies of all flows together. */
-#define TLS_BUFFER_BUDGET (64ull * 1024 * 1024)
-#define TLS_MAX_CERTS 10                /* certificates kept from a chain */
-#define TLS_MAX_VERSIONS 8              /* offered versions kept */
-#define TLS_MAX_SNI 256
+#define TLS_BUFFER_BUDGET          (64ull * 1024 * 1024)
+#define TLS_MAX_CERTS              10 /* certificates kept from a chain */
+#define TLS_MAX_VERSIONS           8  /* offered versions kept */
+#define TLS_MAX_SNI                256
 /* Encrypted records after which we stop waiting for a clean completion. */
 #define TLS_MAX_RECORDS_AFTER_KEYS 8
 
 enum tls_anomaly {
-	TLS_AN_BAD_RECORD = 0,   /* unknown content type or impossible length */
-	TLS_AN_BAD_HANDSHAKE,    /* a handshake message that does not parse */
+	TLS_AN_BAD_RECORD = 0, /* unknown content type or impossible length */
+	TLS_AN_BAD_HANDSHAKE,  /* a handshake message that does not parse */
 	TLS_AN_HANDSHAKE_TOO_BIG,
-	TLS_AN_NOT_TLS,          /* bytes that are not a TLS record at all */
-	TLS_AN_GAP,              /* capture loss inside the handshake */
-	TLS_AN_BUDGET,           /* the global handshake-buffer budget was spent */
+	TLS_AN_NOT_TLS, /* bytes that are not a TLS record at all */
+	TLS_AN_GAP,     /* capture loss inside the handshake */
+	TLS_AN_BUDGET,  /* the global handshake-buffer budget was spent */
 	TLS_AN_COUNT
 };
 
@@ -49,14 +49,14 @@ struct tls_cert_der {
 };
 
 struct tls_facts {
-	uint8_t client_hello;        /* seen */
+	uint8_t client_hello; /* seen */
 	uint8_t server_hello;
-	uint8_t hello_retry;         /* ServerHello was a HelloRetryRequest */
-	uint16_t client_version;     /* legacy_version of the ClientHello */
+	uint8_t hello_retry;                         /* ServerHello was a HelloRetryRequest */
+	uint16_t client_version;                     /* legacy_version of the ClientHello */
 	uint16_t offered_versions[TLS_MAX_VERSIONS]; /* supported_versions, GREASE dropped */
 	uint8_t n_offered_versions;
 	char sni[TLS_MAX_SNI];
-	uint16_t version;            /* negotiated (supported_versions wins) */
+	uint16_t version; /* negotiated (supported_versions wins) */
 	uint16_t cipher;
 	uint8_t certificate_seen;
 	struct tls_cert_der certs[TLS_MAX_CERTS];
@@ -64,9 +64,9 @@ struct tls_facts {
 	uint8_t certs_truncated;
 	uint8_t alert_seen;
 	uint8_t alert_level, alert_description, alert_dir;
-	uint8_t alert_encrypted;     /* an alert after the keys changed: unreadable */
-	uint8_t ccs[2];              /* ChangeCipherSpec seen per direction */
-	uint8_t encrypted[2];        /* encrypted records seen per direction */
+	uint8_t alert_encrypted; /* an alert after the keys changed: unreadable */
+	uint8_t ccs[2];          /* ChangeCipherSpec seen per direction */
+	uint8_t encrypted[2];    /* encrypted records seen per direction */
 	uint8_t handshake_complete;
 	uint64_t record_bytes[2];
 	uint32_t anomalies[TLS_AN_COUNT][2];

@@ -10,20 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define X509_MAX_SAN 64
+#define X509_MAX_SAN  64
 #define X509_MAX_NAME 512
 
 struct x509_info {
-	int parsed;                       /* 0: not DER OpenSSL accepts */
-	char subject[X509_MAX_NAME];      /* RFC 2253 */
+	int parsed;                  /* 0: not DER OpenSSL accepts */
+	char subject[X509_MAX_NAME]; /* RFC 2253 */
 	char issuer[X509_MAX_NAME];
-	char san[X509_MAX_SAN][256];      /* dNSName entries */
+	char san[X509_MAX_SAN][256]; /* dNSName entries */
 	int n_san;
 	int san_truncated;
-	char not_before[32];              /* RFC 3339 UTC, "" when unparsable */
+	char not_before[32]; /* RFC 3339 UTC, "" when unparsable */
 	char not_after[32];
-	char sha256[65];                  /* of the whole DER: TLSA x 0 1 */
-	char spki_sha256[65];             /* of SubjectPublicKeyInfo: TLSA x 1 1 */
+	char sha256[65];      /* of the whole DER: TLSA x 0 1 */
+	char spki_sha256[65]; /* of SubjectPublicKeyInfo: TLSA x 1 1 */
 };
 
 /* Fills `out` from one DER certificate. The sha256 is always set; the rest

@@ -11,15 +11,15 @@
 #include <string.h>
 #include <strings.h>
 
-#include "rules/history.h"
 #include "db/policy/mtasts.h"
 #include "db/policy/observed.h"
-#include "rules/verify.h"
 #include "decoder/x509.h"
-#include "util/units.h"
+#include "rules/history.h"
+#include "rules/verify.h"
 #include "util/text.h"
+#include "util/units.h"
 
-#define MAX_BINDINGS 16
+#define MAX_BINDINGS     16
 #define FAILED_TLS_SLOTS 4096
 
 static const struct {
@@ -27,22 +27,22 @@ static const struct {
 	enum severity severity;
 	const char *rfc8460;
 } finding_info[F_COUNT] = {
-	[F_STARTTLS_STRIPPED] = {"starttls-stripped", SEV_HIGH, "starttls-not-supported"},
-	[F_STARTTLS_LOST] = {"starttls-lost", SEV_HIGH, "starttls-not-supported"},
-	[F_STARTTLS_REFUSED] = {"starttls-refused", SEV_MEDIUM, "starttls-not-supported"},
-	[F_STARTTLS_UNUSED] = {"starttls-unused", SEV_MEDIUM, "starttls-not-supported"},
-	[F_PLAINTEXT_TO_POLICY_DOMAIN] = {"plaintext-to-policy-domain", SEV_HIGH,
-					  "starttls-not-supported"},
-	[F_TLS_FAILED_FALLBACK] = {"tls-failed-fallback", SEV_HIGH, "validation-failure"},
-	[F_DANE_MISMATCH] = {"dane-mismatch", SEV_HIGH, "validation-failure"},
-	[F_DANE_UNUSABLE] = {"dane-unusable", SEV_MEDIUM, "tlsa-invalid"},
-	[F_MTASTS_MX_MISMATCH] = {"mtasts-mx-mismatch", SEV_HIGH, "validation-failure"},
-	[F_MTASTS_CERT_INVALID] = {"mtasts-cert-invalid", SEV_HIGH, "certificate-not-trusted"},
-	[F_STARTTLS_INJECTION] = {"starttls-injection", SEV_HIGH, "validation-failure"},
-	[F_TLS_WEAK] = {"tls-weak", SEV_MEDIUM, NULL},
-	[F_PLAINTEXT_AUTH] = {"plaintext-auth", SEV_HIGH, NULL},
-	[F_POLICY_STALE] = {"policy-stale", SEV_LOW, NULL},
-	[F_SMTP_NONSTANDARD] = {"smtp-nonstandard", SEV_LOW, NULL},
+    [F_STARTTLS_STRIPPED] = {"starttls-stripped", SEV_HIGH, "starttls-not-supported"},
+    [F_STARTTLS_LOST] = {"starttls-lost", SEV_HIGH, "starttls-not-supported"},
+    [F_STARTTLS_REFUSED] = {"starttls-refused", SEV_MEDIUM, "starttls-not-supported"},
+    [F_STARTTLS_UNUSED] = {"starttls-unused", SEV_MEDIUM, "starttls-not-supported"},
+    [F_PLAINTEXT_TO_POLICY_DOMAIN] = {"plaintext-to-policy-domain", SEV_HIGH,
+				      "starttls-not-supported"},
+    [F_TLS_FAILED_FALLBACK] = {"tls-failed-fallback", SEV_HIGH, "validation-failure"},
+    [F_DANE_MISMATCH] = {"dane-mismatch", SEV_HIGH, "validation-failure"},
+    [F_DANE_UNUSABLE] = {"dane-unusable", SEV_MEDIUM, "tlsa-invalid"},
+    [F_MTASTS_MX_MISMATCH] = {"mtasts-mx-mismatch", SEV_HIGH, "validation-failure"},
+    [F_MTASTS_CERT_INVALID] = {"mtasts-cert-invalid", SEV_HIGH, "certificate-not-trusted"},
+    [F_STARTTLS_INJECTION] = {"starttls-injection", SEV_HIGH, "validation-failure"},
+    [F_TLS_WEAK] = {"tls-weak", SEV_MEDIUM, NULL},
+    [F_PLAINTEXT_AUTH] = {"plaintext-auth", SEV_HIGH, NULL},
+    [F_POLICY_STALE] = {"policy-stale", SEV_LOW, NULL},
+    [F_SMTP_NONSTANDARD] = {"smtp-nonstandard", SEV_LOW, NULL},
 };
 
 static const char *const severity_names[SEV_COUNT] = {"info", "low", "medium", "high", "critical"};
@@ -75,8 +75,8 @@ int severity_from_name(const char *name)
 
 void evidence_names(uint32_t ev, char *buf, size_t len)
 {
-	static const char *const names[] = {"rcpt",    "sni",	  "mx-map", "protected",
-					    "banner",  "history", "policy", "dns-observed"};
+	static const char *const names[] = {"rcpt",   "sni",     "mx-map", "protected",
+					    "banner", "history", "policy", "dns-observed"};
 	size_t o = 0;
 	buf[0] = 0;
 	for (int i = 0; i < 8 && o < len; i++) {
@@ -233,7 +233,8 @@ static void bind_session(struct eval *e)
 	 * domain already tied by better evidence, never tie one itself. */
 	if (e->m && (e->m->greeting_host[0] || e->m->ehlo_host[0])) {
 		char banner[256];
-		hostname_lower_copy(banner, sizeof(banner), e->m->ehlo_host[0] ? e->m->ehlo_host : e->m->greeting_host);
+		hostname_lower_copy(banner, sizeof(banner),
+				    e->m->ehlo_host[0] ? e->m->ehlo_host : e->m->greeting_host);
 		for (int i = 0; i < e->nb; i++) {
 			const struct cached_domain *cd = e->b[i].cd;
 			for (int k = 0; cd && k < cd->n_mx; k++) {
@@ -335,8 +336,7 @@ static int mx_secure(const struct binding *b, const char *host)
 
 /* The binding's DNSSEC-secure TLSA records for port 25 of its MX host
  * (RFC 7672: only when the MX answer was secure too). */
-static int secure_tlsa(const struct eval *e, const struct binding *b, struct tlsa_rr *out,
-		       int max)
+static int secure_tlsa(const struct eval *e, const struct binding *b, struct tlsa_rr *out, int max)
 {
 	if (!b->mx_host[0] || !mx_secure(b, b->mx_host))
 		return 0;
@@ -358,7 +358,8 @@ static int secure_tlsa(const struct eval *e, const struct binding *b, struct tls
 
 static int weak_cipher(const char *name)
 {
-	static const char *const bad[] = {"_NULL_", "_anon_", "RC4", "EXPORT", "_DES40", "_DES_CBC_"};
+	static const char *const bad[] = {"_NULL_", "_anon_", "RC4",
+					  "EXPORT", "_DES40", "_DES_CBC_"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (strstr(name, bad[i]))
 			return 1;
@@ -394,14 +395,15 @@ static void check_session_level(struct eval *e)
 		snprintf(what, sizeof(what), "%llu client / %llu server plaintext bytes",
 			 (unsigned long long)m->anomalies[SMTP_AN_INJECTION][0].bytes,
 			 (unsigned long long)m->anomalies[SMTP_AN_INJECTION][1].bytes);
-		emit_all(e, F_STARTTLS_INJECTION, 0, "%s between STARTTLS and the TLS handshake", what);
+		emit_all(e, F_STARTTLS_INJECTION, 0, "%s between STARTTLS and the TLS handshake",
+			 what);
 	}
 	if (m->auth_before_tls)
 		emit_all(e, F_PLAINTEXT_AUTH, 0, "AUTH %s sent before TLS", m->auth_mechanism);
 	if (m->starttls_offered && !m->starttls_requested && plaintext_transaction(e) &&
 	    !allowlisted(e))
-		emit_all(e, F_STARTTLS_UNUSED, 0, "server offered STARTTLS, client sent mail in plaintext%s",
-			 NULL);
+		emit_all(e, F_STARTTLS_UNUSED, 0,
+			 "server offered STARTTLS, client sent mail in plaintext%s", NULL);
 }
 
 static void check_tls_hygiene(struct eval *e)
@@ -413,7 +415,8 @@ static void check_tls_hygiene(struct eval *e)
 	tls_cipher_name(t->cipher, cipher, sizeof(cipher));
 	if (t->version < TLS_V12) {
 		const char *v = tls_version_name(t->version);
-		emit_all(e, F_TLS_WEAK, 0, "negotiated %s (below TLS 1.2)", v ? v : "an unknown version");
+		emit_all(e, F_TLS_WEAK, 0, "negotiated %s (below TLS 1.2)",
+			 v ? v : "an unknown version");
 	} else if (weak_cipher(cipher)) {
 		emit_all(e, F_TLS_WEAK, 0, "negotiated weak cipher suite %s", cipher);
 	}
@@ -434,19 +437,23 @@ static void check_fallback(struct eval *e)
 		return;
 	}
 	if (!tls_used(e) && plaintext_transaction(e) && !strcmp(ft->server, e->server) &&
-	    e->ts_ns >= ft->ts_ns && e->ts_ns - ft->ts_ns <= (uint64_t)r->cfg.fallback_window_s * NS_PER_S &&
+	    e->ts_ns >= ft->ts_ns &&
+	    e->ts_ns - ft->ts_ns <= (uint64_t)r->cfg.fallback_window_s * NS_PER_S &&
 	    !allowlisted(e)) {
 		char secs[32];
-		snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((e->ts_ns - ft->ts_ns) / NS_PER_S));
+		snprintf(secs, sizeof(secs), "%llu",
+			 (unsigned long long)((e->ts_ns - ft->ts_ns) / NS_PER_S));
 		emit_all(e, F_TLS_FAILED_FALLBACK, 0,
-			 "plaintext session %s s after a failed TLS handshake with this server", secs);
+			 "plaintext session %s s after a failed TLS handshake with this server",
+			 secs);
 	}
 }
 
 static void check_history(struct eval *e)
 {
 	const struct smtp_facts *m = e->m;
-	if (!m || !m->ehlo_reply_seen || m->starttls_offered || m->mangled_token[0] || allowlisted(e))
+	if (!m || !m->ehlo_reply_seen || m->starttls_offered || m->mangled_token[0] ||
+	    allowlisted(e))
 		return;
 	const struct history_entry *h = history_get(e->r->hist, e->server);
 	if (h && h->starttls_offered)
@@ -460,7 +467,7 @@ struct applied_policy {
 	int enforce;                  /* ... in enforce mode */
 	struct tlsa_rr tlsa[16];      /* DNSSEC-secure TLSA records of the MX host */
 	int n_tlsa;
-	int dane_usable;              /* one of them is usable for SMTP (usage 2 or 3) */
+	int dane_usable; /* one of them is usable for SMTP (usage 2 or 3) */
 };
 
 static void apply_policy(const struct eval *e, const struct binding *b, struct applied_policy *ap)
@@ -497,14 +504,15 @@ static void check_plaintext(struct eval *e, struct binding *b, const struct appl
 	if (m->ehlo_reply_seen && !m->starttls_offered && !m->mangled_token[0] &&
 	    (ap->enforce || ap->n_tlsa))
 		emit(e, F_STARTTLS_LOST, b, EV_POLICY, 1, NULL,
-		     "the domain's policy requires TLS and the server did not offer STARTTLS%s", NULL);
+		     "the domain's policy requires TLS and the server did not offer STARTTLS%s",
+		     NULL);
 	if (!plaintext_transaction(e) || !(ap->n_tlsa || ap->sts))
 		return;
 	/* RFC 8460's dane-required means "no validated TLSA records";
 	 * plaintext is starttls-not-supported. */
 	emit(e, F_PLAINTEXT_TO_POLICY_DOMAIN, b, EV_POLICY, ap->n_tlsa || ap->enforce,
 	     "starttls-not-supported",
-	     ap->n_tlsa     ? "mail sent in plaintext to a domain with DANE TLSA records%s"
+	     ap->n_tlsa    ? "mail sent in plaintext to a domain with DANE TLSA records%s"
 	     : ap->enforce ? "mail sent in plaintext to a domain with MTA-STS enforce%s"
 			   : "mail sent in plaintext to a domain with MTA-STS testing%s",
 	     NULL);
@@ -564,7 +572,7 @@ static void check_sts_certificate(struct eval *e, struct binding *b,
 	} else if (p != PKIX_ERROR && p != PKIX_NO_CHAIN) {
 		if (!ap->dane_usable)
 			e->v->verified = 0;
-		const char *type = p == PKIX_EXPIRED	   ? "certificate-expired"
+		const char *type = p == PKIX_EXPIRED         ? "certificate-expired"
 				   : p == PKIX_HOST_MISMATCH ? "certificate-host-mismatch"
 							     : "certificate-not-trusted";
 		emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, ap->enforce, type,
@@ -655,6 +663,7 @@ void rules_evaluate(struct rules *r, const struct session_record *rec, finding_f
 	}
 	/* Learn after judging, so this session cannot vouch for itself. */
 	if (e->m && e->m->ehlo_reply_seen)
-		history_note(r->hist, e->server, (int64_t)(rec->ts_first / NS_PER_S), e->m->starttls_offered,
+		history_note(r->hist, e->server, (int64_t)(rec->ts_first / NS_PER_S),
+			     e->m->starttls_offered,
 			     e->t && e->t->server_hello ? e->t->version : 0);
 }

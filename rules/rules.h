@@ -31,7 +31,14 @@ enum finding_id {
 	F_COUNT
 };
 
-enum severity { SEV_INFO = 0, SEV_LOW, SEV_MEDIUM, SEV_HIGH, SEV_CRITICAL, SEV_COUNT };
+enum severity {
+	SEV_INFO = 0,
+	SEV_LOW,
+	SEV_MEDIUM,
+	SEV_HIGH,
+	SEV_CRITICAL,
+	SEV_COUNT
+};
 
 /* How a session was tied to a domain (a bitmask: every piece that agreed). */
 enum evidence {
@@ -55,21 +62,21 @@ void evidence_names(uint32_t ev, char *buf, size_t len);
 struct finding {
 	enum finding_id id;
 	enum severity severity;
-	uint8_t alert;               /* 0: reported only (e.g. MTA-STS testing mode) */
-	const char *session;         /* session id */
+	uint8_t alert;       /* 0: reported only (e.g. MTA-STS testing mode) */
+	const char *session; /* session id */
 	uint64_t ts_ns;
-	char domain[256];            /* "" when no domain could be tied */
+	char domain[256]; /* "" when no domain could be tied */
 	char mx_host[256];
 	uint32_t evidence;
-	const char *rfc8460;         /* result type or NULL */
+	const char *rfc8460; /* result type or NULL */
 	char client_ip[64], server_ip[64];
-	char helo[256];              /* the client's HELO/EHLO name, as sent (untrusted) */
+	char helo[256]; /* the client's HELO/EHLO name, as sent (untrusted) */
 	char message[512];
 };
 
 #define RULES_MAX_PROTECTED 64
-#define RULES_MAX_ADDRS 16
-#define RULES_MAX_ALLOW 64
+#define RULES_MAX_ADDRS     16
+#define RULES_MAX_ALLOW     64
 
 struct protected_domain {
 	char domain[256];
@@ -85,7 +92,7 @@ struct rules_config {
 	char allow_plaintext[RULES_MAX_ALLOW][64]; /* peer addresses known to be plaintext */
 	int n_allow;
 	uint32_t fallback_window_s;
-	char ca_bundle[512];                        /* "" = system store */
+	char ca_bundle[512]; /* "" = system store */
 };
 
 void rules_config_defaults(struct rules_config *c);
@@ -97,11 +104,11 @@ struct verdict {
 	char domains[VERDICT_MAX_DOMAINS][256]; /* every domain the session was tied to */
 	char mx_hosts[VERDICT_MAX_DOMAINS][256];
 	int n_domains;
-	char domain[256];       /* first policy domain tied, "" if none */
+	char domain[256]; /* first policy domain tied, "" if none */
 	char mx_host[256];
 	uint32_t evidence;
-	int verified;           /* 1 PKIX or DANE verified, 0 failed, -1 not checked/observable */
-	const char *method;     /* "dane" | "pkix" | NULL */
+	int verified;       /* 1 PKIX or DANE verified, 0 failed, -1 not checked/observable */
+	const char *method; /* "dane" | "pkix" | NULL */
 	int findings;
 };
 
@@ -120,7 +127,7 @@ void rules_set_observed(struct rules *r, const struct observed *obs);
 
 /* Judges one finished session, emitting each finding through `emit`.
  * Findings point at rec->id: they live as long as the record. */
-void rules_evaluate(struct rules *r, const struct session_record *rec, finding_fn emit,
-		    void *ctx, struct verdict *out);
+void rules_evaluate(struct rules *r, const struct session_record *rec, finding_fn emit, void *ctx,
+		    struct verdict *out);
 
 #endif

@@ -13,9 +13,9 @@
 #include <string.h>
 
 struct verifier {
-	SSL_CTX *dane_ctx;    /* client context with DANE enabled: only to host SSL_DANE */
-	X509_STORE *pkix;     /* trust anchors for MTA-STS */
-	int pkix_loaded;      /* the system store is read at first use */
+	SSL_CTX *dane_ctx; /* client context with DANE enabled: only to host SSL_DANE */
+	X509_STORE *pkix;  /* trust anchors for MTA-STS */
+	int pkix_loaded;   /* the system store is read at first use */
 };
 
 struct verifier *verifier_new(const char *ca_bundle, char *err, size_t errlen)
@@ -72,7 +72,7 @@ int tlsa_usable_for_smtp(const struct tlsa_rr *t)
 }
 
 /* Leaf plus the rest as an untrusted stack; NULL on parse failure. */
-static X509 *load_chain(const struct der_cert *chain, int n, STACK_OF(X509) **rest)
+static X509 *load_chain(const struct der_cert *chain, int n, STACK_OF(X509) * *rest)
 {
 	const unsigned char *p = chain[0].der;
 	X509 *leaf = d2i_X509(NULL, &p, (long)chain[0].len);
@@ -97,7 +97,8 @@ enum dane_outcome verify_dane(struct verifier *v, const struct der_cert *chain, 
 	for (int i = 0; i < n_tlsa; i++)
 		usable += tlsa_usable_for_smtp(&tlsa[i]);
 	if (!usable) {
-		snprintf(detail, dlen, "no TLSA record usable for SMTP (only DANE-TA(2) and DANE-EE(3) count)");
+		snprintf(detail, dlen,
+			 "no TLSA record usable for SMTP (only DANE-TA(2) and DANE-EE(3) count)");
 		return DANE_UNUSABLE;
 	}
 	if (n < 1) {
@@ -194,15 +195,9 @@ enum pkix_outcome verify_pkix(struct verifier *v, const struct der_cert *chain, 
 	snprintf(detail, dlen, "%s", X509_verify_cert_error_string(e));
 	switch (e) {
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
-		out = PKIX_EXPIRED;
-		break;
-	case X509_V_ERR_HOSTNAME_MISMATCH:
-		out = PKIX_HOST_MISMATCH;
-		break;
-	default:
-		out = PKIX_UNTRUSTED;
-		break;
+	case X509_V_ERR_CERT_NOT_YET_VALID: out = PKIX_EXPIRED; break;
+	case X509_V_ERR_HOSTNAME_MISMATCH: out = PKIX_HOST_MISMATCH; break;
+	default: out = PKIX_UNTRUSTED; break;
 	}
 done:
 	ERR_clear_error();

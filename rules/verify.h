@@ -24,18 +24,18 @@ struct tlsa_rr {
 };
 
 enum dane_outcome {
-	DANE_MATCH = 0,      /* a usable TLSA record matched */
-	DANE_MISMATCH,       /* usable records, none matched */
-	DANE_UNUSABLE,       /* every record unusable for SMTP (usage 0/1, bad data) */
-	DANE_NO_CHAIN,       /* no certificate to check */
-	DANE_ERROR,          /* library failure */
+	DANE_MATCH = 0, /* a usable TLSA record matched */
+	DANE_MISMATCH,  /* usable records, none matched */
+	DANE_UNUSABLE,  /* every record unusable for SMTP (usage 0/1, bad data) */
+	DANE_NO_CHAIN,  /* no certificate to check */
+	DANE_ERROR,     /* library failure */
 };
 
 enum pkix_outcome {
 	PKIX_VALID = 0,
-	PKIX_UNTRUSTED,      /* RFC 8460 certificate-not-trusted */
-	PKIX_EXPIRED,        /* certificate-expired (or not yet valid) */
-	PKIX_HOST_MISMATCH,  /* certificate-host-mismatch */
+	PKIX_UNTRUSTED,     /* RFC 8460 certificate-not-trusted */
+	PKIX_EXPIRED,       /* certificate-expired (or not yet valid) */
+	PKIX_HOST_MISMATCH, /* certificate-host-mismatch */
 	PKIX_NO_CHAIN,
 	PKIX_ERROR,
 };

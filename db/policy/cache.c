@@ -298,7 +298,8 @@ static int on_sts(void *ctx, const struct db_sts *r)
 
 static int cmp_domain(const void *a, const void *b)
 {
-	return strcmp(((const struct cached_domain *)a)->name, ((const struct cached_domain *)b)->name);
+	return strcmp(((const struct cached_domain *)a)->name,
+		      ((const struct cached_domain *)b)->name);
 }
 
 static int cmp_host(const void *a, const void *b)
@@ -308,7 +309,8 @@ static int cmp_host(const void *a, const void *b)
 
 static int cmp_addr(const void *a, const void *b)
 {
-	return strcmp(((const struct addr_entry *)a)->address, ((const struct addr_entry *)b)->address);
+	return strcmp(((const struct addr_entry *)a)->address,
+		      ((const struct addr_entry *)b)->address);
 }
 
 struct policy_cache *policy_cache_load(struct db *d, char *err, size_t errlen)
@@ -334,7 +336,8 @@ struct policy_cache *policy_cache_load(struct db *d, char *err, size_t errlen)
 		qsort(c->hosts, (size_t)c->n_hosts, sizeof(*c->hosts), cmp_host);
 	for (int i = 0; i < c->n_hosts; i++) {
 		for (int k = 0; k < c->hosts[i].n_addresses; k++) {
-			if (grow((void **)&c->addrs, &c->cap_addrs, c->n_addrs, sizeof(*c->addrs))) {
+			if (grow((void **)&c->addrs, &c->cap_addrs, c->n_addrs,
+				 sizeof(*c->addrs))) {
 				snprintf(err, errlen, "out of memory");
 				policy_cache_free(c);
 				return NULL;
@@ -374,13 +377,16 @@ void policy_cache_free(struct policy_cache *c)
 const struct cached_domain *policy_cache_domain(const struct policy_cache *c, const char *domain)
 {
 	struct cached_domain key = {.name = domain};
-	return c && c->n_domains ? bsearch(&key, c->domains, (size_t)c->n_domains, sizeof(key), cmp_domain) : NULL;
+	return c && c->n_domains
+		   ? bsearch(&key, c->domains, (size_t)c->n_domains, sizeof(key), cmp_domain)
+		   : NULL;
 }
 
 const struct cached_host *policy_cache_host(const struct policy_cache *c, const char *host)
 {
 	struct cached_host key = {.name = host};
-	return c && c->n_hosts ? bsearch(&key, c->hosts, (size_t)c->n_hosts, sizeof(key), cmp_host) : NULL;
+	return c && c->n_hosts ? bsearch(&key, c->hosts, (size_t)c->n_hosts, sizeof(key), cmp_host)
+			       : NULL;
 }
 
 int policy_cache_hosts_at(const struct policy_cache *c, const char *address,

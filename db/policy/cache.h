@@ -15,11 +15,11 @@
 struct cached_mx {
 	const char *host;
 	int preference;
-	uint8_t secure;       /* the MX answer was DNSSEC-secure */
+	uint8_t secure; /* the MX answer was DNSSEC-secure */
 };
 
 struct cached_sts {
-	const char *mode;     /* "enforce" | "testing" | "none" */
+	const char *mode; /* "enforce" | "testing" | "none" */
 	int64_t max_age;
 	int64_t fetched_at;
 	const char *const *mx_patterns;

@@ -56,7 +56,8 @@ int sts_txt_parse(const char *txt, size_t len, struct sts_txt *out, char *err, s
 		if (i >= len)
 			break; /* trailing ';' */
 		size_t name = i;
-		while (i < len && (is_alnum(txt[i]) || txt[i] == '_' || txt[i] == '-' || txt[i] == '.'))
+		while (i < len &&
+		       (is_alnum(txt[i]) || txt[i] == '_' || txt[i] == '-' || txt[i] == '.'))
 			i++;
 		size_t name_len = i - name;
 		if (name_len == 0 || i >= len || txt[i] != '=') {
@@ -74,7 +75,8 @@ int sts_txt_parse(const char *txt, size_t len, struct sts_txt *out, char *err, s
 				return -1;
 			}
 			if (val_len == 0 || val_len > STS_MAX_ID) {
-				snprintf(err, errlen, "id must be 1 to %d letters or digits", STS_MAX_ID);
+				snprintf(err, errlen, "id must be 1 to %d letters or digits",
+					 STS_MAX_ID);
 				return -1;
 			}
 			for (size_t k = 0; k < val_len; k++) {
@@ -165,7 +167,8 @@ static int field_mode(struct policy_parse *pp, const char *val, size_t vl)
 	static const struct {
 		const char *name;
 		enum sts_mode mode;
-	} modes[] = {{"enforce", STS_MODE_ENFORCE}, {"testing", STS_MODE_TESTING}, {"none", STS_MODE_NONE}};
+	} modes[] = {
+	    {"enforce", STS_MODE_ENFORCE}, {"testing", STS_MODE_TESTING}, {"none", STS_MODE_NONE}};
 	if (pp->out->mode != STS_MODE_NONE_SET)
 		return 0;
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
@@ -245,10 +248,10 @@ static const struct {
 	const char *name;
 	int (*parse)(struct policy_parse *pp, const char *val, size_t vl);
 } policy_fields[] = {
-	{"version", field_version},
-	{"mode", field_mode},
-	{"max_age", field_max_age},
-	{"mx", field_mx},
+    {"version", field_version},
+    {"mode", field_mode},
+    {"max_age", field_max_age},
+    {"mx", field_mx},
 };
 
 /* One "key: value" line (without its line break). */
@@ -262,7 +265,8 @@ static int policy_line(struct policy_parse *pp, const char *l, size_t ll)
 		return 0;
 	const char *colon = memchr(l, ':', ll);
 	if (!colon) {
-		snprintf(pp->err, pp->errlen, "line %d: no ':' in \"%.*s\"", pp->line, CLIP(ll, 60), l);
+		snprintf(pp->err, pp->errlen, "line %d: no ':' in \"%.*s\"", pp->line, CLIP(ll, 60),
+			 l);
 		return -1;
 	}
 	size_t klen = (size_t)(colon - l);
@@ -273,13 +277,13 @@ static int policy_line(struct policy_parse *pp, const char *l, size_t ll)
 	while (vend > v && is_wsp(l[vend - 1]))
 		vend--;
 	for (size_t f = 0; f < sizeof(policy_fields) / sizeof(policy_fields[0]); f++)
-		if (klen == strlen(policy_fields[f].name) && !memcmp(l, policy_fields[f].name, klen))
+		if (klen == strlen(policy_fields[f].name) &&
+		    !memcmp(l, policy_fields[f].name, klen))
 			return policy_fields[f].parse(pp, l + v, vend - v);
 	return field_unknown(pp, l, klen);
 }
 
-int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char *err,
-		     size_t errlen)
+int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	struct policy_parse pp = {.out = out, .err = err, .errlen = errlen};
@@ -294,12 +298,12 @@ int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char 
 			return -1;
 		i = nl ? end + 1 : len;
 	}
-	const char *missing = !pp.have_version			 ? "line 1: version: missing (must be STSv1)"
+	const char *missing = !pp.have_version ? "line 1: version: missing (must be STSv1)"
 			      : out->mode == STS_MODE_NONE_SET ? "mode: missing"
-			      : !pp.have_max_age		 ? "max_age: missing"
+			      : !pp.have_max_age               ? "max_age: missing"
 			      : out->mode != STS_MODE_NONE && out->n_mx == 0
-				      ? "mx: missing (required unless mode is none)"
-				      : NULL;
+				  ? "mx: missing (required unless mode is none)"
+				  : NULL;
 	if (missing) {
 		snprintf(err, errlen, "%s", missing);
 		return -1;

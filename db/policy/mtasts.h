@@ -10,13 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STS_MAX_ID 32          /* RFC 8461: 1*32(ALPHA / DIGIT) */
-#define STS_MAX_MX 64          /* mx patterns kept per policy */
-#define STS_MAX_NAME 256
-#define STS_MAX_AGE 31557600   /* RFC 8461 3.2: at most one year */
+#define STS_MAX_ID           32 /* RFC 8461: 1*32(ALPHA / DIGIT) */
+#define STS_MAX_MX           64 /* mx patterns kept per policy */
+#define STS_MAX_NAME         256
+#define STS_MAX_AGE          31557600 /* RFC 8461 3.2: at most one year */
 #define STS_MAX_POLICY_BYTES (64 * 1024)
 
-enum sts_mode { STS_MODE_NONE_SET = 0, STS_MODE_ENFORCE, STS_MODE_TESTING, STS_MODE_NONE };
+enum sts_mode {
+	STS_MODE_NONE_SET = 0,
+	STS_MODE_ENFORCE,
+	STS_MODE_TESTING,
+	STS_MODE_NONE
+};
 
 const char *sts_mode_name(enum sts_mode m);
 

@@ -144,8 +144,8 @@ int observed_save(const struct observed *o, struct db *d)
 	static const char *const kinds[] = {"mx", "address", "tlsa", "txt"};
 	for (uint32_t i = 0; o && i < o->n; i++) {
 		const struct entry *x = &o->e[i];
-		if (db_observed_put(d, kinds[x->kind], x->name, x->value, x->ad, x->resolver, x->ttl,
-				    x->seen_at))
+		if (db_observed_put(d, kinds[x->kind], x->name, x->value, x->ad, x->resolver,
+				    x->ttl, x->seen_at))
 			return -1;
 	}
 	return 0;
@@ -159,7 +159,8 @@ static int load_row(void *ctx, const char *const *c, int n)
 	for (int k = 0; k < 4; k++)
 		if (!strcmp(c[0], kinds[k]))
 			observed_add(ctx, (enum observed_kind)k, c[1], c[2], c[3] && atoi(c[3]),
-				     c[4] ? c[4] : "", (uint32_t)strtoul(c[5] ? c[5] : "0", NULL, 10),
+				     c[4] ? c[4] : "",
+				     (uint32_t)strtoul(c[5] ? c[5] : "0", NULL, 10),
 				     strtoll(c[6] ? c[6] : "0", NULL, 10));
 	return 0;
 }

@@ -14,7 +14,12 @@
 
 #define OBSERVED_MAX_ENTRIES 65536
 
-enum observed_kind { OBS_MX = 0, OBS_ADDR, OBS_TLSA, OBS_TXT };
+enum observed_kind {
+	OBS_MX = 0,
+	OBS_ADDR,
+	OBS_TLSA,
+	OBS_TXT
+};
 
 struct observed;
 

@@ -12,7 +12,7 @@
 #include "util/text.h"
 
 #define MAX_FIELDS 80
-#define MAX_LINE 32768
+#define MAX_LINE   32768
 
 struct line {
 	char *f[MAX_FIELDS];
@@ -156,7 +156,8 @@ static int rec_tlsa(struct db *d, struct line *l, int64_t now)
 			snprintf(t->data, sizeof(t->data), "%s", l->f[6]);
 			snprintf(t->source, sizeof(t->source), "import");
 			t->fetched_at = now;
-			rc = db_tlsa_put(d, t) ? fail(l, "tlsa", "database error", db_errmsg(d)) : 0;
+			rc = db_tlsa_put(d, t) ? fail(l, "tlsa", "database error", db_errmsg(d))
+					       : 0;
 		}
 	}
 	free(t);
@@ -293,7 +294,8 @@ int policyfile_import(struct db *d, FILE *f, const char *name, char *err, size_t
 		else if (!strcmp(l.f[0], "mta-sts"))
 			rc = rec_sts(d, &l, now);
 		else
-			rc = fail(&l, "record", "unknown type (mx, address, mta-sts, tlsa)", l.f[0]);
+			rc = fail(&l, "record", "unknown type (mx, address, mta-sts, tlsa)",
+				  l.f[0]);
 		if (rc)
 			break;
 		(*records)++;

@@ -15,14 +15,14 @@
 #include "db/policy/mtasts.h"
 #include "util/text.h"
 
-#define RR_A 1
-#define RR_MX 15
-#define RR_TXT 16
-#define RR_AAAA 28
-#define RR_TLSA 52
-#define MAX_MX 32
+#define RR_A      1
+#define RR_MX     15
+#define RR_TXT    16
+#define RR_AAAA   28
+#define RR_TLSA   52
+#define MAX_MX    32
 #define MAX_ADDRS 32
-#define MAX_TLSA 32
+#define MAX_TLSA  32
 
 struct refresher {
 	struct refresh_config cfg;
@@ -61,7 +61,8 @@ struct refresher *refresher_new(const struct refresh_config *cfg, char *err, siz
 		char zone[256];
 		const char *at = strchr(cfg->stubs[i], '@');
 		if (!at || at == cfg->stubs[i] || (size_t)(at - cfg->stubs[i]) >= sizeof(zone)) {
-			snprintf(err, errlen, "--stub %s: expected ZONE@ADDRESS[@PORT]", cfg->stubs[i]);
+			snprintf(err, errlen, "--stub %s: expected ZONE@ADDRESS[@PORT]",
+				 cfg->stubs[i]);
 			goto fail;
 		}
 		memcpy(zone, cfg->stubs[i], (size_t)(at - cfg->stubs[i]));
@@ -81,7 +82,8 @@ struct refresher *refresher_new(const struct refresh_config *cfg, char *err, siz
 	for (int i = 0; i < cfg->n_forwarders; i++) {
 		rc = ub_ctx_set_fwd(r->ub, cfg->forwarders[i]);
 		if (rc) {
-			snprintf(err, errlen, "--resolver %s: %s", cfg->forwarders[i], ub_strerror(rc));
+			snprintf(err, errlen, "--resolver %s: %s", cfg->forwarders[i],
+				 ub_strerror(rc));
 			goto fail;
 		}
 	}
@@ -234,7 +236,8 @@ static int fetch_tlsa(struct fetch_state *st, const char *host, const char **sta
 		/* Never stored: a forged "no TLSA" or forged TLSA must not
 		 * look like a fact. */
 		char detail[300];
-		snprintf(detail, sizeof(detail), "%s: %s", name, res->why_bogus ? res->why_bogus : "bogus");
+		snprintf(detail, sizeof(detail), "%s: %s", name,
+			 res->why_bogus ? res->why_bogus : "bogus");
 		log_result(st, "tlsa", "dnssec-invalid", detail);
 	} else {
 		for (int i = 0; res->havedata && res->data[i] && n < MAX_TLSA; i++) {
@@ -351,8 +354,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 
 /* Downloads the policy file. Returns 0 with the body, or -1 with an RFC
  * 8460 result type and a detail. */
-static int download_policy(struct fetch_state *st, struct body *b, const char **type,
-			   char *detail, size_t dlen)
+static int download_policy(struct fetch_state *st, struct body *b, const char **type, char *detail,
+			   size_t dlen)
 {
 	char host[DB_MAX_NAME + 16], url[DB_MAX_NAME + 64];
 	snprintf(host, sizeof(host), "mta-sts.%s", st->domain);
@@ -369,8 +372,8 @@ static int download_policy(struct fetch_state *st, struct body *b, const char **
 			if (!inet_ntop(types[t] == RR_A ? AF_INET : AF_INET6, res->data[i], addr,
 				       sizeof(addr)))
 				continue;
-			snprintf(pin, sizeof(pin), types[t] == RR_A ? "%s:%d:%s" : "%s:%d:[%s]", host,
-				 st->r->cfg.https_port, addr);
+			snprintf(pin, sizeof(pin), types[t] == RR_A ? "%s:%d:%s" : "%s:%d:[%s]",
+				 host, st->r->cfg.https_port, addr);
 			pins = curl_slist_append(pins, pin);
 		}
 		ub_resolve_free(res);
@@ -421,12 +424,14 @@ static int download_policy(struct fetch_state *st, struct body *b, const char **
 	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
 	    rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_CERTPROBLEM) {
 		*type = "sts-webpki-invalid";
-		snprintf(detail, dlen, "%.200s: %.250s", host, cerr[0] ? cerr : curl_easy_strerror(rc));
+		snprintf(detail, dlen, "%.200s: %.250s", host,
+			 cerr[0] ? cerr : curl_easy_strerror(rc));
 		return -1;
 	}
 	if (rc != CURLE_OK) {
 		*type = "sts-policy-fetch-error";
-		snprintf(detail, dlen, "%.200s: %.250s", host, cerr[0] ? cerr : curl_easy_strerror(rc));
+		snprintf(detail, dlen, "%.200s: %.250s", host,
+			 cerr[0] ? cerr : curl_easy_strerror(rc));
 		return -1;
 	}
 	if (code != 200) {
@@ -637,7 +642,8 @@ static void fetch_sts(struct fetch_state *st)
 
 int refresher_fetch(struct refresher *r, struct db *d, const char *domain, FILE *out)
 {
-	struct fetch_state st = {.r = r, .d = d, .domain = domain, .now = (int64_t)time(NULL), .out = out};
+	struct fetch_state st = {
+	    .r = r, .d = d, .domain = domain, .now = (int64_t)time(NULL), .out = out};
 	if (db_begin(d))
 		return -1;
 	fetch_mx(&st);

@@ -11,18 +11,18 @@
 
 #include "db/sql/db.h"
 
-#define REFRESH_MAX_SERVERS 8
+#define REFRESH_MAX_SERVERS    8
 #define REFRESH_DEFAULT_ANCHOR "/usr/share/dns/root.key"
 
 struct refresh_config {
-	const char *trust_anchor;                     /* NULL: the root anchor */
-	const char *stubs[REFRESH_MAX_SERVERS];       /* "ZONE@ADDR[@PORT]" */
+	const char *trust_anchor;               /* NULL: the root anchor */
+	const char *stubs[REFRESH_MAX_SERVERS]; /* "ZONE@ADDR[@PORT]" */
 	int n_stubs;
-	const char *forwarders[REFRESH_MAX_SERVERS];  /* "ADDR[@PORT]" */
+	const char *forwarders[REFRESH_MAX_SERVERS]; /* "ADDR[@PORT]" */
 	int n_forwarders;
-	const char *ca_bundle;                        /* NULL: the system store */
-	int https_port;                               /* 443 unless testing */
-	int force;                                    /* download even if the id is unchanged */
+	const char *ca_bundle; /* NULL: the system store */
+	int https_port;        /* 443 unless testing */
+	int force;             /* download even if the id is unchanged */
 	long timeout_s;
 };
 

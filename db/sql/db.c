@@ -13,132 +13,163 @@
 /* Migrations: entry N brings the schema from version N to N+1. Never edit
  * a shipped entry; append a new one. */
 static const char *const migrations[DB_SCHEMA_VERSION] = {
-	/* 0 -> 1 */
-	"CREATE TABLE mx(domain TEXT NOT NULL, host TEXT NOT NULL, preference INTEGER NOT NULL,"
-	" dnssec TEXT NOT NULL, ttl INTEGER, fetched_at INTEGER NOT NULL, source TEXT NOT NULL,"
-	" PRIMARY KEY(domain, host));"
-	"CREATE INDEX mx_host ON mx(host);"
-	"CREATE TABLE mx_address(host TEXT NOT NULL, address TEXT NOT NULL, dnssec TEXT NOT NULL,"
-	" ttl INTEGER, fetched_at INTEGER NOT NULL, source TEXT NOT NULL,"
-	" PRIMARY KEY(host, address));"
-	"CREATE INDEX mx_address_address ON mx_address(address);"
-	"CREATE TABLE mta_sts(domain TEXT PRIMARY KEY, txt_id TEXT, txt_raw TEXT, txt_dnssec TEXT,"
-	" policy_text TEXT, mode TEXT, max_age INTEGER, mx_patterns TEXT, policy_fetched_at INTEGER,"
-	" checked_at INTEGER, result TEXT, error_detail TEXT, source TEXT);"
-	"CREATE TABLE tlsa(name TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,"
-	" usage INTEGER NOT NULL, selector INTEGER NOT NULL, mtype INTEGER NOT NULL,"
-	" data TEXT NOT NULL, dnssec TEXT NOT NULL, ttl INTEGER, fetched_at INTEGER NOT NULL,"
-	" source TEXT NOT NULL, PRIMARY KEY(name, usage, selector, mtype, data));"
-	"CREATE INDEX tlsa_host ON tlsa(host);"
-	"CREATE TABLE fetch_log(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, domain TEXT NOT NULL,"
-	" what TEXT NOT NULL, result TEXT NOT NULL, detail TEXT);"
-	"CREATE INDEX fetch_log_domain ON fetch_log(domain, ts);"
-	"CREATE TABLE server_history(address TEXT NOT NULL, mx_host TEXT NOT NULL DEFAULT '',"
-	" starttls_offered INTEGER, tls_versions TEXT, first_seen INTEGER, last_seen INTEGER,"
-	" sessions INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(address, mx_host));"
-	"CREATE TABLE sessions(id TEXT PRIMARY KEY, ts_start INTEGER, ts_end INTEGER,"
-	" client_ip TEXT, server_ip TEXT, server_port INTEGER, domain TEXT, mx_host TEXT,"
-	" tls_version TEXT, starttls_offered INTEGER, verified INTEGER, record TEXT);"
-	"CREATE TABLE findings(id INTEGER PRIMARY KEY, session_id TEXT, rule TEXT NOT NULL,"
-	" severity TEXT NOT NULL, domain TEXT, mx_host TEXT, rfc8460 TEXT, ts INTEGER,"
-	" sending_ip TEXT, receiving_ip TEXT, message TEXT);"
-	"CREATE INDEX findings_domain ON findings(domain, ts);",
-	/* 1 -> 2: a session may be tied to several policy domains */
-	"CREATE TABLE session_domains(session_id TEXT NOT NULL, domain TEXT NOT NULL,"
-	" mx_host TEXT, PRIMARY KEY(session_id, domain));"
-	"CREATE INDEX session_domains_domain ON session_domains(domain);",
-	/* 2 -> 3: passive DNS, kept apart from validated data */
-	"CREATE TABLE observed_dns(kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
-	" ad INTEGER NOT NULL, resolver TEXT, ttl INTEGER, seen_at INTEGER NOT NULL,"
-	" PRIMARY KEY(kind, name, value));",
-	/* 3 -> 4: on-demand discovery queue for the refresher */
-	"CREATE TABLE discovery(domain TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"
-	" last_seen INTEGER NOT NULL, sessions INTEGER NOT NULL DEFAULT 1);",
+    /* 0 -> 1 */
+    "CREATE TABLE mx(domain TEXT NOT NULL, host TEXT NOT NULL, preference INTEGER NOT NULL,"
+    " dnssec TEXT NOT NULL, ttl INTEGER, fetched_at INTEGER NOT NULL, source TEXT NOT NULL,"
+    " PRIMARY KEY(domain, host));"
+    "CREATE INDEX mx_host ON mx(host);"
+    "CREATE TABLE mx_address(host TEXT NOT NULL, address TEXT NOT NULL, dnssec TEXT NOT NULL,"
+    " ttl INTEGER, fetched_at INTEGER NOT NULL, source TEXT NOT NULL,"
+    " PRIMARY KEY(host, address));"
+    "CREATE INDEX mx_address_address ON mx_address(address);"
+    "CREATE TABLE mta_sts(domain TEXT PRIMARY KEY, txt_id TEXT, txt_raw TEXT, txt_dnssec TEXT,"
+    " policy_text TEXT, mode TEXT, max_age INTEGER, mx_patterns TEXT, policy_fetched_at INTEGER,"
+    " checked_at INTEGER, result TEXT, error_detail TEXT, source TEXT);"
+    "CREATE TABLE tlsa(name TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,"
+    " usage INTEGER NOT NULL, selector INTEGER NOT NULL, mtype INTEGER NOT NULL,"
+    " data TEXT NOT NULL, dnssec TEXT NOT NULL, ttl INTEGER, fetched_at INTEGER NOT NULL,"
+    " source TEXT NOT NULL, PRIMARY KEY(name, usage, selector, mtype, data));"
+    "CREATE INDEX tlsa_host ON tlsa(host);"
+    "CREATE TABLE fetch_log(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, domain TEXT NOT NULL,"
+    " what TEXT NOT NULL, result TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX fetch_log_domain ON fetch_log(domain, ts);"
+    "CREATE TABLE server_history(address TEXT NOT NULL, mx_host TEXT NOT NULL DEFAULT '',"
+    " starttls_offered INTEGER, tls_versions TEXT, first_seen INTEGER, last_seen INTEGER,"
+    " sessions INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(address, mx_host));"
+    "CREATE TABLE sessions(id TEXT PRIMARY KEY, ts_start INTEGER, ts_end INTEGER,"
+    " client_ip TEXT, server_ip TEXT, server_port INTEGER, domain TEXT, mx_host TEXT,"
+    " tls_version TEXT, starttls_offered INTEGER, verified INTEGER, record TEXT);"
+    "CREATE TABLE findings(id INTEGER PRIMARY KEY, session_id TEXT, rule TEXT NOT NULL,"
+    " severity TEXT NOT NULL, domain TEXT, mx_host TEXT, rfc8460 TEXT, ts INTEGER,"
+    " sending_ip TEXT, receiving_ip TEXT, message TEXT);"
+    "CREATE INDEX findings_domain ON findings(domain, ts);",
+    /* 1 -> 2: a session may be tied to several policy domains */
+    "CREATE TABLE session_domains(session_id TEXT NOT NULL, domain TEXT NOT NULL,"
+    " mx_host TEXT, PRIMARY KEY(session_id, domain));"
+    "CREATE INDEX session_domains_domain ON session_domains(domain);",
+    /* 2 -> 3: passive DNS, kept apart from validated data */
+    "CREATE TABLE observed_dns(kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+    " ad INTEGER NOT NULL, resolver TEXT, ttl INTEGER, seen_at INTEGER NOT NULL,"
+    " PRIMARY KEY(kind, name, value));",
+    /* 3 -> 4: on-demand discovery queue for the refresher */
+    "CREATE TABLE discovery(domain TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL, sessions INTEGER NOT NULL DEFAULT 1);",
 };
 
 enum stmt {
-	S_MX_DEL, S_MX_INS, S_ADDR_DEL, S_ADDR_INS, S_TLSA_DEL, S_TLSA_INS,
-	S_STS_GET, S_STS_PUT, S_LOG, S_EACH_MX, S_EACH_MX_ALL, S_EACH_ADDR, S_EACH_ADDR_ALL,
-	S_EACH_TLSA, S_EACH_TLSA_ALL, S_EACH_STS, S_EACH_STS_ALL, S_EACH_LOG, S_DOMAINS,
-	S_OBSERVED_PUT, S_OBSERVED_EACH, S_DISCOVERY_PUT, S_DISCOVERY_EACH, S_DISCOVERY_DEL, S_HIST_EACH, S_HIST_PUT, S_SESSION_PUT, S_SESSION_DOMAIN_PUT, S_FINDING_PUT, S_REPORT_SESSIONS, S_REPORT_FINDINGS,
-	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
+	S_MX_DEL,
+	S_MX_INS,
+	S_ADDR_DEL,
+	S_ADDR_INS,
+	S_TLSA_DEL,
+	S_TLSA_INS,
+	S_STS_GET,
+	S_STS_PUT,
+	S_LOG,
+	S_EACH_MX,
+	S_EACH_MX_ALL,
+	S_EACH_ADDR,
+	S_EACH_ADDR_ALL,
+	S_EACH_TLSA,
+	S_EACH_TLSA_ALL,
+	S_EACH_STS,
+	S_EACH_STS_ALL,
+	S_EACH_LOG,
+	S_DOMAINS,
+	S_OBSERVED_PUT,
+	S_OBSERVED_EACH,
+	S_DISCOVERY_PUT,
+	S_DISCOVERY_EACH,
+	S_DISCOVERY_DEL,
+	S_HIST_EACH,
+	S_HIST_PUT,
+	S_SESSION_PUT,
+	S_SESSION_DOMAIN_PUT,
+	S_FINDING_PUT,
+	S_REPORT_SESSIONS,
+	S_REPORT_FINDINGS,
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-	[S_MX_DEL] = "DELETE FROM mx WHERE domain = ?1 AND source = ?2",
-	[S_MX_INS] = "INSERT OR REPLACE INTO mx(domain, host, preference, dnssec, ttl, fetched_at,"
-		     " source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[S_ADDR_DEL] = "DELETE FROM mx_address WHERE host = ?1 AND source = ?2",
-	[S_ADDR_INS] = "INSERT OR REPLACE INTO mx_address(host, address, dnssec, ttl, fetched_at,"
-		       " source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[S_TLSA_DEL] = "DELETE FROM tlsa WHERE name = ?1 AND source = ?2",
-	[S_TLSA_INS] = "INSERT OR REPLACE INTO tlsa(name, host, port, usage, selector, mtype, data,"
-		       " dnssec, ttl, fetched_at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-		       " ?9, ?10, ?11)",
-	[S_STS_GET] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
-		      " mx_patterns, policy_fetched_at, checked_at, result, error_detail, source"
-		      " FROM mta_sts WHERE domain = ?1",
-	[S_STS_PUT] = "INSERT OR REPLACE INTO mta_sts(domain, txt_id, txt_raw, txt_dnssec,"
-		      " policy_text, mode, max_age, mx_patterns, policy_fetched_at, checked_at,"
-		      " result, error_detail, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-		      " ?10, ?11, ?12, ?13)",
-	[S_LOG] = "INSERT INTO fetch_log(ts, domain, what, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[S_EACH_MX] = "SELECT domain, host, preference, dnssec, ttl, fetched_at, source FROM mx"
-		      " WHERE domain = ?1 ORDER BY preference, host",
-	[S_EACH_MX_ALL] = "SELECT domain, host, preference, dnssec, ttl, fetched_at, source FROM mx"
-			  " ORDER BY domain, preference, host",
-	[S_EACH_ADDR] = "SELECT host, address, dnssec, ttl, fetched_at, source FROM mx_address"
-			" WHERE host = ?1 ORDER BY address",
-	[S_EACH_ADDR_ALL] = "SELECT host, address, dnssec, ttl, fetched_at, source FROM mx_address"
-			    " ORDER BY host, address",
-	[S_EACH_TLSA] = "SELECT name, host, port, usage, selector, mtype, data, dnssec, ttl,"
-			" fetched_at, source FROM tlsa WHERE host = ?1"
-			" ORDER BY port, usage, selector, mtype, data",
-	[S_EACH_TLSA_ALL] = "SELECT name, host, port, usage, selector, mtype, data, dnssec, ttl,"
-			    " fetched_at, source FROM tlsa ORDER BY host, port, usage, selector,"
-			    " mtype, data",
-	[S_EACH_STS] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
-		       " mx_patterns, policy_fetched_at, checked_at, result, error_detail, source"
-		       " FROM mta_sts WHERE domain = ?1",
-	[S_EACH_STS_ALL] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
-			   " mx_patterns, policy_fetched_at, checked_at, result, error_detail,"
-			   " source FROM mta_sts ORDER BY domain",
-	[S_EACH_LOG] = "SELECT ts, domain, what, result, detail FROM fetch_log WHERE domain = ?1"
-		       " ORDER BY id DESC LIMIT ?2",
-	[S_DOMAINS] = "SELECT domain FROM mx UNION SELECT domain FROM mta_sts ORDER BY 1",
-	[S_OBSERVED_PUT] = "INSERT OR REPLACE INTO observed_dns(kind, name, value, ad, resolver, ttl,"
-			   " seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[S_DISCOVERY_PUT] = "INSERT INTO discovery(domain, first_seen, last_seen) VALUES (?1, ?2, ?2)"
-			    " ON CONFLICT(domain) DO UPDATE SET last_seen = max(last_seen, ?2),"
-			    " sessions = sessions + 1",
-	[S_DISCOVERY_EACH] = "SELECT domain FROM discovery ORDER BY first_seen, domain",
-	[S_DISCOVERY_DEL] = "DELETE FROM discovery WHERE domain = ?1",
-	[S_OBSERVED_EACH] = "SELECT kind, name, value, ad, resolver, ttl, seen_at FROM observed_dns"
-			    " ORDER BY seen_at DESC LIMIT 65536",
-	[S_HIST_EACH] = "SELECT address, starttls_offered, tls_versions, first_seen, last_seen,"
-			" sessions FROM server_history WHERE mx_host = ''",
-	[S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
-		       " tls_versions, first_seen, last_seen, sessions) VALUES (?1, '', ?2, ?3, ?4,"
-		       " ?5, ?6)",
-	[S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
-			  " server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
-			  " verified, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-	[S_SESSION_DOMAIN_PUT] = "INSERT OR REPLACE INTO session_domains(session_id, domain,"
-				 " mx_host) VALUES (?1, ?2, ?3)",
-	[S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
-			  " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-			  " ?7, ?8, ?9, ?10)",
-	[S_REPORT_SESSIONS] = "SELECT s.domain, s.mx_host, s.server_ip, s.tls_version, s.verified,"
-			      " s.starttls_offered, s.client_ip, s.id, s.ts_start,"
-			      " (SELECT group_concat(d.domain, ' ') FROM session_domains d"
-			      "  WHERE d.session_id = s.id) FROM sessions s"
-			      " WHERE s.ts_start >= ?1 AND s.ts_start < ?2 ORDER BY s.ts_start",
-	[S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
-			      " receiving_ip, session_id, ts FROM findings WHERE ts >= ?1 AND ts < ?2"
-			      " ORDER BY id",
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_COMMIT] = "COMMIT",
-	[S_ROLLBACK] = "ROLLBACK",
+    [S_MX_DEL] = "DELETE FROM mx WHERE domain = ?1 AND source = ?2",
+    [S_MX_INS] = "INSERT OR REPLACE INTO mx(domain, host, preference, dnssec, ttl, fetched_at,"
+		 " source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_ADDR_DEL] = "DELETE FROM mx_address WHERE host = ?1 AND source = ?2",
+    [S_ADDR_INS] = "INSERT OR REPLACE INTO mx_address(host, address, dnssec, ttl, fetched_at,"
+		   " source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_TLSA_DEL] = "DELETE FROM tlsa WHERE name = ?1 AND source = ?2",
+    [S_TLSA_INS] = "INSERT OR REPLACE INTO tlsa(name, host, port, usage, selector, mtype, data,"
+		   " dnssec, ttl, fetched_at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+		   " ?9, ?10, ?11)",
+    [S_STS_GET] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
+		  " mx_patterns, policy_fetched_at, checked_at, result, error_detail, source"
+		  " FROM mta_sts WHERE domain = ?1",
+    [S_STS_PUT] = "INSERT OR REPLACE INTO mta_sts(domain, txt_id, txt_raw, txt_dnssec,"
+		  " policy_text, mode, max_age, mx_patterns, policy_fetched_at, checked_at,"
+		  " result, error_detail, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+		  " ?10, ?11, ?12, ?13)",
+    [S_LOG] = "INSERT INTO fetch_log(ts, domain, what, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_EACH_MX] = "SELECT domain, host, preference, dnssec, ttl, fetched_at, source FROM mx"
+		  " WHERE domain = ?1 ORDER BY preference, host",
+    [S_EACH_MX_ALL] = "SELECT domain, host, preference, dnssec, ttl, fetched_at, source FROM mx"
+		      " ORDER BY domain, preference, host",
+    [S_EACH_ADDR] = "SELECT host, address, dnssec, ttl, fetched_at, source FROM mx_address"
+		    " WHERE host = ?1 ORDER BY address",
+    [S_EACH_ADDR_ALL] = "SELECT host, address, dnssec, ttl, fetched_at, source FROM mx_address"
+			" ORDER BY host, address",
+    [S_EACH_TLSA] = "SELECT name, host, port, usage, selector, mtype, data, dnssec, ttl,"
+		    " fetched_at, source FROM tlsa WHERE host = ?1"
+		    " ORDER BY port, usage, selector, mtype, data",
+    [S_EACH_TLSA_ALL] = "SELECT name, host, port, usage, selector, mtype, data, dnssec, ttl,"
+			" fetched_at, source FROM tlsa ORDER BY host, port, usage, selector,"
+			" mtype, data",
+    [S_EACH_STS] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
+		   " mx_patterns, policy_fetched_at, checked_at, result, error_detail, source"
+		   " FROM mta_sts WHERE domain = ?1",
+    [S_EACH_STS_ALL] = "SELECT domain, txt_id, txt_raw, txt_dnssec, policy_text, mode, max_age,"
+		       " mx_patterns, policy_fetched_at, checked_at, result, error_detail,"
+		       " source FROM mta_sts ORDER BY domain",
+    [S_EACH_LOG] = "SELECT ts, domain, what, result, detail FROM fetch_log WHERE domain = ?1"
+		   " ORDER BY id DESC LIMIT ?2",
+    [S_DOMAINS] = "SELECT domain FROM mx UNION SELECT domain FROM mta_sts ORDER BY 1",
+    [S_OBSERVED_PUT] = "INSERT OR REPLACE INTO observed_dns(kind, name, value, ad, resolver, ttl,"
+		       " seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_DISCOVERY_PUT] = "INSERT INTO discovery(domain, first_seen, last_seen) VALUES (?1, ?2, ?2)"
+			" ON CONFLICT(domain) DO UPDATE SET last_seen = max(last_seen, ?2),"
+			" sessions = sessions + 1",
+    [S_DISCOVERY_EACH] = "SELECT domain FROM discovery ORDER BY first_seen, domain",
+    [S_DISCOVERY_DEL] = "DELETE FROM discovery WHERE domain = ?1",
+    [S_OBSERVED_EACH] = "SELECT kind, name, value, ad, resolver, ttl, seen_at FROM observed_dns"
+			" ORDER BY seen_at DESC LIMIT 65536",
+    [S_HIST_EACH] = "SELECT address, starttls_offered, tls_versions, first_seen, last_seen,"
+		    " sessions FROM server_history WHERE mx_host = ''",
+    [S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
+		   " tls_versions, first_seen, last_seen, sessions) VALUES (?1, '', ?2, ?3, ?4,"
+		   " ?5, ?6)",
+    [S_SESSION_PUT] =
+	"INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
+	" server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
+	" verified, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_SESSION_DOMAIN_PUT] = "INSERT OR REPLACE INTO session_domains(session_id, domain,"
+			     " mx_host) VALUES (?1, ?2, ?3)",
+    [S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
+		      " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+		      " ?7, ?8, ?9, ?10)",
+    [S_REPORT_SESSIONS] = "SELECT s.domain, s.mx_host, s.server_ip, s.tls_version, s.verified,"
+			  " s.starttls_offered, s.client_ip, s.id, s.ts_start,"
+			  " (SELECT group_concat(d.domain, ' ') FROM session_domains d"
+			  "  WHERE d.session_id = s.id) FROM sessions s"
+			  " WHERE s.ts_start >= ?1 AND s.ts_start < ?2 ORDER BY s.ts_start",
+    [S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
+			  " receiving_ip, session_id, ts FROM findings WHERE ts >= ?1 AND ts < ?2"
+			  " ORDER BY id",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
 };
 
 struct db {
@@ -231,7 +262,8 @@ static int migrate(struct db *d, const char *path, char *err, size_t errlen)
 	}
 	for (; version < DB_SCHEMA_VERSION; version++) {
 		char sql[64];
-		if (exec(d, "BEGIN IMMEDIATE", e, sizeof(e)) || exec(d, migrations[version], e, sizeof(e)))
+		if (exec(d, "BEGIN IMMEDIATE", e, sizeof(e)) ||
+		    exec(d, migrations[version], e, sizeof(e)))
 			goto fail_rollback;
 		snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d)", version + 1);
 		if (exec(d, sql, e, sizeof(e)) || exec(d, "COMMIT", e, sizeof(e)))
@@ -310,9 +342,18 @@ static int run(struct db *d, enum stmt s)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int db_begin(struct db *d) { return run(d, S_BEGIN); }
-int db_commit(struct db *d) { return run(d, S_COMMIT); }
-void db_rollback(struct db *d) { run(d, S_ROLLBACK); }
+int db_begin(struct db *d)
+{
+	return run(d, S_BEGIN);
+}
+int db_commit(struct db *d)
+{
+	return run(d, S_COMMIT);
+}
+void db_rollback(struct db *d)
+{
+	run(d, S_ROLLBACK);
+}
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
@@ -350,8 +391,8 @@ int db_mx_replace(struct db *d, const char *domain, const char *source, const st
 	return 0;
 }
 
-int db_addr_replace(struct db *d, const char *host, const char *source,
-		    const struct db_addr *rows, int n)
+int db_addr_replace(struct db *d, const char *host, const char *source, const struct db_addr *rows,
+		    int n)
 {
 	if (delete_rows(d, S_ADDR_DEL, host, source))
 		return -1;
@@ -365,8 +406,8 @@ int db_addr_replace(struct db *d, const char *host, const char *source,
 	return 0;
 }
 
-int db_tlsa_replace(struct db *d, const char *name, const char *source,
-		    const struct db_tlsa *rows, int n)
+int db_tlsa_replace(struct db *d, const char *name, const char *source, const struct db_tlsa *rows,
+		    int n)
 {
 	if (delete_rows(d, S_TLSA_DEL, name, source))
 		return -1;
@@ -611,11 +652,10 @@ int db_each_sts(struct db *d, const char *domain, db_sts_fn fn, void *ctx)
 static int log_row(sqlite3_stmt *s, void *ctx)
 {
 	struct cb *c = ctx;
-	return ((db_log_fn)c->fn)(c->ctx, sqlite3_column_int64(s, 0),
-				  (const char *)sqlite3_column_text(s, 1),
-				  (const char *)sqlite3_column_text(s, 2),
-				  (const char *)sqlite3_column_text(s, 3),
-				  (const char *)sqlite3_column_text(s, 4));
+	return ((db_log_fn)c->fn)(
+	    c->ctx, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+	    (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+	    (const char *)sqlite3_column_text(s, 4));
 }
 
 int db_each_log(struct db *d, const char *domain, int limit, db_log_fn fn, void *ctx)

@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #define DB_SCHEMA_VERSION 4
-#define DB_MAX_NAME 256
-#define DB_MAX_TLSA_HEX 1025 /* 512 bytes of association data as hex, plus NUL */
+#define DB_MAX_NAME       256
+#define DB_MAX_TLSA_HEX   1025 /* 512 bytes of association data as hex, plus NUL */
 
 struct db;
 
@@ -53,16 +53,16 @@ struct db_tlsa {
 
 struct db_sts {
 	char domain[DB_MAX_NAME];
-	char txt_id[40];          /* "" when no valid record */
+	char txt_id[40]; /* "" when no valid record */
 	char txt_raw[512];
 	char txt_dnssec[16];
-	char *policy_text;        /* owned; NULL when none */
-	char mode[16];            /* "" when no policy */
-	int64_t max_age;          /* -1 when unknown */
+	char *policy_text;          /* owned; NULL when none */
+	char mode[16];              /* "" when no policy */
+	int64_t max_age;            /* -1 when unknown */
 	char mx_patterns[64 * 257]; /* one per line: room for STS_MAX_MX full names */
-	int64_t policy_fetched_at;/* 0 when never */
+	int64_t policy_fetched_at;  /* 0 when never */
 	int64_t checked_at;
-	char result[40];          /* "ok" or an RFC 8460 result type */
+	char result[40]; /* "ok" or an RFC 8460 result type */
 	char error_detail[512];
 	char source[16];
 };
@@ -85,10 +85,10 @@ void db_rollback(struct db *d);
 /* Replace all rows of a key from one source (an answer replaces the last). */
 int db_mx_replace(struct db *d, const char *domain, const char *source, const struct db_mx *rows,
 		  int n);
-int db_addr_replace(struct db *d, const char *host, const char *source,
-		    const struct db_addr *rows, int n);
-int db_tlsa_replace(struct db *d, const char *name, const char *source,
-		    const struct db_tlsa *rows, int n);
+int db_addr_replace(struct db *d, const char *host, const char *source, const struct db_addr *rows,
+		    int n);
+int db_tlsa_replace(struct db *d, const char *name, const char *source, const struct db_tlsa *rows,
+		    int n);
 
 /* Insert or replace one row (imports, observed data); source is in the row. */
 int db_mx_put(struct db *d, const struct db_mx *row);

@@ -3,12 +3,12 @@
  */
 #include "capture/capture.h"
 
+#include "util/units.h"
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "util/units.h"
 
 #define PROGRESS_EVERY 65536
 

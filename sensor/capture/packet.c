@@ -11,27 +11,27 @@
 
 #include "util/bytes.h"
 
-#define ETH_IPV4 0x0800
-#define ETH_IPV6 0x86DD
-#define ETH_VLAN 0x8100
-#define ETH_QINQ 0x88A8
-#define ETH_QINQ_OLD 0x9100
-#define ETH_MPLS 0x8847
-#define ETH_MPLS_MC 0x8848
+#define ETH_IPV4          0x0800
+#define ETH_IPV6          0x86DD
+#define ETH_VLAN          0x8100
+#define ETH_QINQ          0x88A8
+#define ETH_QINQ_OLD      0x9100
+#define ETH_MPLS          0x8847
+#define ETH_MPLS_MC       0x8848
 #define ETH_PPPOE_SESSION 0x8864
 
-#define MAX_VLAN_TAGS 8
-#define MAX_MPLS_LABELS 8
+#define MAX_VLAN_TAGS        8
+#define MAX_MPLS_LABELS      8
 #define MAX_IPV6_EXT_HEADERS 16
 
 static const char *const result_names[PKT_RESULT_COUNT] = {
-	[PKT_OK] = "ok",
-	[PKT_NOT_IP] = "not-ip",
-	[PKT_NOT_TCPUDP] = "not-tcp-udp",
-	[PKT_FRAGMENT] = "ip-fragment",
-	[PKT_TRUNCATED] = "truncated",
-	[PKT_MALFORMED] = "malformed",
-	[PKT_BAD_LINKTYPE] = "unsupported-linktype",
+    [PKT_OK] = "ok",
+    [PKT_NOT_IP] = "not-ip",
+    [PKT_NOT_TCPUDP] = "not-tcp-udp",
+    [PKT_FRAGMENT] = "ip-fragment",
+    [PKT_TRUNCATED] = "truncated",
+    [PKT_MALFORMED] = "malformed",
+    [PKT_BAD_LINKTYPE] = "unsupported-linktype",
 };
 
 const char *packet_result_name(enum packet_result r)
@@ -49,10 +49,8 @@ int packet_linktype_supported(int linktype)
 	case DLT_IPV4:
 	case DLT_IPV6:
 	case DLT_LINUX_SLL:
-	case DLT_LINUX_SLL2:
-		return 1;
-	default:
-		return 0;
+	case DLT_LINUX_SLL2: return 1;
+	default: return 0;
 	}
 }
 
@@ -83,7 +81,7 @@ static enum packet_result decode_l4(struct cursor *c, uint8_t proto, uint32_t cl
 		out->payload_wire_len = claimed - (uint32_t)doff;
 		size_t cap = avail - doff;
 		out->payload_len = cap < out->payload_wire_len ? (uint32_t)cap
-							      : out->payload_wire_len;
+							       : out->payload_wire_len;
 		return PKT_OK;
 	}
 	if (proto == 17) {
@@ -97,7 +95,7 @@ static enum packet_result decode_l4(struct cursor *c, uint8_t proto, uint32_t cl
 		out->payload_wire_len = claimed - 8;
 		size_t cap = avail - 8;
 		out->payload_len = cap < out->payload_wire_len ? (uint32_t)cap
-							      : out->payload_wire_len;
+							       : out->payload_wire_len;
 		return PKT_OK;
 	}
 	return PKT_NOT_TCPUDP;
@@ -139,8 +137,8 @@ static enum packet_result decode_ipv4(struct cursor *c, struct packet *out)
 
 static int ipv6_is_ext(uint8_t nh)
 {
-	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60 || nh == 135 ||
-	       nh == 139 || nh == 140;
+	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60 || nh == 135 || nh == 139 ||
+	       nh == 140;
 }
 
 static enum packet_result decode_ipv6(struct cursor *c, struct packet *out)
@@ -200,12 +198,9 @@ static enum packet_result decode_by_version(struct cursor *c, struct packet *out
 	if (!cur_has(c, 1))
 		return PKT_TRUNCATED;
 	switch (cur_ptr(c)[0] >> 4) {
-	case 4:
-		return decode_ipv4(c, out);
-	case 6:
-		return decode_ipv6(c, out);
-	default:
-		return PKT_NOT_IP;
+	case 4: return decode_ipv4(c, out);
+	case 6: return decode_ipv6(c, out);
+	default: return PKT_NOT_IP;
 	}
 }
 
@@ -214,10 +209,8 @@ static enum packet_result decode_ethertype(struct cursor *c, uint16_t type, stru
 {
 	for (int tags = 0;; tags++) {
 		switch (type) {
-		case ETH_IPV4:
-			return decode_ipv4(c, out);
-		case ETH_IPV6:
-			return decode_ipv6(c, out);
+		case ETH_IPV4: return decode_ipv4(c, out);
+		case ETH_IPV6: return decode_ipv6(c, out);
 		case ETH_VLAN:
 		case ETH_QINQ:
 		case ETH_QINQ_OLD:
@@ -254,8 +247,7 @@ static enum packet_result decode_ethertype(struct cursor *c, uint16_t type, stru
 				return decode_ipv6(c, out);
 			return PKT_NOT_IP;
 		}
-		default:
-			return PKT_NOT_IP;
+		default: return PKT_NOT_IP;
 		}
 	}
 }
@@ -312,13 +304,9 @@ enum packet_result packet_decode(int linktype, const uint8_t *frame, size_t capl
 			return decode_ipv6(&c, out);
 		return PKT_NOT_IP;
 	}
-	case DLT_RAW:
-		return decode_by_version(&c, out);
-	case DLT_IPV4:
-		return decode_ipv4(&c, out);
-	case DLT_IPV6:
-		return decode_ipv6(&c, out);
-	default:
-		return PKT_BAD_LINKTYPE;
+	case DLT_RAW: return decode_by_version(&c, out);
+	case DLT_IPV4: return decode_ipv4(&c, out);
+	case DLT_IPV6: return decode_ipv6(&c, out);
+	default: return PKT_BAD_LINKTYPE;
 	}
 }

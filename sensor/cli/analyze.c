@@ -17,26 +17,27 @@
 
 static void analyze_usage(FILE *out)
 {
-	fprintf(out,
-		"NAME\n"
-		"    mxwatch analyze - analyse SMTP sessions in capture files\n\n"
-		"SYNOPSIS\n"
-		"    mxwatch analyze [options] FILE...\n\n"
-		"DESCRIPTION\n"
-		"    Reads pcap and pcapng files (\"-\" is standard input) in the order given as one\n"
-		"    continuous capture, reassembles every TCP flow, decodes SMTP (port 25/587, or\n"
-		"    recognised by content or nDPI elsewhere), STARTTLS and the TLS handshake, and\n"
-		"    prints one record per SMTP session: greeting, HELO/EHLO, STARTTLS offered,\n"
-		"    mangled, requested and answered, AUTH before TLS, sender and recipient\n"
-		"    domains, TLS version, cipher, SNI and the server's certificates (TLS <= 1.2),\n"
-		"    stream bytes and anomalies (capture gaps, conflicting overlaps, injection).\n"
-		"    Counters for everything dropped or evicted go to standard error at the end.\n\n"
-		"OPTIONS\n%s"
-		"    -h, --help           this text\n\n"
-		"EXIT STATUS\n"
-		"    0 clean, 1 a finding at or above --fail-on, 2 usage error or an unreadable or\n"
-		"    corrupt input (sessions read before the error are still reported)\n",
-		pipeline_options_help);
+	fprintf(
+	    out,
+	    "NAME\n"
+	    "    mxwatch analyze - analyse SMTP sessions in capture files\n\n"
+	    "SYNOPSIS\n"
+	    "    mxwatch analyze [options] FILE...\n\n"
+	    "DESCRIPTION\n"
+	    "    Reads pcap and pcapng files (\"-\" is standard input) in the order given as one\n"
+	    "    continuous capture, reassembles every TCP flow, decodes SMTP (port 25/587, or\n"
+	    "    recognised by content or nDPI elsewhere), STARTTLS and the TLS handshake, and\n"
+	    "    prints one record per SMTP session: greeting, HELO/EHLO, STARTTLS offered,\n"
+	    "    mangled, requested and answered, AUTH before TLS, sender and recipient\n"
+	    "    domains, TLS version, cipher, SNI and the server's certificates (TLS <= 1.2),\n"
+	    "    stream bytes and anomalies (capture gaps, conflicting overlaps, injection).\n"
+	    "    Counters for everything dropped or evicted go to standard error at the end.\n\n"
+	    "OPTIONS\n%s"
+	    "    -h, --help           this text\n\n"
+	    "EXIT STATUS\n"
+	    "    0 clean, 1 a finding at or above --fail-on, 2 usage error or an unreadable or\n"
+	    "    corrupt input (sessions read before the error are still reported)\n",
+	    pipeline_options_help);
 }
 
 /* Progress bar on stderr for big files, only when a person is watching. */
@@ -127,11 +128,10 @@ int cmd_analyze(int argc, char **argv)
 	uint64_t run_ns = stage_now() - run_start;
 	static const char *const names[STAGE_COUNT] = {"message bodies", "after tls handshake"};
 	for (int st = 0; st < STAGE_COUNT; st++)
-		fprintf(stderr, "stage %s: %.2f%% of the run, %" PRIu64 " bytes, %" PRIu64
-				" calls\n",
-			names[st],
-			run_ns ? 100.0 * (double)stage_times.ns[st] / (double)run_ns : 0.0,
-			stage_times.bytes[st], stage_times.calls[st]);
+		fprintf(
+		    stderr, "stage %s: %.2f%% of the run, %" PRIu64 " bytes, %" PRIu64 " calls\n",
+		    names[st], run_ns ? 100.0 * (double)stage_times.ns[st] / (double)run_ns : 0.0,
+		    stage_times.bytes[st], stage_times.calls[st]);
 #endif
 	if (status == EXIT_CLEAN && pipeline_failed(p))
 		status = EXIT_FINDINGS;

@@ -10,13 +10,13 @@
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
-#include <pcap/pcap.h>
 #include <linux/if_packet.h>
+#include <pcap/pcap.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +25,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/packet.h"
 #include "cli/cmd.h"
 #include "cli/options.h"
-#include "capture/packet.h"
 #include "run/pipeline.h"
 #include "run/shard.h"
 #include "util/units.h"
 
-#define LIVE_MAX_IFACES 8
+#define LIVE_MAX_IFACES     8
 #define LIVE_DEFAULT_FILTER "tcp port 25 or tcp port 587 or tcp port 465 or port 53"
 #define LIVE_COMMIT_EVERY_S 2
 
-enum { OPT_FILTER = 256, OPT_SNAPLEN, OPT_BUFFER, OPT_NO_PROMISC, OPT_TIMEOUT, OPT_USER,
-       OPT_CHROOT, OPT_STATS };
+enum {
+	OPT_FILTER = 256,
+	OPT_SNAPLEN,
+	OPT_BUFFER,
+	OPT_NO_PROMISC,
+	OPT_TIMEOUT,
+	OPT_USER,
+	OPT_CHROOT,
+	OPT_STATS
+};
 
 static volatile sig_atomic_t got_term, got_hup, got_usr1;
 
@@ -67,7 +75,7 @@ struct worker {
 	unsigned stats_done;
 };
 
-static atomic_uint stats_wanted;  /* bumped by the main thread */
+static atomic_uint stats_wanted; /* bumped by the main thread */
 static atomic_int workers_stop;
 
 struct frame_ctx {
@@ -77,40 +85,41 @@ struct frame_ctx {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"NAME\n"
-		"    mxwatch capture - watch SMTP on live interfaces (SPAN/mirror port)\n\n"
-		"SYNOPSIS\n"
-		"    mxwatch capture -i IFACE [-i IFACE...] [options]\n\n"
-		"DESCRIPTION\n"
-		"    Captures with libpcap, runs in the foreground (for systemd), and gives the\n"
-		"    same outputs as analyze. Interfaces and the database are opened first, then\n"
-		"    privileges are dropped to --user (and --chroot) before any packet is read.\n"
-		"    SIGHUP reloads the configuration and the policy cache, keeping every flow;\n"
-		"    SIGTERM and SIGINT end all open sessions through the rules and sinks, then\n"
-		"    exit; SIGUSR1 logs capture statistics (received, dropped, dropped by the\n"
-		"    interface), which are also logged every --stats-interval and at exit.\n"
-		"    With several --workers, each worker opens every interface and joins the\n"
-		"    interface's AF_PACKET fanout group (PACKET_FANOUT_HASH): the kernel gives\n"
-		"    both directions of a connection to the same worker.\n\n"
-		"OPTIONS\n"
-		"    -i, --interface IFACE  capture here (repeatable, up to %d)\n"
-		"    --filter BPF           capture filter (default \"%s\")\n"
-		"    --snaplen BYTES        bytes kept per packet (default 65535)\n"
-		"    --buffer SIZE          kernel capture buffer per interface, shared by the\n"
-		"                           workers' handles (at least 4M each), k/M/G suffix\n"
-		"                           (default 64M)\n"
-		"    --no-promisc           do not put interfaces in promiscuous mode\n"
-		"    --timeout MS           packet buffer timeout (default 100)\n"
-		"    --user NAME            drop root to this user after opening everything\n"
-		"    --chroot DIR           and confine the process to DIR\n"
-		"    --stats-interval SEC   log capture statistics this often (default 300, 0 off)\n"
-		"%s"
-		"    -h, --help             this text\n\n"
-		"EXIT STATUS\n"
-		"    0 stopped by a signal, 1 a finding at or above --fail-on, 2 usage or\n"
-		"    start-up error\n",
-		LIVE_MAX_IFACES, LIVE_DEFAULT_FILTER, pipeline_options_help);
+	fprintf(
+	    out,
+	    "NAME\n"
+	    "    mxwatch capture - watch SMTP on live interfaces (SPAN/mirror port)\n\n"
+	    "SYNOPSIS\n"
+	    "    mxwatch capture -i IFACE [-i IFACE...] [options]\n\n"
+	    "DESCRIPTION\n"
+	    "    Captures with libpcap, runs in the foreground (for systemd), and gives the\n"
+	    "    same outputs as analyze. Interfaces and the database are opened first, then\n"
+	    "    privileges are dropped to --user (and --chroot) before any packet is read.\n"
+	    "    SIGHUP reloads the configuration and the policy cache, keeping every flow;\n"
+	    "    SIGTERM and SIGINT end all open sessions through the rules and sinks, then\n"
+	    "    exit; SIGUSR1 logs capture statistics (received, dropped, dropped by the\n"
+	    "    interface), which are also logged every --stats-interval and at exit.\n"
+	    "    With several --workers, each worker opens every interface and joins the\n"
+	    "    interface's AF_PACKET fanout group (PACKET_FANOUT_HASH): the kernel gives\n"
+	    "    both directions of a connection to the same worker.\n\n"
+	    "OPTIONS\n"
+	    "    -i, --interface IFACE  capture here (repeatable, up to %d)\n"
+	    "    --filter BPF           capture filter (default \"%s\")\n"
+	    "    --snaplen BYTES        bytes kept per packet (default 65535)\n"
+	    "    --buffer SIZE          kernel capture buffer per interface, shared by the\n"
+	    "                           workers' handles (at least 4M each), k/M/G suffix\n"
+	    "                           (default 64M)\n"
+	    "    --no-promisc           do not put interfaces in promiscuous mode\n"
+	    "    --timeout MS           packet buffer timeout (default 100)\n"
+	    "    --user NAME            drop root to this user after opening everything\n"
+	    "    --chroot DIR           and confine the process to DIR\n"
+	    "    --stats-interval SEC   log capture statistics this often (default 300, 0 off)\n"
+	    "%s"
+	    "    -h, --help             this text\n\n"
+	    "EXIT STATUS\n"
+	    "    0 stopped by a signal, 1 a finding at or above --fail-on, 2 usage or\n"
+	    "    start-up error\n",
+	    LIVE_MAX_IFACES, LIVE_DEFAULT_FILTER, pipeline_options_help);
 }
 
 static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
@@ -235,7 +244,8 @@ static void chown_db(const char *path, uid_t uid, gid_t gid)
 	for (int i = 0; i < 3; i++) {
 		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
 		if (chown(p, uid, gid) != 0 && errno != ENOENT)
-			fprintf(stderr, "mxwatch capture: warning: chown %s: %s\n", p, strerror(errno));
+			fprintf(stderr, "mxwatch capture: warning: chown %s: %s\n", p,
+				strerror(errno));
 	}
 }
 
@@ -279,10 +289,12 @@ static void log_stats(struct worker *ws, int n_workers, const char *const *names
 			ifdrop += ws[k].st[i].ps_ifdrop;
 			pthread_mutex_unlock(&ws[k].stats_mu);
 		}
-		fprintf(stderr, "capture %s: received %llu, dropped %llu, dropped by interface %llu\n",
+		fprintf(stderr,
+			"capture %s: received %llu, dropped %llu, dropped by interface %llu\n",
 			names[i], recv, drop, ifdrop);
 		if (use_syslog)
-			syslog(LOG_INFO, "stats interface=%s received=%llu dropped=%llu ifdropped=%llu",
+			syslog(LOG_INFO,
+			       "stats interface=%s received=%llu dropped=%llu ifdropped=%llu",
 			       names[i], recv, drop, ifdrop);
 	}
 }
@@ -306,10 +318,12 @@ static int xjoin_fanout(pcap_t *h, const char *name, int group)
 {
 	const int flags = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG;
 	int fd = pcap_fileno(h);
-	int val = group < 0 ? (flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16 : (group & 0xffff) | flags << 16;
+	int val = group < 0 ? (flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16
+			    : (group & 0xffff) | flags << 16;
 	if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) != 0) {
-		fprintf(stderr, "mxwatch capture: %s: joining a fanout group: %s (try --workers 1)\n",
-			name, strerror(errno));
+		fprintf(stderr,
+			"mxwatch capture: %s: joining a fanout group: %s (try --workers 1)\n", name,
+			strerror(errno));
 		exit(EXIT_USAGE);
 	}
 	if (group >= 0)
@@ -339,8 +353,8 @@ struct capture_args {
 };
 
 /* An option value in [min, max]; -1 after a message naming the option. */
-static int ranged(const char *opt, const char *val, unsigned long long min,
-		  unsigned long long max, const char *range, unsigned long long *out)
+static int ranged(const char *opt, const char *val, unsigned long long min, unsigned long long max,
+		  const char *range, unsigned long long *out)
 {
 	if (parse_size_option(opt, val, out))
 		return -1;
@@ -358,7 +372,8 @@ static int capture_opt(struct capture_args *a, int c, const char *arg)
 	switch (c) {
 	case 'i':
 		if (a->n_if == LIVE_MAX_IFACES) {
-			fprintf(stderr, "mxwatch capture: at most %d interfaces\n", LIVE_MAX_IFACES);
+			fprintf(stderr, "mxwatch capture: at most %d interfaces\n",
+				LIVE_MAX_IFACES);
 			return -1;
 		}
 		a->ifnames[a->n_if++] = arg;
@@ -382,10 +397,8 @@ static int capture_opt(struct capture_args *a, int c, const char *arg)
 			return -1;
 		a->timeout = (int)v;
 		return 1;
-	case OPT_STATS:
-		return parse_size_option("--stats-interval", arg, &a->stats_every) ? -1 : 1;
-	default:
-		return 0;
+	case OPT_STATS: return parse_size_option("--stats-interval", arg, &a->stats_every) ? -1 : 1;
+	default: return 0;
 	}
 }
 
@@ -397,16 +410,16 @@ static int parse_args(int argc, char **argv, struct capture_args *a, int *status
 	for (int i = 0; i < pipeline_n_options; i++)
 		opts[n++] = pipeline_options[i];
 	static const struct option own[] = {
-		{"interface", required_argument, NULL, 'i'},
-		{"filter", required_argument, NULL, OPT_FILTER},
-		{"snaplen", required_argument, NULL, OPT_SNAPLEN},
-		{"buffer", required_argument, NULL, OPT_BUFFER},
-		{"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"user", required_argument, NULL, OPT_USER},
-		{"chroot", required_argument, NULL, OPT_CHROOT},
-		{"stats-interval", required_argument, NULL, OPT_STATS},
-		{"help", no_argument, NULL, 'h'},
+	    {"interface", required_argument, NULL, 'i'},
+	    {"filter", required_argument, NULL, OPT_FILTER},
+	    {"snaplen", required_argument, NULL, OPT_SNAPLEN},
+	    {"buffer", required_argument, NULL, OPT_BUFFER},
+	    {"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"user", required_argument, NULL, OPT_USER},
+	    {"chroot", required_argument, NULL, OPT_CHROOT},
+	    {"stats-interval", required_argument, NULL, OPT_STATS},
+	    {"help", no_argument, NULL, 'h'},
 	};
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
 		opts[n++] = own[i];
@@ -468,8 +481,8 @@ static void xopen_handles(const struct capture_args *a, struct worker *ws, int n
 		w->n_if = a->n_if;
 		pthread_mutex_init(&w->stats_mu, NULL);
 		for (int i = 0; i < a->n_if; i++) {
-			w->h[i] = xopen_iface(a->ifnames[i], a->snaplen, (int)per_handle, a->promisc,
-					      a->timeout, a->filter);
+			w->h[i] = xopen_iface(a->ifnames[i], a->snaplen, (int)per_handle,
+					      a->promisc, a->timeout, a->filter);
 			w->linktype[i] = pcap_datalink(w->h[i]);
 			/* Workers join every interface's group in the same order,
 			 * so member k of each group is worker k: with one mirror
@@ -518,8 +531,7 @@ static int start_workers(struct pipeline *p, struct worker *ws, int n_workers)
 
 /* The main thread's work until SIGTERM/SIGINT: results to the sinks,
  * reloads, statistics, periodic commits. */
-static void serve(struct pipeline *p, const struct capture_args *a, struct worker *ws,
-		  int started)
+static void serve(struct pipeline *p, const struct capture_args *a, struct worker *ws, int started)
 {
 	char err[512];
 	time_t last_stats = time(NULL), last_commit = last_stats;
@@ -530,10 +542,13 @@ static void serve(struct pipeline *p, const struct capture_args *a, struct worke
 		if (got_hup) {
 			got_hup = 0;
 			if (pipeline_reload(p, err, sizeof(err)))
-				fprintf(stderr, "mxwatch capture: reload failed, keeping the old "
-						"configuration: %s\n", err);
+				fprintf(stderr,
+					"mxwatch capture: reload failed, keeping the old "
+					"configuration: %s\n",
+					err);
 			else
-				fprintf(stderr, "mxwatch capture: configuration and policy reloaded\n");
+				fprintf(stderr,
+					"mxwatch capture: configuration and policy reloaded\n");
 		}
 		time_t now = time(NULL);
 		if (got_usr1 || (a->stats_every && now - last_stats >= (time_t)a->stats_every)) {
@@ -556,8 +571,8 @@ static void serve(struct pipeline *p, const struct capture_args *a, struct worke
 
 /* Stops the capture threads, pushes every open session through, and
  * returns the exit status. */
-static int finish(struct pipeline *p, const struct capture_args *a, struct worker *ws,
-		  int started, int n_workers)
+static int finish(struct pipeline *p, const struct capture_args *a, struct worker *ws, int started,
+		  int n_workers)
 {
 	atomic_store(&workers_stop, 1);
 	/* Shards never started must still count as finished. */
@@ -605,8 +620,10 @@ int cmd_capture(int argc, char **argv)
 		 * CAP_DAC_OVERRIDE cannot open what its user owns. */
 		int hint = getuid() == 0 && strstr(err, "unable to open database file");
 		fprintf(stderr, "mxwatch capture: %s%s\n", err,
-			hint ? " (root needs CAP_DAC_OVERRIDE to open a database another user owns; "
-			       "see etc/mxwatch.service)" : "");
+			hint
+			    ? " (root needs CAP_DAC_OVERRIDE to open a database another user owns; "
+			      "see etc/mxwatch.service)"
+			    : "");
 		return EXIT_USAGE;
 	}
 	char db_path[4096] = "";
@@ -619,8 +636,10 @@ int cmd_capture(int argc, char **argv)
 		fprintf(stderr, "mxwatch capture: cannot start capture thread %d\n", started + 1);
 		got_term = 1;
 	} else {
-		fprintf(stderr, "mxwatch capture: running on %d interface(s) with %d capture "
-				"thread(s) as uid %u\n", a.n_if, n_workers, (unsigned)getuid());
+		fprintf(stderr,
+			"mxwatch capture: running on %d interface(s) with %d capture "
+			"thread(s) as uid %u\n",
+			a.n_if, n_workers, (unsigned)getuid());
 	}
 	serve(p, &a, ws, started);
 	status = finish(p, &a, ws, started, n_workers);

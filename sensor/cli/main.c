@@ -33,10 +33,10 @@ static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{"analyze", cmd_analyze},
-	{"policy", cmd_policy},
-	{"report", cmd_report},
-	{"capture", cmd_capture},
+    {"analyze", cmd_analyze},
+    {"policy", cmd_policy},
+    {"report", cmd_report},
+    {"capture", cmd_capture},
 };
 
 static int (*find_command(const char *name))(int, char **)

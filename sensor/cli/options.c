@@ -12,49 +12,59 @@
 #include "rules/rules.h"
 
 enum {
-	OPT_JSON = PIPELINE_OPT_BASE, OPT_FLOWS, OPT_MAX_FLOWS, OPT_REASM_MEMORY, OPT_NDPI,
-	OPT_DB, OPT_CONFIG, OPT_SYSLOG, OPT_FAIL_ON, OPT_NO_STORE, OPT_QUIET, OPT_WORKERS
+	OPT_JSON = PIPELINE_OPT_BASE,
+	OPT_FLOWS,
+	OPT_MAX_FLOWS,
+	OPT_REASM_MEMORY,
+	OPT_NDPI,
+	OPT_DB,
+	OPT_CONFIG,
+	OPT_SYSLOG,
+	OPT_FAIL_ON,
+	OPT_NO_STORE,
+	OPT_QUIET,
+	OPT_WORKERS
 };
 
 const struct option pipeline_options[] = {
-	{"json", no_argument, NULL, OPT_JSON},
-	{"flows", no_argument, NULL, OPT_FLOWS},
-	{"ndpi", required_argument, NULL, OPT_NDPI},
-	{"db", required_argument, NULL, OPT_DB},
-	{"config", required_argument, NULL, OPT_CONFIG},
-	{"syslog", no_argument, NULL, OPT_SYSLOG},
-	{"fail-on", required_argument, NULL, OPT_FAIL_ON},
-	{"no-store", no_argument, NULL, OPT_NO_STORE},
-	{"quiet", no_argument, NULL, OPT_QUIET},
-	{"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
-	{"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
-	{"workers", required_argument, NULL, OPT_WORKERS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"flows", no_argument, NULL, OPT_FLOWS},
+    {"ndpi", required_argument, NULL, OPT_NDPI},
+    {"db", required_argument, NULL, OPT_DB},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"syslog", no_argument, NULL, OPT_SYSLOG},
+    {"fail-on", required_argument, NULL, OPT_FAIL_ON},
+    {"no-store", no_argument, NULL, OPT_NO_STORE},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
+    {"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
+    {"workers", required_argument, NULL, OPT_WORKERS},
 };
 const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
 
 const char pipeline_options_help[] =
-	"    --json               one JSON object per line instead of the table\n"
-	"    --db PATH            policy and results database (default: $MXWATCH_DB or\n"
-	"                         ~/.local/share/mxwatch/mxwatch.db when it exists);\n"
-	"                         \"none\": no database (no policy, nothing stored)\n"
-	"    --config FILE        rules configuration (see etc/mxwatch.conf)\n"
-	"    --syslog             send alerts to syslog(3) (facility and tag from --config)\n"
-	"    --fail-on SEVERITY   exit 1 when an alerting finding is at or above SEVERITY\n"
-	"                         (info, low, medium, high, critical)\n"
-	"    --no-store           do not write sessions and findings to the database\n"
-	"    --flows              per-flow records (every TCP flow) instead of sessions\n"
-	"    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
-	"                         other ports, and mail ports carrying non-SMTP bytes),\n"
-	"                         all (every flow; adds nDPI's clear-text credentials\n"
-	"                         verdict beside ours), off\n"
-	"    -q, --quiet          no per-session output and no summary, only the counters\n"
-	"    --max-flows N        flows tracked at once; the oldest is evicted\n"
-	"    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
-	"    --workers N          decoding threads, each owning a share of the flows\n"
-	"                         (default: one per core). Results do not depend on N\n"
-	"                         while no flow or memory cap is reached: the caps are\n"
-	"                         split between the workers, each evicting its own\n"
-	"                         oldest flows\n";
+    "    --json               one JSON object per line instead of the table\n"
+    "    --db PATH            policy and results database (default: $MXWATCH_DB or\n"
+    "                         ~/.local/share/mxwatch/mxwatch.db when it exists);\n"
+    "                         \"none\": no database (no policy, nothing stored)\n"
+    "    --config FILE        rules configuration (see etc/mxwatch.conf)\n"
+    "    --syslog             send alerts to syslog(3) (facility and tag from --config)\n"
+    "    --fail-on SEVERITY   exit 1 when an alerting finding is at or above SEVERITY\n"
+    "                         (info, low, medium, high, critical)\n"
+    "    --no-store           do not write sessions and findings to the database\n"
+    "    --flows              per-flow records (every TCP flow) instead of sessions\n"
+    "    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
+    "                         other ports, and mail ports carrying non-SMTP bytes),\n"
+    "                         all (every flow; adds nDPI's clear-text credentials\n"
+    "                         verdict beside ours), off\n"
+    "    -q, --quiet          no per-session output and no summary, only the counters\n"
+    "    --max-flows N        flows tracked at once; the oldest is evicted\n"
+    "    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
+    "    --workers N          decoding threads, each owning a share of the flows\n"
+    "                         (default: one per core). Results do not depend on N\n"
+    "                         while no flow or memory cap is reached: the caps are\n"
+    "                         split between the workers, each evicting its own\n"
+    "                         oldest flows\n";
 
 int parse_size_option(const char *opt, const char *val, unsigned long long *out)
 {
@@ -93,8 +103,10 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 	case OPT_FAIL_ON:
 		o->fail_on = severity_from_name(arg);
 		if (o->fail_on < 0) {
-			fprintf(stderr, "mxwatch %s: --fail-on: '%s' is not info, low, medium, high or "
-					"critical\n", cmd, arg);
+			fprintf(stderr,
+				"mxwatch %s: --fail-on: '%s' is not info, low, medium, high or "
+				"critical\n",
+				cmd, arg);
 			return -1;
 		}
 		return 1;
@@ -106,7 +118,8 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 		else if (!strcmp(arg, "off"))
 			o->ndpi = SESSION_NDPI_OFF;
 		else {
-			fprintf(stderr, "mxwatch %s: --ndpi: '%s' is not auto, all or off\n", cmd, arg);
+			fprintf(stderr, "mxwatch %s: --ndpi: '%s' is not auto, all or off\n", cmd,
+				arg);
 			return -1;
 		}
 		return 1;
@@ -134,8 +147,6 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 			return -1;
 		o->flow.reasm_budget = v;
 		return 1;
-	default:
-		return 0;
+	default: return 0;
 	}
 }
-

@@ -10,54 +10,55 @@
 
 #include "cli/cmd.h"
 #include "cli/options.h"
-#include "db/sql/db.h"
 #include "db/policy/policyfile.h"
 #include "db/refresh/refresh.h"
+#include "db/sql/db.h"
 
 static void policy_usage(FILE *out)
 {
-	fprintf(out,
-		"NAME\n"
-		"    mxwatch policy - the MTA-STS / DANE policy cache\n\n"
-		"SYNOPSIS\n"
-		"    mxwatch policy fetch  [--db PATH] [fetch options] DOMAIN...\n"
-		"    mxwatch policy import [--db PATH] FILE\n"
-		"    mxwatch policy export [--db PATH]\n"
-		"    mxwatch policy show   [--db PATH] DOMAIN...\n"
-		"    mxwatch policy list   [--db PATH]\n\n"
-		"DESCRIPTION\n"
-		"    fetch looks up each domain's MX hosts, their addresses and TLSA records\n"
-		"    (_25._tcp.HOST) and its _mta-sts TXT record through a DNSSEC-validating\n"
-		"    resolver, then downloads https://mta-sts.DOMAIN/.well-known/mta-sts.txt\n"
-		"    (no redirects, certificate checked, 64 KiB at most) when the TXT id changed or\n"
-		"    the cached policy's max_age ran out. Results, with their DNSSEC status, and\n"
-		"    failures, with their RFC 8460 result type, go to the database.\n"
-		"    import reads the text format below (also used by the demo policy); export\n"
-		"    writes the cache in it. show prints what is cached for a domain; list one\n"
-		"    line per domain.\n\n"
-		"OPTIONS\n"
-		"    --db PATH              database file (default: $MXWATCH_DB, else\n"
-		"                           ~/.local/share/mxwatch/mxwatch.db); created on first use\n"
-		"    --trust-anchor FILE    DNSSEC trust anchor, DS or DNSKEY records in zone-file\n"
-		"                           format (default %s)\n"
-		"    --stub ZONE@ADDR[@PORT]  ask this server for names in ZONE (repeatable)\n"
-		"    --resolver ADDR[@PORT] forward queries to this resolver (repeatable); answers\n"
-		"                           are still validated locally\n"
-		"    --ca-bundle FILE       CA certificates for the policy host (default: system)\n"
-		"    --force                download policies even when the TXT id is unchanged\n"
-		"    --queued               fetch the domains that on-demand discovery queued\n"
-		"                           (see [discovery] in etc/mxwatch.conf), then unqueue them\n"
-		"    --timeout SECONDS      HTTPS timeout (default 60)\n"
-		"    -h, --help             this text\n\n"
-		"FILE FORMAT (import/export)\n"
-		"    mx       DOMAIN PREFERENCE HOST               [dnssec=secure|insecure]\n"
-		"    address  HOST ADDRESS                         [dnssec=...]\n"
-		"    mta-sts  DOMAIN mode=enforce|testing|none max_age=SECONDS mx=PATTERN... [id=ID]\n"
-		"    tlsa     HOST PORT USAGE SELECTOR MTYPE HEX   [dnssec=...]\n"
-		"    '#' starts a comment. Imported records count as DNSSEC-secure unless marked.\n\n"
-		"EXIT STATUS\n"
-		"    0 done, 2 usage error, bad file or database error\n",
-		REFRESH_DEFAULT_ANCHOR);
+	fprintf(
+	    out,
+	    "NAME\n"
+	    "    mxwatch policy - the MTA-STS / DANE policy cache\n\n"
+	    "SYNOPSIS\n"
+	    "    mxwatch policy fetch  [--db PATH] [fetch options] DOMAIN...\n"
+	    "    mxwatch policy import [--db PATH] FILE\n"
+	    "    mxwatch policy export [--db PATH]\n"
+	    "    mxwatch policy show   [--db PATH] DOMAIN...\n"
+	    "    mxwatch policy list   [--db PATH]\n\n"
+	    "DESCRIPTION\n"
+	    "    fetch looks up each domain's MX hosts, their addresses and TLSA records\n"
+	    "    (_25._tcp.HOST) and its _mta-sts TXT record through a DNSSEC-validating\n"
+	    "    resolver, then downloads https://mta-sts.DOMAIN/.well-known/mta-sts.txt\n"
+	    "    (no redirects, certificate checked, 64 KiB at most) when the TXT id changed or\n"
+	    "    the cached policy's max_age ran out. Results, with their DNSSEC status, and\n"
+	    "    failures, with their RFC 8460 result type, go to the database.\n"
+	    "    import reads the text format below (also used by the demo policy); export\n"
+	    "    writes the cache in it. show prints what is cached for a domain; list one\n"
+	    "    line per domain.\n\n"
+	    "OPTIONS\n"
+	    "    --db PATH              database file (default: $MXWATCH_DB, else\n"
+	    "                           ~/.local/share/mxwatch/mxwatch.db); created on first use\n"
+	    "    --trust-anchor FILE    DNSSEC trust anchor, DS or DNSKEY records in zone-file\n"
+	    "                           format (default %s)\n"
+	    "    --stub ZONE@ADDR[@PORT]  ask this server for names in ZONE (repeatable)\n"
+	    "    --resolver ADDR[@PORT] forward queries to this resolver (repeatable); answers\n"
+	    "                           are still validated locally\n"
+	    "    --ca-bundle FILE       CA certificates for the policy host (default: system)\n"
+	    "    --force                download policies even when the TXT id is unchanged\n"
+	    "    --queued               fetch the domains that on-demand discovery queued\n"
+	    "                           (see [discovery] in etc/mxwatch.conf), then unqueue them\n"
+	    "    --timeout SECONDS      HTTPS timeout (default 60)\n"
+	    "    -h, --help             this text\n\n"
+	    "FILE FORMAT (import/export)\n"
+	    "    mx       DOMAIN PREFERENCE HOST               [dnssec=secure|insecure]\n"
+	    "    address  HOST ADDRESS                         [dnssec=...]\n"
+	    "    mta-sts  DOMAIN mode=enforce|testing|none max_age=SECONDS mx=PATTERN... [id=ID]\n"
+	    "    tlsa     HOST PORT USAGE SELECTOR MTYPE HEX   [dnssec=...]\n"
+	    "    '#' starts a comment. Imported records count as DNSSEC-secure unless marked.\n\n"
+	    "EXIT STATUS\n"
+	    "    0 done, 2 usage error, bad file or database error\n",
+	    REFRESH_DEFAULT_ANCHOR);
 }
 
 static void fmt_time(int64_t t, char *buf, size_t len)
@@ -87,8 +88,9 @@ static int show_addr(void *ctx, const struct db_addr *r)
 static int show_tlsa(void *ctx, const struct db_tlsa *r)
 {
 	struct show_ctx *c = ctx;
-	fprintf(c->out, "      tlsa    %s %d %d %d %.64s%s  %s %s\n", r->name, r->usage, r->selector,
-		r->mtype, r->data, strlen(r->data) > 64 ? "..." : "", r->dnssec, r->source);
+	fprintf(c->out, "      tlsa    %s %d %d %d %.64s%s  %s %s\n", r->name, r->usage,
+		r->selector, r->mtype, r->data, strlen(r->data) > 64 ? "..." : "", r->dnssec,
+		r->source);
 	return 0;
 }
 
@@ -131,8 +133,8 @@ static int show_sts(void *ctx, const struct db_sts *r)
 	return 0;
 }
 
-static int show_log(void *ctx, int64_t ts, const char *domain, const char *what,
-		    const char *result, const char *detail)
+static int show_log(void *ctx, int64_t ts, const char *domain, const char *what, const char *result,
+		    const char *detail)
 {
 	struct show_ctx *c = ctx;
 	char t[32];
@@ -255,8 +257,17 @@ struct policy_args {
 	char **args;
 };
 
-enum { OPT_DB = 256, OPT_TA, OPT_STUB, OPT_RESOLVER, OPT_CA, OPT_FORCE, OPT_TIMEOUT,
-       OPT_HTTPS_PORT, OPT_QUEUED };
+enum {
+	OPT_DB = 256,
+	OPT_TA,
+	OPT_STUB,
+	OPT_RESOLVER,
+	OPT_CA,
+	OPT_FORCE,
+	OPT_TIMEOUT,
+	OPT_HTTPS_PORT,
+	OPT_QUEUED
+};
 
 /* One option; 0 when taken, else the exit status. */
 static int policy_opt(struct policy_args *a, int c, const char *arg, const char *opt_text)
@@ -295,9 +306,7 @@ static int policy_opt(struct policy_args *a, int c, const char *arg, const char 
 		}
 		cfg->https_port = (int)v;
 		return 0;
-	case 'h':
-		policy_usage(stdout);
-		return EXIT_CLEAN;
+	case 'h': policy_usage(stdout); return EXIT_CLEAN;
 	default:
 		fprintf(stderr, "mxwatch policy: unknown or incomplete option '%s'\n", opt_text);
 		return EXIT_USAGE;
@@ -309,17 +318,17 @@ static int policy_opt(struct policy_args *a, int c, const char *arg, const char 
 static int parse_policy_args(int argc, char **argv, struct policy_args *a, int *status)
 {
 	static const struct option opts[] = {
-		{"db", required_argument, NULL, OPT_DB},
-		{"trust-anchor", required_argument, NULL, OPT_TA},
-		{"stub", required_argument, NULL, OPT_STUB},
-		{"resolver", required_argument, NULL, OPT_RESOLVER},
-		{"ca-bundle", required_argument, NULL, OPT_CA},
-		{"force", no_argument, NULL, OPT_FORCE},
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"https-port", required_argument, NULL, OPT_HTTPS_PORT},
-		{"queued", no_argument, NULL, OPT_QUEUED},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"db", required_argument, NULL, OPT_DB},
+	    {"trust-anchor", required_argument, NULL, OPT_TA},
+	    {"stub", required_argument, NULL, OPT_STUB},
+	    {"resolver", required_argument, NULL, OPT_RESOLVER},
+	    {"ca-bundle", required_argument, NULL, OPT_CA},
+	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"https-port", required_argument, NULL, OPT_HTTPS_PORT},
+	    {"queued", no_argument, NULL, OPT_QUEUED},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	memset(a, 0, sizeof(*a));
 	optind = 1;
@@ -388,11 +397,8 @@ static const struct {
 	const char *needs; /* the operand it cannot do without, or NULL */
 	int (*run)(struct db *d, struct policy_args *a);
 } subcommands[] = {
-	{"fetch", "DOMAIN", sub_fetch},
-	{"import", "FILE", sub_import},
-	{"export", NULL, sub_export},
-	{"show", "DOMAIN", sub_show},
-	{"list", NULL, sub_list},
+    {"fetch", "DOMAIN", sub_fetch}, {"import", "FILE", sub_import}, {"export", NULL, sub_export},
+    {"show", "DOMAIN", sub_show},   {"list", NULL, sub_list},
 };
 
 int cmd_policy(int argc, char **argv)
@@ -414,11 +420,13 @@ int cmd_policy(int argc, char **argv)
 	while (k < n_sub && strcmp(subcommands[k].name, sub))
 		k++;
 	if (k == n_sub) {
-		fprintf(stderr, "mxwatch policy: '%s' is not fetch, import, export, show or list\n", sub);
+		fprintf(stderr, "mxwatch policy: '%s' is not fetch, import, export, show or list\n",
+			sub);
 		return EXIT_USAGE;
 	}
 	/* fetch --queued takes its domains from the database. */
-	if (subcommands[k].needs && a.nargs == 0 && !(a.queued && subcommands[k].run == sub_fetch)) {
+	if (subcommands[k].needs && a.nargs == 0 &&
+	    !(a.queued && subcommands[k].run == sub_fetch)) {
 		fprintf(stderr, "mxwatch policy %s: missing %s\n", sub, subcommands[k].needs);
 		return EXIT_USAGE;
 	}

@@ -16,31 +16,32 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"NAME\n"
-		"    mxwatch report - RFC 8460 TLS reports and a summary from stored results\n\n"
-		"SYNOPSIS\n"
-		"    mxwatch report [--db PATH] [--from DATE] [--to DATE] [--domain DOMAIN]\n"
-		"                   [--json] [--org NAME] [--contact TEXT]\n\n"
-		"DESCRIPTION\n"
-		"    Reads the sessions and findings that `mxwatch analyze` stored. Without --json\n"
-		"    it prints a summary: sessions, share with TLS, share verified, findings by id,\n"
-		"    top domains. With --json it prints one RFC 8460 report per policy domain, one\n"
-		"    JSON object per line: organization-name, date-range, contact-info, report-id,\n"
-		"    and policies[] with the domain's policy (sts, tlsa or no-policy-found from the\n"
-		"    cache), session counts and failure-details by result type, sending MTA,\n"
-		"    receiving MX host and address.\n\n"
-		"OPTIONS\n"
-		"    --db PATH        database (default as for analyze)\n"
-		"    --from DATE      start of the range, YYYY-MM-DD (UTC, inclusive)\n"
-		"    --to DATE        end of the range, YYYY-MM-DD (UTC, inclusive)\n"
-		"    --domain DOMAIN  only this policy domain\n"
-		"    --json           RFC 8460 JSON instead of the summary\n"
-		"    --org NAME       organization-name (default \"mxwatch\")\n"
-		"    --contact TEXT   contact-info (default \"\")\n"
-		"    -h, --help       this text\n\n"
-		"EXIT STATUS\n"
-		"    0 done, 2 usage or database error\n");
+	fprintf(
+	    out,
+	    "NAME\n"
+	    "    mxwatch report - RFC 8460 TLS reports and a summary from stored results\n\n"
+	    "SYNOPSIS\n"
+	    "    mxwatch report [--db PATH] [--from DATE] [--to DATE] [--domain DOMAIN]\n"
+	    "                   [--json] [--org NAME] [--contact TEXT]\n\n"
+	    "DESCRIPTION\n"
+	    "    Reads the sessions and findings that `mxwatch analyze` stored. Without --json\n"
+	    "    it prints a summary: sessions, share with TLS, share verified, findings by id,\n"
+	    "    top domains. With --json it prints one RFC 8460 report per policy domain, one\n"
+	    "    JSON object per line: organization-name, date-range, contact-info, report-id,\n"
+	    "    and policies[] with the domain's policy (sts, tlsa or no-policy-found from the\n"
+	    "    cache), session counts and failure-details by result type, sending MTA,\n"
+	    "    receiving MX host and address.\n\n"
+	    "OPTIONS\n"
+	    "    --db PATH        database (default as for analyze)\n"
+	    "    --from DATE      start of the range, YYYY-MM-DD (UTC, inclusive)\n"
+	    "    --to DATE        end of the range, YYYY-MM-DD (UTC, inclusive)\n"
+	    "    --domain DOMAIN  only this policy domain\n"
+	    "    --json           RFC 8460 JSON instead of the summary\n"
+	    "    --org NAME       organization-name (default \"mxwatch\")\n"
+	    "    --contact TEXT   contact-info (default \"\")\n"
+	    "    -h, --help       this text\n\n"
+	    "EXIT STATUS\n"
+	    "    0 done, 2 usage or database error\n");
 }
 
 static int parse_date(const char *s, int64_t *out)
@@ -56,17 +57,25 @@ static int parse_date(const char *s, int64_t *out)
 
 int cmd_report(int argc, char **argv)
 {
-	enum { OPT_DB = 256, OPT_FROM, OPT_TO, OPT_DOMAIN, OPT_JSON, OPT_ORG, OPT_CONTACT };
+	enum {
+		OPT_DB = 256,
+		OPT_FROM,
+		OPT_TO,
+		OPT_DOMAIN,
+		OPT_JSON,
+		OPT_ORG,
+		OPT_CONTACT
+	};
 	static const struct option opts[] = {
-		{"db", required_argument, NULL, OPT_DB},
-		{"from", required_argument, NULL, OPT_FROM},
-		{"to", required_argument, NULL, OPT_TO},
-		{"domain", required_argument, NULL, OPT_DOMAIN},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"org", required_argument, NULL, OPT_ORG},
-		{"contact", required_argument, NULL, OPT_CONTACT},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"db", required_argument, NULL, OPT_DB},
+	    {"from", required_argument, NULL, OPT_FROM},
+	    {"to", required_argument, NULL, OPT_TO},
+	    {"domain", required_argument, NULL, OPT_DOMAIN},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"org", required_argument, NULL, OPT_ORG},
+	    {"contact", required_argument, NULL, OPT_CONTACT},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *db_path = NULL, *org = "mxwatch", *contact = "", *only = NULL;
 	int64_t from = 0, to = INT64_MAX;
@@ -97,9 +106,7 @@ int cmd_report(int argc, char **argv)
 				to = t + 86400; /* inclusive day */
 			break;
 		}
-		case 'h':
-			usage(stdout);
-			return EXIT_CLEAN;
+		case 'h': usage(stdout); return EXIT_CLEAN;
 		default:
 			fprintf(stderr, "mxwatch report: unknown or incomplete option '%s'\n",
 				argv[optind - 1]);

@@ -104,8 +104,8 @@ static int section_syslog(struct config_ctx *c, const char *key, const char *val
 		return parse_yes_no(c, val, &s->syslog_enabled);
 	if (!strcmp(key, "facility")) {
 		if (syslog_facility_from_name(val) < 0)
-			return bad(c, "'%s' is not a syslog facility (mail, daemon, local0..7, ...)",
-				   val);
+			return bad(
+			    c, "'%s' is not a syslog facility (mail, daemon, local0..7, ...)", val);
 		snprintf(s->syslog_facility, sizeof(s->syslog_facility), "%s", val);
 	} else if (!strcmp(key, "tag")) {
 		if (strlen(val) >= sizeof(s->syslog_tag))
@@ -165,10 +165,10 @@ static const struct {
 	const char *name;
 	section_fn handler;
 } sections[] = {
-	{"rules", section_rules},
-	{"syslog", section_syslog},
-	{"discovery", section_discovery},
-	{"allow", section_allow},
+    {"rules", section_rules},
+    {"syslog", section_syslog},
+    {"discovery", section_discovery},
+    {"allow", section_allow},
 };
 
 /* "[name]": the section's handler, or NULL with the problem recorded. */

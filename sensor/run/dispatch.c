@@ -9,20 +9,23 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define BATCH_ITEMS 256
+#define BATCH_ITEMS   256
 /* Room for the largest frame libpcap hands over (262144 bytes) and more. */
-#define BATCH_BYTES (320u << 10)
+#define BATCH_BYTES   (320u << 10)
 #define QUEUE_BATCHES 8
 /* A worker that has had nothing for this many packets is told how far the
  * reader got, so the writer's merge need not wait for it. */
 #define STALE_PACKETS 4096
 
-enum item_kind { ITEM_PACKET = 0, ITEM_STEP };
+enum item_kind {
+	ITEM_PACKET = 0,
+	ITEM_STEP
+};
 
 struct item {
 	uint64_t seq;
 	uint64_t now_ns;
-	uint64_t hash;     /* the packet's flow hash, with the tables' shared key */
+	uint64_t hash; /* the packet's flow hash, with the tables' shared key */
 	uint8_t kind;
 	uint8_t step;
 	struct packet pkt; /* pointers into the batch's data */
@@ -47,16 +50,16 @@ struct worker {
 	pthread_cond_t cond;
 	struct batch *queue[QUEUE_BATCHES];
 	unsigned head, count;
-	struct batch *pending;   /* being filled by the reader */
+	struct batch *pending; /* being filled by the reader */
 	uint64_t last_through;
-	int finished;            /* has its last batch */
+	int finished; /* has its last batch */
 };
 
 struct dispatch {
 	int n;
 	struct shard_hub *hub;
 	struct worker *w;
-	struct shard **shards;   /* w[i].shard, for the counters */
+	struct shard **shards; /* w[i].shard, for the counters */
 	pthread_t writer;
 	int writer_started;
 	shard_event_fn fn;
@@ -114,7 +117,8 @@ static void *worker_main(void *arg)
 		for (uint32_t i = 0; i < b->n; i++) {
 			struct item *it = &b->items[i];
 			if (it->kind == ITEM_STEP)
-				shard_step(w->shard, it->seq, it->now_ns, (enum flow_clock_step)it->step);
+				shard_step(w->shard, it->seq, it->now_ns,
+					   (enum flow_clock_step)it->step);
 			else
 				shard_packet_at(w->shard, &it->pkt, it->seq, it->now_ns, it->hash);
 		}
@@ -208,8 +212,7 @@ static void send_full(struct dispatch *d, struct worker *w)
 
 static struct item *item_slot(struct dispatch *d, struct worker *w, uint32_t bytes)
 {
-	if (w->pending &&
-	    (w->pending->n == BATCH_ITEMS || w->pending->used + bytes > BATCH_BYTES))
+	if (w->pending && (w->pending->n == BATCH_ITEMS || w->pending->used + bytes > BATCH_BYTES))
 		send_full(d, w);
 	if (!w->pending)
 		w->pending = batch_get(d);

@@ -13,24 +13,24 @@
 
 #include <sys/sysinfo.h>
 
-#include "sinks/alert_sink.h"
 #include "db/policy/cache.h"
-#include "stream/caps.h"
-#include "run/config.h"
-#include "db/sql/db.h"
-#include "sinks/flowsink.h"
-#include "run/dispatch.h"
-#include "decoder/dns.h"
-#include "rules/history.h"
 #include "db/policy/mtasts.h"
 #include "db/policy/observed.h"
+#include "db/sql/db.h"
+#include "decoder/dns.h"
+#include "decoder/x509.h"
+#include "rules/history.h"
 #include "rules/rules.h"
+#include "run/config.h"
+#include "run/dispatch.h"
+#include "sinks/alert_sink.h"
+#include "sinks/flowsink.h"
 #include "sinks/session_sink.h"
 #include "sinks/store.h"
 #include "sinks/summary.h"
-#include "decoder/x509.h"
-#include "util/units.h"
+#include "stream/caps.h"
 #include "util/text.h"
+#include "util/units.h"
 
 #define MAX_FINDINGS_PER_SESSION 64
 
@@ -44,24 +44,24 @@ int pipeline_workers(const struct pipeline_opts *o)
 
 struct pipeline {
 	struct pipeline_opts opts;
-	struct observed *observed;  /* passive DNS */
-	uint64_t disc_window;       /* capture minute of the discovery rate window */
+	struct observed *observed; /* passive DNS */
+	uint64_t disc_window;      /* capture minute of the discovery rate window */
 	unsigned disc_in_window;
 	uint64_t disc_queued, disc_limited;
 	uint64_t dns_messages, dns_bad[DNS_RESULT_COUNT];
-	char db_path[4096];       /* "" without a database */
+	char db_path[4096]; /* "" without a database */
 	struct rules_config rcfg;
 	struct sink_config scfg;
 	struct policy_cache *policy;
-	struct db *db;            /* results store, NULL with --no-store */
-	struct store store;       /* results, batched; unusable without a database */
+	struct db *db;      /* results store, NULL with --no-store */
+	struct store store; /* results, batched; unusable without a database */
 	struct rules *rules;
 	struct history *history;
 	struct alert_sink *alerts;
 	uint64_t alerts_sent_before, alerts_suppressed_before; /* by sinks replaced on reload */
 	struct summary *summary;
-	int fail_on;              /* severity index, -1: never */
-	int failed;               /* a finding reached --fail-on */
+	int fail_on; /* severity index, -1: never */
+	int failed;  /* a finding reached --fail-on */
 	struct finding findings[MAX_FINDINGS_PER_SESSION];
 	int n_findings;
 	uint64_t findings_dropped;
@@ -80,7 +80,6 @@ struct pipeline {
 	struct capture_counters counters;
 	int quiet;
 };
-
 
 void pipeline_opts_defaults(struct pipeline_opts *o)
 {
@@ -109,12 +108,14 @@ static void on_dns_rr(void *ctx, const struct dns_response *msg, const struct dn
 	case DNS_A:
 	case DNS_AAAA:
 		kind = OBS_ADDR;
-		if (!inet_ntop(rr->type == DNS_A ? AF_INET : AF_INET6, rr->addr, value, sizeof(value)))
+		if (!inet_ntop(rr->type == DNS_A ? AF_INET : AF_INET6, rr->addr, value,
+			       sizeof(value)))
 			return;
 		break;
 	case DNS_TLSA: {
 		kind = OBS_TLSA;
-		int o = snprintf(value, sizeof(value), "%u %u %u ", rr->usage, rr->selector, rr->mtype);
+		int o = snprintf(value, sizeof(value), "%u %u %u ", rr->usage, rr->selector,
+				 rr->mtype);
 		size_t room = (sizeof(value) - (size_t)o - 1) / 2;
 		hex_encode(rr->data, rr->data_len < room ? rr->data_len : room, value + o);
 		break;
@@ -126,21 +127,22 @@ static void on_dns_rr(void *ctx, const struct dns_response *msg, const struct dn
 		kind = OBS_TXT;
 		size_t i = 0;
 		for (; i < rr->data_len && i + 1 < sizeof(value); i++)
-			value[i] = (rr->data[i] >= 0x20 && rr->data[i] < 0x7f) ? (char)rr->data[i] : '?';
+			value[i] = (rr->data[i] >= 0x20 && rr->data[i] < 0x7f) ? (char)rr->data[i]
+									       : '?';
 		value[i] = 0;
 		break;
 	}
-	default:
-		return;
+	default: return;
 	}
 	observed_add(c->p->observed, kind, rr->name, value, msg->ad, c->resolver, rr->ttl, c->ts);
 }
 
-static void dns_message(struct pipeline *a, const uint8_t *family_src, int family, const uint8_t *msg,
-			size_t len, uint64_t ts_ns)
+static void dns_message(struct pipeline *a, const uint8_t *family_src, int family,
+			const uint8_t *msg, size_t len, uint64_t ts_ns)
 {
 	struct dns_ctx c = {.p = a, .ts = (int64_t)(ts_ns / NS_PER_S)};
-	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, family_src, c.resolver, sizeof(c.resolver)))
+	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, family_src, c.resolver,
+		       sizeof(c.resolver)))
 		c.resolver[0] = 0;
 	enum dns_result r = dns_parse(msg, len, on_dns_rr, &c);
 	a->dns_messages++;
@@ -286,11 +288,13 @@ static void print_counters(const struct pipeline *a, FILE *out)
 			fprintf(out, " %s=%" PRIu64, packet_result_name((enum packet_result)r),
 				c->by_result[r]);
 	fprintf(out, "\n");
-	fprintf(out, "tcp packets %" PRIu64 ", stray (no flow) %" PRIu64 ", udp packets %" PRIu64 "\n",
+	fprintf(out,
+		"tcp packets %" PRIu64 ", stray (no flow) %" PRIu64 ", udp packets %" PRIu64 "\n",
 		s->packets_tcp, s->packets_ignored, c->udp);
-	fprintf(out, "flows %" PRIu64 " (peak %" PRIu64 " at once, %" PRIu64
-		" time jumps back, %" PRIu64 " out-of-window RSTs ignored), ended:", s->flows_created,
-		s->flows_peak, s->clock_jumps, s->rst_ignored);
+	fprintf(out,
+		"flows %" PRIu64 " (peak %" PRIu64 " at once, %" PRIu64 " time jumps back, %" PRIu64
+		" out-of-window RSTs ignored), ended:",
+		s->flows_created, s->flows_peak, s->clock_jumps, s->rst_ignored);
 	for (int e = 1; e < FLOW_END_COUNT; e++)
 		if (s->ended[e])
 			fprintf(out, " %s=%" PRIu64, flow_end_name((enum flow_end)e), s->ended[e]);
@@ -298,11 +302,13 @@ static void print_counters(const struct pipeline *a, FILE *out)
 	if (a->policy) {
 		int nd, nh, na, nt;
 		policy_cache_counts(a->policy, &nd, &nh, &na, &nt);
-		fprintf(out, "policy cache: %d domains, %d mx hosts, %d addresses, %d tlsa records\n",
+		fprintf(out,
+			"policy cache: %d domains, %d mx hosts, %d addresses, %d tlsa records\n",
 			nd, nh, na, nt);
 	}
 	const struct session_stats *ss = &sst;
-	fprintf(out, "sessions: smtp %" PRIu64 ", implicit tls %" PRIu64 ", not mail %" PRIu64
+	fprintf(out,
+		"sessions: smtp %" PRIu64 ", implicit tls %" PRIu64 ", not mail %" PRIu64
 		", bypassed after tls %" PRIu64 "\n",
 		ss->sessions[SESSION_SMTP], ss->sessions[SESSION_SMTPS],
 		ss->sessions[SESSION_OTHER] + ss->sessions[SESSION_UNDECIDED], ss->tls_bypassed);
@@ -318,13 +324,17 @@ static void print_counters(const struct pipeline *a, FILE *out)
 			observed_count(a->observed), observed_dropped(a->observed));
 	}
 	if (a->disc_queued || a->disc_limited)
-		fprintf(out, "discovery: %" PRIu64 " domains queued for policy fetch, %" PRIu64
-			" held back by the rate limit\n", a->disc_queued, a->disc_limited);
+		fprintf(out,
+			"discovery: %" PRIu64 " domains queued for policy fetch, %" PRIu64
+			" held back by the rate limit\n",
+			a->disc_queued, a->disc_limited);
 	if (a->alerts)
-		fprintf(out, "alerts sent %" PRIu64 ", suppressed by rate limit %" PRIu64
+		fprintf(out,
+			"alerts sent %" PRIu64 ", suppressed by rate limit %" PRIu64
 			", findings over the per-session cap %" PRIu64 "\n",
 			a->alerts_sent_before + alert_sink_sent(a->alerts),
-			a->alerts_suppressed_before + alert_sink_suppressed(a->alerts), a->findings_dropped);
+			a->alerts_suppressed_before + alert_sink_suppressed(a->alerts),
+			a->findings_dropped);
 	fprintf(out,
 		"evicted for memory %" PRIu64 ", segments dropped %" PRIu64 " (%" PRIu64
 		" bytes), gap bytes %" PRIu64 ", overlap conflicts %" PRIu64
@@ -332,8 +342,6 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		s->evicted_for_memory, s->segments_dropped, s->bytes_dropped, s->gap_bytes,
 		s->overlap_conflicts, b->over_limit + b->oom);
 }
-
-
 
 struct capture_counters *pipeline_counters(struct pipeline *p)
 {
@@ -424,7 +432,8 @@ static int build_decoders(struct pipeline *a, const struct pipeline_opts *o, cha
 		return 0;
 	}
 	if (a->n_workers > 1) {
-		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, o->flows, on_event, a);
+		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, o->flows, on_event,
+					   a);
 		if (!a->dispatch) {
 			snprintf(err, errlen, "cannot start %d worker threads", a->n_workers);
 			return -1;

@@ -10,17 +10,17 @@
 #include <stdio.h>
 
 #include "capture/capture.h"
-#include "stream/flow.h"
 #include "run/session.h"
+#include "stream/flow.h"
 
 struct pipeline_opts {
 	int json, quiet, flows, syslog_on, no_store;
-	int fail_on;                 /* severity, -1 never */
+	int fail_on; /* severity, -1 never */
 	enum session_ndpi_mode ndpi;
-	int workers;                 /* decoding threads; 0: one per core */
+	int workers; /* decoding threads; 0: one per core */
 #define PIPELINE_MAX_WORKERS 64
-	int live;                    /* shards driven by the caller's threads */
-	const char *db_path;         /* NULL: the default path when it exists */
+	int live;            /* shards driven by the caller's threads */
+	const char *db_path; /* NULL: the default path when it exists */
 	const char *config_path;
 	struct flow_config flow;
 };

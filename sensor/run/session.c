@@ -64,8 +64,8 @@ void session_stats_add(struct session_stats *sum, const struct session_stats *x)
  * nDPI calls mail. */
 static int session_is_mail(const struct flow *f, const struct session *s)
 {
-	return s->kind == SESSION_SMTP || s->kind == SESSION_SMTPS || is_smtp_port(f->key.port[1]) ||
-	       f->key.port[1] == SMTPS_PORT || s->cls_res.smtp;
+	return s->kind == SESSION_SMTP || s->kind == SESSION_SMTPS ||
+	       is_smtp_port(f->key.port[1]) || f->key.port[1] == SMTPS_PORT || s->cls_res.smtp;
 }
 
 static void start_smtp(struct session *s, enum session_reason why)
@@ -96,8 +96,9 @@ static void dns_tcp(struct session_engine *e, struct flow *f, struct session *s,
 				return;
 		}
 		/* Copy no further than the frame's end: the next frame starts there. */
-		size_t want = s->dns_len < 2 ? 2 - s->dns_len
-					     : (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]) + 2 - s->dns_len;
+		size_t want = s->dns_len < 2
+				  ? 2 - s->dns_len
+				  : (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]) + 2 - s->dns_len;
 		size_t take = n < want ? n : want;
 		memcpy(s->dns_buf + s->dns_len, p, take);
 		s->dns_len += (uint32_t)take;
@@ -106,7 +107,8 @@ static void dns_tcp(struct session_engine *e, struct flow *f, struct session *s,
 		parse_ret frame = dns_tcp_frame(s->dns_buf, s->dns_len);
 		if (frame > 0) {
 			if (e->dns && frame > 2)
-				e->dns(e->dns_ctx, f, s->dns_buf + 2, (size_t)frame - 2, f->ts_last);
+				e->dns(e->dns_ctx, f, s->dns_buf + 2, (size_t)frame - 2,
+				       f->ts_last);
 			s->dns_len = 0;
 		}
 	}
@@ -260,8 +262,8 @@ static void record_flow(struct session_record *r, const struct flow *f)
 	for (unsigned i = 0; i < f->n_anomalies; i++) {
 		const struct flow_anomaly *a = &f->anomalies[i];
 		record_add_anomaly(r, RECORD_LAYER_STREAM,
-				   reasm_anomaly_name((enum reasm_anomaly)a->kind), a->dir, a->count,
-				   a->bytes);
+				   reasm_anomaly_name((enum reasm_anomaly)a->kind), a->dir,
+				   a->count, a->bytes);
 	}
 }
 
@@ -317,12 +319,12 @@ void session_engine_set_dns(struct session_engine *e, session_dns_fn fn, void *c
 struct flow_consumer session_engine_consumer(struct session_engine *e)
 {
 	struct flow_consumer c = {
-		.ctx = e,
-		.open = on_open,
-		.packet = on_packet,
-		.data = on_data,
-		.gap = on_gap,
-		.close = on_close,
+	    .ctx = e,
+	    .open = on_open,
+	    .packet = on_packet,
+	    .data = on_data,
+	    .gap = on_gap,
+	    .close = on_close,
 	};
 	return c;
 }

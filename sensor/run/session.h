@@ -31,15 +31,15 @@ struct session {
 	enum session_reason reason;
 	struct smtp *smtp;
 	struct tls *tls;
-	uint8_t tls_active[2];   /* this direction's bytes go to the TLS walker */
+	uint8_t tls_active[2]; /* this direction's bytes go to the TLS walker */
 	uint8_t bypassed;
 	uint8_t bypass_reason_tls; /* bypassed because the TLS handshake ended */
-	uint8_t ndpi_wanted;     /* feed nDPI this flow's packets */
-	uint8_t content_checked; /* first bytes compared with SMTP */
-	uint8_t content_not_smtp;/* on a mail port, but the bytes are not SMTP */
+	uint8_t ndpi_wanted;       /* feed nDPI this flow's packets */
+	uint8_t content_checked;   /* first bytes compared with SMTP */
+	uint8_t content_not_smtp;  /* on a mail port, but the bytes are not SMTP */
 	struct classify_state *cls;
 	struct classify_result cls_res;
-	uint8_t *dns_buf;        /* DNS over TCP: one message being assembled */
+	uint8_t *dns_buf; /* DNS over TCP: one message being assembled */
 	uint32_t dns_len;
 };
 
@@ -49,9 +49,9 @@ typedef void (*session_dns_fn)(void *ctx, const struct flow *f, const uint8_t *m
 
 struct session_stats {
 	uint64_t sessions[SESSION_KIND_COUNT]; /* by kind at close */
-	uint64_t tls_bypassed;    /* flows bypassed after the handshake */
-	uint64_t other_bypassed;  /* non-mail flows bypassed at their first byte */
-	uint64_t results_lost;    /* finished sessions a worker could not hand on (no memory) */
+	uint64_t tls_bypassed;                 /* flows bypassed after the handshake */
+	uint64_t other_bypassed;               /* non-mail flows bypassed at their first byte */
+	uint64_t results_lost; /* finished sessions a worker could not hand on (no memory) */
 };
 
 /* Receives each finished flow's record and owns it (record_free()). The

@@ -22,7 +22,7 @@ struct shard_hub {
 	pthread_mutex_t mu;
 	pthread_cond_t to_writer, to_shards;
 	int n, ordered;
-	int n_ended;       /* the writer's count of finished shards (live) */
+	int n_ended; /* the writer's count of finished shards (live) */
 	struct outbox *box;
 	struct outbox *taken; /* the writer's: events taken from each box (offline) */
 	int *ended;           /* the writer's: shard finished (offline) */
@@ -360,7 +360,8 @@ static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, in
 				h->box[i].head = h->box[i].tail = NULL;
 				h->box[i].count = 0;
 			}
-			if (got || pthread_cond_timedwait(&h->to_writer, &h->mu, &until) == ETIMEDOUT)
+			if (got ||
+			    pthread_cond_timedwait(&h->to_writer, &h->mu, &until) == ETIMEDOUT)
 				break;
 		}
 		pthread_cond_broadcast(&h->to_shards);

@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "stream/flow.h"
 #include "run/session.h"
+#include "stream/flow.h"
 
 enum shard_event_kind {
 	SHARD_EV_SESSION = 0,
@@ -29,11 +29,16 @@ enum shard_event_kind {
 
 /* Order within one packet number: progress marks first, then what the
  * clock ended, then what the packet itself produced. */
-enum shard_phase { SHARD_PH_PROGRESS = 0, SHARD_PH_CLOCK, SHARD_PH_PACKET, SHARD_PH_END };
+enum shard_phase {
+	SHARD_PH_PROGRESS = 0,
+	SHARD_PH_CLOCK,
+	SHARD_PH_PACKET,
+	SHARD_PH_END
+};
 
 struct shard_event {
 	struct shard_event *next;
-	uint64_t seq;  /* order key: seq, phase, k1, k2, k3 */
+	uint64_t seq; /* order key: seq, phase, k1, k2, k3 */
 	uint64_t k2;
 	uint64_t k3;
 	uint8_t phase;
@@ -43,10 +48,10 @@ struct shard_event {
 	struct session_record *record;
 	/* SHARD_EV_DNS */
 	uint8_t family;
-	uint8_t src[16];   /* the answering resolver */
+	uint8_t src[16]; /* the answering resolver */
 	uint64_t ts_ns;
 	uint32_t len;
-	uint8_t *msg;      /* stored after the event */
+	uint8_t *msg; /* stored after the event */
 };
 
 struct shard_hub;
@@ -80,7 +85,6 @@ void shard_finish(struct shard *s);
 /* Hands the events made so far to the writer; blocks while the writer is
  * far behind, so memory stays bounded. */
 void shard_publish(struct shard *s);
-
 
 /* Counters of `n` shards together. */
 void shard_stats_sum(struct shard *const *shards, int n, struct flow_stats *fs,

@@ -88,7 +88,8 @@ void alert_escape(const char *in, char *out, size_t cap)
 
 void alert_format(const struct finding *f, uint64_t suppressed, char *buf, size_t len)
 {
-	char dom[ALERT_VALUE_MAX * 4 + 1], mx[sizeof(dom)], msg[sizeof(dom)], helo[sizeof(dom)], ev[96];
+	char dom[ALERT_VALUE_MAX * 4 + 1], mx[sizeof(dom)], msg[sizeof(dom)], helo[sizeof(dom)],
+	    ev[96];
 	alert_escape(f->domain, dom, sizeof(dom));
 	alert_escape(f->helo, helo, sizeof(helo));
 	alert_escape(f->mx_host, mx, sizeof(mx));
@@ -98,10 +99,11 @@ void alert_format(const struct finding *f, uint64_t suppressed, char *buf, size_
 			 "finding=%s severity=%s session=%s domain=\"%s\" mx_host=\"%s\" "
 			 "evidence=%s rfc8460=%s client=%s server=%s helo=\"%s\" msg=\"%s\"",
 			 finding_name(f->id), severity_name(f->severity), f->session, dom, mx,
-			 ev[0] ? ev : "-", f->rfc8460 ? f->rfc8460 : "-", f->client_ip, f->server_ip,
-			 helo, msg);
+			 ev[0] ? ev : "-", f->rfc8460 ? f->rfc8460 : "-", f->client_ip,
+			 f->server_ip, helo, msg);
 	if (suppressed && n > 0 && (size_t)n < len)
-		snprintf(buf + n, len - (size_t)n, " suppressed=%llu", (unsigned long long)suppressed);
+		snprintf(buf + n, len - (size_t)n, " suppressed=%llu",
+			 (unsigned long long)suppressed);
 }
 
 int alert_sink_send(struct alert_sink *a, const struct finding *f)
@@ -117,7 +119,8 @@ int alert_sink_send(struct alert_sink *a, const struct finding *f)
 	struct rate_slot *s = &a->slots[h % ALERT_RATE_SLOTS];
 	uint64_t interval = (uint64_t)a->cfg.alert_interval_s * NS_PER_S;
 	uint64_t suppressed = 0;
-	if (s->key == h && s->last_ns && f->ts_ns >= s->last_ns && f->ts_ns - s->last_ns < interval) {
+	if (s->key == h && s->last_ns && f->ts_ns >= s->last_ns &&
+	    f->ts_ns - s->last_ns < interval) {
 		s->suppressed++;
 		a->suppressed++;
 		return 0;

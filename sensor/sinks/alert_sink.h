@@ -10,12 +10,12 @@
 
 #include <stdint.h>
 
-#include "sinks/jsonw.h"
 #include "rules/rules.h"
+#include "sinks/jsonw.h"
 #include "sinks/sink_config.h"
 
-#define ALERT_VALUE_MAX 200
-#define ALERT_LINE_MAX 1500
+#define ALERT_VALUE_MAX  200
+#define ALERT_LINE_MAX   1500
 #define ALERT_RATE_SLOTS 4096
 
 struct alert_sink;

@@ -11,7 +11,10 @@
 #include "decoder/record.h"
 #include "sinks/jsonw.h"
 
-enum flowsink_format { FLOWSINK_TEXT, FLOWSINK_JSON };
+enum flowsink_format {
+	FLOWSINK_TEXT,
+	FLOWSINK_JSON
+};
 
 struct flowsink {
 	FILE *out;

@@ -3,11 +3,11 @@
  */
 #include "sinks/jsonw.h"
 
+#include "util/units.h"
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "util/units.h"
 
 void jw_init(struct jsonw *w)
 {
@@ -92,10 +92,22 @@ static void close_(struct jsonw *w, char c)
 		w->depth--;
 }
 
-void jw_obj_begin(struct jsonw *w) { open_(w, '{'); }
-void jw_obj_end(struct jsonw *w) { close_(w, '}'); }
-void jw_arr_begin(struct jsonw *w) { open_(w, '['); }
-void jw_arr_end(struct jsonw *w) { close_(w, ']'); }
+void jw_obj_begin(struct jsonw *w)
+{
+	open_(w, '{');
+}
+void jw_obj_end(struct jsonw *w)
+{
+	close_(w, '}');
+}
+void jw_arr_begin(struct jsonw *w)
+{
+	open_(w, '[');
+}
+void jw_arr_end(struct jsonw *w)
+{
+	close_(w, ']');
+}
 
 void jw_key(struct jsonw *w, const char *k)
 {
@@ -144,7 +156,8 @@ void jw_escape(struct jsonw *w, const char *s, size_t n)
 	size_t i = 0;
 	while (i < n) {
 		size_t run = i;
-		while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
+		while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' &&
+		       u[run] != '\\')
 			run++;
 		put(w, s + i, run - i);
 		i = run;

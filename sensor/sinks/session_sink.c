@@ -176,13 +176,15 @@ static void verdict_json(struct jsonw *w, const struct verdict *v)
 	jw_obj_end(w);
 }
 
-void session_record_json(struct jsonw *w, const struct session_record *r,
-			 const struct verdict *v)
+void session_record_json(struct jsonw *w, const struct session_record *r, const struct verdict *v)
 {
 	jw_obj_begin(w);
 	record_json_head(w, "session", r);
 	jw_kv_str(w, "protocol", session_kind_name((enum session_kind)r->kind));
-	jw_kv_str(w, "detected_by", r->reason == SESSION_BY_PORT ? "port" : r->reason == SESSION_BY_CONTENT ? "content" : "none");
+	jw_kv_str(w, "detected_by",
+		  r->reason == SESSION_BY_PORT      ? "port"
+		  : r->reason == SESSION_BY_CONTENT ? "content"
+						    : "none");
 	jw_kv_bool(w, "content_is_smtp", r->kind == SESSION_SMTP && !r->content_not_smtp);
 	jw_key(w, "ndpi");
 	if (r->ndpi.done) {
@@ -191,7 +193,8 @@ void session_record_json(struct jsonw *w, const struct session_record *r,
 		jw_kv_bool(w, "smtp", r->ndpi.smtp);
 		jw_kv_bool(w, "cleartext_credentials", r->ndpi.cleartext_credentials);
 		/* nDPI's verdict next to ours: disagreement is worth a look. */
-		jw_kv_bool(w, "credentials_agree", !r->smtp || r->ndpi.cleartext_credentials == r->smtp->auth_before_tls);
+		jw_kv_bool(w, "credentials_agree",
+			   !r->smtp || r->ndpi.cleartext_credentials == r->smtp->auth_before_tls);
 		jw_obj_end(w);
 	} else {
 		jw_null(w); /* not classified (see --ndpi) */
@@ -262,7 +265,8 @@ static void write_text(struct session_sink *k, const struct session_record *r)
 	char helo[32], st[40], tlsv[40], rc[64], sni[40];
 	if (!k->header_done) {
 		fprintf(k->out, "%-16s %-22s %-22s %-5s %-24s %-20s %-16s %s\n", "session",
-			"client", "server", "proto", "helo", "starttls", "tls", "rcpt domains / sni");
+			"client", "server", "proto", "helo", "starttls", "tls",
+			"rcpt domains / sni");
 		k->header_done = 1;
 	}
 	snprintf(cl, sizeof(cl), "%s:%u", r->ip[0], r->port[0]);
@@ -291,12 +295,12 @@ static void write_text(struct session_sink *k, const struct session_record *r)
 	if (!rc[0] && t && t->sni[0])
 		snprintf(rc, sizeof(rc), "sni=%s", printable(t->sni, sni, sizeof(sni)));
 	fprintf(k->out, "%-16s %-22s %-22s %-5s %-24s %-20s %-16s %s\n", r->id, cl, se,
-		session_kind_name((enum session_kind)r->kind), m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st,
-		tlsv, rc[0] ? rc : "-");
+		session_kind_name((enum session_kind)r->kind),
+		m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st, tlsv, rc[0] ? rc : "-");
 }
 
-void session_sink_write(struct session_sink *k, const struct session_record *r,
-			struct jsonw *json, const struct finding *findings, int n_findings)
+void session_sink_write(struct session_sink *k, const struct session_record *r, struct jsonw *json,
+			const struct finding *findings, int n_findings)
 {
 	k->written++;
 	if (k->json) {

@@ -20,11 +20,10 @@ static const struct {
 	const char *name;
 	int value;
 } facility_table[] = {
-	{"kern", LOG_KERN},	{"user", LOG_USER},	{"mail", LOG_MAIL},
-	{"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},	{"syslog", LOG_SYSLOG},
-	{"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
-	{"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
-	{"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+    {"kern", LOG_KERN},     {"user", LOG_USER},     {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON},
+    {"auth", LOG_AUTH},     {"syslog", LOG_SYSLOG}, {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},
+    {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+    {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
 };
 
 int syslog_facility_from_name(const char *name)

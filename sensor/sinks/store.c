@@ -43,8 +43,10 @@ void store_fail(struct store *s, const char *what)
 	 * on stderr and, for a daemon, in syslog too. */
 	fprintf(stderr, "mxwatch: %s in %s stopped: %s\n", what, s->path, db_errmsg(s->db));
 	if (s->syslog)
-		syslog(LOG_ERR, "error=store-failed db=\"%s\" msg=\"%s\" (alerts continue, "
-				"nothing more is stored)", s->path, db_errmsg(s->db));
+		syslog(LOG_ERR,
+		       "error=store-failed db=\"%s\" msg=\"%s\" (alerts continue, "
+		       "nothing more is stored)",
+		       s->path, db_errmsg(s->db));
 	if (s->in_txn)
 		db_rollback(s->db);
 	s->in_txn = 0;
@@ -70,18 +72,18 @@ void store_session(struct store *s, const struct session_record *r, const struct
 	const struct tls_facts *t = r->tls;
 	const struct smtp_facts *m = r->smtp;
 	struct db_session_row row = {
-		.id = r->id,
-		.ts_start = (int64_t)(r->ts_first / NS_PER_S),
-		.ts_end = (int64_t)(r->ts_last / NS_PER_S),
-		.client_ip = r->ip[0],
-		.server_ip = r->ip[1],
-		.server_port = r->port[1],
-		.domain = v->domain,
-		.mx_host = v->mx_host,
-		.tls_version = t && t->server_hello ? tls_version_name(t->version) : NULL,
-		.starttls_offered = m && m->ehlo_reply_seen ? m->starttls_offered : -1,
-		.verified = v->verified,
-		.record = json ? json : "{}",
+	    .id = r->id,
+	    .ts_start = (int64_t)(r->ts_first / NS_PER_S),
+	    .ts_end = (int64_t)(r->ts_last / NS_PER_S),
+	    .client_ip = r->ip[0],
+	    .server_ip = r->ip[1],
+	    .server_port = r->port[1],
+	    .domain = v->domain,
+	    .mx_host = v->mx_host,
+	    .tls_version = t && t->server_hello ? tls_version_name(t->version) : NULL,
+	    .starttls_offered = m && m->ehlo_reply_seen ? m->starttls_offered : -1,
+	    .verified = v->verified,
+	    .record = json ? json : "{}",
 	};
 	int rc = db_session_put(s->db, &row);
 	for (int i = 0; !rc && i < v->n_domains; i++)
@@ -89,16 +91,16 @@ void store_session(struct store *s, const struct session_record *r, const struct
 	for (int i = 0; !rc && i < n_findings; i++) {
 		const struct finding *x = &findings[i];
 		struct db_finding_row fr = {
-			.session_id = x->session,
-			.rule = finding_name(x->id),
-			.severity = severity_name(x->severity),
-			.domain = x->domain,
-			.mx_host = x->mx_host,
-			.rfc8460 = x->rfc8460,
-			.ts = (int64_t)(x->ts_ns / NS_PER_S),
-			.sending_ip = x->client_ip,
-			.receiving_ip = x->server_ip,
-			.message = x->message,
+		    .session_id = x->session,
+		    .rule = finding_name(x->id),
+		    .severity = severity_name(x->severity),
+		    .domain = x->domain,
+		    .mx_host = x->mx_host,
+		    .rfc8460 = x->rfc8460,
+		    .ts = (int64_t)(x->ts_ns / NS_PER_S),
+		    .sending_ip = x->client_ip,
+		    .receiving_ip = x->server_ip,
+		    .message = x->message,
 		};
 		rc = db_finding_put(s->db, &fr);
 	}

@@ -17,12 +17,12 @@
 #define STORE_BATCH 1000 /* rows per transaction */
 
 struct store {
-	struct db *db;       /* not owned; NULL: nothing is stored */
-	const char *path;    /* for messages */
-	int syslog;          /* report failures to syslog too */
-	uint64_t pending;    /* rows in the open transaction */
-	int in_txn;          /* a transaction is open */
-	int failed;          /* storing stopped */
+	struct db *db;    /* not owned; NULL: nothing is stored */
+	const char *path; /* for messages */
+	int syslog;       /* report failures to syslog too */
+	uint64_t pending; /* rows in the open transaction */
+	int in_txn;       /* a transaction is open */
+	int failed;       /* storing stopped */
 };
 
 void store_init(struct store *s, struct db *db, const char *path);

@@ -75,7 +75,8 @@ void summary_print(const struct summary *s, FILE *out)
 	fprintf(out, "\nsummary\n");
 	fprintf(out, "  sessions        %" PRIu64 "\n", s->sessions);
 	fprintf(out, "  with TLS        %" PRIu64 " (%.1f%%)\n", s->tls, pct(s->tls, s->sessions));
-	fprintf(out, "  verified        %" PRIu64 " of %" PRIu64 " checkable (%.1f%% of sessions)\n",
+	fprintf(out,
+		"  verified        %" PRIu64 " of %" PRIu64 " checkable (%.1f%% of sessions)\n",
 		s->verified, s->verifiable, pct(s->verified, s->sessions));
 	uint64_t total = 0;
 	for (int i = 0; i < F_COUNT; i++)
@@ -88,7 +89,7 @@ void summary_print(const struct summary *s, FILE *out)
 	if (s->n_domains) {
 		/* Sort a copy: the summary itself keeps insertion order. */
 		size_t n = (size_t)s->n_domains;
-		char (*copy)[256 + 16] = malloc(n * sizeof(*copy));
+		char(*copy)[256 + 16] = malloc(n * sizeof(*copy));
 		if (copy) {
 			for (size_t i = 0; i < n; i++) {
 				memcpy(copy[i], s->domains[i].name, 256);
@@ -96,12 +97,14 @@ void summary_print(const struct summary *s, FILE *out)
 				memcpy(copy[i] + 264, &s->domains[i].findings, 8);
 			}
 			qsort(copy, n, sizeof(*copy), by_sessions);
-			fprintf(out, "  top domains     %-32s %8s %8s\n", "", "sessions", "findings");
+			fprintf(out, "  top domains     %-32s %8s %8s\n", "", "sessions",
+				"findings");
 			for (size_t i = 0; i < n && i < 10; i++) {
 				uint64_t ss, ff;
 				memcpy(&ss, copy[i] + 256, 8);
 				memcpy(&ff, copy[i] + 264, 8);
-				fprintf(out, "    %-44.44s %8" PRIu64 " %8" PRIu64 "\n", copy[i], ss, ff);
+				fprintf(out, "    %-44.44s %8" PRIu64 " %8" PRIu64 "\n", copy[i],
+					ss, ff);
 			}
 			free(copy);
 		}

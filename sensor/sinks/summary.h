@@ -17,10 +17,10 @@ struct summary {
 	uint64_t sessions;
 	uint64_t tls;
 	uint64_t verified;
-	uint64_t verifiable;     /* sessions where a check could run */
+	uint64_t verifiable; /* sessions where a check could run */
 	uint64_t findings[F_COUNT];
 	uint64_t by_severity[SEV_COUNT];
-	uint64_t alerts;         /* findings that alert (not report-only) */
+	uint64_t alerts; /* findings that alert (not report-only) */
 	struct {
 		char name[256];
 		uint64_t sessions;

@@ -17,7 +17,7 @@
 #include "util/units.h"
 
 #define MAX_REPORT_DOMAINS 4096
-#define MAX_DETAILS 256
+#define MAX_DETAILS        256
 
 struct detail {
 	char result[40], sending[64], receiving_ip[64], mx[256];
@@ -77,7 +77,8 @@ static int on_session(void *ctx, const char *const *c, int n)
 	 * have only the first domain, column 0). */
 	char list[4096];
 	snprintf(list, sizeof(list), "%s", col(c, 9, n)[0] ? col(c, 9, n) : domain);
-	for (char *save = NULL, *dn = strtok_r(list, " ", &save); dn; dn = strtok_r(NULL, " ", &save)) {
+	for (char *save = NULL, *dn = strtok_r(list, " ", &save); dn;
+	     dn = strtok_r(NULL, " ", &save)) {
 		if (r->only && strcmp(r->only, dn))
 			continue;
 		struct dom *d = dom_get(r, dn);
@@ -134,7 +135,8 @@ static int on_finding(void *ctx, const char *const *c, int n)
 			/* One failed session counts once per detail row. */
 			if (strcmp(x->last_session, session)) {
 				x->sessions++;
-				snprintf(x->last_session, sizeof(x->last_session), "%.16s", session);
+				snprintf(x->last_session, sizeof(x->last_session), "%.16s",
+					 session);
 			}
 			return 0;
 		}
@@ -229,7 +231,10 @@ static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
 	db_each_mx(r->db, d->name, probe_mx, &probe);
 	jw_key(w, "policy");
 	jw_obj_begin(w);
-	jw_kv_str(w, "policy-type", so && so->have ? "sts" : probe.found ? "tlsa" : "no-policy-found");
+	jw_kv_str(w, "policy-type",
+		  so && so->have ? "sts"
+		  : probe.found  ? "tlsa"
+				 : "no-policy-found");
 	jw_key(w, "policy-string");
 	jw_arr_begin(w);
 	if (so && so->have) {
@@ -281,7 +286,8 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	int64_t start = from > 0 ? from : d->first;
 	int64_t end = to < INT64_MAX ? to - 1 : d->last;
 	char key[600], id[80];
-	snprintf(key, sizeof(key), "%s|%s|%lld|%lld", org, d->name, (long long)start, (long long)end);
+	snprintf(key, sizeof(key), "%s|%s|%lld|%lld", org, d->name, (long long)start,
+		 (long long)end);
 	static const uint8_t k[16] = "mxwatch-reportid";
 	uint64_t h = siphash24(k, (const uint8_t *)key, strlen(key));
 	char day[32];
@@ -307,7 +313,8 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	policy_json(r, &w, d);
 	jw_key(&w, "summary");
 	jw_obj_begin(&w);
-	jw_kv_u64(&w, "total-successful-session-count", d->sessions >= d->failed ? d->sessions - d->failed : 0);
+	jw_kv_u64(&w, "total-successful-session-count",
+		  d->sessions >= d->failed ? d->sessions - d->failed : 0);
 	jw_kv_u64(&w, "total-failure-session-count", d->failed);
 	jw_obj_end(&w);
 	jw_key(&w, "failure-details");

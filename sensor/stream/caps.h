@@ -12,11 +12,11 @@
 /* Idle timeouts in seconds of capture time. SMTP servers wait up to 5 minutes
  * for a command (RFC 5321 4.5.3.2), so established flows get a little more. */
 #define FLOW_TIMEOUT_ESTABLISHED 600
-#define FLOW_TIMEOUT_EMBRYONIC 30 /* SYN seen, no data yet */
-#define FLOW_TIMEOUT_CLOSED 5     /* FIN both ways or RST: linger for late ACKs */
+#define FLOW_TIMEOUT_EMBRYONIC   30 /* SYN seen, no data yet */
+#define FLOW_TIMEOUT_CLOSED      5  /* FIN both ways or RST: linger for late ACKs */
 
 /* Out-of-order data held per direction while waiting for a hole to fill. */
-#define REASM_DIR_MAX_BYTES (256u * 1024)
+#define REASM_DIR_MAX_BYTES    (256u * 1024)
 #define REASM_DIR_MAX_SEGMENTS 1024
 
 /* Bytes of already delivered data kept per direction to compare against

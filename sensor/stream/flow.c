@@ -22,8 +22,8 @@ _Thread_local struct stage_times stage_times;
 #endif
 
 #define EVICT_FOR_MEMORY_TRIES 8
-#define FLOW_CLOCK_JUMP_NS (2 * NS_PER_S) /* under the shortest timeout */
-#define FLOW_TICK_NS NS_PER_S
+#define FLOW_CLOCK_JUMP_NS     (2 * NS_PER_S) /* under the shortest timeout */
+#define FLOW_TICK_NS           NS_PER_S
 
 struct flow_table {
 	struct flow_config cfg;
@@ -34,17 +34,16 @@ struct flow_table {
 		struct flow *oldest, *newest;
 	} ages[3]; /* by enum flow_state */
 	struct flow_clock clock;
-	uint64_t seq;              /* packets seen (or the dispatcher's number) */
+	uint64_t seq; /* packets seen (or the dispatcher's number) */
 	uint8_t key[16];
 	struct reasm_budget budget;
 	struct flow_stats stats;
 };
 
 static const char *const end_names[FLOW_END_COUNT] = {
-	[FLOW_END_NONE] = "open",    [FLOW_END_FIN] = "fin",
-	[FLOW_END_RST] = "rst",      [FLOW_END_TIMEOUT] = "timeout",
-	[FLOW_END_EVICTED] = "evicted", [FLOW_END_REUSED] = "reused",
-	[FLOW_END_EOF] = "eof",
+    [FLOW_END_NONE] = "open",       [FLOW_END_FIN] = "fin",         [FLOW_END_RST] = "rst",
+    [FLOW_END_TIMEOUT] = "timeout", [FLOW_END_EVICTED] = "evicted", [FLOW_END_REUSED] = "reused",
+    [FLOW_END_EOF] = "eof",
 };
 
 /* Fixed key for flow ids: ids must be the same in every run and worker. */
@@ -148,7 +147,8 @@ static uint64_t tuple_hash(const uint8_t key[16], uint8_t family, const uint8_t 
 		memcpy(&a4, a, 4);
 		memcpy(&b4, b, 4);
 		uint64_t ea = (uint64_t)a4 << 16 | ap, eb = (uint64_t)b4 << 16 | bp;
-		return siphash13_words(key, ea < eb ? ea : eb, (ea < eb ? eb : ea) | (uint64_t)4 << 56);
+		return siphash13_words(key, ea < eb ? ea : eb,
+				       (ea < eb ? eb : ea) | (uint64_t)4 << 56);
 	}
 	uint8_t buf[1 + 2 * 18];
 	int c = memcmp(a, b, 16);
@@ -287,7 +287,7 @@ static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
 
 static uint64_t flow_timeout_ns(const struct flow_table *t, const struct flow *f)
 {
-	uint32_t s = f->state == FLOW_CLOSED	  ? t->cfg.timeout_closed
+	uint32_t s = f->state == FLOW_CLOSED      ? t->cfg.timeout_closed
 		     : f->state == FLOW_EMBRYONIC ? t->cfg.timeout_embryonic
 						  : t->cfg.timeout_established;
 	return (uint64_t)s * NS_PER_S;
@@ -297,7 +297,8 @@ static void expire(struct flow_table *t)
 {
 	for (int i = 0; i < 3; i++) {
 		struct age_list *l = &t->ages[i];
-		while (l->oldest && l->oldest->age_ns + flow_timeout_ns(t, l->oldest) < t->clock.now_ns)
+		while (l->oldest &&
+		       l->oldest->age_ns + flow_timeout_ns(t, l->oldest) < t->clock.now_ns)
 			flow_finish(t, l->oldest, FLOW_END_TIMEOUT);
 	}
 }
@@ -381,12 +382,14 @@ static struct flow *flow_lookup(struct flow_table *t, const struct packet *p, ui
 		if (f->hash != hash || f->key.family != p->family)
 			continue;
 		if (f->key.port[0] == p->sport && f->key.port[1] == p->dport &&
-		    addr_eq(f->key.addr[0], p->src, alen) && addr_eq(f->key.addr[1], p->dst, alen)) {
+		    addr_eq(f->key.addr[0], p->src, alen) &&
+		    addr_eq(f->key.addr[1], p->dst, alen)) {
 			*dir = FLOW_TO_SERVER;
 			return f;
 		}
 		if (f->key.port[0] == p->dport && f->key.port[1] == p->sport &&
-		    addr_eq(f->key.addr[0], p->dst, alen) && addr_eq(f->key.addr[1], p->src, alen)) {
+		    addr_eq(f->key.addr[0], p->dst, alen) &&
+		    addr_eq(f->key.addr[1], p->src, alen)) {
 			*dir = FLOW_TO_CLIENT;
 			return f;
 		}
@@ -458,8 +461,7 @@ enum flow_clock_step flow_clock_advance(struct flow_clock *c, uint64_t ts_ns)
 	return FLOW_CLOCK_TICK;
 }
 
-void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns,
-		     enum flow_clock_step step)
+void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns, enum flow_clock_step step)
 {
 	t->seq = seq;
 	if (step == FLOW_CLOCK_JUMP) {

@@ -13,22 +13,29 @@
 #include "capture/packet.h"
 #include "stream/reasm.h"
 
-enum flow_dir { FLOW_TO_SERVER = 0, FLOW_TO_CLIENT = 1 };
+enum flow_dir {
+	FLOW_TO_SERVER = 0,
+	FLOW_TO_CLIENT = 1
+};
 
 enum flow_end {
 	FLOW_END_NONE = 0,
-	FLOW_END_FIN,      /* both sides closed */
+	FLOW_END_FIN, /* both sides closed */
 	FLOW_END_RST,
-	FLOW_END_TIMEOUT,  /* idle longer than the timeout */
-	FLOW_END_EVICTED,  /* pushed out by the flow or memory cap */
-	FLOW_END_REUSED,   /* a new SYN on the same 5-tuple */
-	FLOW_END_EOF,      /* still open when the input ended */
+	FLOW_END_TIMEOUT, /* idle longer than the timeout */
+	FLOW_END_EVICTED, /* pushed out by the flow or memory cap */
+	FLOW_END_REUSED,  /* a new SYN on the same 5-tuple */
+	FLOW_END_EOF,     /* still open when the input ended */
 	FLOW_END_COUNT
 };
 
 const char *flow_end_name(enum flow_end e);
 
-enum flow_state { FLOW_EMBRYONIC = 0, FLOW_ESTABLISHED, FLOW_CLOSED };
+enum flow_state {
+	FLOW_EMBRYONIC = 0,
+	FLOW_ESTABLISHED,
+	FLOW_CLOSED
+};
 
 /* Per-flow anomaly: one record per (kind, direction), counting repeats. */
 struct flow_anomaly {
@@ -52,20 +59,20 @@ struct flow {
 	struct flow_table *table;
 	uint64_t hash;
 	struct flow_key key;
-	char id[17];               /* hex, stable for the same flow across runs */
+	char id[17]; /* hex, stable for the same flow across runs */
 	uint64_t ts_first, ts_last;
-	uint64_t age_seq;          /* sequence number of the last packet seen (age order) */
-	uint64_t age_ns;           /* the capture clock at that packet */
+	uint64_t age_seq; /* sequence number of the last packet seen (age order) */
+	uint64_t age_ns;  /* the capture clock at that packet */
 	uint64_t packets[2];
-	uint64_t wire_bytes[2];    /* payload bytes as sent, retransmissions included */
+	uint64_t wire_bytes[2]; /* payload bytes as sent, retransmissions included */
 	struct reasm_dir dir[2];
-	uint8_t state;             /* enum flow_state */
-	uint8_t end;               /* enum flow_end */
-	uint8_t midstream;         /* no SYN seen: capture began inside the session */
+	uint8_t state;     /* enum flow_state */
+	uint8_t end;       /* enum flow_end */
+	uint8_t midstream; /* no SYN seen: capture began inside the session */
 	uint8_t rst_seen;
 	uint8_t n_anomalies;
 	struct flow_anomaly anomalies[REASM_AN_COUNT * 2];
-	void *app;                 /* the consumer's per-flow state */
+	void *app; /* the consumer's per-flow state */
 };
 
 struct flow_consumer {
@@ -94,7 +101,7 @@ struct flow_config {
 
 struct flow_stats {
 	uint64_t packets_tcp;
-	uint64_t packets_ignored;  /* TCP without a flow to join (stray ACK/RST/FIN) */
+	uint64_t packets_ignored; /* TCP without a flow to join (stray ACK/RST/FIN) */
 	uint64_t flows_created;
 	uint64_t flows_active;
 	uint64_t flows_peak;
@@ -104,8 +111,8 @@ struct flow_stats {
 	uint64_t bytes_dropped;
 	uint64_t gap_bytes;
 	uint64_t overlap_conflicts;
-	uint64_t clock_jumps;      /* capture time went back: every flow ended */
-	uint64_t rst_ignored;      /* RSTs far outside the stream's sequence space */
+	uint64_t clock_jumps; /* capture time went back: every flow ended */
+	uint64_t rst_ignored; /* RSTs far outside the stream's sequence space */
 };
 
 void flow_config_defaults(struct flow_config *cfg);
@@ -117,15 +124,15 @@ struct flow_config flow_config_share(const struct flow_config *cfg, int n);
  * offline dispatcher running one clock for several tables makes each of
  * them age its flows at the very packets a single table would. */
 struct flow_clock {
-	uint64_t now_ns;       /* newest of packet times and wall-clock ticks */
-	uint64_t packet_ns;    /* newest packet time */
+	uint64_t now_ns;    /* newest of packet times and wall-clock ticks */
+	uint64_t packet_ns; /* newest packet time */
 	uint64_t next_tick_ns;
 };
 
 enum flow_clock_step {
 	FLOW_CLOCK_SAME = 0,
-	FLOW_CLOCK_TICK,  /* age flows now */
-	FLOW_CLOCK_JUMP,  /* time went back (an older capture file): end every flow */
+	FLOW_CLOCK_TICK, /* age flows now */
+	FLOW_CLOCK_JUMP, /* time went back (an older capture file): end every flow */
 };
 
 enum flow_clock_step flow_clock_advance(struct flow_clock *c, uint64_t ts_ns);

@@ -22,12 +22,12 @@ struct reasm_seg {
 };
 
 static const char *const anomaly_names[REASM_AN_COUNT] = {
-	[REASM_AN_GAP] = "gap",
-	[REASM_AN_OVERLAP_CONFLICT] = "overlap-conflict",
-	[REASM_AN_OUT_OF_WINDOW] = "out-of-window",
-	[REASM_AN_QUEUE_FULL] = "queue-full",
-	[REASM_AN_BUDGET_DROP] = "budget-drop",
-	[REASM_AN_DATA_AFTER_FIN] = "data-after-fin",
+    [REASM_AN_GAP] = "gap",
+    [REASM_AN_OVERLAP_CONFLICT] = "overlap-conflict",
+    [REASM_AN_OUT_OF_WINDOW] = "out-of-window",
+    [REASM_AN_QUEUE_FULL] = "queue-full",
+    [REASM_AN_BUDGET_DROP] = "budget-drop",
+    [REASM_AN_DATA_AFTER_FIN] = "data-after-fin",
 };
 
 const char *reasm_anomaly_name(enum reasm_anomaly a)
@@ -136,8 +136,7 @@ static void seg_free(struct reasm_dir *d, struct reasm_seg *g, struct reasm_budg
 	budget_free(b, g, sizeof(*g) + g->len);
 }
 
-static void drain(struct reasm_dir *d, const struct reasm_sink *s, int dir,
-		  struct reasm_budget *b)
+static void drain(struct reasm_dir *d, const struct reasm_sink *s, int dir, struct reasm_budget *b)
 {
 	while (d->queue && !d->bypass && seq_diff(d->queue->seq, d->next_seq) <= 0) {
 		struct reasm_seg *g = d->queue;

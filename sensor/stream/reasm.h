@@ -21,12 +21,12 @@ struct reasm_budget {
 };
 
 enum reasm_anomaly {
-	REASM_AN_GAP = 0,         /* bytes never seen: capture loss */
-	REASM_AN_OVERLAP_CONFLICT,/* retransmitted bytes differ from the first copy */
-	REASM_AN_OUT_OF_WINDOW,   /* sequence number far from anything plausible */
-	REASM_AN_QUEUE_FULL,      /* out-of-order queue at its cap: skipped ahead */
-	REASM_AN_BUDGET_DROP,     /* segment dropped: global budget exhausted */
-	REASM_AN_DATA_AFTER_FIN,  /* payload beyond the FIN sequence number */
+	REASM_AN_GAP = 0,          /* bytes never seen: capture loss */
+	REASM_AN_OVERLAP_CONFLICT, /* retransmitted bytes differ from the first copy */
+	REASM_AN_OUT_OF_WINDOW,    /* sequence number far from anything plausible */
+	REASM_AN_QUEUE_FULL,       /* out-of-order queue at its cap: skipped ahead */
+	REASM_AN_BUDGET_DROP,      /* segment dropped: global budget exhausted */
+	REASM_AN_DATA_AFTER_FIN,   /* payload beyond the FIN sequence number */
 	REASM_AN_COUNT
 };
 
@@ -42,25 +42,25 @@ struct reasm_sink {
 struct reasm_seg;
 
 struct reasm_dir {
-	uint32_t next_seq;     /* next byte expected in order */
+	uint32_t next_seq; /* next byte expected in order */
 	uint32_t isn;
-	uint32_t fin_seq;      /* sequence number the FIN occupies */
-	uint32_t ack_hi;       /* highest ACK the peer sent for this direction */
-	uint8_t base_known;    /* next_seq is valid */
+	uint32_t fin_seq;   /* sequence number the FIN occupies */
+	uint32_t ack_hi;    /* highest ACK the peer sent for this direction */
+	uint8_t base_known; /* next_seq is valid */
 	uint8_t syn_seen;
 	uint8_t fin_seen;
 	uint8_t ack_known;
-	uint8_t bypass;        /* consumer wants no more bytes */
-	uint8_t done;          /* FIN reached in order, or flushed */
+	uint8_t bypass;          /* consumer wants no more bytes */
+	uint8_t done;            /* FIN reached in order, or flushed */
 	struct reasm_seg *queue; /* sorted by seq, pieces never overlap */
 	uint32_t queued_bytes;
 	uint32_t queued_segs;
-	uint8_t *hist;         /* ring of the last delivered bytes, lazily allocated */
-	uint32_t hist_len;     /* valid bytes in hist */
-	uint32_t hist_pos;     /* ring index one past the newest byte */
-	uint32_t bypass_seq;   /* next_seq when bypass began */
-	uint32_t bypass_hi;    /* highest sequence end seen since bypass */
-	uint64_t delivered;    /* bytes handed to the sink */
+	uint8_t *hist;       /* ring of the last delivered bytes, lazily allocated */
+	uint32_t hist_len;   /* valid bytes in hist */
+	uint32_t hist_pos;   /* ring index one past the newest byte */
+	uint32_t bypass_seq; /* next_seq when bypass began */
+	uint32_t bypass_hi;  /* highest sequence end seen since bypass */
+	uint64_t delivered;  /* bytes handed to the sink */
 	uint64_t gap_bytes;
 	uint64_t retrans_bytes;
 };

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 enum stage {
-	STAGE_BODY = 0,  /* skipping DATA / BDAT message bodies */
-	STAGE_BYPASSED,  /* packets of flows bypassed after the handshake */
+	STAGE_BODY = 0, /* skipping DATA / BDAT message bodies */
+	STAGE_BYPASSED, /* packets of flows bypassed after the handshake */
 	STAGE_COUNT
 };
 
@@ -41,14 +41,14 @@ static inline uint64_t stage_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 #define STAGE_BEGIN(var) uint64_t var = stage_now()
-#define STAGE_END(st, var, nbytes)                                                             \
-	do {                                                                                   \
-		stage_times.ns[st] += stage_now() - (var);                                     \
-		stage_times.bytes[st] += (nbytes);                                             \
-		stage_times.calls[st]++;                                                       \
+#define STAGE_END(st, var, nbytes)                         \
+	do {                                               \
+		stage_times.ns[st] += stage_now() - (var); \
+		stage_times.bytes[st] += (nbytes);         \
+		stage_times.calls[st]++;                   \
 	} while (0)
 #else
-#define STAGE_BEGIN(var) (void)0
+#define STAGE_BEGIN(var)           (void)0
 #define STAGE_END(st, var, nbytes) (void)0
 #endif
 

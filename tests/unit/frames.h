@@ -13,7 +13,10 @@ struct fb {
 	size_t n;
 };
 
-static inline void fb_u8(struct fb *f, uint8_t v) { f->b[f->n++] = v; }
+static inline void fb_u8(struct fb *f, uint8_t v)
+{
+	f->b[f->n++] = v;
+}
 static inline void fb_be16(struct fb *f, uint16_t v)
 {
 	fb_u8(f, (uint8_t)(v >> 8));

@@ -254,11 +254,11 @@ static void test_hostile_bytes_in_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_response),
-		cmocka_unit_test(test_every_prefix),
-		cmocka_unit_test(test_compression_loops),
-		cmocka_unit_test(test_bad_names_and_counts),
-		cmocka_unit_test(test_hostile_bytes_in_names),
+	    cmocka_unit_test(test_response),
+	    cmocka_unit_test(test_every_prefix),
+	    cmocka_unit_test(test_compression_loops),
+	    cmocka_unit_test(test_bad_names_and_counts),
+	    cmocka_unit_test(test_hostile_bytes_in_names),
 	};
 	return cmocka_run_group_tests_name("dns", tests, NULL, NULL);
 }

@@ -109,7 +109,7 @@ static void pkt(struct flow_table *t, uint64_t ts, int from_client, uint16_t cpo
 #define ACK TCPF_ACK
 #define FIN (TCPF_FIN | TCPF_ACK)
 #define RST TCPF_RST
-#define PA (TCPF_PSH | TCPF_ACK)
+#define PA  (TCPF_PSH | TCPF_ACK)
 
 static void session(struct flow_table *t, uint64_t ts, uint16_t cport)
 {
@@ -394,21 +394,21 @@ static void test_addr_str_matches_inet_ntop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_session),
-		cmocka_unit_test(test_orientation_without_syn),
-		cmocka_unit_test(test_synack_first_orients),
-		cmocka_unit_test(test_tuple_reuse_starts_new_flow),
-		cmocka_unit_test(test_idle_timeout),
-		cmocka_unit_test(test_flow_cap_evicts_oldest),
-		cmocka_unit_test(test_closed_flow_ages_out_behind_live_one),
-		cmocka_unit_test(test_time_going_back_starts_afresh),
-		cmocka_unit_test(test_tick_expires_idle_flows),
-		cmocka_unit_test(test_rst_ends_flow),
-		cmocka_unit_test(test_blind_rst_ignored),
-		cmocka_unit_test(test_one_direction_only),
-		cmocka_unit_test(test_bypass_counts_without_delivering),
-		cmocka_unit_test(test_stray_packets_make_no_flow),
-		cmocka_unit_test(test_addr_str_matches_inet_ntop),
+	    cmocka_unit_test(test_full_session),
+	    cmocka_unit_test(test_orientation_without_syn),
+	    cmocka_unit_test(test_synack_first_orients),
+	    cmocka_unit_test(test_tuple_reuse_starts_new_flow),
+	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_flow_cap_evicts_oldest),
+	    cmocka_unit_test(test_closed_flow_ages_out_behind_live_one),
+	    cmocka_unit_test(test_time_going_back_starts_afresh),
+	    cmocka_unit_test(test_tick_expires_idle_flows),
+	    cmocka_unit_test(test_rst_ends_flow),
+	    cmocka_unit_test(test_blind_rst_ignored),
+	    cmocka_unit_test(test_one_direction_only),
+	    cmocka_unit_test(test_bypass_counts_without_delivering),
+	    cmocka_unit_test(test_stray_packets_make_no_flow),
+	    cmocka_unit_test(test_addr_str_matches_inet_ntop),
 	};
 	return cmocka_run_group_tests_name("flow", tests, NULL, NULL);
 }

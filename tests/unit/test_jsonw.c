@@ -67,8 +67,8 @@ static void test_hostile_strings_escaped(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_structure),
-		cmocka_unit_test(test_hostile_strings_escaped),
+	    cmocka_unit_test(test_structure),
+	    cmocka_unit_test(test_hostile_strings_escaped),
 	};
 	return cmocka_run_group_tests_name("jsonw", tests, NULL, NULL);
 }

@@ -28,11 +28,12 @@ static void test_txt_valid(void **state)
 	static const struct {
 		const char *in, *id;
 	} ok[] = {
-		{"v=STSv1; id=20160831085700Z;", "20160831085700Z"},
-		{"v=STSv1;id=abc", "abc"},
-		{"v=STSv1; id=abc ;", "abc"},
-		{"v=STSv1;\tid=A1; ext=foo-bar;", "A1"},
-		{"v=STSv1; ext=x; id=12345678901234567890123456789012", "12345678901234567890123456789012"},
+	    {"v=STSv1; id=20160831085700Z;", "20160831085700Z"},
+	    {"v=STSv1;id=abc", "abc"},
+	    {"v=STSv1; id=abc ;", "abc"},
+	    {"v=STSv1;\tid=A1; ext=foo-bar;", "A1"},
+	    {"v=STSv1; ext=x; id=12345678901234567890123456789012",
+	     "12345678901234567890123456789012"},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		assert_int_equal(txt(ok[i].in, &t, err), 0);
@@ -46,20 +47,20 @@ static void test_txt_invalid(void **state)
 	struct sts_txt t;
 	char err[256];
 	static const char *const bad[] = {
-		"",
-		"v=STSv2; id=1;",                                  /* wrong version */
-		"v=stsv1; id=1;",                                  /* version is case-sensitive */
-		" v=STSv1; id=1;",                                 /* leading space */
-		"v=STSv1;",                                        /* no id */
-		"v=STSv1; id=;",                                   /* empty id */
-		"v=STSv1; id=123456789012345678901234567890123;", /* 33 chars */
-		"v=STSv1; id=ab-cd;",                              /* not alnum */
-		"v=STSv1; id=1; id=2;",                            /* two ids */
-		"v=STSv1 id=1",                                    /* missing ';' */
-		"v=STSv1; =1;",                                    /* no field name */
-		"v=STSv1; id=1; foo;",                             /* field without '=' */
-		"v=STSv1; id=1; foo=;",                            /* empty extension value */
-		"v=STSv1; id=1\x01;",                              /* control byte */
+	    "",
+	    "v=STSv2; id=1;",                                 /* wrong version */
+	    "v=stsv1; id=1;",                                 /* version is case-sensitive */
+	    " v=STSv1; id=1;",                                /* leading space */
+	    "v=STSv1;",                                       /* no id */
+	    "v=STSv1; id=;",                                  /* empty id */
+	    "v=STSv1; id=123456789012345678901234567890123;", /* 33 chars */
+	    "v=STSv1; id=ab-cd;",                             /* not alnum */
+	    "v=STSv1; id=1; id=2;",                           /* two ids */
+	    "v=STSv1 id=1",                                   /* missing ';' */
+	    "v=STSv1; =1;",                                   /* no field name */
+	    "v=STSv1; id=1; foo;",                            /* field without '=' */
+	    "v=STSv1; id=1; foo=;",                           /* empty extension value */
+	    "v=STSv1; id=1\x01;",                             /* control byte */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
@@ -103,7 +104,8 @@ static void test_policy_valid(void **state)
 	assert_int_equal(p.n_mx, 3);
 	assert_string_equal(p.mx[1], "*.example.net");
 	/* LF only, no final newline, unknown fields ignored, spaces around. */
-	assert_int_equal(pol("version: STSv1\nmode:testing\nmx: a.b\nfoo: bar\nmax_age:  0   ", &p, err), 0);
+	assert_int_equal(
+	    pol("version: STSv1\nmode:testing\nmx: a.b\nfoo: bar\nmax_age:  0   ", &p, err), 0);
 	assert_int_equal(p.mode, STS_MODE_TESTING);
 	assert_int_equal(p.max_age, 0);
 	/* mode none needs no mx. */
@@ -119,25 +121,25 @@ static void test_policy_invalid_names_line(void **state)
 	static const struct {
 		const char *in, *want;
 	} bad[] = {
-		{"version: STSv1\nmode: enforcing\nmx: a.b\nmax_age: 1\n", "line 2: mode"},
-		{"version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n", "line 1: version"},
-		{"mode: enforce\nmx: a.b\nmax_age: 1\n", "version"},
-		{"version: STSv1\nmx: a.b\nmax_age: 1\n", "mode: missing"},
-		{"version: STSv1\nmode: enforce\nmax_age: 1\n", "mx: missing"},
-		{"version: STSv1\nmode: enforce\nmx: a.b\n", "max_age: missing"},
-		{"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n", "line 4: max_age"},
-		{"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", "line 4: max_age"},
-		{"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 12345678901\n", "line 4: max_age"},
-		{"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 1h\n", "line 4: max_age"},
-		{"version: STSv1\nmode: enforce\nmx: **.b\nmax_age: 1\n", "line 3: mx"},
-		{"version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 1\n", "line 3: mx"},
-		{"version: STSv1\nmode: enforce\nmx: a.*.b\nmax_age: 1\n", "line 3: mx"},
-		{"version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n", "line 3: mx"},
-		{"version: STSv1\nmode: enforce\nmx:\nmax_age: 1\n", "line 3: mx"},
-		{"version: STSv1\nthis line has no colon\n", "line 2"},
-		{"<html><body>Not found</body></html>\n", "line 1"},
-		{"version: STSv1\nmo de: enforce\n", "line 2"},
-		{"", "version"},
+	    {"version: STSv1\nmode: enforcing\nmx: a.b\nmax_age: 1\n", "line 2: mode"},
+	    {"version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n", "line 1: version"},
+	    {"mode: enforce\nmx: a.b\nmax_age: 1\n", "version"},
+	    {"version: STSv1\nmx: a.b\nmax_age: 1\n", "mode: missing"},
+	    {"version: STSv1\nmode: enforce\nmax_age: 1\n", "mx: missing"},
+	    {"version: STSv1\nmode: enforce\nmx: a.b\n", "max_age: missing"},
+	    {"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n", "line 4: max_age"},
+	    {"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", "line 4: max_age"},
+	    {"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 12345678901\n", "line 4: max_age"},
+	    {"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 1h\n", "line 4: max_age"},
+	    {"version: STSv1\nmode: enforce\nmx: **.b\nmax_age: 1\n", "line 3: mx"},
+	    {"version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 1\n", "line 3: mx"},
+	    {"version: STSv1\nmode: enforce\nmx: a.*.b\nmax_age: 1\n", "line 3: mx"},
+	    {"version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n", "line 3: mx"},
+	    {"version: STSv1\nmode: enforce\nmx:\nmax_age: 1\n", "line 3: mx"},
+	    {"version: STSv1\nthis line has no colon\n", "line 2"},
+	    {"<html><body>Not found</body></html>\n", "line 1"},
+	    {"version: STSv1\nmo de: enforce\n", "line 2"},
+	    {"", "version"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
@@ -173,12 +175,12 @@ static void test_mx_match(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_txt_valid),
-		cmocka_unit_test(test_txt_invalid),
-		cmocka_unit_test(test_txt_select),
-		cmocka_unit_test(test_policy_valid),
-		cmocka_unit_test(test_policy_invalid_names_line),
-		cmocka_unit_test(test_mx_match),
+	    cmocka_unit_test(test_txt_valid),
+	    cmocka_unit_test(test_txt_invalid),
+	    cmocka_unit_test(test_txt_select),
+	    cmocka_unit_test(test_policy_valid),
+	    cmocka_unit_test(test_policy_invalid_names_line),
+	    cmocka_unit_test(test_mx_match),
 	};
 	return cmocka_run_group_tests_name("mtasts", tests, NULL, NULL);
 }

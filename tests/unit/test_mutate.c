@@ -17,10 +17,10 @@
 #include <cmocka.h>
 
 #include "capture/capture.h"
-#include "stream/flow.h"
+#include "decoder/x509.h"
 #include "run/session.h"
 #include "sinks/session_sink.h"
-#include "decoder/x509.h"
+#include "stream/flow.h"
 
 #define MUTANTS 10000
 
@@ -101,8 +101,7 @@ static size_t mutate(uint8_t *buf, size_t len, size_t cap)
 	for (uint32_t e = 0; e < edits; e++) {
 		size_t pos = start + next_rand() % (len - start);
 		switch (kind) {
-		case 0: /* truncate */
-			return pos;
+		case 0: /* truncate */ return pos;
 		case 1: { /* delete a run */
 			size_t run = 1 + next_rand() % 64;
 			if (pos + run > len)
@@ -122,11 +121,10 @@ static size_t mutate(uint8_t *buf, size_t len, size_t cap)
 			break;
 		}
 		case 3: /* boundary values */
-			buf[pos] = (uint8_t[]){0, 0xff, 0x7f, 0x80, 0x16, 0x03, '\r', '\n'}[next_rand() % 8];
+			buf[pos] = (uint8_t[]){
+			    0, 0xff, 0x7f, 0x80, 0x16, 0x03, '\r', '\n'}[next_rand() % 8];
 			break;
-		default:
-			buf[pos] ^= (uint8_t)(1u << (next_rand() % 8));
-			break;
+		default: buf[pos] ^= (uint8_t)(1u << (next_rand() % 8)); break;
 		}
 		if (len <= start + 1)
 			break;
@@ -185,7 +183,7 @@ static void test_mutated_captures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mutated_captures),
+	    cmocka_unit_test(test_mutated_captures),
 	};
 	int rc = cmocka_run_group_tests_name("mutate", tests, NULL, NULL);
 	x509_cleanup();

@@ -11,8 +11,8 @@
 #include <cmocka.h>
 #include <pcap/dlt.h>
 
-#include "frames.h"
 #include "capture/packet.h"
+#include "frames.h"
 
 static const char payload[] = "EHLO a.example\r\n";
 
@@ -82,8 +82,8 @@ static void test_linux_sll(void **state)
 	(void)state;
 	struct fb f = {0};
 	struct packet p;
-	fb_be16(&f, 0);      /* packet type: to us */
-	fb_be16(&f, 1);      /* ARPHRD_ETHER */
+	fb_be16(&f, 0); /* packet type: to us */
+	fb_be16(&f, 1); /* ARPHRD_ETHER */
 	fb_be16(&f, 6);
 	fb_zero(&f, 8);
 	fb_be16(&f, 0x0800);
@@ -99,7 +99,7 @@ static void test_linux_sll2(void **state)
 	struct packet p;
 	fb_be16(&f, 0x0800); /* protocol first in SLL2 */
 	fb_be16(&f, 0);
-	fb_be32(&f, 3);      /* ifindex */
+	fb_be32(&f, 3); /* ifindex */
 	fb_be16(&f, 1);
 	fb_u8(&f, 4);
 	fb_u8(&f, 6);
@@ -294,17 +294,17 @@ static void test_every_truncation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ethernet),
-		cmocka_unit_test(test_vlan_and_qinq),
-		cmocka_unit_test(test_linux_sll),
-		cmocka_unit_test(test_linux_sll2),
-		cmocka_unit_test(test_null_and_loop),
-		cmocka_unit_test(test_raw_ip),
-		cmocka_unit_test(test_ipv6_extension_headers),
-		cmocka_unit_test(test_fragments_not_decoded),
-		cmocka_unit_test(test_malformed_headers),
-		cmocka_unit_test(test_snaplen_clamps_payload),
-		cmocka_unit_test(test_every_truncation),
+	    cmocka_unit_test(test_ethernet),
+	    cmocka_unit_test(test_vlan_and_qinq),
+	    cmocka_unit_test(test_linux_sll),
+	    cmocka_unit_test(test_linux_sll2),
+	    cmocka_unit_test(test_null_and_loop),
+	    cmocka_unit_test(test_raw_ip),
+	    cmocka_unit_test(test_ipv6_extension_headers),
+	    cmocka_unit_test(test_fragments_not_decoded),
+	    cmocka_unit_test(test_malformed_headers),
+	    cmocka_unit_test(test_snaplen_clamps_payload),
+	    cmocka_unit_test(test_every_truncation),
 	};
 	return cmocka_run_group_tests_name("packet", tests, NULL, NULL);
 }

@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "db/policy/cache.h"
-#include "db/sql/db.h"
 #include "db/policy/policyfile.h"
+#include "db/sql/db.h"
 
 static char dbpath[64];
 
@@ -70,15 +70,16 @@ static char *export_text(struct db *d)
 	return out;
 }
 
-static const char demo[] =
-	"# demo\n"
-	"mx Example.TEST. 10 MX1.example.test\n"
-	"mx example.test 20 mx2.example.test dnssec=insecure\n"
-	"address mx1.example.test 192.0.2.25\n"
-	"address mx1.example.test 2001:DB8:0::25\n"
-	"mta-sts example.test mode=enforce max_age=86400 mx=mx1.example.test mx=*.example.test id=2026\n"
-	"tlsa mx1.example.test 25 3 1 1 ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789\n"
-	"\n";
+static const char demo[] = "# demo\n"
+			   "mx Example.TEST. 10 MX1.example.test\n"
+			   "mx example.test 20 mx2.example.test dnssec=insecure\n"
+			   "address mx1.example.test 192.0.2.25\n"
+			   "address mx1.example.test 2001:DB8:0::25\n"
+			   "mta-sts example.test mode=enforce max_age=86400 mx=mx1.example.test "
+			   "mx=*.example.test id=2026\n"
+			   "tlsa mx1.example.test 25 3 1 1 "
+			   "ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789\n"
+			   "\n";
 
 static void test_round_trip(void **state)
 {
@@ -96,8 +97,9 @@ static void test_round_trip(void **state)
 	assert_non_null(strstr(first, "address mx1.example.test 2001:db8::25 dnssec=secure\n"));
 	assert_non_null(strstr(first, "mta-sts example.test mode=enforce max_age=86400 "
 				      "mx=mx1.example.test mx=*.example.test id=2026\n"));
-	assert_non_null(strstr(first, "tlsa mx1.example.test 25 3 1 1 abcdef0123456789abcdef0123456789"
-				      "abcdef0123456789abcdef0123456789 dnssec=secure\n"));
+	assert_non_null(strstr(first,
+			       "tlsa mx1.example.test 25 3 1 1 abcdef0123456789abcdef0123456789"
+			       "abcdef0123456789abcdef0123456789 dnssec=secure\n"));
 	db_close(d);
 
 	/* Re-open (no second migration) and re-import the export into a new
@@ -124,7 +126,8 @@ static void test_cache_lookups(void **state)
 	char err[256];
 	int n;
 	assert_int_equal(import_text(d, demo, err, sizeof(err), &n), 0);
-	assert_int_equal(import_text(d, "mx other.test 5 mx1.example.test\n", err, sizeof(err), &n), 0);
+	assert_int_equal(import_text(d, "mx other.test 5 mx1.example.test\n", err, sizeof(err), &n),
+			 0);
 	struct policy_cache *c = policy_cache_load(d, err, sizeof(err));
 	assert_non_null(c);
 	const struct cached_domain *dom = policy_cache_domain(c, "example.test");
@@ -164,18 +167,20 @@ static void test_bad_lines(void **state)
 	static const struct {
 		const char *text, *want;
 	} bad[] = {
-		{"mx example.test ten mx1.example.test\n", "demo.policy:1: preference:"},
-		{"mx example.test 10\n", "demo.policy:1: mx:"},
-		{"mx exa mple.test 10 a.b\n", "demo.policy:1: preference:"},
-		{"address mx1.example.test 999.1.1.1\n", "demo.policy:1: address:"},
-		{"address mx1.example.test 1.2.3.4 dnssec=maybe\n", "demo.policy:1: dnssec:"},
-		{"mx a.test 1 b.test\nmta-sts a.test mode=enforce max_age=1\n", "demo.policy:2: mta-sts: mx: missing"},
-		{"mta-sts a.test mode=enforce max_age=1 mx=a.test colour=red\n", "demo.policy:1: colour:"},
-		{"mta-sts a.test mode=enforce max_age=1 mx=a.test id=has-dash\n", "demo.policy:1: id:"},
-		{"tlsa mx.test 25 3 1 1 xyz0\n", "demo.policy:1: data:"},
-		{"tlsa mx.test 0 3 1 1 00\n", "demo.policy:1: port:"},
-		{"tlsa mx.test 25 256 1 1 00\n", "demo.policy:1: usage:"},
-		{"\n\n# c\nwhatever x y\n", "demo.policy:4: record:"},
+	    {"mx example.test ten mx1.example.test\n", "demo.policy:1: preference:"},
+	    {"mx example.test 10\n", "demo.policy:1: mx:"},
+	    {"mx exa mple.test 10 a.b\n", "demo.policy:1: preference:"},
+	    {"address mx1.example.test 999.1.1.1\n", "demo.policy:1: address:"},
+	    {"address mx1.example.test 1.2.3.4 dnssec=maybe\n", "demo.policy:1: dnssec:"},
+	    {"mx a.test 1 b.test\nmta-sts a.test mode=enforce max_age=1\n",
+	     "demo.policy:2: mta-sts: mx: missing"},
+	    {"mta-sts a.test mode=enforce max_age=1 mx=a.test colour=red\n",
+	     "demo.policy:1: colour:"},
+	    {"mta-sts a.test mode=enforce max_age=1 mx=a.test id=has-dash\n", "demo.policy:1: id:"},
+	    {"tlsa mx.test 25 3 1 1 xyz0\n", "demo.policy:1: data:"},
+	    {"tlsa mx.test 0 3 1 1 00\n", "demo.policy:1: port:"},
+	    {"tlsa mx.test 25 256 1 1 00\n", "demo.policy:1: usage:"},
+	    {"\n\n# c\nwhatever x y\n", "demo.policy:4: record:"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct db *d = open_db();
@@ -203,10 +208,11 @@ static void test_many_long_patterns(void **state)
 	memset(label, 'a', 63);
 	label[63] = 0;
 	for (int count = 64; count <= 65; count++) {
-		size_t o = (size_t)snprintf(line, sizeof(line), "mta-sts big.test mode=enforce max_age=5");
+		size_t o = (size_t)snprintf(line, sizeof(line),
+					    "mta-sts big.test mode=enforce max_age=5");
 		for (int i = 0; i < count; i++)
-			o += (size_t)snprintf(line + o, sizeof(line) - o, " mx=%s.%s.%s.x%02d", label, label,
-					      label, i);
+			o += (size_t)snprintf(line + o, sizeof(line) - o, " mx=%s.%s.%s.x%02d",
+					      label, label, label, i);
 		snprintf(line + o, sizeof(line) - o, "\n");
 		struct db *d = open_db();
 		char err[256];
@@ -238,11 +244,11 @@ static void test_newer_schema_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cache_lookups, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_long_patterns, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cache_lookups, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_long_patterns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("policyfile", tests, NULL, NULL);
 }

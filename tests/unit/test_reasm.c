@@ -21,7 +21,7 @@ struct collect {
 	int ngaps;
 	int anomalies[REASM_AN_COUNT];
 	uint64_t anomaly_bytes[REASM_AN_COUNT];
-	struct reasm_dir *bypass_dir;  /* ask for bypass once this many bytes arrived */
+	struct reasm_dir *bypass_dir; /* ask for bypass once this many bytes arrived */
 	struct reasm_budget *budget;
 	size_t bypass_after;
 };
@@ -368,27 +368,27 @@ static void test_two_segments_every_split(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retransmission_deduplicated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conflict_with_delivered_data, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conflict_in_queue_first_wins, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_in_order_segment_overlapping_queue, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_same_overlap_no_conflict, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sequence_wraparound, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gap_confirmed_by_ack, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gap_at_flush, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tail_loss_acknowledged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_midstream_start, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_queue_cap_skips_ahead, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bypass_stops_buffering, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_budget_refusal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bypass_before_base, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_data_after_fin, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_out_of_window_ignored, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_every_split_reversed, setup, teardown),
-		cmocka_unit_test(test_two_segments_every_split),
+	    cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retransmission_deduplicated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conflict_with_delivered_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conflict_in_queue_first_wins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_in_order_segment_overlapping_queue, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_same_overlap_no_conflict, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sequence_wraparound, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gap_confirmed_by_ack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gap_at_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tail_loss_acknowledged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_midstream_start, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_cap_skips_ahead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bypass_stops_buffering, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_budget_refusal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bypass_before_base, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_data_after_fin, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_out_of_window_ignored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_split_reversed, setup, teardown),
+	    cmocka_unit_test(test_two_segments_every_split),
 	};
 	return cmocka_run_group_tests_name("reasm", tests, NULL, NULL);
 }

@@ -29,11 +29,11 @@
 #include "util/text.h"
 #include "util/units.h"
 
-#define CA_PEM "pcaps/certs/ca.example.test.pem"
-#define CA2_PEM "pcaps/certs/ca2.example.test.pem"
-#define LEAF_PEM "pcaps/certs/mx.example.test.pem"        /* mx. and mail.example.test */
-#define EXPIRED_PEM "pcaps/certs/mx-expired.example.test.pem" /* 2020-2021, from CA2 */
-#define WRONGNAME_PEM "pcaps/certs/wrongname.example.org.pem" /* from CA2 */
+#define CA_PEM        "pcaps/certs/ca.example.test.pem"
+#define CA2_PEM       "pcaps/certs/ca2.example.test.pem"
+#define LEAF_PEM      "pcaps/certs/mx.example.test.pem"         /* mx. and mail.example.test */
+#define EXPIRED_PEM   "pcaps/certs/mx-expired.example.test.pem" /* 2020-2021, from CA2 */
+#define WRONGNAME_PEM "pcaps/certs/wrongname.example.org.pem"   /* from CA2 */
 
 #define SERVER "192.0.2.25"
 #define CLIENT "198.51.100.7"
@@ -175,8 +175,8 @@ static void expect_ids(const struct world *w, int n, ...)
 		have[w->got[i].id]++;
 	for (int i = 0; i < F_COUNT; i++) {
 		if (want[i] != have[i])
-			fail_msg("%s: expected %d, got %d", finding_name((enum finding_id)i), want[i],
-				 have[i]);
+			fail_msg("%s: expected %d, got %d", finding_name((enum finding_id)i),
+				 want[i], have[i]);
 	}
 }
 
@@ -351,8 +351,8 @@ static void test_lost_from_history(void **state)
 {
 	(void)state;
 	struct world *w = world_new("", NULL);
-	struct session_record *first =
-		tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM, CA_PEM);
+	struct session_record *first = tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM,
+						   CA_PEM);
 	judge(w, first);
 	expect_ids(w, 0);
 	struct session_record *second = plaintext(capture_time() + 60 * NS_PER_S, NULL, 0);
@@ -550,8 +550,8 @@ static void test_dane_ee_ignores_dates(void **state)
 {
 	(void)state;
 	struct world *w = world_new(tlsa_policy("3 1 1", EXPIRED_PEM, ""), NULL);
-	struct session_record *r =
-		tls_session(capture_time(), TLS_V12, 0xc02f, EXPIRED_PEM, CA2_PEM);
+	struct session_record *r = tls_session(capture_time(), TLS_V12, 0xc02f, EXPIRED_PEM,
+					       CA2_PEM);
 	judge(w, r);
 	expect_ids(w, 0);
 	assert_int_equal(w->v.verified, 1);
@@ -645,8 +645,8 @@ static void test_sts_certificate(void **state)
 {
 	(void)state;
 	struct world *w = world_new(policy(STS_ENFORCE), NULL);
-	struct session_record *r =
-		tls_session(capture_time(), TLS_V12, 0xc02f, EXPIRED_PEM, CA2_PEM);
+	struct session_record *r = tls_session(capture_time(), TLS_V12, 0xc02f, EXPIRED_PEM,
+					       CA2_PEM);
 	judge(w, r);
 	expect_ids(w, 1, F_MTASTS_CERT_INVALID);
 	assert_string_equal(w->got[0].rfc8460, "certificate-expired");
@@ -734,28 +734,28 @@ static void test_smtps_record_alone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stripped),
-		cmocka_unit_test(test_lost_from_history),
-		cmocka_unit_test(test_sts_enforce_plaintext),
-		cmocka_unit_test(test_sts_testing_reports_only),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_unused_and_allowlist),
-		cmocka_unit_test(test_plaintext_auth),
-		cmocka_unit_test(test_injection),
-		cmocka_unit_test(test_tls_weak),
-		cmocka_unit_test(test_nonstandard_port),
-		cmocka_unit_test(test_failed_fallback),
-		cmocka_unit_test(test_dane_ee_match),
-		cmocka_unit_test(test_dane_ee_ignores_dates),
-		cmocka_unit_test(test_dane_ta),
-		cmocka_unit_test(test_dane_mismatch),
-		cmocka_unit_test(test_dane_unusable),
-		cmocka_unit_test(test_sts_wildcard_mx),
-		cmocka_unit_test(test_sts_certificate),
-		cmocka_unit_test(test_policy_stale),
-		cmocka_unit_test(test_tls13_not_observable),
-		cmocka_unit_test(test_anonymous_under_policy),
-		cmocka_unit_test(test_smtps_record_alone),
+	    cmocka_unit_test(test_stripped),
+	    cmocka_unit_test(test_lost_from_history),
+	    cmocka_unit_test(test_sts_enforce_plaintext),
+	    cmocka_unit_test(test_sts_testing_reports_only),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_unused_and_allowlist),
+	    cmocka_unit_test(test_plaintext_auth),
+	    cmocka_unit_test(test_injection),
+	    cmocka_unit_test(test_tls_weak),
+	    cmocka_unit_test(test_nonstandard_port),
+	    cmocka_unit_test(test_failed_fallback),
+	    cmocka_unit_test(test_dane_ee_match),
+	    cmocka_unit_test(test_dane_ee_ignores_dates),
+	    cmocka_unit_test(test_dane_ta),
+	    cmocka_unit_test(test_dane_mismatch),
+	    cmocka_unit_test(test_dane_unusable),
+	    cmocka_unit_test(test_sts_wildcard_mx),
+	    cmocka_unit_test(test_sts_certificate),
+	    cmocka_unit_test(test_policy_stale),
+	    cmocka_unit_test(test_tls13_not_observable),
+	    cmocka_unit_test(test_anonymous_under_policy),
+	    cmocka_unit_test(test_smtps_record_alone),
 	};
 	return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }

@@ -59,9 +59,9 @@ static void test_siphash13_words_equals_bytes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_siphash24_reference),
-		cmocka_unit_test(test_siphash13_matches_cpython),
-		cmocka_unit_test(test_siphash13_words_equals_bytes),
+	    cmocka_unit_test(test_siphash24_reference),
+	    cmocka_unit_test(test_siphash13_matches_cpython),
+	    cmocka_unit_test(test_siphash13_words_equals_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

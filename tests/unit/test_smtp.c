@@ -73,25 +73,25 @@ static void assert_split_invariant(const struct step *steps, size_t n)
 }
 
 static const struct step plain_session[] = {
-	{1, "220-mx.example.test ESMTP Postfix\r\n220 second greeting line\r\n"},
-	{0, "ehlo client.example\r\n"},
-	{1, "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n"
-	    "250-8BITMIME\r\n250 CHUNKING\r\n"},
-	{0, "mail from:<Alice@Sender.Example> SIZE=100\r\n"},
-	{1, "250 2.1.0 Ok\r\n"},
-	{0, "RCPT TO:<bob@Example.TEST>\r\n"},
-	{1, "250 2.1.5 Ok\r\n"},
-	{0, "RCPT TO:<carol@other.test.>\r\n"},
-	{1, "250 2.1.5 Ok\r\n"},
-	{0, "RCPT TO:<dave@example.test>\r\n"},
-	{1, "250 2.1.5 Ok\r\n"},
-	{0, "DATA\r\n"},
-	{1, "354 End data with <CR><LF>.<CR><LF>\r\n"},
-	{0, "Subject: hi\r\n\r\nMAIL FROM:<inside@body.test>\r\nRCPT TO:<no@body.test>\r\n"
-	    "..leading dot\r\n.\r\n"},
-	{1, "250 2.0.0 Ok: queued\r\n"},
-	{0, "QUIT\r\n"},
-	{1, "221 2.0.0 Bye\r\n"},
+    {1, "220-mx.example.test ESMTP Postfix\r\n220 second greeting line\r\n"},
+    {0, "ehlo client.example\r\n"},
+    {1, "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n"
+	"250-8BITMIME\r\n250 CHUNKING\r\n"},
+    {0, "mail from:<Alice@Sender.Example> SIZE=100\r\n"},
+    {1, "250 2.1.0 Ok\r\n"},
+    {0, "RCPT TO:<bob@Example.TEST>\r\n"},
+    {1, "250 2.1.5 Ok\r\n"},
+    {0, "RCPT TO:<carol@other.test.>\r\n"},
+    {1, "250 2.1.5 Ok\r\n"},
+    {0, "RCPT TO:<dave@example.test>\r\n"},
+    {1, "250 2.1.5 Ok\r\n"},
+    {0, "DATA\r\n"},
+    {1, "354 End data with <CR><LF>.<CR><LF>\r\n"},
+    {0, "Subject: hi\r\n\r\nMAIL FROM:<inside@body.test>\r\nRCPT TO:<no@body.test>\r\n"
+	"..leading dot\r\n.\r\n"},
+    {1, "250 2.0.0 Ok: queued\r\n"},
+    {0, "QUIT\r\n"},
+    {1, "221 2.0.0 Bye\r\n"},
 };
 
 static void test_plain_session(void **state)
@@ -124,11 +124,11 @@ static void test_plain_session(void **state)
 }
 
 static const struct step stripped[] = {
-	{1, "220 mx ESMTP\r\n"},
-	{0, "EHLO c\r\n"},
-	{1, "250-mx\r\n250-PIPELINING\r\n250-XXXXXXXA\r\n250 8BITMIME\r\n"},
-	{0, "MAIL FROM:<>\r\n"},
-	{1, "250 ok\r\n"},
+    {1, "220 mx ESMTP\r\n"},
+    {0, "EHLO c\r\n"},
+    {1, "250-mx\r\n250-PIPELINING\r\n250-XXXXXXXA\r\n250 8BITMIME\r\n"},
+    {0, "MAIL FROM:<>\r\n"},
+    {1, "250 ok\r\n"},
 };
 
 static void test_mangled_starttls(void **state)
@@ -149,7 +149,7 @@ static void test_mangled_variants(void **state)
 	(void)state;
 	static const char *const mangled[] = {"XXXXXXXX", "STARTTLZ", "xxxxxxxA", "S\x01\x02RTTLS"};
 	static const char *const genuine[] = {"STARTTLS", "CHUNKING", "SMTPUTF8", "8BITMIME",
-					      "XFORWARD", "DSN", "XCLIENT"};
+					      "XFORWARD", "DSN",      "XCLIENT"};
 	for (size_t i = 0; i < 4; i++) {
 		struct smtp *s = smtp_new();
 		char line[64];
@@ -201,13 +201,13 @@ static void test_starttls_switch_and_injection(void **state)
 }
 
 static const struct step refused[] = {
-	{1, "220 mx\r\n"},
-	{0, "EHLO c\r\n"},
-	{1, "250-mx\r\n250 STARTTLS\r\n"},
-	{0, "STARTTLS\r\n"},
-	{1, "454 4.7.0 TLS not available due to local problem\r\n"},
-	{0, "MAIL FROM:<a@b.test>\r\n"},
-	{1, "250 ok\r\n"},
+    {1, "220 mx\r\n"},
+    {0, "EHLO c\r\n"},
+    {1, "250-mx\r\n250 STARTTLS\r\n"},
+    {0, "STARTTLS\r\n"},
+    {1, "454 4.7.0 TLS not available due to local problem\r\n"},
+    {0, "MAIL FROM:<a@b.test>\r\n"},
+    {1, "250 ok\r\n"},
 };
 
 static void test_starttls_refused(void **state)
@@ -225,14 +225,14 @@ static void test_starttls_refused(void **state)
 }
 
 static const struct step bdat[] = {
-	{1, "220 mx\r\n"},
-	{0, "EHLO c\r\n"},
-	{1, "250-mx\r\n250 CHUNKING\r\n"},
-	{0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n"},
-	{1, "250 ok\r\n250 ok\r\n"},
-	{0, "BDAT 20\r\nRCPT TO:<z@q.test>\r\n.\r\nBDAT 5 LAST\r\n\r\n.\r\n"},
-	{1, "250 ok\r\n250 ok\r\n"},
-	{0, "QUIT\r\n"},
+    {1, "220 mx\r\n"},
+    {0, "EHLO c\r\n"},
+    {1, "250-mx\r\n250 CHUNKING\r\n"},
+    {0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n"},
+    {1, "250 ok\r\n250 ok\r\n"},
+    {0, "BDAT 20\r\nRCPT TO:<z@q.test>\r\n.\r\nBDAT 5 LAST\r\n\r\n.\r\n"},
+    {1, "250 ok\r\n250 ok\r\n"},
+    {0, "QUIT\r\n"},
 };
 
 static void test_bdat_skipped_by_length(void **state)
@@ -250,17 +250,17 @@ static void test_bdat_skipped_by_length(void **state)
 }
 
 static const struct step auth_login[] = {
-	{1, "220 mx\r\n"},
-	{0, "EHLO c\r\n"},
-	{1, "250-mx\r\n250 AUTH LOGIN PLAIN\r\n"},
-	{0, "AUTH LOGIN\r\n"},
-	{1, "334 VXNlcm5hbWU6\r\n"},
-	{0, "dXNlcg==\r\n"},
-	{1, "334 UGFzc3dvcmQ6\r\n"},
-	{0, "cGFzcw==\r\n"},
-	{1, "235 2.7.0 Authentication successful\r\n"},
-	{0, "MAIL FROM:<u@b.test>\r\n"},
-	{1, "250 ok\r\n"},
+    {1, "220 mx\r\n"},
+    {0, "EHLO c\r\n"},
+    {1, "250-mx\r\n250 AUTH LOGIN PLAIN\r\n"},
+    {0, "AUTH LOGIN\r\n"},
+    {1, "334 VXNlcm5hbWU6\r\n"},
+    {0, "dXNlcg==\r\n"},
+    {1, "334 UGFzc3dvcmQ6\r\n"},
+    {0, "cGFzcw==\r\n"},
+    {1, "235 2.7.0 Authentication successful\r\n"},
+    {0, "MAIL FROM:<u@b.test>\r\n"},
+    {1, "250 ok\r\n"},
 };
 
 static void test_auth_before_tls(void **state)
@@ -278,7 +278,10 @@ static void test_auth_before_tls(void **state)
 }
 
 static const struct step helo_only[] = {
-	{1, "220 mx\r\n"}, {0, "HELO old.client\r\n"}, {1, "250 mx\r\n"}, {0, "QUIT\r\n"},
+    {1, "220 mx\r\n"},
+    {0, "HELO old.client\r\n"},
+    {1, "250 mx\r\n"},
+    {0, "QUIT\r\n"},
 };
 
 static void test_helo(void **state)
@@ -370,18 +373,18 @@ static void test_lost_reply_resync(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_session),
-		cmocka_unit_test(test_mangled_starttls),
-		cmocka_unit_test(test_mangled_variants),
-		cmocka_unit_test(test_starttls_switch_and_injection),
-		cmocka_unit_test(test_starttls_refused),
-		cmocka_unit_test(test_bdat_skipped_by_length),
-		cmocka_unit_test(test_auth_before_tls),
-		cmocka_unit_test(test_helo),
-		cmocka_unit_test(test_overlong_line_and_resync),
-		cmocka_unit_test(test_data_terminator_every_split),
-		cmocka_unit_test(test_data_refused_returns_to_commands),
-		cmocka_unit_test(test_lost_reply_resync),
+	    cmocka_unit_test(test_plain_session),
+	    cmocka_unit_test(test_mangled_starttls),
+	    cmocka_unit_test(test_mangled_variants),
+	    cmocka_unit_test(test_starttls_switch_and_injection),
+	    cmocka_unit_test(test_starttls_refused),
+	    cmocka_unit_test(test_bdat_skipped_by_length),
+	    cmocka_unit_test(test_auth_before_tls),
+	    cmocka_unit_test(test_helo),
+	    cmocka_unit_test(test_overlong_line_and_resync),
+	    cmocka_unit_test(test_data_terminator_every_split),
+	    cmocka_unit_test(test_data_refused_returns_to_commands),
+	    cmocka_unit_test(test_lost_reply_resync),
 	};
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
 }

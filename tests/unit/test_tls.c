@@ -19,10 +19,10 @@
 #include <openssl/x509.h>
 
 #include "capture/capture.h"
-#include "stream/flow.h"
 #include "decoder/smtp.h"
 #include "decoder/tls.h"
 #include "decoder/x509.h"
+#include "stream/flow.h"
 
 struct streams {
 	uint8_t *buf[2];
@@ -62,7 +62,8 @@ static void load_tls(const char *path, struct streams *out)
 	struct flow_table *t = flow_table_new(&cfg, &c);
 	struct capture_counters counters = {0};
 	char err[256];
-	assert_int_equal(capture_read_file(path, s_packet, t, NULL, NULL, &counters, err, sizeof(err)), 0);
+	assert_int_equal(
+	    capture_read_file(path, s_packet, t, NULL, NULL, &counters, err, sizeof(err)), 0);
 	flow_table_flush(t);
 	flow_table_free(t);
 	assert_true(raw.len[0] > 0 && raw.len[1] > 0);
@@ -78,7 +79,8 @@ static void load_tls(const char *path, struct streams *out)
 			if (smtp_tls_started(m, d) || off[d] >= raw.len[d])
 				continue;
 			const uint8_t *nl = memchr(raw.buf[d] + off[d], '\n', raw.len[d] - off[d]);
-			size_t take = nl ? (size_t)(nl - (raw.buf[d] + off[d])) + 1 : raw.len[d] - off[d];
+			size_t take = nl ? (size_t)(nl - (raw.buf[d] + off[d])) + 1
+					 : raw.len[d] - off[d];
 			off[d] += smtp_feed(m, d, raw.buf[d] + off[d], take);
 			progressed = 1;
 		}
@@ -297,11 +299,11 @@ static void test_truncations_and_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tls12_facts),
-		cmocka_unit_test(test_tls13_hides_certificate),
-		cmocka_unit_test(test_every_split_point),
-		cmocka_unit_test(test_messages_across_records),
-		cmocka_unit_test(test_truncations_and_garbage),
+	    cmocka_unit_test(test_tls12_facts),
+	    cmocka_unit_test(test_tls13_hides_certificate),
+	    cmocka_unit_test(test_every_split_point),
+	    cmocka_unit_test(test_messages_across_records),
+	    cmocka_unit_test(test_truncations_and_garbage),
 	};
 	int rc = cmocka_run_group_tests_name("tls", tests, NULL, NULL);
 	x509_cleanup();

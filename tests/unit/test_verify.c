@@ -21,7 +21,7 @@
 
 #include "rules/verify.h"
 
-#define CA_PEM "pcaps/certs/ca.example.test.pem"
+#define CA_PEM   "pcaps/certs/ca.example.test.pem"
 #define LEAF_PEM "pcaps/certs/mx.example.test.pem"
 
 struct fixture {
@@ -89,7 +89,8 @@ static size_t assoc(X509 *x, int selector, int mtype, uint8_t *out)
 		len = (size_t)n;
 	} else {
 		unsigned int mdlen = 0;
-		EVP_Digest(der, (size_t)n, out, &mdlen, mtype == 1 ? EVP_sha256() : EVP_sha512(), NULL);
+		EVP_Digest(der, (size_t)n, out, &mdlen, mtype == 1 ? EVP_sha256() : EVP_sha512(),
+			   NULL);
 		len = mdlen;
 	}
 	OPENSSL_free(der);
@@ -146,9 +147,9 @@ static void test_dane_all_unusable(void **state)
 	/* Correct data, but PKIX-EE / PKIX-TA usages and a bad matching type. */
 	struct tlsa_rr t[3] = {{1, 1, 1, a, la}, {0, 0, 1, b, lb}, {3, 1, 7, a, la}};
 	char detail[256];
-	assert_int_equal(verify_dane(f->v, f->chain, 2, t, 3, "mx.example.test", f->now, detail,
-				     sizeof(detail)),
-			 DANE_UNUSABLE);
+	assert_int_equal(
+	    verify_dane(f->v, f->chain, 2, t, 3, "mx.example.test", f->now, detail, sizeof(detail)),
+	    DANE_UNUSABLE);
 	/* A wrong-length SHA-256 is unusable too. */
 	struct tlsa_rr shortrr = {3, 1, 1, a, 31};
 	assert_false(tlsa_usable_for_smtp(&shortrr));
@@ -163,36 +164,37 @@ static void test_pkix(void **state)
 {
 	struct fixture *f = *state;
 	char detail[256];
-	assert_int_equal(verify_pkix(f->v, f->chain, 2, "mx.example.test", f->now, detail,
-				     sizeof(detail)),
-			 PKIX_VALID);
+	assert_int_equal(
+	    verify_pkix(f->v, f->chain, 2, "mx.example.test", f->now, detail, sizeof(detail)),
+	    PKIX_VALID);
 	/* The SAN also lists mail.example.test; wildcards are not in it. */
-	assert_int_equal(verify_pkix(f->v, f->chain, 2, "mail.example.test", f->now, detail,
-				     sizeof(detail)),
-			 PKIX_VALID);
-	assert_int_equal(verify_pkix(f->v, f->chain, 2, "mx2.example.test", f->now, detail,
-				     sizeof(detail)),
-			 PKIX_HOST_MISMATCH);
+	assert_int_equal(
+	    verify_pkix(f->v, f->chain, 2, "mail.example.test", f->now, detail, sizeof(detail)),
+	    PKIX_VALID);
+	assert_int_equal(
+	    verify_pkix(f->v, f->chain, 2, "mx2.example.test", f->now, detail, sizeof(detail)),
+	    PKIX_HOST_MISMATCH);
 	time_t later = f->now + 20L * 365 * 86400;
-	assert_int_equal(verify_pkix(f->v, f->chain, 2, "mx.example.test", later, detail,
-				     sizeof(detail)),
-			 PKIX_EXPIRED);
+	assert_int_equal(
+	    verify_pkix(f->v, f->chain, 2, "mx.example.test", later, detail, sizeof(detail)),
+	    PKIX_EXPIRED);
 	time_t before = f->now - 30L * 86400;
-	assert_int_equal(verify_pkix(f->v, f->chain, 2, "mx.example.test", before, detail,
-				     sizeof(detail)),
-			 PKIX_EXPIRED);
+	assert_int_equal(
+	    verify_pkix(f->v, f->chain, 2, "mx.example.test", before, detail, sizeof(detail)),
+	    PKIX_EXPIRED);
 	/* Without the test CA the chain is not trusted. */
 	char err[256];
 	struct verifier *sys = verifier_new(LEAF_PEM, err, sizeof(err));
 	assert_non_null(sys);
-	assert_int_equal(verify_pkix(sys, f->chain, 2, "mx.example.test", f->now, detail,
-				     sizeof(detail)),
-			 PKIX_UNTRUSTED);
+	assert_int_equal(
+	    verify_pkix(sys, f->chain, 2, "mx.example.test", f->now, detail, sizeof(detail)),
+	    PKIX_UNTRUSTED);
 	verifier_free(sys);
 	uint8_t junk[10] = {0x30, 0x82};
 	struct der_cert bad = {junk, sizeof(junk)};
-	assert_int_equal(verify_pkix(f->v, &bad, 1, "mx.example.test", f->now, detail, sizeof(detail)),
-			 PKIX_ERROR);
+	assert_int_equal(
+	    verify_pkix(f->v, &bad, 1, "mx.example.test", f->now, detail, sizeof(detail)),
+	    PKIX_ERROR);
 }
 
 /* Without a configured bundle the system store is read at the first PKIX
@@ -206,16 +208,16 @@ static void test_pkix_system_store_loaded_on_first_use(void **state)
 	setenv("SSL_CERT_DIR", "/nonexistent", 1);
 	struct verifier *v = verifier_new(NULL, err, sizeof(err));
 	assert_non_null(v);
-	assert_int_equal(verify_pkix(v, f->chain, 1, "mx.example.test", f->now, detail,
-				     sizeof(detail)),
-			 PKIX_VALID);
+	assert_int_equal(
+	    verify_pkix(v, f->chain, 1, "mx.example.test", f->now, detail, sizeof(detail)),
+	    PKIX_VALID);
 	verifier_free(v);
 	setenv("SSL_CERT_FILE", "/nonexistent", 1);
 	v = verifier_new(NULL, err, sizeof(err));
 	assert_non_null(v);
-	assert_int_equal(verify_pkix(v, f->chain, 1, "mx.example.test", f->now, detail,
-				     sizeof(detail)),
-			 PKIX_UNTRUSTED);
+	assert_int_equal(
+	    verify_pkix(v, f->chain, 1, "mx.example.test", f->now, detail, sizeof(detail)),
+	    PKIX_UNTRUSTED);
 	verifier_free(v);
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
@@ -224,13 +226,13 @@ static void test_pkix_system_store_loaded_on_first_use(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_dane_ee_and_ta_match, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dane_mismatch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dane_ee_ignores_names_and_dates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dane_all_unusable, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pkix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pkix_system_store_loaded_on_first_use, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_dane_ee_and_ta_match, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dane_mismatch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dane_ee_ignores_names_and_dates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dane_all_unusable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pkix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pkix_system_store_loaded_on_first_use, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
 }
