@@ -1,7 +1,7 @@
 /*
  * x509.h - certificate facts from a captured DER chain, parsed by OpenSSL.
- * The session sink calls x509_describe() per certificate of a finished TLS
- * handshake; rules/ later verifies the same DER (kept by the TLS decoder).
+ * The session record calls x509_describe() once per certificate of a
+ * finished TLS handshake (decoder/record.c); rules/ verifies the same DER.
  * Also names TLS cipher suites and alerts through OpenSSL's own tables.
  */
 #ifndef MXW_X509_H

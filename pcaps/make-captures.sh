@@ -357,80 +357,14 @@ EOF
 }
 
 # ---------------------------------------------------------------- Postfix
-write_master_cf() {   # minimal master.cf, nothing chrooted
-    cat > "$1" <<'EOF'
-# service type  private unpriv  chroot  wakeup  maxproc command + args
-smtp      inet  n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
-}
+# Postfix instances: pcaps/tools/postfix.sh (shared with the tests)
+. "$TOOLS/postfix.sh"
 
 # pf_new NAME HOSTNAME INET_INTERFACES  (extra main.cf lines on stdin)
 pf_new() {
-    local name=$1 host=$2 ifaces=$3 d="$WORK/pf-$1"
-    mkdir -p "$d/etc" "$d/queue" "$d/data"
-    chown postfix:postfix "$d/data"
-    cat > "$d/etc/main.cf" <<EOF
-# Postfix instance "$name" for mxwatch test captures (generated)
-compatibility_level = 3.6
-queue_directory = $d/queue
-data_directory = $d/data
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = $d/maillog
-maillog_file_prefixes = $WORK
-myhostname = $host
-mydomain = example.test
-myorigin = \$myhostname
-smtpd_banner = \$myhostname ESMTP Postfix
-inet_interfaces = $ifaces
-inet_protocols = all
-mynetworks = 127.0.0.0/8, [::1]/128, [fd6d:7877::]/64, 198.51.100.0/24
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-biff = no
-# accept mail for example.test and throw it away
-relay_domains = example.test
-relay_transport = discard:delivered to the bit bucket
-default_transport = error:this test instance sends no mail out
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-# no DNS whatsoever
-disable_dns_lookups = yes
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-smtpd_peername_lookup = no
-EOF
-    # instance-specific settings (stdin) replace the defaults above
-    local extra k
-    extra=$(cat)
-    for k in $(printf '%s\n' "$extra" | sed -n 's/^\([a-z0-9_]*\) *=.*/\1/p'); do
-        sed -i "/^$k *=/d" "$d/etc/main.cf"
-    done
-    printf '%s\n' "$extra" >> "$d/etc/main.cf"
-    write_master_cf "$d/etc/master.cf"
+    local d="$WORK/pf-$1"
+    pf_instance "$d" "$1" "$2" example.test "$3" all \
+        "127.0.0.0/8, [::1]/128, [fd6d:7877::]/64, 198.51.100.0/24"
     PF_DIRS+=("$d")
 }
 

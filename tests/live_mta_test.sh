@@ -132,81 +132,17 @@ check "policy imported" test $? = 0
 check "config uses the test CA" grep -q "^ca_bundle = $T/tls/ca.pem" "$T/live.conf"
 
 # ------------------------------------------------------------------ Postfix
-write_master_cf() { # minimal master.cf, nothing chrooted
-	cat >"$1" <<'EOF'
-smtp      inet  n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
-}
-
+# Private Postfix instances: pcaps/tools/postfix.sh (shared with the
+# capture script).
+. pcaps/tools/postfix.sh
 pf_new() { # NAME HOSTNAME ADDRESS, extra main.cf lines on stdin
-	local d="$T/pf-$1"
-	mkdir -p "$d/etc" "$d/queue" "$d/data"
-	chown postfix:postfix "$d/data"
-	{
-		cat <<EOF
-# private Postfix instance "$1" of tests/live_mta_test.sh
-compatibility_level = 3.6
-queue_directory = $d/queue
-data_directory = $d/data
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = $d/maillog
-maillog_file_prefixes = $T
-myhostname = $2
-mydomain = $DOMAIN
-myorigin = \$myhostname
-smtpd_banner = \$myhostname ESMTP Postfix
-inet_interfaces = $3
-inet_protocols = ipv4
-mynetworks = 198.51.100.0/24
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-biff = no
-# accept mail for $DOMAIN and throw it away; nothing is ever sent on
-relay_domains = $DOMAIN
-relay_transport = discard:live test
-default_transport = error:this test instance sends no mail out
-local_transport = error:no local delivery
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-EOF
-		cat
-	} >"$d/etc/main.cf"
-	write_master_cf "$d/etc/master.cf"
-	PF_DIRS+=("$d")
+	pf_instance "$T/pf-$1" "$1" "$2" "$DOMAIN" "$3" ipv4 198.51.100.0/24
+	PF_DIRS+=("$T/pf-$1")
 }
 
 pf_start() { # NAME ADDRESS
-	local d="$T/pf-$1"
-	ip netns exec "$NSS" postfix -c "$d/etc" start >"$d/start.log" 2>&1 || return 1
-	for _ in $(seq 100); do
-		ip netns exec "$NSS" ss -Hltn "sport = :25" | grep -q "$2:25" && return 0
-		sleep 0.1
-	done
-	return 1
+	ip netns exec "$NSS" postfix -c "$T/pf-$1/etc" start >"$T/pf-$1/start.log" 2>&1 &&
+		pf_listening "$NSS" "$2"
 }
 
 pf_new tls "mx.$DOMAIN" "$TLSMX" <<EOF
@@ -257,7 +193,7 @@ session plain-tls-optional 40006 "$PLAINMX" --tls-optional
 check "$n_sessions swaks sessions completed (failed: $swaks_rc_bad)" test "$swaks_rc_bad" = 0
 # queue manager and discard agent run after swaks has its 250: poll the logs
 for _ in $(seq 100); do
-	delivered=$(cat "$T"/pf-*/maillog 2>/dev/null | grep -c 'status=sent (live test)')
+	delivered=$(cat "$T"/pf-*/maillog 2>/dev/null | grep -c 'status=sent (delivered to the bit bucket)')
 	[ "$delivered" -ge "$n_sessions" ] && break
 	sleep 0.1
 done

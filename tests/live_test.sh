@@ -69,19 +69,21 @@ replay() {
 		ip netns exec "$NSB" tcpreplay -q -t -i "$VB" "$f" >/dev/null 2>&1 || return 1
 	done
 }
-replay $set1
-check "first captures replayed" test $? = 0
-sleep 0.5
-kill -HUP "$PID"
-for _ in $(seq 50); do grep -q "reloaded" "$T/live.err" && break; sleep 0.1; done
+# Replays a set, then sends the sensor SIGNAL and waits up to 5 s for a
+# line matching PATTERN in its log.
+replay_then_signal() { # SIGNAL PATTERN FILE...
+	local sig=$1 pattern=$2
+	shift 2
+	replay "$@" || return 1
+	sleep 0.5
+	kill "-$sig" "$PID"
+	for _ in $(seq 50); do grep -qE "$pattern" "$T/live.err" && return 0; sleep 0.1; done
+}
+replay_then_signal HUP "reloaded" $set1
 check "SIGHUP reloads configuration and policy" grep -q "configuration and policy reloaded" "$T/live.err"
-replay $set2
-check "second captures replayed" test $? = 0
-sleep 0.5
-kill -USR1 "$PID"
 # Every capture thread reads its handles' counters on its next wake-up
 # (within 200 ms), then the main thread logs the sums: wait for the line.
-for _ in $(seq 50); do grep -q "^capture $VA: received" "$T/live.err" && break; sleep 0.1; done
+replay_then_signal USR1 "^capture $VA: received" $set2
 check "SIGUSR1 logs capture statistics" grep -qE "^capture $VA: received [1-9][0-9]*, dropped 0" "$T/live.err"
 kill -TERM "$PID"
 wait "$PID"
