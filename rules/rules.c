@@ -43,6 +43,9 @@ static const struct {
     [F_PLAINTEXT_AUTH] = {"plaintext-auth", SEV_HIGH, NULL},
     [F_POLICY_STALE] = {"policy-stale", SEV_LOW, NULL},
     [F_SMTP_NONSTANDARD] = {"smtp-nonstandard", SEV_LOW, NULL},
+    /* Severity when it alerts (under DANE or MTA-STS); with no policy it is
+     * an informational note: RFC 7435 opportunistic TLS. */
+    [F_TLS_UNAUTHENTICATED] = {"tls-unauthenticated", SEV_HIGH, NULL},
 };
 
 static const char *const severity_names[SEV_COUNT] = {"info", "low", "medium", "high", "critical"};
@@ -56,6 +59,28 @@ int finding_from_name(const char *name)
 {
 	for (int i = 0; i < F_COUNT; i++)
 		if (!strcmp(finding_info[i].name, name))
+			return i;
+	return -1;
+}
+
+static const char *const verdict_names[VERDICT_COUNT] = {
+    [VERDICT_VERIFIED] = "verified",
+    [VERDICT_FAILED] = "failed",
+    [VERDICT_PLAINTEXT] = "plaintext",
+    [VERDICT_NO_POLICY] = "no-policy",
+    [VERDICT_POLICY_UNKNOWN] = "policy-unknown",
+    [VERDICT_NOT_CHECKABLE] = "not-checkable",
+};
+
+const char *verdict_name(enum verdict_kind v)
+{
+	return (unsigned)v < VERDICT_COUNT ? verdict_names[v] : "unknown";
+}
+
+int verdict_from_name(const char *name)
+{
+	for (int i = 0; i < VERDICT_COUNT; i++)
+		if (!strcmp(verdict_names[i], name))
 			return i;
 	return -1;
 }
@@ -115,6 +140,10 @@ struct eval {
 	finding_fn emit;
 	void *ctx;
 	struct verdict *v;
+	uint8_t failure;     /* a finding RFC 8460 reports as a failure was raised */
+	uint8_t policy_seen; /* some binding had a policy that applies */
+	uint8_t anonymous;   /* completed TLS <= 1.2 handshake with no Certificate */
+	const char *unknown; /* why some binding's policy is unknown, or NULL */
 	struct binding b[MAX_BINDINGS];
 	int nb;
 };
@@ -267,6 +296,11 @@ static void emit(struct eval *e, enum finding_id id, const struct binding *b, ui
 		f.evidence = extra_ev;
 	}
 	f.rfc8460 = rfc8460 ? rfc8460 : finding_info[id].rfc8460;
+	/* The session failed a check when RFC 8460 would count the finding
+	 * as a failure; an unused STARTTLS is the client's plaintext choice,
+	 * judged as such only under a policy (plaintext-to-policy-domain). */
+	if (f.rfc8460 && id != F_STARTTLS_UNUSED)
+		e->failure = 1;
 	snprintf(f.client_ip, sizeof(f.client_ip), "%s", e->client);
 	if (e->m && e->m->ehlo >= 0)
 		memcpy(f.helo, e->m->helo_name, sizeof(f.helo));
@@ -358,8 +392,9 @@ static int secure_tlsa(const struct eval *e, const struct binding *b, struct tls
 
 static int weak_cipher(const char *name)
 {
-	static const char *const bad[] = {"_NULL_", "_anon_", "RC4",
-					  "EXPORT", "_DES40", "_DES_CBC_"};
+	/* Anonymous suites are judged apart (tls-unauthenticated): without
+	 * a policy they are RFC 7435 opportunistic TLS, not a weakness. */
+	static const char *const bad[] = {"_NULL_", "RC4", "EXPORT", "_DES40", "_DES_CBC_"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (strstr(name, bad[i]))
 			return 1;
@@ -519,20 +554,19 @@ static void check_plaintext(struct eval *e, struct binding *b, const struct appl
 }
 
 /* Up to TLS 1.2 the server's flight is in the clear: a completed handshake
- * without a Certificate message is an anonymous suite, which no DANE or
- * MTA-STS policy can accept. */
+ * without a Certificate message is an anonymous suite, which neither DANE
+ * (RFC 7672 2.2: the server must present a chain that matches) nor MTA-STS
+ * (RFC 8461 4.2: the certificate must be PKIX-valid) can accept. */
 static void check_anonymous(struct eval *e, struct binding *b, const struct applied_policy *ap)
 {
-	if (ap->dane_usable) {
-		e->v->verified = 0;
-		emit(e, F_DANE_MISMATCH, b, EV_POLICY, 1, NULL,
-		     "server presented no certificate (anonymous cipher suite)%s", NULL);
-	}
-	if (ap->sts) {
-		e->v->verified = 0;
-		emit(e, F_MTASTS_CERT_INVALID, b, EV_POLICY, ap->enforce, "certificate-not-trusted",
-		     "server presented no certificate (anonymous cipher suite)%s", NULL);
-	}
+	e->v->verified = 0;
+	emit(e, F_TLS_UNAUTHENTICATED, b, EV_POLICY, ap->dane_usable || ap->enforce,
+	     "validation-failure",
+	     ap->dane_usable
+		 ? "server presented no certificate (anonymous cipher suite) under DANE%s"
+		 : "server presented no certificate (anonymous cipher suite) under "
+		   "MTA-STS%s",
+	     NULL);
 }
 
 /* The presented chain against the usable TLSA records (RFC 7672 3). */
@@ -580,18 +614,40 @@ static void check_sts_certificate(struct eval *e, struct binding *b,
 	}
 }
 
+/* Whether the cache can say what this binding's policy is: the domain is
+ * cached, its MTA-STS policy has not outlived max_age, and its last fetch
+ * did not fail. NULL when known, else the reason. */
+static const char *policy_unknown(const struct eval *e, const struct binding *b)
+{
+	const struct cached_domain *cd = b->cd;
+	if (!cd)
+		return "not-cached";
+	if (cd->sts && strcmp(cd->sts->mode, "none") &&
+	    (uint64_t)(cd->sts->fetched_at + cd->sts->max_age) * NS_PER_S < e->ts_ns)
+		return "expired";
+	if (cd->sts_result && cd->sts_result[0] && strcmp(cd->sts_result, "ok"))
+		return "fetch-failed";
+	return NULL;
+}
+
 static void check_binding(struct eval *e, struct binding *b)
 {
 	const struct tls_facts *t = e->t;
 	struct applied_policy ap;
 	apply_policy(e, b, &ap);
+	const char *unknown = policy_unknown(e, b);
+	if (unknown && !e->unknown)
+		e->unknown = unknown;
+	if (ap.dane_usable || ap.sts)
+		e->policy_seen = 1;
 	check_policy_state(e, b, &ap);
 	check_plaintext(e, b, &ap);
 	if (!t || !t->server_hello)
 		return;
 	int observable = t->version < TLS_V13 && t->certificate_seen && t->n_certs > 0;
-	if (t->version < TLS_V13 && t->handshake_complete && !t->certificate_seen) {
-		check_anonymous(e, b, &ap);
+	if (e->anonymous) {
+		if (ap.dane_usable || ap.sts)
+			check_anonymous(e, b, &ap);
 		return;
 	}
 	struct der_cert chain[TLS_MAX_CERTS];
@@ -615,6 +671,49 @@ static void check_binding(struct eval *e, struct binding *b)
 		host = sni[0] ? sni : NULL;
 	if (host)
 		check_sts_certificate(e, b, &ap, host, chain, t->n_certs);
+}
+
+/* The session's one verdict, from what the checks found (DESIGN.md,
+ * "Verdicts"). A failure outranks everything; then a policy the cache
+ * cannot vouch for; then plaintext; then whether a policy applied and
+ * its checks could run. */
+static void judge_session(struct eval *e)
+{
+	struct verdict *v = e->v;
+	const struct tls_facts *t = e->t;
+	int tls = tls_used(e);
+	v->reason = NULL;
+	if (e->failure) {
+		v->verdict = VERDICT_FAILED;
+	} else if (e->nb == 0) {
+		v->verdict = tls ? VERDICT_NOT_CHECKABLE : VERDICT_PLAINTEXT;
+		v->reason = tls ? "no-domain" : NULL;
+	} else if (e->unknown) {
+		v->verdict = VERDICT_POLICY_UNKNOWN;
+		v->reason = e->unknown;
+	} else if (!tls) {
+		v->verdict = VERDICT_PLAINTEXT;
+	} else if (!e->policy_seen) {
+		v->verdict = VERDICT_NO_POLICY;
+	} else if (v->verified == 1) {
+		v->verdict = VERDICT_VERIFIED;
+	} else {
+		v->verdict = VERDICT_NOT_CHECKABLE;
+		if (t && t->server_hello && t->version >= TLS_V13)
+			v->reason = "tls13-no-keys";
+		else if (e->anonymous)
+			v->reason = "anonymous";
+		else if (e->rec->midstream && !(t && t->client_hello))
+			v->reason = "midstream";
+		else if (t && t->certificate_seen && t->n_certs)
+			v->reason = "no-domain"; /* a chain, but no MX host name to check it for */
+		else
+			v->reason = "no-certificate-seen";
+	}
+	/* A certificate that checked out does not make a failed session
+	 * verified (an MX outside the MTA-STS mx list, RFC 8461 4.1). */
+	if (v->verdict == VERDICT_FAILED && v->verified == 1)
+		v->verified = 0;
 }
 
 void rules_evaluate(struct rules *r, const struct session_record *rec, finding_fn emit_fn,
@@ -642,6 +741,8 @@ void rules_evaluate(struct rules *r, const struct session_record *rec, finding_f
 	e->emit = emit_fn;
 	e->ctx = ctx;
 	e->v = out;
+	e->anonymous = e->t && e->t->server_hello && e->t->version < TLS_V13 &&
+		       e->t->handshake_complete && !e->t->certificate_seen;
 
 	bind_session(e);
 	check_session_level(e);
@@ -650,6 +751,14 @@ void rules_evaluate(struct rules *r, const struct session_record *rec, finding_f
 	check_history(e);
 	for (int i = 0; i < e->nb; i++)
 		check_binding(e, &e->b[i]);
+	/* Without a policy an anonymous suite is RFC 7435 opportunistic TLS
+	 * (Postfix's default between two instances): a note, not an alert. */
+	if (e->anonymous && !e->policy_seen) {
+		for (int i = 0; i < (e->nb ? e->nb : 1); i++)
+			emit(e, F_TLS_UNAUTHENTICATED, e->nb ? &e->b[i] : NULL, 0, 0, NULL,
+			     "anonymous cipher suite: encrypted, server not authenticated%s", NULL);
+	}
+	judge_session(e);
 
 	if (e->nb) {
 		memcpy(out->domain, e->b[0].domain, sizeof(out->domain));

@@ -28,6 +28,7 @@ enum finding_id {
 	F_PLAINTEXT_AUTH,
 	F_POLICY_STALE,
 	F_SMTP_NONSTANDARD,
+	F_TLS_UNAUTHENTICATED,
 	F_COUNT
 };
 
@@ -100,7 +101,27 @@ void rules_config_defaults(struct rules_config *c);
 #define VERDICT_MAX_DOMAINS 16
 
 /* What the rules concluded about a session as a whole (for the record). */
+/* The closed list of session verdicts (DESIGN.md, "Verdicts"): silence
+ * must mean "checked and fine", so every session gets exactly one. */
+enum verdict_kind {
+	VERDICT_VERIFIED = 0,   /* every applicable DANE/PKIX check passed on the chain seen */
+	VERDICT_FAILED,         /* a policy check failed: the findings say which */
+	VERDICT_PLAINTEXT,      /* no TLS, and no policy asked for it */
+	VERDICT_NO_POLICY,      /* TLS; the domain publishes no policy (known from the cache) */
+	VERDICT_POLICY_UNKNOWN, /* not in the cache, cached policy expired, or its fetch failed */
+	VERDICT_NOT_CHECKABLE,  /* a policy applies but the chain could not be checked: reason */
+	VERDICT_COUNT
+};
+
+const char *verdict_name(enum verdict_kind v);
+int verdict_from_name(const char *name);
+
 struct verdict {
+	enum verdict_kind verdict;
+	/* Why not checkable ("tls13-no-keys", "anonymous", "no-certificate-seen",
+	 * "midstream", "no-domain"), or why the policy is unknown
+	 * ("not-cached", "expired", "fetch-failed"); NULL otherwise. */
+	const char *reason;
 	char domains[VERDICT_MAX_DOMAINS][256]; /* every domain the session was tied to */
 	char mx_hosts[VERDICT_MAX_DOMAINS][256];
 	int n_domains;

@@ -92,6 +92,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "r.db")
         policy, _ = findings.expand("sts-enforce.policy", values)
+        # A second domain with no policy at all, served by the plaintext
+        # Postfix of the corpus: its plaintext sessions succeed at nothing.
+        policy += ["mx nopolicy.test 10 smtp.example.test",
+                   "address smtp.example.test 127.0.0.2"]
         pf = os.path.join(tmp, "p.policy")
         open(pf, "w").write("\n".join(policy) + "\n")
         subprocess.run([mxwatch, "policy", "import", "--db", db, pf], check=True,
@@ -102,13 +106,16 @@ def main():
                              capture_output=True, text=True)
         check("analyze ran", out.returncode in (0, 1), out.stderr[-300:])
         recs = [json.loads(l) for l in out.stdout.splitlines()]
-        # Independent expectation: per domain, sessions tied to it, and the
-        # sessions with at least one finding carrying an RFC 8460 type.
-        sessions, failed_sessions, details = {}, {}, {}
+        # Independent expectation: per domain, sessions tied to it, those
+        # that negotiated TLS, and the sessions with at least one finding
+        # carrying an RFC 8460 type.
+        sessions, tls_sessions, failed_sessions, details = {}, {}, {}, {}
         for r in recs:
             if r["type"] == "session":
                 for dom in r["policy"]["domains"]:
                     sessions[dom] = sessions.get(dom, 0) + 1
+                    if r["tls"] and r["tls"]["version"]:
+                        tls_sessions.setdefault(dom, set()).add(r["id"])
             if r["type"] == "finding" and r["domain"] and r["rfc8460"]:
                 failed_sessions.setdefault(r["domain"], set()).add(r["session"])
                 key = (r["domain"], r["rfc8460"], r["client_ip"], r["server_ip"])
@@ -129,9 +136,23 @@ def main():
                 fails = len(failed_sessions.get(dom, ()))
                 check("%s failure count" % dom, s["total-failure-session-count"] == fails,
                       "%d vs %d" % (s["total-failure-session-count"], fails))
-                check("%s session total" % dom,
+                # RFC 8460 4.4: "total-successful-session-count: the aggregate
+                # count of successfully negotiated TLS-enabled connections".
+                ok = len(tls_sessions.get(dom, set()) - failed_sessions.get(dom, set()))
+                check("%s successful = TLS sessions without a failure" % dom,
+                      s["total-successful-session-count"] == ok,
+                      "%d vs %d" % (s["total-successful-session-count"], ok))
+                check("%s counts no more sessions than were tied to it" % dom,
                       s["total-successful-session-count"] + s["total-failure-session-count"]
-                      == sessions[dom])
+                      <= sessions[dom])
+                if dom == "nopolicy.test":
+                    plain_ok = sessions[dom] - len(tls_sessions.get(dom, ())) - fails
+                    check("nopolicy.test: plaintext sessions without a failure exist (%d)"
+                          % plain_ok, plain_ok > 0)
+                    check("nopolicy.test: plaintext is never a successful session",
+                          s["total-successful-session-count"] == 0)
+                    check("nopolicy.test: reported as no-policy-found",
+                          p["policy"]["policy-type"] == "no-policy-found")
                 got = {}
                 for d in p["failure-details"]:
                     k = (dom, d["result-type"], d["sending-mta-ip"], d["receiving-ip"])

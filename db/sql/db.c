@@ -54,6 +54,9 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     /* 3 -> 4: on-demand discovery queue for the refresher */
     "CREATE TABLE discovery(domain TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"
     " last_seen INTEGER NOT NULL, sessions INTEGER NOT NULL DEFAULT 1);",
+    /* 4 -> 5: every session's verdict */
+    "ALTER TABLE sessions ADD COLUMN verdict TEXT;"
+    "ALTER TABLE sessions ADD COLUMN verdict_reason TEXT;",
 };
 
 enum stmt {
@@ -150,10 +153,10 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
 		   " tls_versions, first_seen, last_seen, sessions) VALUES (?1, '', ?2, ?3, ?4,"
 		   " ?5, ?6)",
-    [S_SESSION_PUT] =
-	"INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
-	" server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
-	" verified, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
+		      " server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
+		      " verified, record, verdict, verdict_reason)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [S_SESSION_DOMAIN_PUT] = "INSERT OR REPLACE INTO session_domains(session_id, domain,"
 			     " mx_host) VALUES (?1, ?2, ?3)",
     [S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
@@ -162,10 +165,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_REPORT_SESSIONS] = "SELECT s.domain, s.mx_host, s.server_ip, s.tls_version, s.verified,"
 			  " s.starttls_offered, s.client_ip, s.id, s.ts_start,"
 			  " (SELECT group_concat(d.domain, ' ') FROM session_domains d"
-			  "  WHERE d.session_id = s.id) FROM sessions s"
+			  "  WHERE d.session_id = s.id), s.verdict FROM sessions s"
 			  " WHERE s.ts_start >= ?1 AND s.ts_start < ?2 ORDER BY s.ts_start",
     [S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
-			  " receiving_ip, session_id, ts FROM findings WHERE ts >= ?1 AND ts < ?2"
+			  " receiving_ip, session_id, ts,"
+			  " (SELECT s.tls_version FROM sessions s WHERE s.id = session_id)"
+			  " FROM findings WHERE ts >= ?1 AND ts < ?2"
 			  " ORDER BY id",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -715,6 +720,8 @@ int db_session_put(struct db *d, const struct db_session_row *r)
 	if (r->verified >= 0)
 		sqlite3_bind_int(s, 11, r->verified);
 	bind_text(s, 12, r->record);
+	bind_text(s, 13, r->verdict);
+	bind_text(s, 14, r->verdict_reason);
 	return run(d, S_SESSION_PUT);
 }
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 #define DB_MAX_NAME       256
 #define DB_MAX_TLSA_HEX   1025 /* 512 bytes of association data as hex, plus NUL */
 
@@ -138,7 +138,8 @@ struct db_session_row {
 	const char *domain, *mx_host, *tls_version;
 	int starttls_offered; /* -1 unknown */
 	int verified;         /* -1 not checked */
-	const char *record;   /* the JSON record */
+	const char *verdict, *verdict_reason;
+	const char *record; /* the JSON record */
 };
 struct db_finding_row {
 	const char *session_id, *rule, *severity, *domain, *mx_host, *rfc8460;

@@ -218,7 +218,7 @@ static void on_record(struct pipeline *a, struct session_record *r)
 	a->n_findings = 0;
 	rules_evaluate(a->rules, r, on_finding, a, &v);
 	const struct tls_facts *t = r->tls;
-	summary_session(a->summary, v.domain, t && t->server_hello, v.verified);
+	summary_session(a->summary, v.domain, t && t->server_hello, (int)v.verdict);
 	for (int i = 0; i < a->n_findings; i++) {
 		const struct finding *x = &a->findings[i];
 		summary_finding(a->summary, x);
@@ -235,7 +235,7 @@ static void on_record(struct pipeline *a, struct session_record *r)
 	if (stored)
 		store_session(&a->store, r, &v, jw_cstr(&a->record), a->findings, a->n_findings);
 	if (!a->quiet)
-		session_sink_write(&a->session_out, r, &a->record, a->findings, a->n_findings);
+		session_sink_write(&a->session_out, r, &v, &a->record, a->findings, a->n_findings);
 }
 
 /* One flow table: records straight from the session engine. */

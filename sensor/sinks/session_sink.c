@@ -8,9 +8,11 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "sinks/alert_sink.h"
 #include "sinks/flowsink.h"
+#include "util/units.h"
 
 void session_sink_init(struct session_sink *k, FILE *out, int json)
 {
@@ -180,6 +182,10 @@ void session_record_json(struct jsonw *w, const struct session_record *r, const 
 {
 	jw_obj_begin(w);
 	record_json_head(w, "session", r);
+	if (v) {
+		jw_kv_str(w, "verdict", verdict_name(v->verdict));
+		jw_kv_opt(w, "verdict_reason", v->reason);
+	}
 	jw_kv_str(w, "protocol", session_kind_name((enum session_kind)r->kind));
 	jw_kv_str(w, "detected_by",
 		  r->reason == SESSION_BY_PORT      ? "port"
@@ -259,24 +265,42 @@ static void starttls_summary(const struct smtp_facts *m, char *buf, size_t cap)
 	}
 }
 
-static void write_text(struct session_sink *k, const struct session_record *r)
+/* "verified", or "not-checkable:tls13-no-keys" with the reason. */
+static void verdict_cell(const struct verdict *v, char *buf, size_t cap)
 {
-	char cl[64], se[64];
+	if (!v)
+		snprintf(buf, cap, "-");
+	else if (v->reason)
+		snprintf(buf, cap, "%s:%s", verdict_name(v->verdict), v->reason);
+	else
+		snprintf(buf, cap, "%s", verdict_name(v->verdict));
+}
+
+static void write_text(struct session_sink *k, const struct session_record *r,
+		       const struct verdict *v)
+{
+	char cl[64], se[64], when[32], verdict[48];
 	char helo[32], st[40], tlsv[40], rc[64], sni[40];
 	if (!k->header_done) {
-		fprintf(k->out, "%-16s %-22s %-22s %-5s %-24s %-20s %-16s %s\n", "session",
-			"client", "server", "proto", "helo", "starttls", "tls",
-			"rcpt domains / sni");
+		fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %s\n",
+			"start (UTC)", "session", "client", "server", "proto", "helo", "starttls",
+			"tls", "verdict", "rcpt domains / sni");
 		k->header_done = 1;
 	}
+	time_t secs = (time_t)(r->ts_first / NS_PER_S);
+	struct tm tm;
+	if (!gmtime_r(&secs, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm))
+		snprintf(when, sizeof(when), "-");
+	verdict_cell(v, verdict, sizeof(verdict));
 	snprintf(cl, sizeof(cl), "%s:%u", r->ip[0], r->port[0]);
 	snprintf(se, sizeof(se), "%s:%u", r->ip[1], r->port[1]);
 	const struct smtp_facts *m = r->smtp;
 	const struct tls_facts *t = r->tls;
 	starttls_summary(m, st, sizeof(st));
 	if (t && t->server_hello) {
-		const char *v = tls_version_name(t->version);
-		snprintf(tlsv, sizeof(tlsv), "%s%s", v ? v : "?", t->handshake_complete ? "" : "!");
+		const char *name = tls_version_name(t->version);
+		snprintf(tlsv, sizeof(tlsv), "%s%s", name ? name : "?",
+			 t->handshake_complete ? "" : "!");
 	} else if (t && t->alert_seen) {
 		snprintf(tlsv, sizeof(tlsv), "alert");
 	} else {
@@ -294,13 +318,15 @@ static void write_text(struct session_sink *k, const struct session_record *r)
 	}
 	if (!rc[0] && t && t->sni[0])
 		snprintf(rc, sizeof(rc), "sni=%s", printable(t->sni, sni, sizeof(sni)));
-	fprintf(k->out, "%-16s %-22s %-22s %-5s %-24s %-20s %-16s %s\n", r->id, cl, se,
-		session_kind_name((enum session_kind)r->kind),
-		m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st, tlsv, rc[0] ? rc : "-");
+	fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %s\n", when, r->id,
+		cl, se, session_kind_name((enum session_kind)r->kind),
+		m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st, tlsv, verdict,
+		rc[0] ? rc : "-");
 }
 
-void session_sink_write(struct session_sink *k, const struct session_record *r, struct jsonw *json,
-			const struct finding *findings, int n_findings)
+void session_sink_write(struct session_sink *k, const struct session_record *r,
+			const struct verdict *v, struct jsonw *json, const struct finding *findings,
+			int n_findings)
 {
 	k->written++;
 	if (k->json) {
@@ -311,7 +337,7 @@ void session_sink_write(struct session_sink *k, const struct session_record *r, 
 		}
 		return;
 	}
-	write_text(k, r);
+	write_text(k, r, v);
 	for (int i = 0; i < n_findings; i++) {
 		char dom[64], msg[160];
 		alert_escape(findings[i].domain, dom, sizeof(dom));

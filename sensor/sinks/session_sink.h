@@ -26,8 +26,9 @@ void session_sink_init(struct session_sink *k, FILE *out, int json);
  * with the findings beneath it. In JSON, `json` is the record already
  * serialised by session_record_json() (once, for every output); it is
  * emitted and reset. */
-void session_sink_write(struct session_sink *k, const struct session_record *r, struct jsonw *json,
-			const struct finding *findings, int n_findings);
+void session_sink_write(struct session_sink *k, const struct session_record *r,
+			const struct verdict *v, struct jsonw *json, const struct finding *findings,
+			int n_findings);
 void session_sink_free(struct session_sink *k);
 
 /* Appends the session record (an object) with the rules' verdict (may be

@@ -83,6 +83,8 @@ void store_session(struct store *s, const struct session_record *r, const struct
 	    .tls_version = t && t->server_hello ? tls_version_name(t->version) : NULL,
 	    .starttls_offered = m && m->ehlo_reply_seen ? m->starttls_offered : -1,
 	    .verified = v->verified,
+	    .verdict = verdict_name(v->verdict),
+	    .verdict_reason = v->reason,
 	    .record = json ? json : "{}",
 	};
 	int rc = db_session_put(s->db, &row);

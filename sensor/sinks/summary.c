@@ -33,14 +33,14 @@ static int domain_slot(struct summary *s, const char *domain)
 	return s->n_domains++;
 }
 
-void summary_session(struct summary *s, const char *domain, int tls, int verified)
+void summary_session(struct summary *s, const char *domain, int tls, int verdict)
 {
 	s->sessions++;
 	s->tls += tls != 0;
-	if (verified >= 0) {
-		s->verifiable++;
-		s->verified += verified == 1;
-	}
+	if (verdict >= 0 && verdict < VERDICT_COUNT)
+		s->verdicts[verdict]++;
+	else
+		s->verdict_unknown++;
 	int i = domain_slot(s, domain);
 	if (i >= 0)
 		s->domains[i].sessions++;
@@ -75,9 +75,14 @@ void summary_print(const struct summary *s, FILE *out)
 	fprintf(out, "\nsummary\n");
 	fprintf(out, "  sessions        %" PRIu64 "\n", s->sessions);
 	fprintf(out, "  with TLS        %" PRIu64 " (%.1f%%)\n", s->tls, pct(s->tls, s->sessions));
-	fprintf(out,
-		"  verified        %" PRIu64 " of %" PRIu64 " checkable (%.1f%% of sessions)\n",
-		s->verified, s->verifiable, pct(s->verified, s->sessions));
+	/* Every session has one verdict: the lines add up to the sessions. */
+	fprintf(out, "  verdicts\n");
+	for (int v = 0; v < VERDICT_COUNT; v++)
+		fprintf(out, "    %-28s %" PRIu64 " (%.1f%%)\n", verdict_name((enum verdict_kind)v),
+			s->verdicts[v], pct(s->verdicts[v], s->sessions));
+	if (s->verdict_unknown)
+		fprintf(out, "    %-28s %" PRIu64 " (stored without a verdict)\n", "unrecorded",
+			s->verdict_unknown);
 	uint64_t total = 0;
 	for (int i = 0; i < F_COUNT; i++)
 		total += s->findings[i];

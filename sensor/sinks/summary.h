@@ -1,7 +1,7 @@
 /*
  * summary.h - the terminal summary that ends `mxwatch analyze` and makes
- * the body of `mxwatch report`'s table: sessions, share with TLS, share
- * verified, findings by id, the busiest domains.
+ * the body of `mxwatch report`'s table: sessions, share with TLS, sessions
+ * by verdict, findings by id, the busiest domains.
  */
 #ifndef MXW_SUMMARY_H
 #define MXW_SUMMARY_H
@@ -16,8 +16,8 @@
 struct summary {
 	uint64_t sessions;
 	uint64_t tls;
-	uint64_t verified;
-	uint64_t verifiable; /* sessions where a check could run */
+	uint64_t verdicts[VERDICT_COUNT];
+	uint64_t verdict_unknown; /* stored by a version without verdicts */
 	uint64_t findings[F_COUNT];
 	uint64_t by_severity[SEV_COUNT];
 	uint64_t alerts; /* findings that alert (not report-only) */
@@ -30,7 +30,8 @@ struct summary {
 	uint64_t domains_dropped;
 };
 
-void summary_session(struct summary *s, const char *domain, int tls, int verified);
+/* `verdict`: enum verdict_kind, or -1 when not recorded. */
+void summary_session(struct summary *s, const char *domain, int tls, int verdict);
 void summary_finding(struct summary *s, const struct finding *f);
 void summary_print(const struct summary *s, FILE *out);
 

@@ -28,6 +28,7 @@ struct detail {
 struct dom {
 	char name[256];
 	uint64_t sessions, failed;
+	uint64_t tls_sessions, failed_tls; /* negotiated TLS; of those, failed */
 	int64_t first, last;
 	struct detail details[MAX_DETAILS];
 	int n_details;
@@ -67,8 +68,8 @@ static int on_session(void *ctx, const char *const *c, int n)
 	struct tlsrpt *r = ctx;
 	const char *domain = col(c, 0, n);
 	int64_t ts = strtoll(col(c, 8, n), NULL, 10);
-	const char *verified = col(c, 4, n);
-	summary_session(r->sum, domain, col(c, 3, n)[0] != 0, verified[0] ? atoi(verified) : -1);
+	int tls = col(c, 3, n)[0] != 0;
+	summary_session(r->sum, domain, tls, verdict_from_name(col(c, 10, n)));
 	if (!r->first || ts < r->first)
 		r->first = ts;
 	if (ts > r->last)
@@ -85,6 +86,7 @@ static int on_session(void *ctx, const char *const *c, int n)
 		if (!d)
 			continue;
 		d->sessions++;
+		d->tls_sessions += tls;
 		if (!d->first || ts < d->first)
 			d->first = ts;
 		if (ts > d->last)
@@ -125,6 +127,7 @@ static int on_finding(void *ctx, const char *const *c, int n)
 			d->failed_ids = ids;
 			ids[d->n_failed_ids++] = strdup(session);
 			d->failed++;
+			d->failed_tls += col(c, 9, n)[0] != 0; /* the session had TLS */
 		}
 	}
 	const char *sending = col(c, 5, n), *rip = col(c, 6, n), *mx = col(c, 1, n);
@@ -313,8 +316,10 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	policy_json(r, &w, d);
 	jw_key(&w, "summary");
 	jw_obj_begin(&w);
+	/* RFC 8460 4.4: successful sessions are successfully negotiated TLS
+	 * connections; a plaintext session is never one. */
 	jw_kv_u64(&w, "total-successful-session-count",
-		  d->sessions >= d->failed ? d->sessions - d->failed : 0);
+		  d->tls_sessions >= d->failed_tls ? d->tls_sessions - d->failed_tls : 0);
 	jw_kv_u64(&w, "total-failure-session-count", d->failed);
 	jw_obj_end(&w);
 	jw_key(&w, "failure-details");

@@ -78,7 +78,7 @@ static void on_session(void *ctx, const struct flow *f, struct session_record *r
 	(void)f;
 	p->sessions++;
 	session_record_json(&p->json, r, NULL);
-	session_sink_write(&p->sink, r, &p->json, NULL, 0);
+	session_sink_write(&p->sink, r, NULL, &p->json, NULL, 0);
 	record_free(r);
 }
 

@@ -174,6 +174,11 @@ static void expect_ids(const struct world *w, int n, ...)
 	for (int i = 0; i < w->n; i++)
 		have[w->got[i].id]++;
 	for (int i = 0; i < F_COUNT; i++) {
+		if (want[i] != have[i]) {
+			for (int k = 0; k < w->n; k++)
+				print_message("  got %s@%s: %s\n", finding_name(w->got[k].id),
+					      w->got[k].domain, w->got[k].message);
+		}
 		if (want[i] != have[i])
 			fail_msg("%s: expected %d, got %d", finding_name((enum finding_id)i),
 				 want[i], have[i]);
@@ -540,6 +545,7 @@ static void test_dane_ee_match(void **state)
 	assert_int_equal(w->v.verified, 1);
 	assert_string_equal(w->v.method, "dane");
 	assert_string_equal(w->v.domain, "example.test");
+	assert_int_equal(w->v.verdict, VERDICT_VERIFIED);
 	record_free(r);
 	world_free(w);
 }
@@ -594,6 +600,7 @@ static void test_dane_mismatch(void **state)
 	assert_true(w->got[0].alert);
 	assert_string_equal(w->got[0].rfc8460, "validation-failure");
 	assert_int_equal(w->v.verified, 0);
+	assert_int_equal(w->v.verdict, VERDICT_FAILED);
 	record_free(r);
 	world_free(w);
 }
@@ -699,18 +706,114 @@ static void test_tls13_not_observable(void **state)
 
 /* An anonymous suite (no Certificate message in a completed TLS 1.2
  * handshake) can satisfy neither DANE (RFC 7672 2.2: the server must
- * present a matching chain) nor MTA-STS (RFC 8461 4.2). */
-static void test_anonymous_under_policy(void **state)
+ * present a matching chain) nor MTA-STS (RFC 8461 4.2): one
+ * tls-unauthenticated, a validation-failure (RFC 8460 4.3.2.4), and the
+ * session fails. Without a policy it is RFC 7435 opportunistic TLS
+ * (Postfix's default between two instances): a note that never alerts. */
+static void test_anonymous(void **state)
 {
 	(void)state;
 	struct world *w = world_new(tlsa_policy("3 1 1", LEAF_PEM, STS_ENFORCE), NULL);
-	struct session_record *r = tls_session(capture_time(), TLS_V12, 0x00a6, NULL, NULL);
+	struct session_record *r = tls_session(capture_time(), TLS_V12, 0x00a7, NULL, NULL);
 	judge(w, r);
-	assert_non_null(found(w, F_DANE_MISMATCH, "example.test"));
-	const struct finding *f = found(w, F_MTASTS_CERT_INVALID, "example.test");
-	assert_non_null(f);
-	assert_string_equal(f->rfc8460, "certificate-not-trusted");
+	expect_ids(w, 1, F_TLS_UNAUTHENTICATED);
+	assert_true(w->got[0].alert);
+	assert_string_equal(w->got[0].rfc8460, "validation-failure");
+	assert_int_equal(w->v.verdict, VERDICT_FAILED);
 	assert_int_equal(w->v.verified, 0);
+	world_free(w);
+	w = world_new(policy(""), NULL);
+	judge(w, r);
+	expect_ids(w, 1, F_TLS_UNAUTHENTICATED);
+	assert_false(w->got[0].alert);
+	assert_int_equal(w->got[0].severity, SEV_INFO);
+	assert_null(w->got[0].rfc8460);
+	assert_int_equal(w->v.verdict, VERDICT_NO_POLICY);
+	record_free(r);
+	world_free(w);
+}
+
+/* RFC 8461 4.1: an MX host that matches no "mx" pattern is not a valid
+ * candidate, whatever its certificate: the session fails the policy even
+ * though the chain is PKIX-valid for the host (the certificate names
+ * mail.example.test too). */
+static void test_mx_outside_policy_fails(void **state)
+{
+	(void)state;
+	const char *lines = "mta-sts example.test mode=enforce max_age=86400 mx=mx.example.test\n"
+			    "mx example.test 20 mail.example.test\n"
+			    "address mail.example.test 192.0.2.26\n";
+	struct world *w = world_new(policy(lines), NULL);
+	struct session_record *r = tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM, CA_PEM);
+	snprintf(r->ip[1], sizeof(r->ip[1]), "192.0.2.26");
+	judge(w, r);
+	expect_ids(w, 1, F_MTASTS_MX_MISMATCH);
+	assert_int_equal(w->v.verdict, VERDICT_FAILED);
+	assert_int_not_equal(w->v.verified, 1);
+	record_free(r);
+	world_free(w);
+}
+
+/* The verdict list (DESIGN.md): each session gets exactly one. */
+static void test_verdicts(void **state)
+{
+	(void)state;
+	/* A domain the cache knows, with neither MTA-STS nor TLSA: TLS is
+	 * no-policy, plaintext is plaintext. */
+	struct world *w = world_new(policy(""), NULL);
+	struct session_record *r = plaintext(capture_time(), "example.test", 0);
+	judge(w, r);
+	expect_ids(w, 0);
+	assert_int_equal(w->v.verdict, VERDICT_PLAINTEXT);
+	record_free(r);
+	/* A recipient domain the cache has never seen: its policy is
+	 * unknown, which is not an all-clear. */
+	r = plaintext(capture_time(), "unknown.example", 0);
+	judge(w, r);
+	expect_ids(w, 0);
+	assert_int_equal(w->v.verdict, VERDICT_POLICY_UNKNOWN);
+	assert_string_equal(w->v.reason, "not-cached");
+	record_free(r);
+	/* (Judged after the plaintext ones: a server that offered STARTTLS
+	 * once and then not is starttls-lost, a failure.) */
+	r = tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM, CA_PEM);
+	judge(w, r);
+	assert_int_equal(w->v.verdict, VERDICT_NO_POLICY);
+	assert_null(w->v.reason);
+	record_free(r);
+	/* TLS to no domain at all (nothing tied the server to one). */
+	r = tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM, CA_PEM);
+	snprintf(r->ip[1], sizeof(r->ip[1]), "203.0.113.9");
+	judge(w, r);
+	assert_int_equal(w->v.verdict, VERDICT_NOT_CHECKABLE);
+	assert_string_equal(w->v.reason, "no-domain");
+	record_free(r);
+	world_free(w);
+
+	/* Under DANE: TLS 1.3 hides the chain (RFC 8446 4.4.2), never
+	 * verified without keys; a TLS 1.2 session that ended before the
+	 * server's Certificate has no chain to check. */
+	w = world_new(tlsa_policy("3 1 1", LEAF_PEM, ""), NULL);
+	r = tls_session(capture_time(), TLS_V13, 0x1302, LEAF_PEM, CA_PEM);
+	judge(w, r);
+	assert_int_equal(w->v.verdict, VERDICT_NOT_CHECKABLE);
+	assert_string_equal(w->v.reason, "tls13-no-keys");
+	record_free(r);
+	r = tls_session(capture_time(), TLS_V12, 0xc02f, NULL, NULL);
+	r->tls->handshake_complete = 0;
+	judge(w, r);
+	assert_int_equal(w->v.verdict, VERDICT_NOT_CHECKABLE);
+	assert_string_equal(w->v.reason, "no-certificate-seen");
+	record_free(r);
+	world_free(w);
+
+	/* RFC 8461 5.1: past max_age the cached policy no longer applies, and
+	 * what the domain wants now is unknown. */
+	w = world_new(policy(STS_ENFORCE), NULL);
+	r = plaintext(((uint64_t)time(NULL) + 2 * 86400) * NS_PER_S, "example.test", 0);
+	judge(w, r);
+	assert_int_equal(w->v.verdict, VERDICT_POLICY_UNKNOWN);
+	assert_string_equal(w->v.reason, "expired");
 	record_free(r);
 	world_free(w);
 }
@@ -754,7 +857,9 @@ int main(void)
 	    cmocka_unit_test(test_sts_certificate),
 	    cmocka_unit_test(test_policy_stale),
 	    cmocka_unit_test(test_tls13_not_observable),
-	    cmocka_unit_test(test_anonymous_under_policy),
+	    cmocka_unit_test(test_anonymous),
+	    cmocka_unit_test(test_mx_outside_policy_fails),
+	    cmocka_unit_test(test_verdicts),
 	    cmocka_unit_test(test_smtps_record_alone),
 	};
 	return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
