@@ -74,6 +74,7 @@ struct smtp {
 	uint8_t after_gap[2]; /* first bytes after a gap: maybe a whole new line */
 	uint8_t body_match;   /* bytes of "\r\n.\r\n" matched at the end of the last chunk */
 	uint8_t greeting_done;
+	uint8_t midstream; /* the capture began inside the session */
 	uint64_t bdat_left;
 	uint32_t line_len[2];
 	uint32_t reply_lines; /* lines so far in the current multi-line reply */
@@ -116,6 +117,11 @@ void smtp_free(struct smtp *s)
 	free(s->line[1]);
 	free(s->f);
 	free(s);
+}
+
+void smtp_began_midstream(struct smtp *s)
+{
+	s->midstream = 1;
 }
 
 struct smtp_facts *smtp_take_facts(struct smtp *s)
@@ -399,7 +405,13 @@ static void server_final_reply(struct smtp *s, int code, const uint8_t *text, si
 	s->f->replies++;
 	(void)text;
 	(void)n;
-	if (!s->greeting_done && !s->pending_count) {
+	/* The greeting is the server's first reply (RFC 5321 3.1), even when
+	 * the client spoke first: with early pipelining (Exim's PIPE_CONNECT)
+	 * EHLO, and STARTTLS or a whole transaction, precede the 220 and are
+	 * answered after it. Only when the capture began inside the session,
+	 * or lost server bytes, may the first reply seen answer a command. */
+	if (!s->greeting_done &&
+	    (!s->pending_count || (!s->midstream && !s->server_gap && s->f->replies == 1))) {
 		s->greeting_done = 1;
 		s->f->greeting_code = code;
 		memcpy(s->f->greeting_host, s->reply_first_word, sizeof(s->f->greeting_host));

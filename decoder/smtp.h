@@ -98,6 +98,10 @@ int smtp_tls_started(const struct smtp *s, int dir);
 
 const struct smtp_facts *smtp_facts(const struct smtp *s);
 
+/* The capture began inside the session (no SYN seen): the first server
+ * reply may answer a command rather than be the greeting. */
+void smtp_began_midstream(struct smtp *s);
+
 /* Hands the facts over (free() them); the decoder must not be fed again. */
 struct smtp_facts *smtp_take_facts(struct smtp *s);
 

@@ -28,6 +28,15 @@
 #   smtp-hostile-ehlo             tools/smtp-raw-client.py hostile -> the SASL
 #                                 Postfix (127.0.0.5): control bytes and escapes
 #                                 in EHLO/HELO and RCPT, AUTH PLAIN before TLS
+#   smtp-exim-early-pipe          Exim 4.96 client -> Exim 4.96 server with
+#                                 PIPE_CONNECT (early pipelining) and CHUNKING:
+#                                 smtp-exim-early-pipe.pcap (plaintext, two
+#                                 deliveries, the second pipelined before the
+#                                 greeting) and smtp-exim-early-pipe-tls.pcap
+#                                 (the same with STARTTLS, TLS 1.3). Exim is not
+#                                 installed (it conflicts with postfix): its
+#                                 Debian packages are unpacked and run from the
+#                                 work dir.
 # The last two share a second test CA ("expired-ca", certs/ca2.example.test.pem)
 # that is made afresh on every run, so asking for either one rebuilds both.
 #   bash pcaps/make-captures.sh --list                          names only
@@ -68,7 +77,8 @@ log() { printf '\n=== %s\n' "$*"; }
 die() { printf 'make-captures: error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- scenarios
-ALL_SCENARIOS=(base smtp-starttls-expired-cert smtp-starttls-wrongname-cert smtp-hostile-ehlo)
+ALL_SCENARIOS=(base smtp-starttls-expired-cert smtp-starttls-wrongname-cert smtp-hostile-ehlo
+               smtp-exim-early-pipe)
 CA2_SCENARIOS=(smtp-starttls-expired-cert smtp-starttls-wrongname-cert)
 SELECTED=()
 want() { local x; for x in "${SELECTED[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
@@ -105,9 +115,10 @@ select_scenarios_one() {   # a single capture name (helper of select_scenarios)
 
 # ---------------------------------------------------------------- packages
 install_packages() {
+    # libgnutls-dane0, libidn12: what the unpacked Exim links to
     local pkgs=(postfix sasl2-bin libsasl2-modules swaks tcpdump tshark
                 wireshark-common openssl python3 dnsmasq-base bind9-dnsutils
-                iproute2 curl ethtool procps)
+                iproute2 curl ethtool procps libgnutls-dane0 libidn12 util-linux)
     local missing=() p
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -511,6 +522,118 @@ EOF
     chmod 755 "$WORK"
     pf_start expired "$EXPIRED"
     pf_start wrongname "$WRONGNAME"
+}
+
+# ---------------------------------------------------------------- Exim
+# Exim conflicts with the postfix package, so it is not installed: its
+# Debian packages are unpacked into the work dir and run in a mount
+# namespace where /usr/sbin is the unpacked one (Exim re-executes itself
+# from its compiled-in path) and /etc/passwd names its user (Debian-exim,
+# here uid nobody). Binding port 25 as that user needs
+# ip_unprivileged_port_start=0 in the capture namespace, since Exim gives
+# up root when given a configuration with -C.
+EXIM_MX=127.0.0.20      # Exim server: PIPE_CONNECT, CHUNKING, STARTTLS   mx.example.test
+EXIM_CLIENT=127.0.0.21  # Exim client                                     relay.sender.test
+
+setup_exim() {
+    log "Exim (unpacked from Debian's packages)"
+    local x="$WORK/exim"
+    mkdir -p "$x/deb" "$x/root" "$x/srv/spool" "$x/srv/log" "$x/cli/spool" "$x/cli/log"
+    chmod 777 "$x/srv/spool" "$x/srv/log" "$x/cli/spool" "$x/cli/log"
+    ( cd "$x/deb" && apt-get download exim4-daemon-light exim4-base >/dev/null 2>&1 ) ||
+        die "apt-get download exim4-daemon-light exim4-base failed"
+    local d
+    for d in "$x"/deb/*.deb; do dpkg -x "$d" "$x/root"; done
+    cp /etc/passwd "$x/passwd"
+    cp /etc/group "$x/group"
+    echo "Debian-exim:x:65534:65534:Exim:/nonexistent:/usr/sbin/nologin" >> "$x/passwd"
+    echo "Debian-exim:x:65534:" >> "$x/group"
+    cat > "$x/enter.sh" <<EOF
+mount --bind $x/passwd /etc/passwd
+mount --bind $x/group /etc/group
+mount --bind $x/root/usr/sbin /usr/sbin
+exec "\$@"
+EOF
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=mx.example.test" \
+        -addext "subjectAltName=DNS:mx.example.test" -keyout "$x/srv/key.pem" \
+        -out "$x/srv/cert.pem" 2>/dev/null || die "Exim server certificate"
+    chmod 644 "$x/srv/key.pem" "$x/srv/cert.pem"
+    cat > "$x/srv/exim.conf" <<EOF
+primary_hostname = mx.example.test
+spool_directory = $x/srv/spool
+log_file_path = $x/srv/log/%slog
+local_interfaces = $EXIM_MX
+daemon_smtp_ports = 25
+domainlist local_domains = example.test
+acl_smtp_rcpt = acl_check_rcpt
+pipelining_connect_advertise_hosts = *
+tls_advertise_hosts = *
+tls_certificate = $x/srv/cert.pem
+tls_privatekey = $x/srv/key.pem
+host_lookup =
+begin acl
+acl_check_rcpt:
+  accept domains = +local_domains
+  deny
+begin routers
+discard:
+  driver = redirect
+  domains = +local_domains
+  data = :blackhole:
+EOF
+    nsx sysctl -qw net.ipv4.ip_unprivileged_port_start=0
+    ip -n "$NS" addr add "$EXIM_MX/32" dev lo 2>/dev/null || true
+    ip -n "$NS" addr add "$EXIM_CLIENT/32" dev lo 2>/dev/null || true
+    nsx unshare -m bash "$x/enter.sh" /usr/sbin/exim4 -C "$x/srv/exim.conf" -bd \
+        > "$x/srv/start.log" 2>&1 || { cat "$x/srv/start.log" >&2; die "Exim server"; }
+    pf_listening "$NS" "$EXIM_MX" || { cat "$x/srv/log/"* >&2; die "Exim did not listen"; }
+}
+
+# exim_client_conf TLS(yes|no): the sending Exim, one route to the server,
+# early pipelining on; without TLS it avoids STARTTLS.
+exim_client_conf() {
+    local x="$WORK/exim" tls
+    if [ "$1" = yes ]; then tls="tls_verify_certificates ="; else tls="hosts_avoid_tls = *"; fi
+    rm -rf "$x/cli/spool/db"   # no EHLO cached yet: the first delivery learns it
+    cat > "$x/cli/exim.conf" <<EOF
+primary_hostname = relay.sender.test
+spool_directory = $x/cli/spool
+log_file_path = $x/cli/log/%slog
+begin routers
+smarthost:
+  driver = manualroute
+  route_list = * $EXIM_MX
+  transport = remote_smtp
+  self = send
+begin transports
+remote_smtp:
+  driver = smtp
+  interface = $EXIM_CLIENT
+  hosts_pipe_connect = *
+  $tls
+EOF
+}
+
+exim_send() {   # exim_send SUBJECT: one message, delivered at once (-odi)
+    printf 'Subject: %s\n\nearly pipelining test\n' "$1" |
+        nsx unshare -m bash "$WORK/exim/enter.sh" /usr/sbin/exim4 -C "$WORK/exim/cli/exim.conf" \
+            -odi -f a@sender.test b@example.test || die "Exim client"
+}
+
+capture_exim() {
+    local tls name
+    for tls in no yes; do
+        name=smtp-exim-early-pipe.pcap
+        [ $tls = yes ] && name=smtp-exim-early-pipe-tls.pcap
+        log "$name"
+        exim_client_conf $tls
+        cap_start "$name" "$NS" lo -- "tcp port 25 and host $EXIM_MX"
+        # the first delivery learns the server's EHLO reply; the second
+        # pipelines EHLO (and MAIL/RCPT/BDAT, or STARTTLS) before the greeting
+        exim_send "first delivery, TLS=$tls"
+        exim_send "second delivery, early pipelining, TLS=$tls"
+        cap_stop
+    done
 }
 
 # ---------------------------------------------------------------- capture
@@ -1061,6 +1184,21 @@ verify_hostile() {
     check $f "no TLS" 'tls' -eq 0
 }
 
+verify_exim() {
+    local f=smtp-exim-early-pipe.pcap t=smtp-exim-early-pipe-tls.pcap
+    local C="tcp.dstport==25" S="tcp.srcport==25"
+    summary $f
+    check $f "two TCP connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check $f "PIPECONNECT advertised (both EHLO replies)" "$S && smtp.rsp.parameter == \"PIPECONNECT\"" -eq 2
+    check $f "STARTTLS advertised (both EHLO replies)" "$S && smtp.rsp.parameter == \"STARTTLS\"" -eq 2
+    check $f "EHLO, MAIL, RCPT, BDAT sent before any server byte (early pipelining)" "tcp.stream==1 && $C && tcp.seq==1 && tcp.ack==1 && frame contains \"EHLO \" && frame contains \"MAIL FROM\" && frame contains \"BDAT \"" -eq 1
+    check $f "no STARTTLS requested, no TLS" "tls || ($C && frame contains \"STARTTLS\\x0d\\x0a\")" -eq 0
+    summary $t
+    check $t "two TCP connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check $t "EHLO and STARTTLS sent before any server byte (second connection)" "tcp.stream==1 && $C && tcp.seq==1 && tcp.ack==1 && frame contains \"EHLO \" && frame contains \"STARTTLS\"" -eq 1
+    check $t "TLS 1.3 in both" "tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304" -eq 2
+}
+
 # ---------------------------------------------------------------- main
 main() {
     select_scenarios "$@"
@@ -1097,6 +1235,10 @@ main() {
         want base || setup_postfix_auth_alone   # base has started "auth" already
         capture_hostile_ehlo
     fi
+    if want smtp-exim-early-pipe; then
+        setup_exim
+        capture_exim
+    fi
     want base && verify_all
     if want_ca2; then
         log "verification (tshark), CA2 captures"
@@ -1106,6 +1248,10 @@ main() {
     if want smtp-hostile-ehlo; then
         log "verification (tshark), hostile client bytes"
         verify_hostile
+    fi
+    if want smtp-exim-early-pipe; then
+        log "verification (tshark), Exim early pipelining"
+        verify_exim
     fi
 
     log "made in $OUT:"

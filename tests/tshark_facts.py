@@ -46,6 +46,12 @@ Pass 2, `-T pdml` (XML, parsed with xml.etree) of frames matching "smtp || tls",
     Replies are paired with commands in order (pipelining); a 334 or 354 reply
     keeps its command waiting for the next reply (AUTH exchange, DATA body).
     greeting_host     first word of the first rsp.parameter of the first server
+                      reply, when it arrives before any client command, or
+                      whenever the stream's SYN was captured: RFC 5321 3.1
+                      makes the greeting the server's first reply, and with
+                      early pipelining (Exim's PIPE_CONNECT) the client's
+                      EHLO (and more) precede it; replies pair with commands
+                      after it
                       reply, when it arrives before any client command
     helo_name, ehlo   the last HELO/EHLO of the cleartext dialogue that got a
                       2xx reply (else the last one sent); ehlo = verb is EHLO
@@ -519,11 +525,13 @@ def openssl_date(s):
 
 # ------------------------------------------------------------------ per-session facts
 
-def smtp_facts(events, notes):
-    """events: list of (dir, event) with dir "c"/"s" in wire order."""
+def smtp_facts(events, notes, syn_seen=False):
+    """events: list of (dir, event) with dir "c"/"s" in wire order; syn_seen:
+    the stream's first packets were captured."""
     # pass 1: commands (in order) paired with the code of their reply
     greeting_host = None
     seen_any = False
+    first_rsp = True
     pending = collections.deque()
     cmds = []               # dicts: verb, arg, line, code, params, pos
     for pos, (d, ev) in enumerate(events):
@@ -537,7 +545,11 @@ def smtp_facts(events, notes):
             pending.append(c)
         elif ev[0] == "rsp":
             _, code, params, _first = ev
-            if not seen_any:
+            greeting = not seen_any or (syn_seen and first_rsp)
+            first_rsp = False
+            if greeting:
+                if seen_any:
+                    notes.append("client spoke before the greeting (early pipelining)")
                 seen_any = True
                 if params:
                     w = params[0].split()
@@ -750,7 +762,7 @@ def capture_facts(cap):
             notes.append("implicit TLS on port %d: no cleartext SMTP, smtp facts not compared"
                          % SMTPS_PORT)
         else:
-            s["smtp"] = smtp_facts(per_stream[sid], notes)
+            s["smtp"] = smtp_facts(per_stream[sid], notes, st.syn_from is not None)
         s["tls"] = tls_facts(per_stream[sid], notes)
         if st.server and st.server[1] in decode:
             notes.append("tshark decode-as tcp.port==%d,smtp" % st.server[1])

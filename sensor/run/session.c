@@ -68,9 +68,11 @@ static int session_is_mail(const struct flow *f, const struct session *s)
 	       is_smtp_port(f->key.port[1]) || f->key.port[1] == SMTPS_PORT || s->cls_res.smtp;
 }
 
-static void start_smtp(struct session *s, enum session_reason why)
+static void start_smtp(struct session *s, enum session_reason why, int midstream)
 {
 	s->smtp = smtp_new();
+	if (s->smtp && midstream)
+		smtp_began_midstream(s->smtp);
 	s->kind = s->smtp ? SESSION_SMTP : SESSION_OTHER;
 	s->reason = why;
 }
@@ -130,7 +132,7 @@ static void on_open(void *ctx, struct flow *f)
 		s->kind = SESSION_DNS;
 		s->reason = SESSION_BY_PORT;
 	} else if (is_smtp_port(f->key.port[1])) {
-		start_smtp(s, SESSION_BY_PORT);
+		start_smtp(s, SESSION_BY_PORT, f->midstream);
 	} else if (f->key.port[1] == SMTPS_PORT) {
 		s->kind = SESSION_SMTPS;
 		s->reason = SESSION_BY_PORT;
@@ -205,7 +207,7 @@ static void on_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t
 	}
 	if (s->kind == SESSION_UNDECIDED) {
 		if (smtp_looks_like(dir, p, n)) {
-			start_smtp(s, SESSION_BY_CONTENT);
+			start_smtp(s, SESSION_BY_CONTENT, f->midstream);
 		} else {
 			s->kind = SESSION_OTHER;
 			bypass(e, f, s, 0);

@@ -123,6 +123,36 @@ static void test_plain_session(void **state)
 	assert_split_invariant(plain_session, sizeof(plain_session) / sizeof(plain_session[0]));
 }
 
+/* Early pipelining (Exim's PIPE_CONNECT, draft-harris-early-pipe): the
+ * client sends EHLO before the server's greeting; the 220 greeting comes
+ * first on the server side, then the EHLO reply. */
+static const struct step early_pipe[] = {
+    {0, "EHLO client.example\r\n"},
+    {1, "220 mx.example.test ESMTP Exim 4.96\r\n"},
+    {1, "250-mx.example.test Hello client.example\r\n250-SIZE 52428800\r\n250-PIPELINING\r\n"
+	"250-PIPE_CONNECT\r\n250-STARTTLS\r\n250 HELP\r\n"},
+    {0, "MAIL FROM:<a@client.example>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n"},
+    {1, "250 OK\r\n250 Accepted\r\n354 Enter message\r\n"},
+    {0, "Subject: x\r\n\r\nbody\r\n.\r\n"},
+    {1, "250 OK id=1\r\n"},
+};
+
+static void test_early_pipelining(void **state)
+{
+	(void)state;
+	struct smtp *s = run(early_pipe, sizeof(early_pipe) / sizeof(early_pipe[0]), 0);
+	const struct smtp_facts *f = smtp_facts(s);
+	assert_int_equal(f->greeting_code, 220);
+	assert_string_equal(f->greeting_host, "mx.example.test");
+	assert_true(f->ehlo_reply_seen);
+	assert_true(f->starttls_offered);
+	assert_true(f->has_mail_from);
+	assert_int_equal(f->data_count, 1);
+	assert_false(f->starttls_requested);
+	smtp_free(s);
+	assert_split_invariant(early_pipe, sizeof(early_pipe) / sizeof(early_pipe[0]));
+}
+
 static const struct step stripped[] = {
     {1, "220 mx ESMTP\r\n"},
     {0, "EHLO c\r\n"},
@@ -343,7 +373,9 @@ static void test_data_terminator_every_split(void **state)
 static void test_data_refused_returns_to_commands(void **state)
 {
 	(void)state;
+	/* An excerpt from inside a session: the greeting is not in it. */
 	struct smtp *s = smtp_new();
+	smtp_began_midstream(s);
 	smtp_feed(s, 0, (const uint8_t *)"DATA\r\n", 6);
 	smtp_feed(s, 1, (const uint8_t *)"554 no valid recipients\r\n", 25);
 	smtp_feed(s, 0, (const uint8_t *)"QUIT\r\n", 6);
@@ -385,6 +417,7 @@ int main(void)
 	    cmocka_unit_test(test_data_terminator_every_split),
 	    cmocka_unit_test(test_data_refused_returns_to_commands),
 	    cmocka_unit_test(test_lost_reply_resync),
+	    cmocka_unit_test(test_early_pipelining),
 	};
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
 }
