@@ -23,7 +23,11 @@ DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsq
              libcmocka-dev tshark python3 openssl libunbound-dev libevent-dev \
              libcurl4-openssl-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
              bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2 postfix swaks \
-             libnet-ssleay-perl
+             libnet-ssleay-perl libprotobuf-c1 libpython3.11 python3-aiodns python3-aiohttp \
+             python3-yaml python3-aiosqlite python3-aioredis
+# Servers the judge test runs from their unpacked packages, never installed
+# (installing them would start system services): downloaded into build/debs.
+UNPACKED_DEBS := unbound postfix-mta-sts-resolver
 
 # Sources are found by folder; the folders follow the data flow (README: Architecture).
 SRC_DIRS  := sensor/util sensor/capture sensor/stream decoder rules db/sql db/policy db/refresh \
@@ -92,6 +96,12 @@ deps:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@mkdir -p $(BUILD)/debs; for p in $(UNPACKED_DEBS); do \
+		ls $(BUILD)/debs/$${p}_*.deb >/dev/null 2>&1 || \
+		(cd $(BUILD)/debs && apt-get download -q $$p 2>/dev/null) || \
+		{ apt-get update -qq && cd $(BUILD)/debs && apt-get download -q $$p; } || \
+		echo "warning: could not download $$p (the judge test will say so)"; \
+	done
 
 CAPTURES = $$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
 

@@ -33,6 +33,7 @@ shared=$(ls ../shared/pcaps/*.pcap ../shared/pcaps/*.pcapng 2>/dev/null || true)
 suite "flow bytes vs tshark" python3 tests/check_captures.py ./mxwatch $captures $shared
 suite "session records vs golden (tshark/openssl)" python3 tests/tshark_facts.py check ./mxwatch $captures $shared
 suite "findings vs golden lists (policy fixtures)" python3 tests/findings/run.py ./mxwatch
+suite "verdicts vs a Postfix client's own log (kept judge capture)" bash tests/judge/judge_test.sh check
 suite "RFC 8460 report keys, types and counts" python3 tests/report_check.py ./mxwatch
 suite "command line" bash tests/cli.sh
 suite "same results with 1, 2 and 3 workers" bash tests/workers_check.sh
@@ -43,6 +44,8 @@ if [ "$(id -u)" = 0 ]; then
 		bash tests/live_test.sh
 	suite "live capture of real SMTP sessions (Postfix + swaks on a veth pair)" \
 		bash tests/live_mta_test.sh
+	suite "verdicts vs a Postfix client enforcing DANE and MTA-STS (nsd, unbound, nginx, 9 Postfix servers)" \
+		bash tests/judge/judge_test.sh run
 else
 	echo "== policy fetch and rsyslog tests: skipped (servers and a mount namespace need root)"
 fi
