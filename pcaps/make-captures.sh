@@ -37,6 +37,12 @@
 #                                 installed (it conflicts with postfix): its
 #                                 Debian packages are unpacked and run from the
 #                                 work dir.
+#   smtp-opensmtpd                OpenSMTPD 6.8 (unpacked likewise) as client:
+#                                 smtp-opensmtpd-fallback.pcap (to an OpenSMTPD
+#                                 server whose STARTTLS fails; the client
+#                                 downgrades to plaintext) and
+#                                 smtp-opensmtpd-to-postfix.pcap (STARTTLS, TLS
+#                                 1.3, to Postfix)
 # The last two share a second test CA ("expired-ca", certs/ca2.example.test.pem)
 # that is made afresh on every run, so asking for either one rebuilds both.
 #   bash pcaps/make-captures.sh --list                          names only
@@ -78,7 +84,7 @@ die() { printf 'make-captures: error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- scenarios
 ALL_SCENARIOS=(base smtp-starttls-expired-cert smtp-starttls-wrongname-cert smtp-hostile-ehlo
-               smtp-exim-early-pipe)
+               smtp-exim-early-pipe smtp-opensmtpd)
 CA2_SCENARIOS=(smtp-starttls-expired-cert smtp-starttls-wrongname-cert)
 SELECTED=()
 want() { local x; for x in "${SELECTED[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
@@ -632,6 +638,126 @@ capture_exim() {
         # pipelines EHLO (and MAIL/RCPT/BDAT, or STARTTLS) before the greeting
         exim_send "first delivery, TLS=$tls"
         exim_send "second delivery, early pipelining, TLS=$tls"
+        cap_stop
+    done
+}
+
+# ---------------------------------------------------------------- OpenSMTPD
+# OpenSMTPD conflicts with the postfix package too: unpacked and run like
+# Exim, each instance in a mount namespace of its own (the spool, the
+# control socket in /run, the chroot and the mail.mda helper live at
+# compiled-in paths). Debian's OpenSMTPD 6.8 cannot use its private key
+# with OpenSSL 3 ("missing private key"), so as a server its STARTTLS
+# fails: the sending OpenSMTPD downgrades to plaintext, which is exactly
+# the capture smtp-opensmtpd-fallback.pcap keeps. As a client it speaks
+# TLS to Postfix (smtp-opensmtpd-to-postfix.pcap).
+OSMTPD_MX=127.0.0.30      # OpenSMTPD server                 mx.example.test
+OSMTPD_CLIENT=127.0.0.31  # OpenSMTPD client (swaks hands it mail on :2525)
+OSMTPD_PF=127.0.0.32      # Postfix with STARTTLS            mx2.example.test
+
+setup_opensmtpd() {
+    log "OpenSMTPD (unpacked from Debian's package)"
+    local x="$WORK/osmtpd" r
+    mkdir -p "$x/deb" "$x/root"
+    ( cd "$x/deb" && apt-get download opensmtpd >/dev/null 2>&1 ) ||
+        die "apt-get download opensmtpd failed"
+    dpkg -x "$x"/deb/opensmtpd_*.deb "$x/root"
+    cp /etc/passwd "$x/passwd"
+    cp /etc/group "$x/group"
+    printf 'opensmtpd:x:65534:65534::/var/lib/opensmtpd/empty:/usr/sbin/nologin\nopensmtpq:x:65533:65534::/var/lib/opensmtpd/empty:/usr/sbin/nologin\n' >> "$x/passwd"
+    printf 'opensmtpd:x:65532:\nopensmtpq:x:65533:\n' >> "$x/group"
+    for r in srv cli; do
+        mkdir -p "$x/$r/spool" "$x/$r/run"
+        chmod 711 "$x/$r/spool"
+    done
+    cat > "$x/enter.sh" <<EOF
+# enter.sh ROLE CMD...: one instance's private view of the compiled-in paths
+r=\$1; shift
+mount --bind $x/passwd /etc/passwd
+mount --bind $x/group /etc/group
+mount -t tmpfs tmpfs /var/lib
+mkdir -p /var/lib/opensmtpd/empty
+mount -t tmpfs tmpfs /var/spool
+mkdir -p /var/spool/smtpd
+mount --bind $x/\$r/spool /var/spool/smtpd
+mount --bind $x/\$r/run /run
+mount --bind $x/root/usr/libexec /usr/libexec
+exec "\$@"
+EOF
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=mx.example.test" -keyout "$x/srv/key.pem" -out "$x/srv/cert.pem" 2>/dev/null ||
+        die "OpenSMTPD server certificate"
+    chmod 600 "$x/srv/key.pem"
+    cat > "$x/srv/smtpd.conf" <<EOF
+pki mx.example.test cert "$x/srv/cert.pem"
+pki mx.example.test key "$x/srv/key.pem"
+listen on $OSMTPD_MX tls pki mx.example.test hostname mx.example.test
+action "discard" mda "cat >/dev/null" virtual { "@" = nobody }
+match from any for domain "example.test" action "discard"
+EOF
+    ip -n "$NS" addr add "$OSMTPD_MX/32" dev lo 2>/dev/null || true
+    ip -n "$NS" addr add "$OSMTPD_CLIENT/32" dev lo 2>/dev/null || true
+    ip -n "$NS" addr add "$OSMTPD_PF/32" dev lo 2>/dev/null || true
+    nsx unshare -m bash "$x/enter.sh" srv "$x/root/usr/sbin/smtpd" -d -f "$x/srv/smtpd.conf" \
+        > "$x/srv.log" 2>&1 &
+    BG_PIDS+=($!)
+    pf_listening "$NS" "$OSMTPD_MX" || { cat "$x/srv.log" >&2; die "OpenSMTPD did not listen"; }
+    # the Postfix the client speaks TLS to
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=mx2.example.test" \
+        -addext "subjectAltName=DNS:mx2.example.test" -keyout "$x/pf.key" -out "$x/pf.pem" \
+        2>/dev/null || die "Postfix certificate"
+    chmod 644 "$x/pf.key" "$x/pf.pem"
+    pf_new osmtpd-peer mx2.example.test "$OSMTPD_PF" <<EOF
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $x/pf.key, $x/pf.pem
+EOF
+    nsx postfix -c "$WORK/pf-osmtpd-peer/etc" start > "$x/pf.log" 2>&1 || die "Postfix (OpenSMTPD peer)"
+    pf_listening "$NS" "$OSMTPD_PF" || die "Postfix did not listen on $OSMTPD_PF"
+}
+
+# osmtpd_client TARGET: (re)starts the sending OpenSMTPD, relaying to TARGET
+osmtpd_client() {
+    local x="$WORK/osmtpd"
+    if [ -n "${OSMTPD_CLI_PID:-}" ]; then
+        # the wrapper's pid is not smtpd's: stop the daemon by its command line
+        pkill -f "smtpd -d -v -f $x/cli/smtpd.conf" || true
+        wait "$OSMTPD_CLI_PID" 2>/dev/null || true
+        local i
+        for i in $(seq 50); do
+            nsx ss -Hltn | grep -q "$OSMTPD_CLIENT:2525" || break
+            sleep 0.1
+        done
+    fi
+    rm -rf "$x/cli/spool"/* "$x/cli/run"/*
+    cat > "$x/cli/smtpd.conf" <<EOF
+listen on $OSMTPD_CLIENT port 2525
+action "out" relay host smtp://$1 src $OSMTPD_CLIENT helo relay.sender.test
+match from any for any action "out"
+EOF
+    nsx unshare -m bash "$x/enter.sh" cli "$x/root/usr/sbin/smtpd" -d -v -f "$x/cli/smtpd.conf" \
+        > "$x/cli-$1.log" 2>&1 &
+    OSMTPD_CLI_PID=$!
+    BG_PIDS+=($OSMTPD_CLI_PID)
+    pf_listening "$NS" "$OSMTPD_CLIENT" 2525 || { cat "$x/cli-$1.log" >&2; die "OpenSMTPD client"; }
+}
+
+capture_opensmtpd() {
+    local x="$WORK/osmtpd" target name
+    for target in $OSMTPD_MX $OSMTPD_PF; do
+        name=smtp-opensmtpd-fallback.pcap
+        [ "$target" = "$OSMTPD_PF" ] && name=smtp-opensmtpd-to-postfix.pcap
+        log "$name"
+        osmtpd_client "$target"
+        cap_start "$name" "$NS" lo -- "tcp port 25 and host $target"
+        nsx swaks --server "$OSMTPD_CLIENT:2525" --from a@sender.test --to b@example.test \
+            --header "Subject: sent by OpenSMTPD to $target" > "$x/swaks-$target.log" 2>&1 ||
+            die "swaks to the OpenSMTPD client"
+        wait_for_log "$x/cli-$target.log" 'mta delivery .*result="Ok"' 20
+        # the client's own account of the first capture
+        if [ "$target" = "$OSMTPD_MX" ]; then
+            grep -q "opportunistic TLS failed, downgrading to plain" "$x/cli-$target.log" ||
+                die "OpenSMTPD did not report the downgrade"
+        fi
         cap_stop
     done
 }
@@ -1199,6 +1325,20 @@ verify_exim() {
     check $t "TLS 1.3 in both" "tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304" -eq 2
 }
 
+verify_opensmtpd() {
+    local f=smtp-opensmtpd-fallback.pcap t=smtp-opensmtpd-to-postfix.pcap
+    local C="tcp.dstport==25" S="tcp.srcport==25"
+    summary $f
+    check $f "two TCP connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check $f "STARTTLS accepted (220) on the first" "tcp.stream==0 && smtp.response.code==220 && smtp.rsp.parameter contains \"Ready to start TLS\"" -eq 1
+    check $f "a TLS handshake on the first connection" "tcp.stream==0 && tls.handshake.type==1" -eq 1
+    check $f "plaintext retry: MAIL FROM on the second connection" "tcp.stream==1 && $C && frame contains \"MAIL FROM:\"" -eq 1
+    check $f "no STARTTLS on the second connection" "tcp.stream==1 && $C && frame contains \"STARTTLS\"" -eq 0
+    summary $t
+    check $t "one TCP connection" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 1
+    check $t "TLS 1.3 with Postfix" "tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304" -eq 1
+}
+
 # ---------------------------------------------------------------- main
 main() {
     select_scenarios "$@"
@@ -1239,6 +1379,10 @@ main() {
         setup_exim
         capture_exim
     fi
+    if want smtp-opensmtpd; then
+        setup_opensmtpd
+        capture_opensmtpd
+    fi
     want base && verify_all
     if want_ca2; then
         log "verification (tshark), CA2 captures"
@@ -1252,6 +1396,10 @@ main() {
     if want smtp-exim-early-pipe; then
         log "verification (tshark), Exim early pipelining"
         verify_exim
+    fi
+    if want smtp-opensmtpd; then
+        log "verification (tshark), OpenSMTPD"
+        verify_opensmtpd
     fi
 
     log "made in $OUT:"

@@ -150,7 +150,7 @@ struct eval {
 
 struct failed_tls {
 	char server[64];
-	uint64_t ts_ns;
+	uint64_t first_ns, last_ns; /* the failed session's first and last packet */
 };
 
 struct rules {
@@ -468,16 +468,22 @@ static void check_fallback(struct eval *e)
 	const struct tls_facts *t = e->t;
 	if (t && t->client_hello && !t->handshake_complete && tls_used(e)) {
 		snprintf(ft->server, sizeof(ft->server), "%s", e->server);
-		ft->ts_ns = e->rec->ts_last;
+		ft->first_ns = e->rec->ts_first;
+		ft->last_ns = e->rec->ts_last;
 		return;
 	}
+	/* The retry may open before the failed connection's last packet: a
+	 * client that gives up on TLS opens the plaintext one at once, while
+	 * the failed one is still closing (OpenSMTPD's "opportunistic TLS
+	 * failed, downgrading to plain"). So: started after the failed one
+	 * started, and within the window of its end. */
 	if (!tls_used(e) && plaintext_transaction(e) && !strcmp(ft->server, e->server) &&
-	    e->ts_ns >= ft->ts_ns &&
-	    e->ts_ns - ft->ts_ns <= (uint64_t)r->cfg.fallback_window_s * NS_PER_S &&
+	    e->ts_ns >= ft->first_ns &&
+	    e->ts_ns <= ft->last_ns + (uint64_t)r->cfg.fallback_window_s * NS_PER_S &&
 	    !allowlisted(e)) {
 		char secs[32];
-		snprintf(secs, sizeof(secs), "%llu",
-			 (unsigned long long)((e->ts_ns - ft->ts_ns) / NS_PER_S));
+		uint64_t after = e->ts_ns > ft->last_ns ? e->ts_ns - ft->last_ns : 0;
+		snprintf(secs, sizeof(secs), "%llu", (unsigned long long)(after / NS_PER_S));
 		emit_all(e, F_TLS_FAILED_FALLBACK, 0,
 			 "plaintext session %s s after a failed TLS handshake with this server",
 			 secs);

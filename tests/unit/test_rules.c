@@ -528,6 +528,20 @@ static void test_failed_fallback(void **state)
 			    "validation-failure");
 	record_free(a);
 	record_free(b);
+	/* A client that gives up on TLS opens the plaintext retry at once,
+	 * while the failed connection is still closing (OpenSMTPD): the retry
+	 * starts before the failed session's last packet. Still a fallback. */
+	a = tls_session(t0 + 100 * NS_PER_S, TLS_V13, 0x1302, NULL, NULL);
+	snprintf(a->ip[1], sizeof(a->ip[1]), "192.0.2.99");
+	a->tls->handshake_complete = 0;
+	a->ts_last = a->ts_first + 2 * NS_PER_S;
+	judge(w, a);
+	b = plaintext(t0 + 100 * NS_PER_S + NS_PER_MS, "example.org", 1);
+	snprintf(b->ip[1], sizeof(b->ip[1]), "192.0.2.99");
+	judge(w, b);
+	assert_non_null(found(w, F_TLS_FAILED_FALLBACK, "example.org"));
+	record_free(a);
+	record_free(b);
 	world_free(w);
 }
 
