@@ -1,7 +1,7 @@
 # mxwatch - build, dependencies, demo run, tests and benchmarks.
 #   make          build ./mxwatch
 #   make deps     install the Debian packages that are missing
-#   make run      deps + build + analyse the bundled captures
+#   make run      deps-demo (libraries, no server) + build + analyse the bundled captures
 #   make test     deps + build + unit, capture and sanitizer tests
 #   make bench    deps + build + throughput against a bare libpcap loop
 #   make install  binary to $(PREFIX)/bin, appliance files to /etc (kept if present)
@@ -18,12 +18,16 @@ BUILD     := build
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TSAN_FLAGS := -O1 -g -fsanitize=thread
 
-# Debian packages needed to build, test and run the demo.
+# Debian packages: what building and the demo need (libraries only: the
+# demo installs no server), then what the tests add (tshark, nsd, nginx,
+# Postfix, rsyslog, ...; their services are configured by the tests alone).
+DEMO_PKGS := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
+             libunbound-dev libevent-dev libcurl4-openssl-dev dns-root-data ca-certificates
 DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
              libcmocka-dev tshark python3 openssl libunbound-dev libevent-dev \
              libcurl4-openssl-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
              bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2 postfix swaks \
-             libnet-ssleay-perl libprotobuf-c1 libpython3.11 python3-aiodns python3-aiohttp \
+             libnet-ssleay-perl libprotobuf-c1 libpython3.11 python3-aiodns python3-aiohttp tcpdump \
              python3-yaml python3-aiosqlite python3-aioredis
 # Servers the judge test runs from their unpacked packages, never installed
 # (installing them would start system services): downloaded into build/debs.
@@ -42,7 +46,7 @@ MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 SAN_MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all deps run test unit-test san-test capture-test fuzz-test bench clean install
+.PHONY: all deps deps-demo run test unit-test san-test capture-test fuzz-test bench clean install
 
 all: mxwatch
 
@@ -87,8 +91,9 @@ $(BUILD)/bare-pcap-loop: tests/bench/bare_pcap_loop.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -O2 -o $@ $< $(PKG_LIBS)
 
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+# install-missing PACKAGES...: apt-get only what dpkg does not have yet.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing missing packages:" $$missing; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -96,6 +101,21 @@ deps:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps-demo:
+	$(call install_missing,$(DEMO_PKGS))
+
+# Another MTA already installed (Debian's default is Exim) is never replaced:
+# postfix is left out and the suites that need it say they were skipped.
+OTHER_MTA = $(shell dpkg-query -W -f='$${Package} $${Status}\n' exim4-daemon-light \
+	exim4-daemon-heavy sendmail-bin opensmtpd courier-mta dma nullmailer msmtp-mta 2>/dev/null | \
+	grep 'install ok installed' | cut -d' ' -f1)
+TEST_PKGS = $(if $(OTHER_MTA),$(filter-out postfix,$(DEB_PKGS)),$(DEB_PKGS))
+
+deps:
+	@$(if $(OTHER_MTA),echo "$(OTHER_MTA) is installed: postfix is not (the Postfix suites will be skipped)",true)
+	$(call install_missing,$(DEMO_PKGS) $(TEST_PKGS))
 	@mkdir -p $(BUILD)/debs; for p in $(UNPACKED_DEBS); do \
 		ls $(BUILD)/debs/$${p}_*.deb >/dev/null 2>&1 || \
 		(cd $(BUILD)/debs && apt-get download -q $$p 2>/dev/null) || \
@@ -107,7 +127,7 @@ CAPTURES = $$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
 
 DEMO_DB := $(BUILD)/demo.db
 
-run: deps
+run: deps-demo
 	@$(MAKE) --no-print-directory mxwatch
 	@echo "== TCP flows of the bundled captures (mxwatch analyze --flows)"
 	@./mxwatch analyze --flows --db none $(CAPTURES)

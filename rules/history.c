@@ -109,7 +109,10 @@ void history_note(struct history *h, const char *address, int64_t ts, int startt
 		e->first_seen = ts;
 	if (ts > e->last_seen)
 		e->last_seen = ts;
-	e->sessions++;
+	/* A capture analysed again brings sessions the database counted
+	 * already: count only what is newer than what it knew. */
+	if (ts > e->known_until)
+		e->sessions++;
 	if (starttls_offered)
 		e->starttls_offered = 1;
 	e->tls_versions |= version_bit(tls_version);
@@ -128,6 +131,8 @@ static int load_row(void *ctx, const struct db_history *r)
 		e->first_seen = r->first_seen;
 	if (r->last_seen > e->last_seen)
 		e->last_seen = r->last_seen;
+	if (r->last_seen > e->known_until)
+		e->known_until = r->last_seen;
 	e->sessions += (uint64_t)r->sessions;
 	return 0;
 }

@@ -19,6 +19,7 @@ struct history_entry {
 	uint8_t tls_versions;     /* bit per version seen: 1.0=1, 1.1=2, 1.2=4, 1.3=8 */
 	uint8_t dirty;
 	int64_t first_seen, last_seen;
+	int64_t known_until; /* last_seen as the database had it: older sessions were counted */
 	uint64_t sessions;
 };
 

@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-skip() { echo "skip: live capture test: $*"; echo "0 passed, 0 failed"; exit 0; }
+skip() { echo "skip: live capture test: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, a veth pair)"
 # Some containers cannot make namespaces at all: say so and skip, rather
 # than fail on what the machine cannot do.

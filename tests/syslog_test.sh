@@ -24,8 +24,7 @@ cleanup() {
 trap cleanup EXIT
 if ! unshare -m true 2>"$T/unshare.err"; then
 	echo "skip: rsyslog test: cannot create a mount namespace: $(head -1 "$T/unshare.err")"
-	echo "0 passed, 0 failed"
-	exit 0
+	exit 77
 fi
 
 cat >"$T/rsyslog.conf" <<CONF

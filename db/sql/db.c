@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Migrations: entry N brings the schema from version N to N+1. Never edit
  * a shipped entry; append a new one. */
@@ -57,6 +58,8 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     /* 4 -> 5: every session's verdict */
     "ALTER TABLE sessions ADD COLUMN verdict TEXT;"
     "ALTER TABLE sessions ADD COLUMN verdict_reason TEXT;",
+    /* 5 -> 6: a session stored again replaces its findings (re-analysis) */
+    "CREATE INDEX findings_session ON findings(session_id);",
 };
 
 enum stmt {
@@ -89,6 +92,8 @@ enum stmt {
 	S_SESSION_PUT,
 	S_SESSION_DOMAIN_PUT,
 	S_FINDING_PUT,
+	S_SESSION_FORGET_FINDINGS,
+	S_SESSION_FORGET_DOMAINS,
 	S_REPORT_SESSIONS,
 	S_REPORT_FINDINGS,
 	S_BEGIN,
@@ -159,6 +164,8 @@ static const char *const stmt_sql[S_COUNT] = {
 		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [S_SESSION_DOMAIN_PUT] = "INSERT OR REPLACE INTO session_domains(session_id, domain,"
 			     " mx_host) VALUES (?1, ?2, ?3)",
+    [S_SESSION_FORGET_FINDINGS] = "DELETE FROM findings WHERE session_id = ?1",
+    [S_SESSION_FORGET_DOMAINS] = "DELETE FROM session_domains WHERE session_id = ?1",
     [S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
 		      " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
 		      " ?7, ?8, ?9, ?10)",
@@ -285,6 +292,56 @@ fail:
 	return -1;
 }
 
+/* The schema version a database is at (0: none yet); -1 on error. */
+static int schema_version(struct db *d)
+{
+	sqlite3_stmt *q;
+	int version = -1;
+	if (sqlite3_prepare_v2(d->h, "SELECT max(version) FROM schema_version", -1, &q, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			version = sqlite3_column_int(q, 0);
+		sqlite3_finalize(q);
+	}
+	return version;
+}
+
+/* A damaged file is refused before anything is appended to it. */
+static int integrity_ok(struct db *d, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *q;
+	const char *what = NULL;
+	if (sqlite3_prepare_v2(d->h, "PRAGMA quick_check", -1, &q, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(d->h));
+		return 0;
+	}
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		what = (const char *)sqlite3_column_text(q, 0);
+	int ok = rc == SQLITE_ROW && what && !strcmp(what, "ok");
+	if (!ok)
+		snprintf(
+		    err, errlen,
+		    "%s: the database is damaged (PRAGMA quick_check: %s); it is left as it "
+		    "is: keep a copy, then recover it with `sqlite3 %s .recover` or move it aside",
+		    path, what ? what : sqlite3_errmsg(d->h), path);
+	sqlite3_finalize(q);
+	return ok;
+}
+
+static int prepare_all(struct db *d, const char *path, char *err, size_t errlen)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(d->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: preparing statement %d: %s", path, i,
+				 sqlite3_errmsg(d->h));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 struct db *db_open(const char *path, char *err, size_t errlen)
 {
 	struct db *d = calloc(1, sizeof(*d));
@@ -305,6 +362,10 @@ struct db *db_open(const char *path, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(d->h, 5000);
 	char e[256];
+	if (!integrity_ok(d, path, err, errlen)) {
+		db_close(d);
+		return NULL;
+	}
 	if (exec(d, "PRAGMA journal_mode=WAL", e, sizeof(e)) ||
 	    exec(d, "PRAGMA synchronous=NORMAL", e, sizeof(e)) ||
 	    exec(d, "PRAGMA foreign_keys=ON", e, sizeof(e))) {
@@ -312,18 +373,61 @@ struct db *db_open(const char *path, char *err, size_t errlen)
 		db_close(d);
 		return NULL;
 	}
-	if (migrate(d, path, err, errlen)) {
+	if (migrate(d, path, err, errlen) || prepare_all(d, path, err, errlen)) {
 		db_close(d);
 		return NULL;
 	}
-	for (int i = 0; i < S_COUNT; i++) {
-		if (sqlite3_prepare_v3(d->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
-				       NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "%s: preparing statement %d: %s", path, i,
+	return d;
+}
+
+struct db *db_open_readonly(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s: %s (nothing is created by a command that only reads)",
+			 path, strerror(errno));
+		return NULL;
+	}
+	struct db *d = calloc(1, sizeof(*d));
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* A WAL database in a folder this user cannot write still reads when
+	 * no writer is active: retry as immutable if the plain read-only open
+	 * cannot make its shared-memory file. */
+	char uri[4200];
+	snprintf(uri, sizeof(uri), "file:%s?mode=ro", path);
+	int rc = sqlite3_open_v2(uri, &d->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+	if (rc == SQLITE_OK && schema_version(d) < 0 && access(path, W_OK) != 0) {
+		sqlite3_close(d->h);
+		d->h = NULL;
+		snprintf(uri, sizeof(uri), "file:%s?mode=ro&immutable=1", path);
+		rc = sqlite3_open_v2(uri, &d->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, d->h ? sqlite3_errmsg(d->h) : "cannot open");
+		db_close(d);
+		return NULL;
+	}
+	sqlite3_busy_timeout(d->h, 5000);
+	int version = schema_version(d);
+	if (version != DB_SCHEMA_VERSION) {
+		if (version < 0)
+			snprintf(err, errlen, "%s: not an mxwatch database (%s)", path,
 				 sqlite3_errmsg(d->h));
-			db_close(d);
-			return NULL;
-		}
+		else
+			snprintf(
+			    err, errlen,
+			    "%s: schema version %d, this mxwatch reads %d (a command that writes, "
+			    "such as analyze or policy import, upgrades it)",
+			    path, version, DB_SCHEMA_VERSION);
+		db_close(d);
+		return NULL;
+	}
+	if (!integrity_ok(d, path, err, errlen) || prepare_all(d, path, err, errlen)) {
+		db_close(d);
+		return NULL;
 	}
 	return d;
 }
@@ -704,7 +808,14 @@ int db_history_put(struct db *d, const struct db_history *r)
 }
 
 int db_session_put(struct db *d, const struct db_session_row *r)
-{
+{ /* Session ids are stable across runs: the same capture analysed again
+	 * replaces the session, its domains and its findings, counts nothing
+	 * twice. */
+	bind_text(d->st[S_SESSION_FORGET_FINDINGS], 1, r->id);
+	bind_text(d->st[S_SESSION_FORGET_DOMAINS], 1, r->id);
+	if (run(d, S_SESSION_FORGET_FINDINGS) || run(d, S_SESSION_FORGET_DOMAINS))
+		return -1;
+
 	sqlite3_stmt *s = d->st[S_SESSION_PUT];
 	bind_text(s, 1, r->id);
 	sqlite3_bind_int64(s, 2, r->ts_start);

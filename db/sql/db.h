@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 #define DB_MAX_NAME       256
 #define DB_MAX_TLSA_HEX   1025 /* 512 bytes of association data as hex, plus NUL */
 
@@ -70,6 +70,10 @@ struct db_sts {
 /* Opens (creating if needed, with parent directories) and migrates the
  * database. Returns NULL with a message in err. */
 struct db *db_open(const char *path, char *err, size_t errlen);
+/* For commands that only read (report, policy show/list/export): the file
+ * must exist and be at this version; nothing is created or migrated, and a
+ * read-only file works. NULL with err set. */
+struct db *db_open_readonly(const char *path, char *err, size_t errlen);
 void db_close(struct db *d);
 
 /* Path used when --db is not given: $MXWATCH_DB, else

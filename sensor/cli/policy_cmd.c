@@ -395,10 +395,12 @@ static int sub_import(struct db *d, struct policy_args *a)
 static const struct {
 	const char *name;
 	const char *needs; /* the operand it cannot do without, or NULL */
+	int writes;        /* else the database is opened read-only */
 	int (*run)(struct db *d, struct policy_args *a);
 } subcommands[] = {
-    {"fetch", "DOMAIN", sub_fetch}, {"import", "FILE", sub_import}, {"export", NULL, sub_export},
-    {"show", "DOMAIN", sub_show},   {"list", NULL, sub_list},
+    {"fetch", "DOMAIN", 1, sub_fetch}, {"import", "FILE", 1, sub_import},
+    {"export", NULL, 0, sub_export},   {"show", "DOMAIN", 0, sub_show},
+    {"list", NULL, 0, sub_list},
 };
 
 int cmd_policy(int argc, char **argv)
@@ -433,7 +435,8 @@ int cmd_policy(int argc, char **argv)
 	char pathbuf[4096], err[512];
 	if (!a.db_path)
 		a.db_path = db_default_path(pathbuf, sizeof(pathbuf));
-	struct db *d = db_open(a.db_path, err, sizeof(err));
+	struct db *d = subcommands[k].writes ? db_open(a.db_path, err, sizeof(err))
+					     : db_open_readonly(a.db_path, err, sizeof(err));
 	if (!d) {
 		fprintf(stderr, "mxwatch policy: %s\n", err);
 		return EXIT_USAGE;

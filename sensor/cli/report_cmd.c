@@ -120,7 +120,7 @@ int cmd_report(int argc, char **argv)
 	char pathbuf[4096], err[512];
 	if (!db_path)
 		db_path = db_default_path(pathbuf, sizeof(pathbuf));
-	struct db *d = db_open(db_path, err, sizeof(err));
+	struct db *d = db_open_readonly(db_path, err, sizeof(err));
 	if (!d) {
 		fprintf(stderr, "mxwatch report: %s\n", err);
 		return EXIT_USAGE;

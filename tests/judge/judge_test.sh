@@ -453,6 +453,10 @@ PY
 
 cmd_run() {
 	[ "$(id -u)" = 0 ] || { echo "judge: needs root (namespaces, Postfix)"; return 77; }
+	local t
+	for t in postfix nsd nginx swaks tcpdump ldns-signzone dig; do
+		command -v "$t" >/dev/null 2>&1 || { echo "judge: $t is not installed"; return 77; }
+	done
 	T=$(mktemp -d /tmp/mxwatch-judge.XXXXXX)
 	chmod 755 "$T"
 	trap cleanup EXIT
