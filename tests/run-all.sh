@@ -57,6 +57,8 @@ suite "database faults: readers create nothing, damaged files refused, re-analys
 suite "same results with 1, 2 and 3 workers" bash tests/workers_check.sh
 if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch
+	suite "policy fetch when DNS fails (unreachable resolver, SERVFAIL from unbound)" \
+		bash tests/dns_faults.sh
 	suite "alerts into a real rsyslogd" bash tests/syslog_test.sh
 	suite "live capture on a veth pair (tcpreplay, SIGHUP, SIGTERM, privilege drop)" \
 		bash tests/live_test.sh
@@ -65,7 +67,8 @@ if [ "$(id -u)" = 0 ]; then
 	suite "verdicts vs a Postfix client enforcing DANE and MTA-STS (nsd, unbound, nginx, 9 Postfix servers)" \
 		bash tests/judge/judge_test.sh run
 else
-	for name in "policy fetch against nsd + nginx" "alerts into a real rsyslogd" \
+	for name in "policy fetch against nsd + nginx" "policy fetch when DNS fails" \
+		"alerts into a real rsyslogd" \
 		"live capture on a veth pair" "live capture of real SMTP sessions" \
 		"verdicts vs a Postfix client enforcing DANE and MTA-STS"; do
 		skip_suite "$name" "needs root (servers, namespaces)"

@@ -27,6 +27,7 @@
 struct refresher {
 	struct refresh_config cfg;
 	struct ub_ctx *ub;
+	char failure[640]; /* why the last refresher_fetch() returned 1 */
 };
 
 static int curl_ready;
@@ -76,6 +77,18 @@ struct refresher *refresher_new(const struct refresh_config *cfg, char *err, siz
 			rc = ub_ctx_set_stub(r->ub, zone, at + 1, 0);
 		if (rc) {
 			snprintf(err, errlen, "--stub %s: %s", cfg->stubs[i], ub_strerror(rc));
+			goto fail;
+		}
+	}
+	/* A forwarder answers for every name, special-use ones (RFC 6761)
+	 * included: libunbound must not answer NXDOMAIN for them itself. */
+	static const char *const special[] = {"test.", "invalid.", "example.", "local.",
+					      "home.arpa."};
+	for (size_t i = 0; cfg->n_forwarders && i < sizeof(special) / sizeof(special[0]); i++) {
+		char lz[64];
+		snprintf(lz, sizeof(lz), "%s transparent", special[i]);
+		if ((rc = ub_ctx_set_option(r->ub, "local-zone:", lz))) {
+			snprintf(err, errlen, "--resolver: %s", ub_strerror(rc));
 			goto fail;
 		}
 	}
@@ -148,12 +161,31 @@ static void strip_dot(char *s)
 		s[n - 1] = 0;
 }
 
+/* Why the last lookup failed ("SERVFAIL", "timeout", ...). */
+static _Thread_local char resolve_error[96];
+
+/* An answer is a fact only with NOERROR (data or none) or NXDOMAIN: a
+ * SERVFAIL, a timeout (libunbound reports it as SERVFAIL), REFUSED or an
+ * unreachable resolver is a failed lookup, never "no records" (RFC 8461
+ * 5.1: the last good policy stays; RFC 7672: TLSA indeterminate). */
 static int resolve(struct refresher *r, const char *name, int type, struct ub_result **res)
 {
+	static const char *const rcodes[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+					     "NXDOMAIN", "NOTIMP",  "REFUSED"};
 	*res = NULL;
 	int rc = ub_resolve(r->ub, name, type, 1, res);
-	if (rc)
+	if (rc) {
+		snprintf(resolve_error, sizeof(resolve_error), "%s", ub_strerror(rc));
 		return -1;
+	}
+	int code = (*res)->rcode;
+	if (code != 0 && code != 3) {
+		snprintf(resolve_error, sizeof(resolve_error), "%s (no answer from the resolver)",
+			 code >= 0 && code < 6 ? rcodes[code] : "error");
+		ub_resolve_free(*res);
+		*res = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -164,6 +196,8 @@ struct fetch_state {
 	int64_t now;
 	FILE *out;
 	int db_error;
+	int lookup_failed; /* some answer was missing: cached data was kept */
+	char failure[640]; /* the first one, for the exit message */
 	char summary[1024];
 	size_t sum_len;
 };
@@ -184,6 +218,19 @@ static void log_result(struct fetch_state *st, const char *what, const char *res
 		st->db_error = 1;
 }
 
+/* A lookup that failed: the cached data stays, the failure is logged
+ * with its RFC 8460 type and reported. */
+static void lookup_failed(struct fetch_state *st, const char *what, const char *type,
+			  const char *name)
+{
+	char detail[300];
+	snprintf(detail, sizeof(detail), "%s: %s", name, resolve_error);
+	log_result(st, what, type, detail);
+	if (!st->lookup_failed)
+		snprintf(st->failure, sizeof(st->failure), "%s lookup failed: %s", what, detail);
+	st->lookup_failed = 1;
+}
+
 static void fetch_addresses(struct fetch_state *st, const char *host)
 {
 	struct db_addr rows[MAX_ADDRS];
@@ -192,8 +239,8 @@ static void fetch_addresses(struct fetch_state *st, const char *host)
 	for (int t = 0; t < 2; t++) {
 		struct ub_result *res;
 		if (resolve(st->r, host, types[t], &res)) {
-			log_result(st, "address", "sts-policy-fetch-error", "resolver failure");
-			continue;
+			lookup_failed(st, "address", "sts-policy-fetch-error", host);
+			return; /* half an answer would replace good addresses */
 		}
 		if (res->bogus) {
 			log_result(st, "address", "dnssec-invalid", res->why_bogus);
@@ -226,7 +273,9 @@ static int fetch_tlsa(struct fetch_state *st, const char *host, const char **sta
 		return 0;
 	struct ub_result *res;
 	if (resolve(st->r, name, RR_TLSA, &res)) {
-		log_result(st, "tlsa", "tlsa-invalid", "resolver failure");
+		/* Indeterminate (RFC 7672 2.1.1): the cached records stay. */
+		*status = "indeterminate";
+		lookup_failed(st, "tlsa", "tlsa-invalid", name);
 		return 0;
 	}
 	static struct db_tlsa rows[MAX_TLSA];
@@ -235,10 +284,12 @@ static int fetch_tlsa(struct fetch_state *st, const char *host, const char **sta
 	if (res->bogus) {
 		/* Never stored: a forged "no TLSA" or forged TLSA must not
 		 * look like a fact. */
-		char detail[300];
-		snprintf(detail, sizeof(detail), "%s: %s", name,
-			 res->why_bogus ? res->why_bogus : "bogus");
-		log_result(st, "tlsa", "dnssec-invalid", detail);
+		snprintf(resolve_error, sizeof(resolve_error), "DNSSEC bogus: %.80s",
+			 res->why_bogus ? res->why_bogus : "?");
+		lookup_failed(st, "tlsa", "dnssec-invalid", name);
+		ub_resolve_free(res);
+		*status = "bogus";
+		return 0; /* the cached records stay */
 	} else {
 		for (int i = 0; res->havedata && res->data[i] && n < MAX_TLSA; i++) {
 			const uint8_t *p = (const uint8_t *)res->data[i];
@@ -269,18 +320,22 @@ static int fetch_mx(struct fetch_state *st)
 {
 	struct ub_result *res;
 	if (resolve(st->r, st->domain, RR_MX, &res)) {
-		log_result(st, "mx", "sts-policy-fetch-error", "resolver failure");
-		say(st, "mx: resolver failure%s%s", "", "");
+		/* The cached MX hosts stay; the domain is not its own MX. */
+		lookup_failed(st, "mx", "sts-policy-fetch-error", st->domain);
+		say(st, "mx: lookup failed (%s)%s", resolve_error, "");
 		return 0;
 	}
 	static struct db_mx rows[MAX_MX];
 	int n = 0;
 	if (res->bogus) {
-		log_result(st, "mx", "dnssec-invalid", res->why_bogus ? res->why_bogus : "bogus");
+		/* A forged answer, or a validation that could not finish (a
+		 * resolver that answers nothing for DNSKEY): either way not a
+		 * fact. The cached MX hosts stay, and the run says so. */
+		snprintf(resolve_error, sizeof(resolve_error), "DNSSEC bogus: %.80s",
+			 res->why_bogus ? res->why_bogus : "?");
+		lookup_failed(st, "mx", "dnssec-invalid", st->domain);
 		say(st, "mx: bogus (%s)%s", res->why_bogus ? res->why_bogus : "?", "");
 		ub_resolve_free(res);
-		if (db_mx_replace(st->d, st->domain, "dns", rows, 0))
-			st->db_error = 1;
 		return 0;
 	}
 	for (int i = 0; res->havedata && res->data[i] && n < MAX_MX; i++) {
@@ -525,12 +580,22 @@ static int lookup_sts_txt(struct fetch_state *st, const char *name, struct db_st
 {
 	struct ub_result *res;
 	if (resolve(st->r, name, RR_TXT, &res)) {
+		/* The cached policy and its id stay (RFC 8461 5.1). */
 		o->result = "sts-policy-fetch-error";
-		snprintf(o->detail, sizeof(o->detail), "%s: resolver failure", name);
+		snprintf(o->detail, sizeof(o->detail), "%s: %s", name, resolve_error);
+		if (!st->lookup_failed)
+			snprintf(st->failure, sizeof(st->failure), "mta-sts lookup failed: %s",
+				 o->detail);
+		st->lookup_failed = 1;
 		return -1;
 	}
 	snprintf(cur->txt_dnssec, sizeof(cur->txt_dnssec), "%s", dnssec_of(res));
 	if (res->bogus) {
+		if (!st->lookup_failed)
+			snprintf(st->failure, sizeof(st->failure),
+				 "mta-sts lookup: DNSSEC bogus: %.200s",
+				 res->why_bogus ? res->why_bogus : "?");
+		st->lookup_failed = 1;
 		o->result = "dnssec-invalid";
 		snprintf(o->detail, sizeof(o->detail), "%s: %s", name,
 			 res->why_bogus ? res->why_bogus : "bogus");
@@ -656,5 +721,14 @@ int refresher_fetch(struct refresher *r, struct db *d, const char *domain, FILE 
 		return -1;
 	if (out)
 		fprintf(out, "%s: %s\n", domain, st.summary);
+	if (st.lookup_failed) {
+		snprintf(r->failure, sizeof(r->failure), "%s", st.failure);
+		return 1;
+	}
 	return 0;
+}
+
+const char *refresher_failure(const struct refresher *r)
+{
+	return r->failure;
 }

@@ -33,7 +33,10 @@ void refresher_free(struct refresher *r);
 
 /* Refreshes one domain into the database and prints a one-line summary to
  * `out`. Returns 0 when the domain was processed (policy problems are data,
- * stored with their result type), -1 on a database error. */
+ * stored with their result type), 1 when a DNS lookup failed (SERVFAIL,
+ * timeout, unreachable resolver: what was cached stays, the failure is
+ * stored; refresher_failure() says which), -1 on a database error. */
 int refresher_fetch(struct refresher *r, struct db *d, const char *domain, FILE *out);
+const char *refresher_failure(const struct refresher *r);
 
 #endif

@@ -6,9 +6,10 @@
 #ifndef MXW_CMD_H
 #define MXW_CMD_H
 
-#define EXIT_CLEAN    0
-#define EXIT_FINDINGS 1
-#define EXIT_USAGE    2
+#define EXIT_CLEAN        0
+#define EXIT_FINDINGS     1
+#define EXIT_USAGE        2
+#define EXIT_FETCH_FAILED 3 /* policy fetch: a DNS lookup failed, cached data kept */
 
 int cmd_analyze(int argc, char **argv);
 int cmd_policy(int argc, char **argv);

@@ -233,10 +233,16 @@ static int cmd_fetch(struct db *d, struct refresh_config *cfg, int argc, char **
 	}
 	int status = EXIT_CLEAN;
 	for (int i = 0; i < argc; i++) {
-		if (refresher_fetch(r, d, argv[i], stdout)) {
+		int rc = refresher_fetch(r, d, argv[i], stdout);
+		if (rc < 0) {
 			fprintf(stderr, "mxwatch policy fetch: %s: database: %s\n", argv[i],
 				db_errmsg(d));
 			status = EXIT_USAGE;
+		} else if (rc > 0) {
+			/* Not an all-clear: the cache kept what it had. */
+			fprintf(stderr, "mxwatch policy fetch: %s: %s (cached data kept)\n",
+				argv[i], refresher_failure(r));
+			status = EXIT_FETCH_FAILED;
 		} else if (queued) {
 			db_discovery_done(d, argv[i]);
 		}
