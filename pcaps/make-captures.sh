@@ -1310,33 +1310,36 @@ verify_hostile() {
     check $f "no TLS" 'tls' -eq 0
 }
 
+# check_conns FILE N: N connections opened; check_tls13 FILE N: N TLS 1.3 ServerHellos
+check_conns() { check "$1" "$2 TCP connection(s)" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq "$2"; }
+check_tls13() { check "$1" "TLS 1.3 ($2)" "tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304" -eq "$2"; }
+
 verify_exim() {
     local f=smtp-exim-early-pipe.pcap t=smtp-exim-early-pipe-tls.pcap
     local C="tcp.dstport==25" S="tcp.srcport==25"
     summary $f
-    check $f "two TCP connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check_conns $f 2
     check $f "PIPECONNECT advertised (both EHLO replies)" "$S && smtp.rsp.parameter == \"PIPECONNECT\"" -eq 2
     check $f "STARTTLS advertised (both EHLO replies)" "$S && smtp.rsp.parameter == \"STARTTLS\"" -eq 2
     check $f "EHLO, MAIL, RCPT, BDAT sent before any server byte (early pipelining)" "tcp.stream==1 && $C && tcp.seq==1 && tcp.ack==1 && frame contains \"EHLO \" && frame contains \"MAIL FROM\" && frame contains \"BDAT \"" -eq 1
     check $f "no STARTTLS requested, no TLS" "tls || ($C && frame contains \"STARTTLS\\x0d\\x0a\")" -eq 0
     summary $t
-    check $t "two TCP connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check_conns $t 2
     check $t "EHLO and STARTTLS sent before any server byte (second connection)" "tcp.stream==1 && $C && tcp.seq==1 && tcp.ack==1 && frame contains \"EHLO \" && frame contains \"STARTTLS\"" -eq 1
-    check $t "TLS 1.3 in both" "tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304" -eq 2
+    check_tls13 $t 2
 }
 
 verify_opensmtpd() {
-    local f=smtp-opensmtpd-fallback.pcap t=smtp-opensmtpd-to-postfix.pcap
-    local C="tcp.dstport==25" S="tcp.srcport==25"
+    local f=smtp-opensmtpd-fallback.pcap t=smtp-opensmtpd-to-postfix.pcap C="tcp.dstport==25"
     summary $f
-    check $f "two TCP connections" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 2
+    check_conns $f 2
     check $f "STARTTLS accepted (220) on the first" "tcp.stream==0 && smtp.response.code==220 && smtp.rsp.parameter contains \"Ready to start TLS\"" -eq 1
     check $f "a TLS handshake on the first connection" "tcp.stream==0 && tls.handshake.type==1" -eq 1
     check $f "plaintext retry: MAIL FROM on the second connection" "tcp.stream==1 && $C && frame contains \"MAIL FROM:\"" -eq 1
     check $f "no STARTTLS on the second connection" "tcp.stream==1 && $C && frame contains \"STARTTLS\"" -eq 0
     summary $t
-    check $t "one TCP connection" "tcp.flags.syn==1 && tcp.flags.ack==0" -eq 1
-    check $t "TLS 1.3 with Postfix" "tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304" -eq 1
+    check_conns $t 1
+    check_tls13 $t 1
 }
 
 # ---------------------------------------------------------------- main

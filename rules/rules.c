@@ -63,14 +63,18 @@ int finding_from_name(const char *name)
 	return -1;
 }
 
+/* In enum verdict_kind order. */
 static const char *const verdict_names[VERDICT_COUNT] = {
-    [VERDICT_VERIFIED] = "verified",
-    [VERDICT_FAILED] = "failed",
-    [VERDICT_PLAINTEXT] = "plaintext",
-    [VERDICT_NO_POLICY] = "no-policy",
-    [VERDICT_POLICY_UNKNOWN] = "policy-unknown",
-    [VERDICT_NOT_CHECKABLE] = "not-checkable",
-};
+    "verified", "failed", "plaintext", "no-policy", "policy-unknown", "not-checkable"};
+
+/* Index of `name` in a table of n names, or -1. */
+static int name_index(const char *const *names, int n, const char *name, int fold)
+{
+	for (int i = 0; i < n; i++)
+		if (fold ? !strcasecmp(names[i], name) : !strcmp(names[i], name))
+			return i;
+	return -1;
+}
 
 const char *verdict_name(enum verdict_kind v)
 {
@@ -79,10 +83,7 @@ const char *verdict_name(enum verdict_kind v)
 
 int verdict_from_name(const char *name)
 {
-	for (int i = 0; i < VERDICT_COUNT; i++)
-		if (!strcmp(verdict_names[i], name))
-			return i;
-	return -1;
+	return name_index(verdict_names, VERDICT_COUNT, name, 0);
 }
 
 const char *severity_name(enum severity s)
@@ -92,10 +93,7 @@ const char *severity_name(enum severity s)
 
 int severity_from_name(const char *name)
 {
-	for (int i = 0; i < SEV_COUNT; i++)
-		if (!strcasecmp(severity_names[i], name))
-			return i;
-	return -1;
+	return name_index(severity_names, SEV_COUNT, name, 1);
 }
 
 void evidence_names(uint32_t ev, char *buf, size_t len)

@@ -6,13 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 M=$(pwd)/mxwatch
-pass=0
-fail=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi
-}
+. tests/lib.sh
 T=$(mktemp -d /tmp/mxwatch-dbfaults.XXXXXX)
 chmod 755 "$T"
 trap 'rm -rf "$T"' EXIT
@@ -82,5 +76,4 @@ check "... and the same RFC 8460 reports" test "$r1" = "$r2"
 check "... with something to compare (sessions and findings stored)" \
 	eval "[ \$(echo $c1 | cut -d' ' -f1) -gt 0 ] && [ \$(echo $c1 | cut -d' ' -f2) -gt 0 ]"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -10,13 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 M=$(pwd)/mxwatch
 NS=mxwdnsfault
-pass=0
-fail=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi
-}
+. tests/lib.sh
 [ "$(id -u)" = 0 ] || { echo "skip: needs root (network namespace)"; exit 77; }
 deb=$(ls build/debs/unbound_*.deb 2>/dev/null | head -1)
 [ -n "$deb" ] || { echo "skip: build/debs/unbound_*.deb missing (make deps downloads it)"; exit 77; }
@@ -33,19 +27,8 @@ ip netns add "$NS" || { echo "skip: cannot create a network namespace"; exit 77;
 ip -n "$NS" link set lo up
 ip -n "$NS" addr add 127.0.3.53/32 dev lo
 dpkg -x "$deb" "$T/pkg"
-cat >"$T/unbound.conf" <<EOF
-server:
-    interface: 127.0.3.53
-    do-ip6: no
-    username: ""
-    chroot: ""
-    directory: "$T"
-    pidfile: "$T/unbound.pid"
-    use-syslog: no
-    logfile: "$T/unbound.log"
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
-    local-zone: "test." transparent
+unbound_conf "$T/unbound.conf" "$T" 127.0.3.53
+cat >>"$T/unbound.conf" <<EOF
     module-config: "iterator"
 forward-zone:
     name: "."
@@ -88,5 +71,4 @@ for name in unreachable servfail; do
 	check "$name: the policy's last result says so" test "$(sqlite3 "$T/$name.db" \
 		"SELECT result FROM mta_sts WHERE domain = 'example.test'")" = sts-policy-fetch-error
 done
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

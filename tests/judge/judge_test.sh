@@ -37,13 +37,7 @@ RES=127.0.2.54       # unbound
 WEB=127.0.2.80       # nginx: mta-sts.<domain>
 STSRES=127.0.2.1     # postfix-mta-sts-resolver
 CLIENT=127.0.2.2     # the judging Postfix client
-pass=0
-fail=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi
-}
+. tests/lib.sh
 
 # The cases: domain, server address, server kind. Each domain's MX is
 # mx.<domain> (mail.<domain> for sts-mxout) at the address.
@@ -225,20 +219,8 @@ zone:
     name: "test."
     zonefile: "test.zone.signed"
 EOF
-	cat >"$T/unbound.conf" <<EOF
-server:
-    interface: $RES
-    port: 53
-    do-ip6: no
-    username: ""
-    chroot: ""
-    directory: "$T"
-    pidfile: "$T/unbound.pid"
-    use-syslog: no
-    logfile: "$T/unbound.log"
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
-    local-zone: "test." transparent
+	unbound_conf "$T/unbound.conf" "$T" "$RES"
+	cat >>"$T/unbound.conf" <<EOF
     trust-anchor-file: "$T/anchor.ds"
     module-config: "validator iterator"
     val-log-level: 2
@@ -256,18 +238,13 @@ make_web() {
 	mkdir -p "$T/www" "$T/nginx-tmp"
 	{
 		cat <<EOF
-user root;
-worker_processes 1;
-daemon off;
-pid $T/nginx.pid;
+user root; worker_processes 1; daemon off; pid $T/nginx.pid;
 error_log $T/nginx-error.log info;
 events { worker_connections 64; }
 http {
     access_log $T/nginx-access.log;
-    client_body_temp_path $T/nginx-tmp/body;
-    proxy_temp_path $T/nginx-tmp/proxy;
-    fastcgi_temp_path $T/nginx-tmp/fastcgi;
-    uwsgi_temp_path $T/nginx-tmp/uwsgi;
+    client_body_temp_path $T/nginx-tmp/body; proxy_temp_path $T/nginx-tmp/proxy;
+    fastcgi_temp_path $T/nginx-tmp/fastcgi; uwsgi_temp_path $T/nginx-tmp/uwsgi;
     scgi_temp_path $T/nginx-tmp/scgi;
     types { text/plain txt; }
     default_type text/plain;
@@ -292,44 +269,27 @@ pf_server() { # NAME ADDRESS HOSTNAME, main.cf lines on stdin
 
 make_postfix() {
 	local p=$T/pki
-	pf_server dane-ok 127.0.2.11 mx.dane-ok.test <<EOF || return 1
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = $p/dane.key, $p/dane.pem, $p/ca.pem
-smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3
-relay_domains = dane-ok.test, dane-strip.test
-EOF
-	pf_server dane13 127.0.2.12 mx.dane13.test <<EOF || return 1
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = $p/dane.key, $p/dane.pem, $p/ca.pem
-relay_domains = dane13.test
-EOF
-	pf_server dane-bad 127.0.2.13 mx.dane-bad.test <<EOF || return 1
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = $p/dane.key, $p/dane.pem, $p/ca.pem
-smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3
-relay_domains = dane-bad.test
-EOF
-	pf_server dane-plain 127.0.2.17 mx.dane-plain.test <<EOF || return 1
-smtpd_tls_security_level = none
-relay_domains = dane-plain.test
-EOF
-	pf_server sts-ok 127.0.2.14 mx.sts-ok.test <<EOF || return 1
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = $p/sts-ok.key, $p/sts-ok.pem, $p/ca.pem
-smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3
-relay_domains = sts-ok.test
-EOF
-	pf_server sts-badname 127.0.2.15 mx.sts-badname.test <<EOF || return 1
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = $p/sts-badname.key, $p/sts-badname.pem, $p/ca.pem
-smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3
-relay_domains = sts-badname.test
-EOF
-	pf_server sts-mxout 127.0.2.16 mail.sts-mxout.test <<EOF || return 1
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = $p/sts-mxout.key, $p/sts-mxout.pem, $p/ca.pem
-smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3
-relay_domains = sts-mxout.test
+	# NAME ADDRESS HOSTNAME KEY TLS13 RELAY-DOMAINS (KEY "-": no STARTTLS)
+	local line n a h k t13 rd
+	while read -r n a h k t13 rd; do
+		{
+			if [ "$k" = - ]; then
+				echo "smtpd_tls_security_level = none"
+			else
+				echo "smtpd_tls_security_level = may"
+				echo "smtpd_tls_chain_files = $p/$k.key, $p/$k.pem, $p/ca.pem"
+				[ "$t13" = no ] && echo "smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3"
+			fi
+			echo "relay_domains = $rd"
+		} | pf_server "$n" "$a" "$h" || return 1
+	done <<EOF
+dane-ok 127.0.2.11 mx.dane-ok.test dane no dane-ok.test,dane-strip.test
+dane13 127.0.2.12 mx.dane13.test dane yes dane13.test
+dane-bad 127.0.2.13 mx.dane-bad.test dane no dane-bad.test
+dane-plain 127.0.2.17 mx.dane-plain.test - - dane-plain.test
+sts-ok 127.0.2.14 mx.sts-ok.test sts-ok no sts-ok.test
+sts-badname 127.0.2.15 mx.sts-badname.test sts-badname no sts-badname.test
+sts-mxout 127.0.2.16 mail.sts-mxout.test sts-mxout no sts-mxout.test
 EOF
 	# Postfix's defaults: "may" with a certificate; capped at TLS 1.2 the
 	# two ends settle on an anonymous (ADH) suite.
@@ -524,5 +484,4 @@ check) cmd_check ;;
 esac
 rc=$?
 [ $rc = 77 ] && exit 77
-echo "$pass passed, $fail failed"
-[ $fail = 0 ] && [ $pass -gt 0 ]
+finish

@@ -40,6 +40,16 @@
 
 /* ---------------------------------------------------------------- world */
 
+static X509 *load_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	return x;
+}
+
 struct world {
 	char dbpath[64], bundle[64];
 	struct db *db;
@@ -53,11 +63,7 @@ struct world {
 
 static uint64_t cert_time(const char *pem, int after, int64_t shift_s)
 {
-	FILE *f = fopen(pem, "r");
-	assert_non_null(f);
-	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(x);
+	X509 *x = load_pem(pem);
 	struct tm tm;
 	assert_true(ASN1_TIME_to_tm(after ? X509_get0_notAfter(x) : X509_get0_notBefore(x), &tm));
 	X509_free(x);
@@ -239,11 +245,7 @@ static struct session_record *plaintext(uint64_t ts, const char *rcpt_domain, in
 
 static void add_cert(struct tls_facts *t, const char *pem)
 {
-	FILE *f = fopen(pem, "r");
-	assert_non_null(f);
-	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(x);
+	X509 *x = load_pem(pem);
 	unsigned char *der = NULL;
 	int len = i2d_X509(x, &der);
 	assert_true(len > 0);
@@ -289,10 +291,7 @@ static struct session_record *tls_session(uint64_t ts, uint16_t version, uint16_
  * SubjectPublicKeyInfo (selector 1, matching type 1), as hex. */
 static void spki_sha256_hex(const char *pem, char out[65])
 {
-	FILE *f = fopen(pem, "r");
-	assert_non_null(f);
-	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	X509 *x = load_pem(pem);
 	unsigned char *der = NULL;
 	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
 	unsigned char md[32];
@@ -758,6 +757,7 @@ static void test_mx_outside_policy_fails(void **state)
 			    "mx example.test 20 mail.example.test\n"
 			    "address mail.example.test 192.0.2.26\n";
 	struct world *w = world_new(policy(lines), NULL);
+	/* The chain is PKIX-valid for mail.example.test, the MX it reached. */
 	struct session_record *r = tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM, CA_PEM);
 	snprintf(r->ip[1], sizeof(r->ip[1]), "192.0.2.26");
 	judge(w, r);

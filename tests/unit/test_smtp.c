@@ -142,12 +142,11 @@ static void test_early_pipelining(void **state)
 	(void)state;
 	struct smtp *s = run(early_pipe, sizeof(early_pipe) / sizeof(early_pipe[0]), 0);
 	const struct smtp_facts *f = smtp_facts(s);
-	assert_int_equal(f->greeting_code, 220);
-	assert_string_equal(f->greeting_host, "mx.example.test");
-	assert_true(f->ehlo_reply_seen);
-	assert_true(f->starttls_offered);
-	assert_true(f->has_mail_from);
-	assert_int_equal(f->data_count, 1);
+	/* The greeting, then the EHLO reply with its STARTTLS, then the
+	 * transaction's replies, each paired with its command. */
+	assert_true(f->greeting_code == 220 && !strcmp(f->greeting_host, "mx.example.test") &&
+		    f->ehlo_reply_seen && f->starttls_offered && f->has_mail_from &&
+		    f->data_count == 1);
 	assert_false(f->starttls_requested);
 	smtp_free(s);
 	assert_split_invariant(early_pipe, sizeof(early_pipe) / sizeof(early_pipe[0]));
