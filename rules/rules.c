@@ -46,6 +46,9 @@ static const struct {
     /* Severity when it alerts (under DANE or MTA-STS); with no policy it is
      * an informational note: RFC 7435 opportunistic TLS. */
     [F_TLS_UNAUTHENTICATED] = {"tls-unauthenticated", SEV_HIGH, NULL},
+    /* Alerts when a fetch failed (a resolver or policy host down, or an
+     * attacker blocking the fetch); a domain never fetched is a note. */
+    [F_POLICY_UNKNOWN] = {"policy-unknown", SEV_LOW, NULL},
 };
 
 static const char *const severity_names[SEV_COUNT] = {"info", "low", "medium", "high", "critical"};
@@ -620,18 +623,21 @@ static void check_sts_certificate(struct eval *e, struct binding *b,
 
 /* Whether the cache can say what this binding's policy is: the domain is
  * cached, its MTA-STS policy has not outlived max_age, and its last fetch
- * did not fail. NULL when known, else the reason. */
-static const char *policy_unknown(const struct eval *e, const struct binding *b)
+ * did not fail. */
+enum policy_doubt { POLICY_KNOWN, POLICY_NOT_CACHED, POLICY_EXPIRED, POLICY_FETCH_FAILED };
+static const char *const policy_doubt_names[] = {NULL, "not-cached", "expired", "fetch-failed"};
+
+static enum policy_doubt policy_doubt(const struct eval *e, const struct binding *b)
 {
 	const struct cached_domain *cd = b->cd;
 	if (!cd)
-		return "not-cached";
+		return POLICY_NOT_CACHED;
 	if (cd->sts && strcmp(cd->sts->mode, "none") &&
 	    (uint64_t)(cd->sts->fetched_at + cd->sts->max_age) * NS_PER_S < e->ts_ns)
-		return "expired";
+		return POLICY_EXPIRED;
 	if (cd->sts_result && cd->sts_result[0] && strcmp(cd->sts_result, "ok"))
-		return "fetch-failed";
-	return NULL;
+		return POLICY_FETCH_FAILED;
+	return POLICY_KNOWN;
 }
 
 static void check_binding(struct eval *e, struct binding *b)
@@ -639,9 +645,18 @@ static void check_binding(struct eval *e, struct binding *b)
 	const struct tls_facts *t = e->t;
 	struct applied_policy ap;
 	apply_policy(e, b, &ap);
-	const char *unknown = policy_unknown(e, b);
-	if (unknown && !e->unknown)
-		e->unknown = unknown;
+	enum policy_doubt doubt = policy_doubt(e, b);
+	if (doubt != POLICY_KNOWN && !e->unknown)
+		e->unknown = policy_doubt_names[doubt];
+	/* An expired policy is reported by check_policy_state() as
+	 * policy-stale. */
+	if (doubt == POLICY_FETCH_FAILED)
+		emit(e, F_POLICY_UNKNOWN, b, EV_POLICY, 1, NULL,
+		     "policy unknown: the last policy fetch for this domain failed (%s)",
+		     b->cd->sts_result);
+	else if (doubt == POLICY_NOT_CACHED)
+		emit(e, F_POLICY_UNKNOWN, b, 0, 0, NULL,
+		     "policy unknown: the domain is not in the policy cache%s", NULL);
 	if (ap.dane_usable || ap.sts)
 		e->policy_seen = 1;
 	check_policy_state(e, b, &ap);

@@ -16,9 +16,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 M=$(pwd)/mxwatch
-pass=0
-fail=0
-check() { local name=$1; shift; if "$@"; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi; }
+. tests/lib.sh
 skip() { echo "skip: live MTA test: $*"; exit 77; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, Postfix)"
@@ -214,7 +212,7 @@ kill -TERM "$PID"
 wait "$PID"
 rc=$?
 PID=
-check "SIGTERM ends the sensor cleanly (exit $rc)" test "$rc" -le 1
+check "SIGTERM ends the sensor cleanly (exit $rc)" test "$rc" = 0
 check "capture statistics: packets received, none dropped" grep -qE "^capture $VS: received [1-9][0-9]*, dropped 0," "$T/live.err"
 
 # ------------------------------------------------------------------ verdict
@@ -331,10 +329,10 @@ fail=$((fail + $(grep -c '^FAIL ' "$T/checks.out")))
 grep -q '^Traceback' "$T/checks.out" && fail=$((fail + 1)) && echo "FAIL checker crashed"
 
 stored=$(sqlite3 "$T/db/live.db" "SELECT count(*) FROM sessions" 2>/dev/null)
-check "sessions stored after dropping privileges (${stored:-0})" test "${stored:-0}" = "$n_sessions"
+check "sessions stored after dropping privileges (${stored:-0})" \
+	test "${stored:-0}" -gt 0 -a "${stored:-0}" = "$n_sessions"
 if [ "$fail" != 0 ]; then
 	echo "--- sensor stderr"; cat "$T/live.err"
 	for f in "$T"/swaks-*.log; do echo "--- $f"; cat "$f"; done
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -59,6 +59,8 @@ if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch
 	suite "policy fetch when DNS fails (unreachable resolver, SERVFAIL from unbound)" \
 		bash tests/dns_faults.sh
+	suite "results store under faults (locked, full filesystem, read-only, SIGKILL)" \
+		bash tests/store_faults.sh
 	suite "alerts into a real rsyslogd" bash tests/syslog_test.sh
 	suite "live capture on a veth pair (tcpreplay, SIGHUP, SIGTERM, privilege drop)" \
 		bash tests/live_test.sh
@@ -68,6 +70,7 @@ if [ "$(id -u)" = 0 ]; then
 		bash tests/judge/judge_test.sh run
 else
 	for name in "policy fetch against nsd + nginx" "policy fetch when DNS fails" \
+		"results store under faults" \
 		"alerts into a real rsyslogd" \
 		"live capture on a veth pair" "live capture of real SMTP sessions" \
 		"verdicts vs a Postfix client enforcing DANE and MTA-STS"; do

@@ -9,8 +9,8 @@
 set -u
 cd "$(dirname "$0")/.."
 M=$(pwd)/mxwatch
-pass=0
-fail=0
+. tests/lib.sh
+holder=
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
@@ -57,7 +57,7 @@ unshare -m bash -c '
 	for n in null zero random urandom; do touch /dev/$n; mount --bind "'"$T"'/olddev/$n" /dev/$n; done
 	touch /dev/log
 	mount --bind "'"$T"'/log.sock" /dev/log
-	exec "'"$M"'" analyze --json --no-store --db "'"$T"'/empty.db" --syslog --config "'"$T"'/mxwatch.conf" "'"$cap"'" "'"$cap"'"
+	exec "'"$M"'" analyze --json --db none --syslog --config "'"$T"'/mxwatch.conf" "'"$cap"'" "'"$cap"'"
 ' >"$T/out.json" 2>"$T/err.txt"
 rc=$?
 check "mxwatch ran (exit $rc)" test "$rc" -le 1
@@ -69,7 +69,7 @@ suppressed=${suppressed:-0}
 touch "$T/received.log"
 # Let rsyslog flush.
 for _ in $(seq 50); do [ "$(wc -l <"$T/received.log")" -ge "$sent" ] && [ "$sent" -gt 0 ] && break; sleep 0.1; done
-findings=$(grep -c '"type":"finding"' "$T/out.json")
+findings=$(grep '"type":"finding"' "$T/out.json" | grep -c '"alert":true')
 lines=$(wc -l <"$T/received.log")
 
 echo "   mxwatch: $(grep '^alerts sent' "$T/err.txt")"
@@ -93,5 +93,29 @@ check "JSON keeps the raw name, escaped for JSON" \
 	grep -qF '"helo_name":"evil\u000dname\u001b[31m\"quoted\"\\back\u007fdel\u0001ctl"' "$T/out.json"
 check "the OSC-escaped recipient domain never became a policy domain" \
 	bash -c "! grep -q 'pwn' '$T/received.log'"
+
+# A database another process keeps locked: the store's failure reaches
+# syslog too (waiting, giving up, and how many results were not stored).
+"$M" policy import --db "$T/locked.db" etc/demo.policy >/dev/null
+hold_lock "$T/locked.db" 30
+before=$(wc -l <"$T/received.log")
+unshare -m bash -c '
+	set -e
+	mount --rbind /dev "'"$T"'/olddev"
+	mount -t tmpfs -o size=1m tmpfs /dev
+	for n in null zero random urandom; do touch /dev/$n; mount --bind "'"$T"'/olddev/$n" /dev/$n; done
+	touch /dev/log
+	mount --bind "'"$T"'/log.sock" /dev/log
+	exec "'"$M"'" analyze -q --db-wait 1 --db "'"$T"'/locked.db" --syslog --config "'"$T"'/mxwatch.conf" "'"$cap"'"
+' >/dev/null 2>"$T/locked.err"
+rc=$?
+kill "$holder"
+for _ in $(seq 50); do grep -q "store-incomplete" "$T/received.log" && break; sleep 0.1; done
+new=$(tail -n +"$((before + 1))" "$T/received.log")
+check "locked database: exit 2 ($rc)" test "$rc" = 2
+check "... error=store-busy, store-gave-up and store-incomplete reach syslog" \
+	bash -c 'grep -q "error=store-busy" <<<"$1" && grep -q "error=store-gave-up" <<<"$1" &&
+		grep -q "error=store-incomplete.* lost=[1-9]" <<<"$1"' _ "$new"
 echo "$pass passed, $fail failed"
+[ "$pass" -gt 0 ] || exit 1
 [ "$fail" = 0 ]

@@ -189,6 +189,21 @@ static int resolve(struct refresher *r, const char *name, int type, struct ub_re
 	return 0;
 }
 
+/* A database write held back until every lookup of the domain is done:
+ * network I/O never runs inside a write transaction, so a slow resolver
+ * or policy host never holds the database's write lock. */
+enum deferred_kind { DEFER_MX, DEFER_ADDR, DEFER_TLSA, DEFER_STS, DEFER_LOG };
+
+struct deferred_write {
+	enum deferred_kind kind;
+	char key[DB_MAX_NAME + 16]; /* domain, host or TLSA name; for a log line, what */
+	void *rows;                 /* owned copy; a db_sts for DEFER_STS */
+	int n;
+	char *result, *detail; /* DEFER_LOG */
+};
+
+#define MAX_DEFERRED 256
+
 struct fetch_state {
 	struct refresher *r;
 	struct db *d;
@@ -196,6 +211,8 @@ struct fetch_state {
 	int64_t now;
 	FILE *out;
 	int db_error;
+	struct deferred_write writes[MAX_DEFERRED];
+	int n_writes;
 	int lookup_failed; /* some answer was missing: cached data was kept */
 	char failure[640]; /* the first one, for the exit message */
 	char summary[1024];
@@ -211,11 +228,100 @@ static void say(struct fetch_state *st, const char *fmt, const char *a, const ch
 		st->sum_len += (size_t)n;
 }
 
+static struct deferred_write *defer(struct fetch_state *st, enum deferred_kind kind,
+				    const char *key, const void *rows, size_t size)
+{
+	if (st->n_writes == MAX_DEFERRED) {
+		st->db_error = 1;
+		return NULL;
+	}
+	void *copy = NULL;
+	if (size && !(copy = malloc(size))) {
+		st->db_error = 1;
+		return NULL;
+	}
+	if (size)
+		memcpy(copy, rows, size);
+	struct deferred_write *w = &st->writes[st->n_writes++];
+	memset(w, 0, sizeof(*w));
+	w->kind = kind;
+	snprintf(w->key, sizeof(w->key), "%s", key);
+	w->rows = copy;
+	return w;
+}
+
+static void defer_rows(struct fetch_state *st, enum deferred_kind kind, const char *key,
+		       const void *rows, int n, size_t row_size)
+{
+	struct deferred_write *w = defer(st, kind, key, rows, (size_t)n * row_size);
+	if (w)
+		w->n = n;
+}
+
+static char *dup_or_null(const char *s, int *failed)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*failed = 1;
+	return d;
+}
+
 static void log_result(struct fetch_state *st, const char *what, const char *result,
 		       const char *detail)
 {
-	if (db_log(st->d, st->now, st->domain, what, result, detail))
-		st->db_error = 1;
+	struct deferred_write *w = defer(st, DEFER_LOG, what, NULL, 0);
+	if (!w)
+		return;
+	w->result = dup_or_null(result, &st->db_error);
+	w->detail = dup_or_null(detail, &st->db_error);
+}
+
+static void defer_sts(struct fetch_state *st, const struct db_sts *cur)
+{
+	struct deferred_write *w = defer(st, DEFER_STS, st->domain, cur, sizeof(*cur));
+	if (!w)
+		return;
+	struct db_sts *copy = w->rows;
+	copy->policy_text = dup_or_null(cur->policy_text, &st->db_error);
+}
+
+static int apply_write(struct fetch_state *st, const struct deferred_write *w)
+{
+	switch (w->kind) {
+	case DEFER_MX: return db_mx_replace(st->d, w->key, "dns", w->rows, w->n);
+	case DEFER_ADDR: return db_addr_replace(st->d, w->key, "dns", w->rows, w->n);
+	case DEFER_TLSA: return db_tlsa_replace(st->d, w->key, "dns", w->rows, w->n);
+	case DEFER_STS: return db_sts_put(st->d, w->rows);
+	case DEFER_LOG:
+		return db_log(st->d, st->now, st->domain, w->key, w->result, w->detail);
+	}
+	return -1;
+}
+
+static void free_writes(struct fetch_state *st)
+{
+	for (int i = 0; i < st->n_writes; i++) {
+		struct deferred_write *w = &st->writes[i];
+		if (w->kind == DEFER_STS && w->rows)
+			free(((struct db_sts *)w->rows)->policy_text);
+		free(w->rows);
+		free(w->result);
+		free(w->detail);
+	}
+	st->n_writes = 0;
+}
+
+/* Every held-back write of the domain in one short transaction. */
+static int apply_writes(struct fetch_state *st)
+{
+	if (db_begin(st->d))
+		return -1;
+	for (int i = 0; i < st->n_writes; i++)
+		if (apply_write(st, &st->writes[i])) {
+			db_rollback(st->d);
+			return -1;
+		}
+	return db_commit(st->d);
 }
 
 /* A lookup that failed: the cached data stays, the failure is logged
@@ -261,8 +367,7 @@ static void fetch_addresses(struct fetch_state *st, const char *host)
 		}
 		ub_resolve_free(res);
 	}
-	if (db_addr_replace(st->d, host, "dns", rows, n))
-		st->db_error = 1;
+	defer_rows(st, DEFER_ADDR, host, rows, n, sizeof(rows[0]));
 }
 
 static int fetch_tlsa(struct fetch_state *st, const char *host, const char **status)
@@ -311,8 +416,7 @@ static int fetch_tlsa(struct fetch_state *st, const char *host, const char **sta
 		}
 	}
 	ub_resolve_free(res);
-	if (db_tlsa_replace(st->d, name, "dns", rows, n))
-		st->db_error = 1;
+	defer_rows(st, DEFER_TLSA, name, rows, n, sizeof(rows[0]));
 	return n;
 }
 
@@ -369,8 +473,7 @@ static int fetch_mx(struct fetch_state *st)
 	say(st, "mx %s (%s)", count, dnssec_of(res));
 	log_result(st, "mx", res->nxdomain ? "nxdomain" : "ok", NULL);
 	ub_resolve_free(res);
-	if (db_mx_replace(st->d, st->domain, "dns", rows, n))
-		st->db_error = 1;
+	defer_rows(st, DEFER_MX, st->domain, rows, n, sizeof(rows[0]));
 	for (int i = 0; i < n; i++) {
 		fetch_addresses(st, rows[i].host);
 		const char *status;
@@ -698,8 +801,7 @@ static void fetch_sts(struct fetch_state *st)
 		say(st, ", mta-sts %s: %s", o.result, o.detail);
 	snprintf(cur->result, sizeof(cur->result), "%s", o.result);
 	snprintf(cur->error_detail, sizeof(cur->error_detail), "%s", o.detail);
-	if (db_sts_put(st->d, cur))
-		st->db_error = 1;
+	defer_sts(st, cur);
 	log_result(st, "policy", o.result, o.detail[0] ? o.detail : NULL);
 	free(cur->policy_text);
 	free(cur);
@@ -707,25 +809,30 @@ static void fetch_sts(struct fetch_state *st)
 
 int refresher_fetch(struct refresher *r, struct db *d, const char *domain, FILE *out)
 {
-	struct fetch_state st = {
-	    .r = r, .d = d, .domain = domain, .now = (int64_t)time(NULL), .out = out};
-	if (db_begin(d))
+	/* Large (the deferred writes): not on the stack. */
+	struct fetch_state *st = calloc(1, sizeof(*st));
+	if (!st)
 		return -1;
-	fetch_mx(&st);
-	fetch_sts(&st);
-	if (st.db_error) {
-		db_rollback(d);
+	st->r = r;
+	st->d = d;
+	st->domain = domain;
+	st->now = (int64_t)time(NULL);
+	st->out = out;
+	fetch_mx(st);
+	fetch_sts(st);
+	int rc = st->db_error ? -1 : apply_writes(st);
+	free_writes(st);
+	if (rc) {
+		free(st);
 		return -1;
 	}
-	if (db_commit(d))
-		return -1;
 	if (out)
-		fprintf(out, "%s: %s\n", domain, st.summary);
-	if (st.lookup_failed) {
-		snprintf(r->failure, sizeof(r->failure), "%s", st.failure);
-		return 1;
-	}
-	return 0;
+		fprintf(out, "%s: %s\n", domain, st->summary);
+	rc = st->lookup_failed;
+	if (rc)
+		snprintf(r->failure, sizeof(r->failure), "%s", st->failure);
+	free(st);
+	return rc;
 }
 
 const char *refresher_failure(const struct refresher *r)

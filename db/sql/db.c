@@ -203,6 +203,18 @@ const char *db_errmsg(struct db *d)
 	return d && d->h ? sqlite3_errmsg(d->h) : "no database";
 }
 
+int db_busy(struct db *d)
+{
+	int c = d && d->h ? sqlite3_errcode(d->h) & 0xff : 0;
+	return c == SQLITE_BUSY || c == SQLITE_LOCKED;
+}
+
+void db_set_busy_wait(struct db *d, int ms)
+{
+	if (d && d->h)
+		sqlite3_busy_timeout(d->h, ms);
+}
+
 const char *db_default_path(char *buf, size_t len)
 {
 	const char *env = getenv("MXWATCH_DB");
@@ -241,6 +253,36 @@ static int make_parent_dirs(const char *path)
 	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+/* SQLite says only "unable to open database file" or "attempt to write a
+ * readonly database" for a read-only file or folder (a WAL database also
+ * needs to create files beside it): say which, and what still works. */
+static int check_writable(const char *path, char *err, size_t errlen)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = 0;
+	else
+		*slash = 0;
+	const char *what = NULL;
+	int e = 0;
+	if (access(path, F_OK) == 0 && access(path, W_OK) != 0)
+		what = "the file", e = errno;
+	else if (access(dir, W_OK) != 0)
+		what = "its folder", e = errno;
+	if (!what)
+		return 0;
+	snprintf(err, errlen,
+		 "%s: %s cannot be written (%s), and this command writes to the database "
+		 "(report and policy list/show/export only read; analyze --no-store stores "
+		 "nothing)",
+		 path, what, strerror(e));
+	return -1;
 }
 
 static int exec(struct db *d, const char *sql, char *err, size_t errlen)
@@ -354,13 +396,17 @@ struct db *db_open(const char *path, char *err, size_t errlen)
 		free(d);
 		return NULL;
 	}
+	if (check_writable(path, err, errlen)) {
+		free(d);
+		return NULL;
+	}
 	if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, d->h ? sqlite3_errmsg(d->h) : "cannot open");
 		db_close(d);
 		return NULL;
 	}
-	sqlite3_busy_timeout(d->h, 5000);
+	sqlite3_busy_timeout(d->h, DB_BUSY_WAIT_MS);
 	char e[256];
 	if (!integrity_ok(d, path, err, errlen)) {
 		db_close(d);
@@ -410,7 +456,7 @@ struct db *db_open_readonly(const char *path, char *err, size_t errlen)
 		db_close(d);
 		return NULL;
 	}
-	sqlite3_busy_timeout(d->h, 5000);
+	sqlite3_busy_timeout(d->h, DB_BUSY_WAIT_MS);
 	int version = schema_version(d);
 	if (version != DB_SCHEMA_VERSION) {
 		if (version < 0)

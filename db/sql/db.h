@@ -81,6 +81,11 @@ void db_close(struct db *d);
 const char *db_default_path(char *buf, size_t len);
 
 const char *db_errmsg(struct db *d);
+/* The last failure was another connection holding the lock. */
+int db_busy(struct db *d);
+/* How long one statement waits for a lock before failing busy. */
+#define DB_BUSY_WAIT_MS 5000
+void db_set_busy_wait(struct db *d, int ms);
 
 int db_begin(struct db *d);
 int db_commit(struct db *d);

@@ -36,7 +36,8 @@ static void analyze_usage(FILE *out)
 	    "    -h, --help           this text\n\n"
 	    "EXIT STATUS\n"
 	    "    0 clean, 1 a finding at or above --fail-on, 2 usage error or an unreadable or\n"
-	    "    corrupt input (sessions read before the error are still reported)\n",
+	    "    corrupt input (sessions read before the error are still reported), or\n"
+	    "    results that could not be stored in the database (the message says how many)\n",
 	    pipeline_options_help);
 }
 
@@ -133,6 +134,8 @@ int cmd_analyze(int argc, char **argv)
 		    names[st], run_ns ? 100.0 * (double)stage_times.ns[st] / (double)run_ns : 0.0,
 		    stage_times.bytes[st], stage_times.calls[st]);
 #endif
+	if (pipeline_store_failed(p))
+		status = EXIT_USAGE;
 	if (status == EXIT_CLEAN && pipeline_failed(p))
 		status = EXIT_FINDINGS;
 	pipeline_free(p);

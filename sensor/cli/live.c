@@ -34,7 +34,6 @@
 
 #define LIVE_MAX_IFACES     8
 #define LIVE_DEFAULT_FILTER "tcp port 25 or tcp port 587 or tcp port 465 or port 53"
-#define LIVE_COMMIT_EVERY_S 2
 
 enum {
 	OPT_FILTER = 256,
@@ -118,7 +117,7 @@ static void usage(FILE *out)
 	    "    -h, --help             this text\n\n"
 	    "EXIT STATUS\n"
 	    "    0 stopped by a signal, 1 a finding at or above --fail-on, 2 usage or\n"
-	    "    start-up error\n",
+	    "    start-up error, or some results could not be stored\n",
 	    LIVE_MAX_IFACES, LIVE_DEFAULT_FILTER, pipeline_options_help);
 }
 
@@ -530,11 +529,11 @@ static int start_workers(struct pipeline *p, struct worker *ws, int n_workers)
 }
 
 /* The main thread's work until SIGTERM/SIGINT: results to the sinks,
- * reloads, statistics, periodic commits. */
+ * reloads, statistics (the store's writer commits by itself). */
 static void serve(struct pipeline *p, const struct capture_args *a, struct worker *ws, int started)
 {
 	char err[512];
-	time_t last_stats = time(NULL), last_commit = last_stats;
+	time_t last_stats = time(NULL);
 	unsigned stats_gen = 0;
 	int stats_pending = 0;
 	while (!got_term) {
@@ -560,10 +559,6 @@ static void serve(struct pipeline *p, const struct capture_args *a, struct worke
 		if (stats_pending && stats_all_done(ws, started, stats_gen)) {
 			stats_pending = 0;
 			log_stats(ws, started, a->ifnames, a->n_if, a->o.syslog_on);
-		}
-		if (now - last_commit >= LIVE_COMMIT_EVERY_S) {
-			pipeline_commit(p);
-			last_commit = now;
 		}
 		fflush(stdout);
 	}
@@ -593,6 +588,8 @@ static int finish(struct pipeline *p, const struct capture_args *a, struct worke
 			total->by_result[r] += ws[k].counters.by_result[r];
 	}
 	pipeline_finish(p, stderr);
+	if (pipeline_store_failed(p))
+		return EXIT_USAGE;
 	return pipeline_failed(p) ? EXIT_FINDINGS : EXIT_CLEAN;
 }
 

@@ -23,7 +23,8 @@ enum {
 	OPT_FAIL_ON,
 	OPT_NO_STORE,
 	OPT_QUIET,
-	OPT_WORKERS
+	OPT_WORKERS,
+	OPT_DB_WAIT
 };
 
 const struct option pipeline_options[] = {
@@ -39,6 +40,7 @@ const struct option pipeline_options[] = {
     {"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
     {"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"db-wait", required_argument, NULL, OPT_DB_WAIT},
 };
 const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
 
@@ -52,6 +54,10 @@ const char pipeline_options_help[] =
     "    --fail-on SEVERITY   exit 1 when an alerting finding is at or above SEVERITY\n"
     "                         (info, low, medium, high, critical)\n"
     "    --no-store           do not write sessions and findings to the database\n"
+    "    --db-wait SEC        analyze: how long a database locked by another process\n"
+    "                         is retried before storing stops and the run exits 2\n"
+    "                         (default 30); capture retries for as long as it runs,\n"
+    "                         queueing up to 64M of results and counting any dropped\n"
     "    --flows              per-flow records (every TCP flow) instead of sessions\n"
     "    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
     "                         other ports, and mail ports carrying non-SMTP bytes),\n"
@@ -141,6 +147,15 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 			return -1;
 		}
 		o->workers = (int)v;
+		return 1;
+	case OPT_DB_WAIT:
+		if (parse_size_option("--db-wait", arg, &v))
+			return -1;
+		if (v > 86400) {
+			fprintf(stderr, "mxwatch %s: --db-wait: at most 86400 seconds\n", cmd);
+			return -1;
+		}
+		o->db_wait_s = (int)v;
 		return 1;
 	case OPT_REASM_MEMORY:
 		if (parse_size_option("--reasm-memory", arg, &v))

@@ -53,8 +53,9 @@ struct pipeline {
 	struct rules_config rcfg;
 	struct sink_config scfg;
 	struct policy_cache *policy;
-	struct db *db;      /* results store, NULL with --no-store */
-	struct store store; /* results, batched; unusable without a database */
+	struct db *db;       /* results store, NULL with --no-store */
+	struct store *store; /* its writer; NULL without a database */
+	int store_failed;    /* some result was not stored */
 	struct rules *rules;
 	struct history *history;
 	struct alert_sink *alerts;
@@ -85,6 +86,7 @@ void pipeline_opts_defaults(struct pipeline_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->fail_on = -1;
+	o->db_wait_s = -1;
 	o->ndpi = SESSION_NDPI_AUTO;
 	flow_config_defaults(&o->flow);
 }
@@ -184,7 +186,7 @@ static void on_finding(void *ctx, const struct finding *f)
  * queue the refresher works through; rate-limited per capture minute. */
 static void discover(struct pipeline *a, const struct session_record *r)
 {
-	if (!a->scfg.discovery_enabled || !store_usable(&a->store) || !r->smtp)
+	if (!a->scfg.discovery_enabled || !store_usable(a->store) || !r->smtp)
 		return;
 	const struct smtp_facts *m = r->smtp;
 	uint64_t minute = r->ts_first / (60 * NS_PER_S);
@@ -200,7 +202,7 @@ static void discover(struct pipeline *a, const struct session_record *r)
 			a->disc_limited++;
 			continue;
 		}
-		if (store_discovery(&a->store, d, (int64_t)(r->ts_first / NS_PER_S))) {
+		if (store_discovery(a->store, d, (int64_t)(r->ts_first / NS_PER_S))) {
 			a->disc_in_window++;
 			a->disc_queued++;
 		}
@@ -229,11 +231,11 @@ static void on_record(struct pipeline *a, struct session_record *r)
 	discover(a, r);
 	/* Serialised once, for the store and the JSON output alike. */
 	jw_reset(&a->record);
-	int stored = store_usable(&a->store);
+	int stored = store_usable(a->store);
 	if (stored || (a->opts.json && !a->quiet))
 		session_record_json(&a->record, r, &v);
 	if (stored)
-		store_session(&a->store, r, &v, jw_cstr(&a->record), a->findings, a->n_findings);
+		store_session(a->store, r, &v, jw_cstr(&a->record), a->findings, a->n_findings);
 	if (!a->quiet)
 		session_sink_write(&a->session_out, r, &v, &a->record, a->findings, a->n_findings);
 }
@@ -368,9 +370,10 @@ static int load_config_and_cache(struct pipeline *a, struct rules_config *rcfg,
 	*cache = NULL;
 	if (!a->db_path[0])
 		return 0;
-	struct db *d = a->db;
+	/* The writer owns the results connection once the store runs. */
+	struct db *d = a->store ? NULL : a->db;
 	if (!d) {
-		d = db_open(a->db_path, err, errlen);
+		d = db_open_readonly(a->db_path, err, errlen);
 		if (!d)
 			return -1;
 	}
@@ -401,7 +404,9 @@ static int open_database(struct pipeline *a, const struct pipeline_opts *o, char
 	}
 	if (!a->db_path[0])
 		return 0;
-	a->db = db_open(a->db_path, err, errlen);
+	/* --no-store never writes: a read-only database is enough. */
+	a->db = o->no_store ? db_open_readonly(a->db_path, err, errlen)
+			    : db_open(a->db_path, err, errlen);
 	if (!a->db)
 		return -1;
 	if (history_load(a->history, a->db) || observed_load(a->observed, a->db)) {
@@ -482,8 +487,19 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		db_close(a->db);
 		a->db = NULL;
 	}
-	store_init(&a->store, a->db, a->db_path);
-	a->store.syslog = a->scfg.syslog_enabled;
+	if (a->db) {
+		struct store_config sc;
+		store_config_defaults(&sc);
+		sc.live = o->live;
+		sc.syslog = a->scfg.syslog_enabled;
+		if (o->db_wait_s >= 0)
+			sc.wait_s = (unsigned)o->db_wait_s;
+		a->store = store_open(a->db, a->db_path, &sc);
+		if (!a->store) {
+			snprintf(err, errlen, "cannot start the database writer thread");
+			goto fail;
+		}
+	}
 	a->rules = rules_new(&a->rcfg, a->policy, a->history, err, errlen);
 	if (!a->rules)
 		goto fail;
@@ -541,7 +557,7 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 	a->policy = cache;
 	a->rcfg = rcfg;
 	a->scfg = scfg;
-	a->store.syslog = scfg.syslog_enabled;
+	store_set_syslog(a->store, scfg.syslog_enabled);
 	return 0;
 }
 
@@ -555,9 +571,17 @@ int pipeline_drain(struct pipeline *a, int wait_ms)
 	return a->hub ? shard_hub_drain(a->hub, on_event, a, wait_ms) : 1;
 }
 
-void pipeline_commit(struct pipeline *a)
+/* What the run learned (server history, passive DNS), in the store's
+ * last transaction. */
+static int save_learned(void *ctx, struct db *db)
 {
-	store_commit(&a->store);
+	struct pipeline *a = ctx;
+	return history_save(a->history, db) || observed_save(a->observed, db) ? -1 : 0;
+}
+
+int pipeline_store_failed(const struct pipeline *p)
+{
+	return p->store_failed;
 }
 
 void pipeline_finish(struct pipeline *a, FILE *counters_out)
@@ -569,12 +593,8 @@ void pipeline_finish(struct pipeline *a, FILE *counters_out)
 	if (a->hub)
 		while (!pipeline_drain(a, 100))
 			;
-	if (store_batch(&a->store) == 0) {
-		if (history_save(a->history, a->db) || observed_save(a->observed, a->db))
-			store_fail(&a->store, "storing server history");
-		else
-			store_commit(&a->store);
-	}
+	if (store_close(a->store, save_learned, a))
+		a->store_failed = 1;
 	if (!a->print_flows && !a->quiet)
 		summary_print(a->summary, a->opts.json ? stderr : stdout);
 	fflush(stdout);
@@ -602,6 +622,7 @@ void pipeline_free(struct pipeline *a)
 	alert_sink_free(a->alerts);
 	free(a->summary);
 	jw_free(&a->record);
+	store_free(a->store);
 	db_close(a->db);
 	free(a);
 	x509_cleanup();

@@ -22,6 +22,7 @@ struct pipeline_opts {
 	int live;            /* shards driven by the caller's threads */
 	const char *db_path; /* NULL: the default path when it exists */
 	const char *config_path;
+	int db_wait_s; /* offline: seconds a busy database is retried; -1 default */
 	struct flow_config flow;
 };
 
@@ -50,8 +51,8 @@ void pipeline_finish(struct pipeline *p, FILE *counters_out);
  * (1 once every shard has finished). */
 struct shard *pipeline_shard(struct pipeline *p, int i);
 int pipeline_drain(struct pipeline *p, int wait_ms);
-/* Commits pending results now (live capture calls it periodically). */
-void pipeline_commit(struct pipeline *p);
+/* 1 when some result was not stored (after pipeline_finish). */
+int pipeline_store_failed(const struct pipeline *p);
 /* 1 when a finding reached --fail-on. */
 int pipeline_failed(const struct pipeline *p);
 void pipeline_free(struct pipeline *p);

@@ -338,7 +338,7 @@ static void test_stripped(void **state)
 	struct session_record *r = plaintext(capture_time(), "example.org", 0);
 	snprintf(r->smtp->mangled_token, sizeof(r->smtp->mangled_token), "XXXXXXXA");
 	judge(w, r);
-	expect_ids(w, 1, F_STARTTLS_STRIPPED);
+	expect_ids(w, 2, F_STARTTLS_STRIPPED, F_POLICY_UNKNOWN);
 	const struct finding *f = found(w, F_STARTTLS_STRIPPED, "example.org");
 	assert_non_null(f);
 	assert_true(f->alert);
@@ -416,7 +416,7 @@ static void test_refused(void **state)
 	r->smtp->starttls_requested = 1;
 	r->smtp->starttls_reply = 454;
 	judge(w, r);
-	expect_ids(w, 1, F_STARTTLS_REFUSED);
+	expect_ids(w, 2, F_STARTTLS_REFUSED, F_POLICY_UNKNOWN);
 	assert_string_equal(w->got[0].rfc8460, "starttls-not-supported");
 	record_free(r);
 	world_free(w);
@@ -435,11 +435,11 @@ static void test_unused_and_allowlist(void **state)
 	struct world *w = world_new("", NULL);
 	struct session_record *r = plaintext(capture_time(), "example.org", 1);
 	judge(w, r);
-	expect_ids(w, 1, F_STARTTLS_UNUSED);
+	expect_ids(w, 2, F_STARTTLS_UNUSED, F_POLICY_UNKNOWN);
 	world_free(w);
 	w = world_new("", allow_client);
 	judge(w, r);
-	expect_ids(w, 0);
+	expect_ids(w, 1, F_POLICY_UNKNOWN);
 	record_free(r);
 	world_free(w);
 }
@@ -522,7 +522,7 @@ static void test_failed_fallback(void **state)
 	expect_ids(w, 0);
 	struct session_record *b = plaintext(t0 + 30 * NS_PER_S, "example.org", 1);
 	judge(w, b);
-	expect_ids(w, 2, F_TLS_FAILED_FALLBACK, F_STARTTLS_UNUSED);
+	expect_ids(w, 3, F_TLS_FAILED_FALLBACK, F_STARTTLS_UNUSED, F_POLICY_UNKNOWN);
 	assert_string_equal(found(w, F_TLS_FAILED_FALLBACK, "example.org")->rfc8460,
 			    "validation-failure");
 	record_free(a);
@@ -784,7 +784,7 @@ static void test_verdicts(void **state)
 	 * unknown, which is not an all-clear. */
 	r = plaintext(capture_time(), "unknown.example", 0);
 	judge(w, r);
-	expect_ids(w, 0);
+	expect_ids(w, 1, F_POLICY_UNKNOWN);
 	assert_int_equal(w->v.verdict, VERDICT_POLICY_UNKNOWN);
 	assert_string_equal(w->v.reason, "not-cached");
 	record_free(r);
@@ -832,6 +832,53 @@ static void test_verdicts(void **state)
 	world_free(w);
 }
 
+/* DESIGN.md verdicts, RFC 8461 5.1: when the last fetch of a domain's
+ * policy failed (a resolver or policy host down, or an attacker blocking
+ * the fetch), what the domain wants now is unknown: an alerting
+ * policy-unknown and that verdict, even for a session that looks clean.
+ * A domain never fetched is only a note. */
+static void test_policy_fetch_failed(void **state)
+{
+	(void)state;
+	struct world *w = world_new(policy(STS_ENFORCE), NULL);
+	struct db_sts sts;
+	assert_int_equal(db_sts_get(w->db, "example.test", &sts), 1);
+	snprintf(sts.result, sizeof(sts.result), "sts-policy-fetch-error");
+	assert_int_equal(db_sts_put(w->db, &sts), 0);
+	free(sts.policy_text);
+	char err[256];
+	rules_free(w->rules);
+	policy_cache_free(w->cache);
+	w->cache = policy_cache_load(w->db, err, sizeof(err));
+	assert_non_null(w->cache);
+	struct rules_config cfg;
+	rules_config_defaults(&cfg);
+	snprintf(cfg.ca_bundle, sizeof(cfg.ca_bundle), "%s", w->bundle);
+	w->rules = rules_new(&cfg, w->cache, w->hist, err, sizeof(err));
+	assert_non_null(w->rules);
+	struct session_record *r = tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM, CA_PEM);
+	judge(w, r);
+	expect_ids(w, 1, F_POLICY_UNKNOWN);
+	assert_true(w->got[0].alert);
+	assert_int_equal(w->got[0].severity, SEV_LOW);
+	assert_null(w->got[0].rfc8460);
+	assert_int_equal(w->v.verdict, VERDICT_POLICY_UNKNOWN);
+	assert_string_equal(w->v.reason, "fetch-failed");
+	record_free(r);
+	world_free(w);
+
+	w = world_new(policy(""), NULL);
+	r = plaintext(capture_time(), "elsewhere.example", 0);
+	judge(w, r);
+	expect_ids(w, 1, F_POLICY_UNKNOWN);
+	assert_false(w->got[0].alert);
+	assert_int_equal(w->got[0].severity, SEV_INFO);
+	assert_int_equal(w->v.verdict, VERDICT_POLICY_UNKNOWN);
+	assert_string_equal(w->v.reason, "not-cached");
+	record_free(r);
+	world_free(w);
+}
+
 /* Only the record is needed: a session with no SMTP facts at all (implicit
  * TLS on 465) is judged without touching anything else. */
 static void test_smtps_record_alone(void **state)
@@ -875,6 +922,7 @@ int main(void)
 	    cmocka_unit_test(test_mx_outside_policy_fails),
 	    cmocka_unit_test(test_verdicts),
 	    cmocka_unit_test(test_smtps_record_alone),
+	    cmocka_unit_test(test_policy_fetch_failed),
 	};
 	return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
