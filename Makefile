@@ -3,6 +3,7 @@
 #   make deps     install the Debian packages that are missing
 #   make run      deps-demo (libraries, no server) + build + analyse the bundled captures
 #   make test     deps + build + unit, capture and sanitizer tests
+#   make fuzz     deps + every libFuzzer target for FUZZ_SECONDS (600) each
 #   make bench    deps + build + throughput against a bare libpcap loop
 #   make install  binary to $(PREFIX)/bin, appliance files to /etc (kept if present)
 
@@ -28,7 +29,7 @@ DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsq
              libcurl4-openssl-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
              bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2 postfix swaks \
              libnet-ssleay-perl libprotobuf-c1 libpython3.11 python3-aiodns python3-aiohttp tcpdump \
-             python3-yaml python3-aiosqlite python3-aioredis
+             python3-yaml python3-aiosqlite python3-aioredis clang libclang-rt-14-dev valgrind
 # Servers the judge test runs from their unpacked packages, never installed
 # (installing them would start system services): downloaded into build/debs.
 UNPACKED_DEBS := unbound postfix-mta-sts-resolver
@@ -46,7 +47,12 @@ MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 SAN_MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all deps deps-demo run test unit-test san-test capture-test fuzz-test bench clean install
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS  := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/%.o)
+FUZZ_BINS   := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/bin/%)
+
+.PHONY: all deps deps-demo run test fuzz bench clean install
 
 all: mxwatch
 
@@ -73,6 +79,16 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(HDRS)
 	$(CC) $(WARN) $(DEFS) $(SAN_FLAGS) $(INC) $(PKG_CFLAGS) -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
 # ThreadSanitizer build: the worker threads, checked in tests/workers_check.sh.
+# libFuzzer targets (tests/fuzz): the library built by clang with
+# coverage instrumentation, each target linked with libFuzzer's main.
+$(BUILD)/fuzz/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(WARN) $(DEFS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(INC) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/frames.h $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(WARN) $(DEFS) $(FUZZ_FLAGS) -fsanitize=fuzzer $(INC) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJ) $(PKG_LIBS)
+
 $(BUILD)/tsan/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) $(TSAN_FLAGS) $(INC) $(PKG_CFLAGS) -c $< -o $@
@@ -144,8 +160,14 @@ run: deps-demo
 
 test: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/mxwatch-san $(BUILD)/mxwatch-tsan \
-		$(UNIT_TESTS:%=$(BUILD)/tests/%) $(UNIT_TESTS:%=$(BUILD)/san/tests/%)
+		$(UNIT_TESTS:%=$(BUILD)/tests/%) $(UNIT_TESTS:%=$(BUILD)/san/tests/%) $(FUZZ_BINS)
 	@bash tests/run-all.sh $(UNIT_TESTS)
+
+# Every libFuzzer target for FUZZ_SECONDS each (make test gives them 5 s).
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/bare-pcap-loop $(BUILD)/mxwatch-timing

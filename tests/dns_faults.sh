@@ -54,10 +54,24 @@ for c in unreachable:127.0.3.9 servfail:127.0.3.53; do
 		>"$T/$name.out" 2>"$T/$name.err"; echo $? >"$T/$name.rc") &
 	pids+=($!)
 done
+# While the fetches wait on DNS, another writer can take the write lock:
+# no lookup runs inside a write transaction.
+sleep 1
+for name in unreachable servfail; do
+	running=no
+	[ -e "$T/$name.rc" ] || running=yes
+	if sqlite3 "$T/$name.db" ".timeout 0" "BEGIN IMMEDIATE;" "ROLLBACK;" >/dev/null 2>&1; then
+		echo "$running free" >"$T/$name.lock"
+	else
+		echo "$running locked" >"$T/$name.lock"
+	fi
+done
 wait "${pids[@]}"
 for name in unreachable servfail; do
 	rc=$(cat "$T/$name.rc")
 	check "$name: exit 3 ($rc)" test "$rc" = 3
+	check "$name: the database was free for other writers during the lookups ($(cat "$T/$name.lock"))" \
+		test "$(cat "$T/$name.lock")" = "yes free"
 	check "$name: the message names the domain and the reason: $(head -c 150 "$T/$name.err")" \
 		grep -qE "example.test: .*(SERVFAIL|timeout|failed)" "$T/$name.err"
 	snapshot "$T/$name.db" >"$T/$name.after"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole suite: unit tests (plain and ASan+UBSan builds), capture
-# checks against tshark, and hostile-input runs under the sanitizers.
+# Runs the whole suite: unit tests (plain, ASan+UBSan and valgrind), the
+# libFuzzer targets briefly (make fuzz runs them longer), capture checks
+# against tshark, real servers, and hostile-input runs under the sanitizers.
 # Ends with one line for CI: "N passed, N failed, N skipped" (suites, not
 # cases); a skipped suite is listed, never counted as passed.
 set -u
@@ -43,6 +44,25 @@ for t in "$@"; do
 	suite "unit $t" build/tests/"$t"
 	suite "unit $t (asan+ubsan)" build/san/tests/"$t"
 done
+
+# Memcheck sees what the sanitizers do not: reads of memory never written.
+valgrind_units() {
+	command -v valgrind >/dev/null || { echo "skip: valgrind is not installed"; return 77; }
+	local t rc=0
+	for t in "$@"; do
+		if valgrind -q --error-exitcode=99 build/tests/"$t" >build/valgrind-"$t".log 2>&1; then
+			echo "ok   $t"
+		else
+			echo "FAIL $t (build/valgrind-$t.log)"
+			grep -m3 -A3 '^==[0-9]*== [A-Z]' build/valgrind-"$t".log
+			rc=1
+		fi
+	done
+	return $rc
+}
+suite "unit tests under valgrind (memcheck)" valgrind_units "$@"
+suite "libFuzzer targets, 5 s each (packet, reassembly, smtp, tls, x509, dns, policy, whole captures)" \
+	bash tests/fuzz/run.sh 5
 
 captures=$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
 shared=$(ls ../shared/pcaps/*.pcap ../shared/pcaps/*.pcapng 2>/dev/null || true)

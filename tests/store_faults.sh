@@ -56,6 +56,22 @@ check "... and when storing resumed: $(grep -m1 -o 'notice=store-recovered[^(]*'
 check "... every result stored (sessions findings domains: $(counts "$T/lock.db")= $ref)" \
 	test "$(counts "$T/lock.db")" = "$ref"
 
+# --- the analysis never waits on the database: with the lock held, every
+# session is printed while the writer still waits
+want=$($M analyze --json --db none --config etc/demo.conf $CAPS 2>/dev/null | grep -c '"type":"session"')
+hold_lock "$T/lock.db" 4
+$M analyze --json --db "$T/lock.db" --config etc/demo.conf $CAPS >"$T/wait.json" 2>/dev/null &
+pid=$!
+sleep 2
+got=$(grep -c '"type":"session"' "$T/wait.json")
+alive=no
+kill -0 $pid 2>/dev/null && alive=yes
+wait $pid
+wait $holder
+holder=
+check "locked: all $want sessions printed while the writer waits ($got printed, still running: $alive)" \
+	test "$got" = "$want" -a "$want" -gt 0 -a $alive = yes
+
 # --- a lock held beyond --db-wait: exit 2, said, the file as it was
 sum=$(dump "$T/lock.db")
 hold_lock "$T/lock.db" 60

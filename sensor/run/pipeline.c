@@ -593,6 +593,8 @@ void pipeline_finish(struct pipeline *a, FILE *counters_out)
 	if (a->hub)
 		while (!pipeline_drain(a, 100))
 			;
+	/* Everything analysed is out before the store's last wait. */
+	fflush(stdout);
 	if (store_close(a->store, save_learned, a))
 		a->store_failed = 1;
 	if (!a->print_flows && !a->quiet)

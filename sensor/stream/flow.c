@@ -56,6 +56,7 @@ const char *flow_end_name(enum flow_end e)
 
 void flow_config_defaults(struct flow_config *cfg)
 {
+	memset(cfg, 0, sizeof(*cfg)); /* no hash key: each table draws its own */
 	cfg->max_flows = FLOW_MAX_DEFAULT;
 	cfg->reasm_budget = REASM_BUDGET_DEFAULT;
 	cfg->timeout_established = FLOW_TIMEOUT_ESTABLISHED;
