@@ -66,7 +66,7 @@ const char *record_certs_unobservable(const struct session_record *r)
 		return "no-server-hello";
 	if (t->version >= TLS_V13)
 		return "tls1.3-encrypted";
-	return NULL;
+	return tls_server_flight_unread(t);
 }
 
 const char *session_kind_name(enum session_kind k)

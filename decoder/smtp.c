@@ -73,6 +73,9 @@ struct smtp {
 	uint8_t discard[2];   /* drop bytes up to the next LF (overlong line, gap) */
 	uint8_t after_gap[2]; /* first bytes after a gap: maybe a whole new line */
 	uint8_t body_match;   /* bytes of "\r\n.\r\n" matched at the end of the last chunk */
+	uint32_t body_tail;   /* the body's last three bytes so far, newest lowest */
+	uint8_t body_watch;   /* bytes after a lone CR/LF still to look at closely */
+	uint64_t fed[2];      /* stream bytes so far (gaps included) */
 	uint8_t greeting_done;
 	uint8_t midstream; /* the capture began inside the session */
 	uint64_t bdat_left;
@@ -328,6 +331,8 @@ static void client_command(struct smtp *s, const uint8_t *line, size_t n)
 		 * body unless a refusal arrives first. */
 		s->mode[0] = M_DATA;
 		s->body_match = 2; /* the command's own CRLF may start the terminator */
+		s->body_tail = ('\r' << 8) | '\n';
+		s->body_watch = 0;
 		break;
 	case V_BDAT: {
 		size_t wl = next_word(line, n, &args);
@@ -522,6 +527,14 @@ static void handle_line(struct smtp *s, int dir, const uint8_t *line, size_t n)
 		client_command(s, line, n);
 }
 
+/* A server line went unread: if it belonged to an EHLO reply, what the
+ * reply offered is no longer known in full. */
+static void line_lost(struct smtp *s, int dir)
+{
+	if (dir == 1 && pending_peek(s) == V_EHLO)
+		s->f->ehlo_reply_partial = 1;
+}
+
 /* Consumes one line (or what there is of it); returns bytes used. */
 static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 {
@@ -546,6 +559,7 @@ static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 	if (!nl && !s->line[dir]) {
 		s->line[dir] = malloc(SMTP_MAX_LINE);
 		if (!s->line[dir]) { /* cannot buffer: resynchronise at the next line */
+			line_lost(s, dir);
 			s->discard[dir] = 1;
 			return len;
 		}
@@ -553,9 +567,14 @@ static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 	if (!nl) {
 		size_t room = SMTP_MAX_LINE - *ll;
 		if (len > room) {
-			anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, *ll + len);
-			s->discard[dir] = 1;
+			/* An overlong line still counts as a line, cut short: the
+			 * reply's structure (code, continuation, keyword) is in
+			 * its head, and dropping it would shift every line after. */
+			anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, SMTP_MAX_LINE);
+			memcpy(s->line[dir] + *ll, p, room);
 			*ll = 0;
+			handle_line(s, dir, s->line[dir], SMTP_MAX_LINE);
+			s->discard[dir] = 1;
 			return len;
 		}
 		memcpy(s->line[dir] + *ll, p, len);
@@ -564,7 +583,7 @@ static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 	}
 	if (*ll == 0) {
 		if (len > SMTP_MAX_LINE) {
-			anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, len);
+			anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, SMTP_MAX_LINE);
 			handle_line(s, dir, p, SMTP_MAX_LINE);
 		} else {
 			handle_line(s, dir, p, len);
@@ -575,7 +594,7 @@ static size_t take_line(struct smtp *s, int dir, const uint8_t *p, size_t n)
 	size_t copy = len < room ? len : room;
 	memcpy(s->line[dir] + *ll, p, copy);
 	if (copy < len)
-		anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, *ll + len);
+		anomaly(s, SMTP_AN_LINE_TOO_LONG, dir, SMTP_MAX_LINE);
 	size_t total = *ll + copy;
 	*ll = 0;
 	handle_line(s, dir, s->line[dir], total);
@@ -590,9 +609,68 @@ static uint8_t body_step(uint8_t st, uint8_t c)
 	return c == '\r' ? 1 : 0;
 }
 
+static int is_line_end(uint8_t c)
+{
+	return c == '\r' || c == '\n';
+}
+
+/* A lone CR or LF in p[0..n) given the byte before it: counted with one
+ * pass the compiler vectorises, since bodies are most of the bytes. */
+static size_t count_bare(uint8_t prev, const uint8_t *p, size_t n)
+{
+	size_t bad = (size_t)((p[0] == '\n') ^ (prev == '\r'));
+	for (size_t i = 1; i < n; i++)
+		bad += (size_t)((p[i] == '\n') ^ (p[i - 1] == '\r'));
+	return bad;
+}
+
+/* Only for a chunk holding a lone CR or LF, or just after one: where, and
+ * whether a "." line is bounded by them (what a lenient server ends DATA
+ * at). */
+static void find_smuggling(struct smtp *s, const uint8_t *p, size_t n, uint64_t at)
+{
+	uint32_t tail = s->body_tail;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t b3 = (uint8_t)(tail >> 16), b2 = (uint8_t)(tail >> 8), b1 = (uint8_t)tail;
+		uint8_t c = p[i];
+		int bare = (c == '\n') != (b1 == '\r');
+		if (bare && !s->f->bare_line_end_offset)
+			s->f->bare_line_end_offset = at + i - (c != '\n'); /* a lone CR is the byte before */
+		if (bare)
+			s->body_watch = 3;
+		else if (s->body_watch)
+			s->body_watch--;
+		/* "\r\n.\r" may yet be the real end: its LF decides, and a
+		 * lone CR after it is counted as such. */
+		if (b1 == '.' && is_line_end(b2) && is_line_end(c) &&
+		    !(b3 == '\r' && b2 == '\n' && c == '\r')) {
+			if (!s->f->smuggled_ends++)
+				s->f->smuggled_end_offset = at + i - 1; /* the dot */
+		}
+		tail = (tail << 8 | c) & 0xffffff;
+	}
+	s->body_tail = tail;
+}
+
+static void scan_body(struct smtp *s, const uint8_t *p, size_t n, uint64_t at)
+{
+	if (!n)
+		return;
+	size_t bad = count_bare((uint8_t)s->body_tail, p, n);
+	if (bad || s->body_watch) {
+		s->f->bare_line_ends += (uint32_t)bad;
+		find_smuggling(s, p, n, at);
+	} else if (n >= 3) {
+		s->body_tail = (uint32_t)p[n - 3] << 16 | (uint32_t)p[n - 2] << 8 | p[n - 1];
+	} else {
+		for (size_t i = 0; i < n; i++)
+			s->body_tail = (s->body_tail << 8 | p[i]) & 0xffffff;
+	}
+}
+
 /* Skips message body bytes; returns bytes consumed, ending the body mode
- * when the terminator was found. */
-static size_t body_skip(struct smtp *s, const uint8_t *p, size_t n)
+ * when the terminator was found. `at`: the stream offset of p[0]. */
+static size_t body_skip(struct smtp *s, const uint8_t *p, size_t n, uint64_t at)
 {
 	uint8_t st = s->body_match;
 	size_t head = n < 4 ? n : 4;
@@ -618,6 +696,7 @@ static size_t body_skip(struct smtp *s, const uint8_t *p, size_t n)
 				st = body_step(st, p[i]);
 		}
 	}
+	scan_body(s, p, used, at);
 	if (found) {
 		s->body_match = 0;
 		s->mode[0] = M_LINES;
@@ -645,12 +724,14 @@ static size_t find_tls_start(const uint8_t *p, size_t n)
 parse_ret smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
+	uint64_t base = s->fed[dir];
+	s->fed[dir] += n;
 	while (off < n) {
 		switch (s->mode[dir]) {
 		case M_TLS: return (parse_ret)off;
 		case M_DATA: {
 			STAGE_BEGIN(t0);
-			size_t used = body_skip(s, p + off, n - off);
+			size_t used = body_skip(s, p + off, n - off, base + off);
 			off += used;
 			STAGE_END(STAGE_BODY, t0, used);
 			break;
@@ -685,10 +766,13 @@ parse_ret smtp_feed(struct smtp *s, int dir, const uint8_t *p, size_t n)
 
 void smtp_gap(struct smtp *s, int dir, uint32_t n)
 {
+	s->fed[dir] += n;
 	switch (s->mode[dir]) {
 	case M_TLS: return;
 	case M_DATA:
 		s->body_match = 0;
+		s->body_tail = 0; /* nothing known before the next byte */
+		s->body_watch = 0;
 		s->f->body_bytes += n;
 		return;
 	case M_BDAT:
@@ -703,6 +787,7 @@ void smtp_gap(struct smtp *s, int dir, uint32_t n)
 	default: break;
 	}
 	anomaly(s, SMTP_AN_GAP_RESYNC, dir, n);
+	line_lost(s, dir);
 	s->line_len[dir] = 0;
 	s->discard[dir] = 1;
 	s->after_gap[dir] = 1;

@@ -28,7 +28,7 @@
 #define SMTP_MAX_CAPS         32   /* capability keywords kept */
 
 enum smtp_anomaly {
-	SMTP_AN_LINE_TOO_LONG = 0,
+	SMTP_AN_LINE_TOO_LONG = 0, /* its first SMTP_MAX_LINE bytes read as the line */
 	SMTP_AN_GAP_RESYNC,       /* bytes lost; resynchronised at the next line */
 	SMTP_AN_INJECTION,        /* plaintext between STARTTLS and the TLS handshake */
 	SMTP_AN_PENDING_OVERFLOW, /* more pipelined commands than we track */
@@ -52,6 +52,8 @@ struct smtp_facts {
 	int8_t ehlo;                   /* 1 EHLO, 0 HELO, -1 neither seen */
 	char ehlo_host[SMTP_MAX_NAME]; /* the name in the server's EHLO reply */
 	uint8_t ehlo_reply_seen;
+	uint8_t ehlo_reply_partial; /* lines of it were lost (gap, no memory): a missing
+				       STARTTLS may be among them */
 	uint8_t starttls_offered;
 	char mangled_token[16]; /* raw capability word standing where STARTTLS belongs */
 	uint8_t pipelining_offered;
@@ -70,6 +72,15 @@ struct smtp_facts {
 	uint32_t data_count; /* DATA bodies */
 	uint32_t bdat_count; /* BDAT chunks */
 	uint64_t body_bytes;
+	/* RFC 5321 2.3.8: CR and LF come only as CRLF. In a DATA body, a lone
+	 * one is odd; a "." line bounded by them is the end-of-data sequence
+	 * other servers may honour (SMTP smuggling). Offsets are in the
+	 * client's stream (the lone byte; the dot), first occurrence; counts
+	 * are of all. */
+	uint32_t bare_line_ends;
+	uint64_t bare_line_end_offset;
+	uint32_t smuggled_ends;
+	uint64_t smuggled_end_offset;
 	uint32_t commands;
 	uint32_t replies;
 	uint32_t rset_count;
@@ -108,5 +119,19 @@ struct smtp_facts *smtp_take_facts(struct smtp *s);
 /* True when the bytes look like the start of an SMTP server greeting or
  * client command: used to tell SMTP from other traffic on port 25. */
 int smtp_looks_like(int dir, const uint8_t *p, size_t n);
+
+/* The server plainly did not offer STARTTLS: an accepted EHLO reply, read
+ * whole, without it. Anything less is unknown, never "not offered". */
+static inline int smtp_starttls_not_offered(const struct smtp_facts *m)
+{
+	return m->ehlo_reply_seen && !m->ehlo_reply_partial && !m->starttls_offered;
+}
+
+/* Whether STARTTLS was offered is on the wire (smtp_facts.starttls_offered
+ * may be read as a yes or a no). */
+static inline int smtp_starttls_offer_known(const struct smtp_facts *m)
+{
+	return m->ehlo_reply_seen && (m->starttls_offered || !m->ehlo_reply_partial);
+}
 
 #endif

@@ -97,4 +97,16 @@ void tls_facts_free(struct tls_facts *f);
 /* "TLSv1.2" etc., or NULL for unknown values. */
 const char *tls_version_name(uint16_t v);
 
+/* Why the server's certificate chain could not be read although the
+ * handshake was in the clear: "handshake-too-big" (a message over
+ * TLS_MAX_HANDSHAKE, or the handshake-buffer budget spent), else NULL. */
+static inline const char *tls_server_flight_unread(const struct tls_facts *t)
+{
+	if (t->certificate_seen && t->n_certs > 0)
+		return NULL;
+	if (t->anomalies[TLS_AN_HANDSHAKE_TOO_BIG][1] || t->anomalies[TLS_AN_BUDGET][1])
+		return "handshake-too-big";
+	return NULL;
+}
+
 #endif

@@ -49,6 +49,13 @@ static const struct {
     /* Alerts when a fetch failed (a resolver or policy host down, or an
      * attacker blocking the fetch); a domain never fetched is a note. */
     [F_POLICY_UNKNOWN] = {"policy-unknown", SEV_LOW, NULL},
+    /* A "." line ended by a lone CR or LF inside DATA: a server that takes
+     * it as the end reads the rest as a second, unchecked transaction. */
+    [F_SMTP_SMUGGLING] = {"smtp-smuggling", SEV_HIGH, NULL},
+    /* The server's handshake was too large to read, so its chain went
+     * unchecked: alerts under a policy, since no real MX sends one this
+     * size (an attacker can, to blind the check). */
+    [F_TLS_HANDSHAKE_TOO_BIG] = {"tls-handshake-too-big", SEV_HIGH, NULL},
 };
 
 static const char *const severity_names[SEV_COUNT] = {"info", "low", "medium", "high", "critical"};
@@ -434,6 +441,14 @@ static void check_session_level(struct eval *e)
 		emit_all(e, F_STARTTLS_INJECTION, 0, "%s between STARTTLS and the TLS handshake",
 			 what);
 	}
+	if (m->smuggled_ends) {
+		char what[96];
+		snprintf(what, sizeof(what), "%u at client stream offset %llu, %u lone CR/LF",
+			 m->smuggled_ends, (unsigned long long)m->smuggled_end_offset,
+			 m->bare_line_ends);
+		emit_all(e, F_SMTP_SMUGGLING, 0,
+			 "DATA holds end-of-data sequences not made of CRLF (%s)", what);
+	}
 	if (m->auth_before_tls)
 		emit_all(e, F_PLAINTEXT_AUTH, 0, "AUTH %s sent before TLS", m->auth_mechanism);
 	if (m->starttls_offered && !m->starttls_requested && plaintext_transaction(e) &&
@@ -494,8 +509,7 @@ static void check_fallback(struct eval *e)
 static void check_history(struct eval *e)
 {
 	const struct smtp_facts *m = e->m;
-	if (!m || !m->ehlo_reply_seen || m->starttls_offered || m->mangled_token[0] ||
-	    allowlisted(e))
+	if (!m || !smtp_starttls_not_offered(m) || m->mangled_token[0] || allowlisted(e))
 		return;
 	const struct history_entry *h = history_get(e->r->hist, e->server);
 	if (h && h->starttls_offered)
@@ -543,8 +557,7 @@ static void check_plaintext(struct eval *e, struct binding *b, const struct appl
 	const struct smtp_facts *m = e->m;
 	if (!m || tls_used(e) || allowlisted(e))
 		return;
-	if (m->ehlo_reply_seen && !m->starttls_offered && !m->mangled_token[0] &&
-	    (ap->enforce || ap->n_tlsa))
+	if (smtp_starttls_not_offered(m) && !m->mangled_token[0] && (ap->enforce || ap->n_tlsa))
 		emit(e, F_STARTTLS_LOST, b, EV_POLICY, 1, NULL,
 		     "the domain's policy requires TLS and the server did not offer STARTTLS%s",
 		     NULL);
@@ -663,6 +676,14 @@ static void check_binding(struct eval *e, struct binding *b)
 	check_plaintext(e, b, &ap);
 	if (!t || !t->server_hello)
 		return;
+	if (t->version < TLS_V13 && tls_server_flight_unread(t)) {
+		char cap[32];
+		snprintf(cap, sizeof(cap), "%u KiB", TLS_MAX_HANDSHAKE / 1024);
+		emit(e, F_TLS_HANDSHAKE_TOO_BIG, b, EV_POLICY, ap.dane_usable || ap.sts, NULL,
+		     "the server's handshake was too large to read (a message over %s): its "
+		     "certificate went unchecked",
+		     cap);
+	}
 	int observable = t->version < TLS_V13 && t->certificate_seen && t->n_certs > 0;
 	if (e->anonymous) {
 		if (ap.dane_usable || ap.sts)
@@ -718,7 +739,9 @@ static void judge_session(struct eval *e)
 		v->verdict = VERDICT_VERIFIED;
 	} else {
 		v->verdict = VERDICT_NOT_CHECKABLE;
-		if (t && t->server_hello && t->version >= TLS_V13)
+		if (t && t->server_hello && t->version < TLS_V13 && tls_server_flight_unread(t))
+			v->reason = tls_server_flight_unread(t);
+		else if (t && t->server_hello && t->version >= TLS_V13)
 			v->reason = "tls13-no-keys";
 		else if (e->anonymous)
 			v->reason = "anonymous";
@@ -790,7 +813,7 @@ void rules_evaluate(struct rules *r, const struct session_record *rec, finding_f
 		out->n_domains = i + 1;
 	}
 	/* Learn after judging, so this session cannot vouch for itself. */
-	if (e->m && e->m->ehlo_reply_seen)
+	if (e->m && smtp_starttls_offer_known(e->m))
 		history_note(r->hist, e->server, (int64_t)(rec->ts_first / NS_PER_S),
 			     e->m->starttls_offered,
 			     e->t && e->t->server_hello ? e->t->version : 0);

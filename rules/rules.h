@@ -30,6 +30,8 @@ enum finding_id {
 	F_SMTP_NONSTANDARD,
 	F_TLS_UNAUTHENTICATED,
 	F_POLICY_UNKNOWN,
+	F_SMTP_SMUGGLING,
+	F_TLS_HANDSHAKE_TOO_BIG,
 	F_COUNT
 };
 
@@ -120,7 +122,7 @@ int verdict_from_name(const char *name);
 struct verdict {
 	enum verdict_kind verdict;
 	/* Why not checkable ("tls13-no-keys", "anonymous", "no-certificate-seen",
-	 * "midstream", "no-domain"), or why the policy is unknown
+	 * "midstream", "no-domain", "handshake-too-big"), or why the policy is unknown
 	 * ("not-cached", "expired", "fetch-failed"); NULL otherwise. */
 	const char *reason;
 	char domains[VERDICT_MAX_DOMAINS][256]; /* every domain the session was tied to */

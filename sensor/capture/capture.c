@@ -37,6 +37,7 @@ static int read_all(pcap_t *p, const char *path, uint64_t total, capture_packet_
 	const u_char *data;
 	uint64_t n = 0;
 	int rc = 0;
+	int first_tcp = 1;
 	for (;;) {
 		int r = pcap_next_ex(p, &h, &data);
 		if (r == PCAP_ERROR_BREAK)
@@ -61,8 +62,13 @@ static int read_all(pcap_t *p, const char *path, uint64_t total, capture_packet_
 		pkt.ts_ns = (uint64_t)h->ts.tv_sec * NS_PER_S + (uint64_t)h->ts.tv_usec;
 		enum packet_result res = packet_decode(linktype, data, h->caplen, &pkt);
 		counters->by_result[res]++;
-		if (res == PKT_OK)
+		if (res == PKT_OK) {
+			/* Where a file begins, its time may go back: the flow clock
+			 * may start over there, and nowhere else at once. */
+			pkt.first_of_file = first_tcp && pkt.ip_proto == 6;
+			first_tcp &= !pkt.first_of_file;
 			fn(ctx, &pkt);
+		}
 		if (progress && total && (n % PROGRESS_EVERY) == 0 && fp)
 			progress(progress_ctx, (uint64_t)ftell(fp), total);
 	}

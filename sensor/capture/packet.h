@@ -44,6 +44,8 @@ struct packet {
 	const uint8_t *payload;    /* points into the frame; valid until the next packet */
 	uint32_t payload_len;      /* clamped to what was captured */
 	uint32_t payload_wire_len; /* what the IP header claims, >= payload_len */
+	uint8_t first_of_file;     /* the first TCP packet of a capture file */
+	uint8_t ts_outlier;        /* its own time was far from its neighbours' (ts_ns replaced) */
 };
 
 /* Decodes one frame of the given DLT link type. `caplen` is what was

@@ -118,7 +118,7 @@ static void *worker_main(void *arg)
 			struct item *it = &b->items[i];
 			if (it->kind == ITEM_STEP)
 				shard_step(w->shard, it->seq, it->now_ns,
-					   (enum flow_clock_step)it->step);
+					   (enum flow_clock_step)it->step, it->hash);
 			else
 				shard_packet_at(w->shard, &it->pkt, it->seq, it->now_ns, it->hash);
 		}
@@ -221,18 +221,20 @@ static struct item *item_slot(struct dispatch *d, struct worker *w, uint32_t byt
 
 void dispatch_packet(struct dispatch *d, const struct packet *p)
 {
+	enum flow_clock_step step = FLOW_CLOCK_SAME;
 	d->seq++;
 	if (p->ip_proto == 6) {
-		enum flow_clock_step step = flow_clock_advance(&d->clock, p->ts_ns);
+		step = flow_clock_advance(&d->clock, p, d->seq);
 		if (step == FLOW_CLOCK_JUMP)
 			d->clock_jumps++;
-		if (step != FLOW_CLOCK_SAME)
+		if (step == FLOW_CLOCK_JUMP || step == FLOW_CLOCK_TICK || step == FLOW_CLOCK_EPOCH)
 			for (int i = 0; i < d->n; i++) {
 				struct item *it = item_slot(d, &d->w[i], 0);
 				it->kind = ITEM_STEP;
 				it->step = (uint8_t)step;
 				it->seq = d->seq;
 				it->now_ns = d->clock.now_ns;
+				it->hash = d->clock.cand_seq; /* a step has no flow: the epoch's start */
 			}
 	} else if (!d->dns || p->ip_proto != 17 || p->sport != 53) {
 		return;
@@ -250,6 +252,8 @@ void dispatch_packet(struct dispatch *d, const struct packet *p)
 	it->seq = d->seq;
 	it->now_ns = d->clock.now_ns;
 	it->pkt = *p;
+	if (step == FLOW_CLOCK_OUTLIER)
+		flow_packet_outlier(&it->pkt, d->clock.packet_ns);
 	uint8_t *copy = b->data + b->used;
 	if (keep)
 		memcpy(copy, p->l3, keep);
@@ -354,6 +358,7 @@ void dispatch_stats(const struct dispatch *d, struct flow_stats *fs, struct sess
 	shard_stats_sum(d->shards, d->n, fs, ss, b);
 	/* Every worker saw each jump; it happened once. */
 	fs->clock_jumps = d->clock_jumps;
+	fs->clock_outliers = d->clock.outliers;
 }
 
 void dispatch_free(struct dispatch *d)

@@ -295,8 +295,8 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		s->packets_tcp, s->packets_ignored, c->udp);
 	fprintf(out,
 		"flows %" PRIu64 " (peak %" PRIu64 " at once, %" PRIu64 " time jumps back, %" PRIu64
-		" out-of-window RSTs ignored), ended:",
-		s->flows_created, s->flows_peak, s->clock_jumps, s->rst_ignored);
+		" packets with an outlying time, %" PRIu64 " out-of-window RSTs ignored), ended:",
+		s->flows_created, s->flows_peak, s->clock_jumps, s->clock_outliers, s->rst_ignored);
 	for (int e = 1; e < FLOW_END_COUNT; e++)
 		if (s->ended[e])
 			fprintf(out, " %s=%" PRIu64, flow_end_name((enum flow_end)e), s->ended[e]);

@@ -213,11 +213,12 @@ static void at(struct shard *s, uint64_t seq, uint8_t phase)
 	s->sub = 0;
 }
 
-void shard_step(struct shard *s, uint64_t seq, uint64_t now_ns, enum flow_clock_step step)
+void shard_step(struct shard *s, uint64_t seq, uint64_t now_ns, enum flow_clock_step step,
+		uint64_t epoch_seq)
 {
 	at(s, seq, SHARD_PH_CLOCK);
 	s->flushing = step == FLOW_CLOCK_JUMP;
-	flow_table_step(s->flows, seq, now_ns, step);
+	flow_table_step(s->flows, seq, now_ns, step, epoch_seq);
 	s->flushing = 0;
 }
 

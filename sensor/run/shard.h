@@ -69,7 +69,9 @@ struct shard *shard_new(struct shard_hub *h, int index, enum session_ndpi_mode n
 void shard_free(struct shard *s);
 
 /* Offline, driven by a dispatcher that owns the clock and numbers packets. */
-void shard_step(struct shard *s, uint64_t seq, uint64_t now_ns, enum flow_clock_step step);
+/* `epoch_seq`: with FLOW_CLOCK_EPOCH, the packet that began the run. */
+void shard_step(struct shard *s, uint64_t seq, uint64_t now_ns, enum flow_clock_step step,
+		uint64_t epoch_seq);
 /* `hash`: flow_tuple_hash() with the key the shard's table was given. */
 void shard_packet_at(struct shard *s, const struct packet *p, uint64_t seq, uint64_t now_ns,
 		     uint64_t hash);

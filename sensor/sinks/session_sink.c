@@ -38,7 +38,7 @@ static void smtp_json(struct jsonw *w, const struct smtp_facts *m, int tls_start
 	jw_key(w, "starttls");
 	jw_obj_begin(w);
 	/* No capability list seen: unknown, not false. */
-	jw_kv_bool_if(w, "offered", m->ehlo_reply_seen, m->starttls_offered);
+	jw_kv_bool_if(w, "offered", smtp_starttls_offer_known(m), m->starttls_offered);
 	jw_kv_opt(w, "mangled_token", m->mangled_token);
 	jw_kv_bool(w, "requested", m->starttls_requested);
 	jw_kv_u64_if(w, "reply_code", m->starttls_reply != 0, (uint64_t)m->starttls_reply);
@@ -61,6 +61,12 @@ static void smtp_json(struct jsonw *w, const struct smtp_facts *m, int tls_start
 	jw_kv_u64(w, "data_count", m->data_count);
 	jw_kv_u64(w, "bdat_count", m->bdat_count);
 	jw_kv_u64(w, "body_bytes", m->body_bytes);
+	jw_kv_u64(w, "bare_line_ends", m->bare_line_ends);
+	if (m->bare_line_ends)
+		jw_kv_u64(w, "bare_line_end_offset", m->bare_line_end_offset);
+	jw_kv_u64(w, "smuggled_ends", m->smuggled_ends);
+	if (m->smuggled_ends)
+		jw_kv_u64(w, "smuggled_end_offset", m->smuggled_end_offset);
 	jw_kv_u64(w, "commands", m->commands);
 	jw_kv_bool(w, "quit", m->quit);
 	jw_obj_end(w);
@@ -258,7 +264,7 @@ static void starttls_summary(const struct smtp_facts *m, char *buf, size_t cap)
 		snprintf(buf, cap, "requested");
 	} else if (m->starttls_offered) {
 		snprintf(buf, cap, "offered,unused");
-	} else if (m->ehlo_reply_seen) {
+	} else if (smtp_starttls_not_offered(m)) {
 		snprintf(buf, cap, "not offered");
 	} else {
 		snprintf(buf, cap, "unknown");

@@ -118,7 +118,7 @@ static struct item *pack_session(const struct session_record *r, const struct ve
 	    .domain = v->domain,
 	    .mx_host = v->mx_host,
 	    .tls_version = t && t->server_hello ? tls_version_name(t->version) : NULL,
-	    .starttls_offered = m && m->ehlo_reply_seen ? m->starttls_offered : -1,
+	    .starttls_offered = m && smtp_starttls_offer_known(m) ? m->starttls_offered : -1,
 	    .verified = v->verified,
 	    .verdict = verdict_name(v->verdict),
 	    .verdict_reason = v->reason,

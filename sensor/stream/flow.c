@@ -23,6 +23,7 @@ _Thread_local struct stage_times stage_times;
 
 #define EVICT_FOR_MEMORY_TRIES 8
 #define FLOW_CLOCK_JUMP_NS     (2 * NS_PER_S) /* under the shortest timeout */
+#define FLOW_CLOCK_AHEAD_NS    (60 * NS_PER_S) /* a gap this long on a link is rare */
 #define FLOW_TICK_NS           NS_PER_S
 
 struct flow_table {
@@ -121,6 +122,7 @@ void flow_stats_add(struct flow_stats *sum, const struct flow_stats *x)
 	sum->gap_bytes += x->gap_bytes;
 	sum->overlap_conflicts += x->overlap_conflicts;
 	sum->clock_jumps += x->clock_jumps;
+	sum->clock_outliers += x->clock_outliers;
 	sum->rst_ignored += x->rst_ignored;
 }
 
@@ -228,6 +230,14 @@ static void record_anomaly(struct flow *f, int dir, enum reasm_anomaly kind, uin
 	a->bytes = bytes;
 }
 
+static void drop_syn_data(struct flow_table *t, struct flow *f, int dir)
+{
+	t->budget.used -= f->syn_data_len[dir];
+	free(f->syn_data[dir]);
+	f->syn_data[dir] = NULL;
+	f->syn_data_len[dir] = 0;
+}
+
 static void sink_data(void *ctx, int dir, const uint8_t *p, size_t n)
 {
 	struct flow *f = ctx;
@@ -268,6 +278,11 @@ static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
 	sink_for(f, &s);
 	if (f->end == FLOW_END_NONE)
 		f->end = (uint8_t)why;
+	for (int d = 0; d < 2; d++)
+		if (f->syn_data[d]) {
+			record_anomaly(f, d, REASM_AN_SYN_DATA, f->syn_data_len[d]);
+			drop_syn_data(t, f, d);
+		}
 	for (int d = 0; d < 2; d++)
 		if (!f->dir[d].done)
 			reasm_flush(&f->dir[d], &s, d, &t->budget);
@@ -424,30 +439,107 @@ static int evict_for_memory(struct flow_table *t, const struct flow *keep)
 static void process_packet(struct flow_table *t, struct flow *f, int dir, const struct packet *p);
 static int flow_packet(struct flow_table *t, const struct packet *p, uint64_t hash);
 
-static void feed_segment(struct flow_table *t, struct flow *f, int dir, const struct packet *p,
-			 const struct reasm_sink *s)
+static void feed_bytes(struct flow_table *t, struct flow *f, int dir, uint32_t seq, int fin,
+		       const uint8_t *data, uint32_t len, const struct reasm_sink *s)
 {
-	uint32_t seq = p->seq + ((p->tcp_flags & TCPF_SYN) ? 1 : 0);
-	int fin = (p->tcp_flags & TCPF_FIN) != 0;
 	for (int tries = 0;; tries++) {
-		enum reasm_result r = reasm_segment(&f->dir[dir], s, dir, seq, fin, p->payload,
-						    p->payload_len, &t->budget);
+		enum reasm_result r =
+		    reasm_segment(&f->dir[dir], s, dir, seq, fin, data, len, &t->budget);
 		if (r == REASM_OK)
 			return;
 		if (tries >= EVICT_FOR_MEMORY_TRIES || !evict_for_memory(t, f))
 			break;
 	}
 	t->stats.segments_dropped++;
-	t->stats.bytes_dropped += p->payload_len;
-	reasm_drop(&f->dir[dir], s, dir, p->payload_len);
+	t->stats.bytes_dropped += len;
+	reasm_drop(&f->dir[dir], s, dir, len);
 }
 
-enum flow_clock_step flow_clock_advance(struct flow_clock *c, uint64_t ts_ns)
+/* A stack that did not agree to TCP Fast Open drops a SYN's payload and
+ * the sender sends it again; taking it as stream data would let forged
+ * bytes shadow the real ones (first copy wins). So it waits for the
+ * peer's ACK: data it acknowledged is stream data, the rest is not. */
+static void hold_syn_data(struct flow_table *t, struct flow *f, int dir, const struct packet *p)
 {
-	/* Time running backwards by more than jitter means a new, older
-	 * capture (several files in one run): nothing open can continue into
-	 * it, so end every flow rather than time each packet out at once. */
-	if (ts_ns + FLOW_CLOCK_JUMP_NS < c->packet_ns) {
+	uint32_t len = p->payload_len > UINT16_MAX ? UINT16_MAX : p->payload_len;
+	if (f->syn_data[dir])
+		drop_syn_data(t, f, dir); /* a retransmitted SYN: the newest copy */
+	if (t->budget.used + len > t->budget.limit || !(f->syn_data[dir] = malloc(len))) {
+		record_anomaly(f, dir, REASM_AN_SYN_DATA, p->payload_len);
+		return;
+	}
+	memcpy(f->syn_data[dir], p->payload, len);
+	f->syn_data_len[dir] = (uint16_t)len;
+	t->budget.used += len;
+}
+
+static void settle_syn_data(struct flow_table *t, struct flow *f, int dir, uint32_t ack,
+			    const struct reasm_sink *s)
+{
+	uint32_t len = f->syn_data_len[dir];
+	uint32_t start = f->dir[dir].isn + 1;
+	int32_t taken = (int32_t)(ack - start);
+	if (taken < 0)
+		return; /* an ACK for something older than this SYN */
+	if ((uint32_t)taken > len)
+		taken = (int32_t)len;
+	if (taken > 0)
+		feed_bytes(t, f, dir, start, 0, f->syn_data[dir], (uint32_t)taken, s);
+	if ((uint32_t)taken < len)
+		record_anomaly(f, dir, REASM_AN_SYN_DATA, len - (uint32_t)taken);
+	drop_syn_data(t, f, dir);
+}
+
+/* A run of far-off packets that agree with each other is a new epoch (a
+ * capture spliced from two, a clock stepped); one packet alone is not. */
+static int extends_run(const struct flow_clock *c, uint64_t ts_ns, int ahead)
+{
+	if (!c->cand_count || c->cand_ahead != ahead)
+		return 0;
+	if (ahead) /* a sparse link moves on in big steps: any time not before the run */
+		return ts_ns + FLOW_CLOCK_JUMP_NS >= c->cand_ns;
+	return ts_ns + FLOW_CLOCK_JUMP_NS >= c->cand_ns && ts_ns <= c->cand_ns + FLOW_CLOCK_AHEAD_NS;
+}
+
+enum flow_clock_step flow_clock_advance(struct flow_clock *c, const struct packet *p, uint64_t seq)
+{
+	uint64_t ts_ns = p->ts_ns;
+	int back = ts_ns + FLOW_CLOCK_JUMP_NS < c->packet_ns;
+	int ahead = c->packet_ns && ts_ns > c->packet_ns + FLOW_CLOCK_AHEAD_NS;
+	if ((back && !p->first_of_file) || ahead) {
+		if (extends_run(c, ts_ns, ahead)) {
+			c->cand_count++;
+			if (ts_ns > c->cand_ns)
+				c->cand_ns = ts_ns;
+		} else {
+			if (c->cand_count && c->cand_ahead)
+				c->outliers += c->cand_count;
+			c->cand_ns = ts_ns;
+			c->cand_seq = seq;
+			c->cand_count = 1;
+			c->cand_ahead = (uint8_t)ahead;
+		}
+		if (c->cand_count < FLOW_CLOCK_CONFIRM) {
+			if (ahead)
+				return FLOW_CLOCK_AHEAD;
+			c->outliers++;
+			return FLOW_CLOCK_OUTLIER;
+		}
+		ts_ns = c->cand_ns;
+		if (ahead) {
+			c->cand_count = 0;
+			c->packet_ns = c->now_ns = ts_ns;
+			c->next_tick_ns = ts_ns + FLOW_TICK_NS;
+			return FLOW_CLOCK_EPOCH;
+		}
+	} else if (c->cand_count && c->cand_ahead) {
+		c->outliers += c->cand_count; /* the run ahead was abandoned: it was lone packets */
+	}
+	c->cand_count = 0;
+	/* Time running backwards for good means a new, older capture:
+	 * nothing open can continue into it, so end every flow rather than
+	 * time each packet out at once. */
+	if (back) {
 		c->now_ns = c->packet_ns = ts_ns;
 		c->next_tick_ns = ts_ns + FLOW_TICK_NS;
 		return FLOW_CLOCK_JUMP;
@@ -462,28 +554,59 @@ enum flow_clock_step flow_clock_advance(struct flow_clock *c, uint64_t ts_ns)
 	return FLOW_CLOCK_TICK;
 }
 
-void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns, enum flow_clock_step step)
+/* The clock took a new epoch ahead. The flows of the packets that made it
+ * (sequence numbers from `since_seq`) were aged at the old time; their idle
+ * time starts now, or the run that moved the clock would end the very
+ * sessions it began. */
+static void restamp_newest(struct flow_table *t, uint64_t since_seq, uint64_t now_ns)
+{
+	for (int i = 0; i < 3; i++)
+		for (struct flow *f = t->ages[i].newest; f && f->age_seq >= since_seq; f = f->older)
+			f->age_ns = now_ns;
+}
+
+void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns, enum flow_clock_step step,
+		     uint64_t epoch_seq)
 {
 	t->seq = seq;
+	if (step == FLOW_CLOCK_EPOCH)
+		restamp_newest(t, epoch_seq, now_ns);
 	if (step == FLOW_CLOCK_JUMP) {
 		t->stats.clock_jumps++;
 		flow_table_flush(t);
 		t->clock.packet_ns = now_ns;
 	}
 	t->clock.now_ns = now_ns;
-	if (step == FLOW_CLOCK_TICK)
+	if (step == FLOW_CLOCK_TICK || step == FLOW_CLOCK_EPOCH)
 		expire(t);
 }
 
 void flow_table_packet(struct flow_table *t, const struct packet *p)
 {
-	enum flow_clock_step step = flow_clock_advance(&t->clock, p->ts_ns);
+	enum flow_clock_step step = flow_clock_advance(&t->clock, p, t->seq + 1);
 	if (step == FLOW_CLOCK_JUMP) {
 		t->stats.clock_jumps++;
 		flow_table_flush(t);
-	} else if (step == FLOW_CLOCK_TICK)
+	} else if (step == FLOW_CLOCK_TICK) {
 		expire(t);
+	} else if (step == FLOW_CLOCK_EPOCH) {
+		restamp_newest(t, t->clock.cand_seq, t->clock.now_ns);
+		expire(t);
+	}
+	t->stats.clock_outliers = t->clock.outliers;
+	if (step == FLOW_CLOCK_OUTLIER) {
+		struct packet q = *p;
+		flow_packet_outlier(&q, t->clock.packet_ns);
+		flow_table_packet_at(t, &q, t->seq + 1, t->clock.now_ns, flow_tuple_hash(t->key, p));
+		return;
+	}
 	flow_table_packet_at(t, p, t->seq + 1, t->clock.now_ns, flow_tuple_hash(t->key, p));
+}
+
+void flow_packet_outlier(struct packet *p, uint64_t clock_ns)
+{
+	p->ts_ns = clock_ns;
+	p->ts_outlier = 1;
 }
 
 void flow_table_packet_at(struct flow_table *t, const struct packet *p, uint64_t seq,
@@ -554,12 +677,20 @@ static void process_packet(struct flow_table *t, struct flow *f, int dir, const 
 
 	struct reasm_sink s;
 	sink_for(f, &s);
+	if (p->ts_outlier)
+		record_anomaly(f, dir, REASM_AN_TS_OUTLIER, 0);
 	if (p->tcp_flags & TCPF_SYN)
 		reasm_syn(&f->dir[dir], p->seq);
-	if (p->tcp_flags & TCPF_ACK)
+	if (p->tcp_flags & TCPF_ACK) {
+		if (f->syn_data[!dir])
+			settle_syn_data(t, f, !dir, p->ack, &s);
 		reasm_ack(&f->dir[!dir], &s, !dir, p->ack);
-	if (p->payload_len > 0 || (p->tcp_flags & TCPF_FIN))
-		feed_segment(t, f, dir, p, &s);
+	}
+	if (p->payload_len > 0 && (p->tcp_flags & TCPF_SYN))
+		hold_syn_data(t, f, dir, p);
+	else if (p->payload_len > 0 || (p->tcp_flags & TCPF_FIN))
+		feed_bytes(t, f, dir, p->seq + ((p->tcp_flags & TCPF_SYN) ? 1 : 0),
+			   (p->tcp_flags & TCPF_FIN) != 0, p->payload, p->payload_len, &s);
 	if (p->payload_len > 0 && f->state == FLOW_EMBRYONIC)
 		f->state = FLOW_ESTABLISHED;
 
@@ -611,8 +742,10 @@ void flow_table_free(struct flow_table *t)
 	struct flow *f;
 	while ((f = oldest_flow(t))) {
 		age_unlink(t, f);
-		for (int d = 0; d < 2; d++)
+		for (int d = 0; d < 2; d++) {
 			reasm_free(&f->dir[d], &t->budget);
+			drop_syn_data(t, f, d);
+		}
 		free(f);
 	}
 	free(t->buckets);

@@ -72,6 +72,10 @@ struct flow {
 	uint8_t rst_seen;
 	uint8_t n_anomalies;
 	struct flow_anomaly anomalies[REASM_AN_COUNT * 2];
+	/* Payload that came on a SYN, held until the peer's ACK shows whether
+	 * its stack took it (TCP Fast Open) or dropped it, as stacks do. */
+	uint8_t *syn_data[2];
+	uint16_t syn_data_len[2];
 	void *app; /* the consumer's per-flow state */
 };
 
@@ -111,7 +115,8 @@ struct flow_stats {
 	uint64_t bytes_dropped;
 	uint64_t gap_bytes;
 	uint64_t overlap_conflicts;
-	uint64_t clock_jumps; /* capture time went back: every flow ended */
+	uint64_t clock_jumps;    /* capture time went back: every flow ended */
+	uint64_t clock_outliers; /* packets whose time was far from their neighbours' */
 	uint64_t rst_ignored; /* RSTs far outside the stream's sequence space */
 };
 
@@ -127,15 +132,34 @@ struct flow_clock {
 	uint64_t now_ns;    /* newest of packet times and wall-clock ticks */
 	uint64_t packet_ns; /* newest packet time */
 	uint64_t next_tick_ns;
+	/* One packet cannot move the clock far (an attacker can stamp one):
+	 * a time far from packet_ns is a candidate epoch, taken only once
+	 * FLOW_CLOCK_CONFIRM packets in a row agree with it. */
+	uint64_t cand_ns;
+	uint64_t cand_seq; /* the packet that began the run */
+	uint32_t cand_count;
+	uint8_t cand_ahead; /* the candidate lies ahead (else behind) */
+	uint64_t outliers;  /* packets whose time no neighbour confirmed */
 };
+
+#define FLOW_CLOCK_CONFIRM 8 /* far-off packets in a row that make a new epoch */
 
 enum flow_clock_step {
 	FLOW_CLOCK_SAME = 0,
-	FLOW_CLOCK_TICK, /* age flows now */
-	FLOW_CLOCK_JUMP, /* time went back (an older capture file): end every flow */
+	FLOW_CLOCK_TICK,    /* age flows now */
+	FLOW_CLOCK_JUMP,    /* time went back for good (an older capture): end every flow */
+	FLOW_CLOCK_OUTLIER, /* far behind its neighbours: handle it at the clock's time */
+	FLOW_CLOCK_AHEAD,   /* far ahead, not yet confirmed: its own time, the clock stays */
+	FLOW_CLOCK_EPOCH,   /* a run of packets far ahead confirmed: the clock moved there */
 };
 
-enum flow_clock_step flow_clock_advance(struct flow_clock *c, uint64_t ts_ns);
+/* Steps the clock for a TCP packet (its time, and whether it starts a file,
+ * where time may go back at once). */
+enum flow_clock_step flow_clock_advance(struct flow_clock *c, const struct packet *p, uint64_t seq);
+
+/* An outlier (FLOW_CLOCK_OUTLIER) is handled at the clock's time and
+ * marked, which leaves an anomaly on its flow. */
+void flow_packet_outlier(struct packet *p, uint64_t clock_ns);
 
 /* Returns NULL on allocation failure. The consumer is copied. */
 struct flow_table *flow_table_new(const struct flow_config *cfg, const struct flow_consumer *c);
@@ -146,7 +170,7 @@ void flow_table_packet(struct flow_table *t, const struct packet *p);
 /* The same for a dispatcher that runs the clock itself: the step its clock
  * took at packet number `seq` (flows age or end), then that packet. */
 void flow_table_step(struct flow_table *t, uint64_t seq, uint64_t now_ns,
-		     enum flow_clock_step step);
+		     enum flow_clock_step step, uint64_t epoch_seq);
 void flow_table_packet_at(struct flow_table *t, const struct packet *p, uint64_t seq,
 			  uint64_t now_ns, uint64_t hash);
 

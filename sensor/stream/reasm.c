@@ -28,6 +28,8 @@ static const char *const anomaly_names[REASM_AN_COUNT] = {
     [REASM_AN_QUEUE_FULL] = "queue-full",
     [REASM_AN_BUDGET_DROP] = "budget-drop",
     [REASM_AN_DATA_AFTER_FIN] = "data-after-fin",
+    [REASM_AN_TS_OUTLIER] = "timestamp-outlier",
+    [REASM_AN_SYN_DATA] = "syn-data",
 };
 
 const char *reasm_anomaly_name(enum reasm_anomaly a)

@@ -27,6 +27,8 @@ enum reasm_anomaly {
 	REASM_AN_QUEUE_FULL,       /* out-of-order queue at its cap: skipped ahead */
 	REASM_AN_BUDGET_DROP,      /* segment dropped: global budget exhausted */
 	REASM_AN_DATA_AFTER_FIN,   /* payload beyond the FIN sequence number */
+	REASM_AN_TS_OUTLIER,       /* a packet stamped far from its neighbours */
+	REASM_AN_SYN_DATA,         /* payload on a SYN the peer did not acknowledge */
 	REASM_AN_COUNT
 };
 

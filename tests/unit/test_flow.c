@@ -26,6 +26,7 @@ struct ended {
 	uint8_t midstream;
 	uint64_t packets[2];
 	uint64_t bytes[2];
+	unsigned anomalies[REASM_AN_COUNT]; /* occurrences, both directions */
 };
 
 struct rec {
@@ -67,6 +68,8 @@ static void r_close(void *ctx, struct flow *f)
 		e->packets[d] = f->packets[d];
 		e->bytes[d] = flow_stream_bytes(f, d);
 	}
+	for (unsigned i = 0; i < f->n_anomalies; i++)
+		e->anomalies[f->anomalies[i].kind] += (unsigned)f->anomalies[i].count;
 	assert_true(r->n < 16);
 	r->e[r->n++] = *e;
 	free(e);
@@ -82,6 +85,8 @@ static struct flow_table *table(struct rec *r, uint32_t max_flows)
 	assert_non_null(t);
 	return t;
 }
+
+static int next_first_of_file; /* the next packet begins a capture file */
 
 /* 10.0.0.1:port <-> 10.0.0.2:25 */
 static void pkt(struct flow_table *t, uint64_t ts, int from_client, uint16_t cport, uint32_t seq,
@@ -102,6 +107,8 @@ static void pkt(struct flow_table *t, uint64_t ts, int from_client, uint16_t cpo
 	p.tcp_flags = flags;
 	p.payload = (const uint8_t *)data;
 	p.payload_len = p.payload_wire_len = data ? (uint32_t)strlen(data) : 0;
+	p.first_of_file = (uint8_t)next_first_of_file;
+	next_first_of_file = 0;
 	flow_table_packet(t, &p);
 }
 
@@ -200,8 +207,12 @@ static void test_idle_timeout(void **state)
 	pkt(t, SEC, 1, 40000, 100, 0, SYN, NULL);
 	pkt(t, SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
 	pkt(t, SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
-	pkt(t, SEC * 1000, 1, 40002, 7, 0, SYN, NULL); /* 999 s later */
-	assert_int_equal(r.n, 1);
+	/* 999 s later: one packet alone could be a forged stamp; a run of
+	 * them moves the clock. */
+	for (int i = 0; i < FLOW_CLOCK_CONFIRM; i++) {
+		pkt(t, SEC * 1000, 1, (uint16_t)(40002 + i), 7, 0, SYN, NULL);
+		assert_int_equal(r.n, i == FLOW_CLOCK_CONFIRM - 1);
+	}
 	assert_int_equal(r.e[0].end, FLOW_END_TIMEOUT);
 	flow_table_flush(t);
 	flow_table_free(t);
@@ -234,6 +245,7 @@ static void test_time_going_back_starts_afresh(void **state)
 	struct rec r = {0};
 	struct flow_table *t = table(&r, 16);
 	session(t, 1000 * SEC, 40000);
+	next_first_of_file = 1;
 	session(t, 10 * SEC, 40001);
 	flow_table_flush(t);
 	assert_int_equal(r.n, 2);
@@ -327,7 +339,8 @@ static void test_one_direction_only(void **state)
 	pkt(t, SEC + 1, 1, 40000, 114, 555, PA, "MAIL FROM:<>\r\n");
 	pkt(t, SEC + 2, 1, 40000, 101, 555, PA, "EHLO client\r\n");
 	pkt(t, SEC + 3, 1, 40000, 128, 555, FIN, NULL);
-	pkt(t, 100 * SEC, 1, 40009, 1, 0, SYN, NULL); /* ages the first out */
+	for (int i = 0; i < FLOW_CLOCK_CONFIRM; i++) /* age the first out */
+		pkt(t, 100 * SEC, 1, (uint16_t)(40009 + i), 1, 0, SYN, NULL);
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.e[0].end, FLOW_END_FIN);
 	assert_string_equal(r.e[0].stream[0], "EHLO client\r\nMAIL FROM:<>\r\n");
@@ -368,6 +381,85 @@ static void test_stray_packets_make_no_flow(void **state)
 
 /* The hand-written IPv4 formatter against the C library's, for every value
  * of every octet position. */
+/* An attacker on the path stamps one packet 5 s in the past: it is an
+ * outlier of its own flow, and the sessions around it go on whole. */
+static void test_lone_packet_in_the_past(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, 100 * SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, 100 * SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
+	pkt(t, 95 * SEC, 1, 40001, 7, 0, SYN, NULL);
+	pkt(t, 100 * SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
+	pkt(t, 100 * SEC + 3, 1, 40000, 101, 509, PA, "QUIT\r\n");
+	assert_int_equal(r.n, 0);
+	flow_table_flush(t);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(flow_table_stats(t)->clock_jumps, 0);
+	assert_int_equal(flow_table_stats(t)->clock_outliers, 1);
+	int victim = r.e[0].client_port == 40000 ? 0 : 1;
+	assert_string_equal(r.e[victim].stream[1], "220 hi\r\n");
+	assert_string_equal(r.e[victim].stream[0], "QUIT\r\n");
+	assert_int_equal(r.e[victim].anomalies[REASM_AN_TS_OUTLIER], 0);
+	assert_int_equal(r.e[!victim].anomalies[REASM_AN_TS_OUTLIER], 1);
+	flow_table_free(t);
+}
+
+/* One packet a day ahead does not age every open flow out; a run of
+ * FLOW_CLOCK_CONFIRM does (a quiet link resuming). */
+static void test_lone_packet_far_ahead(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 16);
+	pkt(t, 100 * SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, 100 * SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
+	pkt(t, 100 * SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
+	pkt(t, 86500 * SEC, 1, 40001, 7, 0, SYN, NULL);
+	assert_int_equal(r.n, 0);
+	pkt(t, 100 * SEC + 3, 1, 40000, 101, 509, PA, "QUIT\r\n");
+	assert_int_equal(flow_table_stats(t)->clock_outliers, 1);
+	for (int i = 0; i < FLOW_CLOCK_CONFIRM - 1; i++)
+		pkt(t, 86500 * SEC + (uint64_t)i, 1, (uint16_t)(40002 + i), 7, 0, SYN, NULL);
+	assert_int_equal(r.n, 0);
+	pkt(t, 86600 * SEC, 1, 40100, 7, 0, SYN, NULL);
+	assert_int_equal(r.n, 2); /* the victim and the lone SYN, timed out at last */
+	int victim = r.e[0].client_port == 40000 ? 0 : 1;
+	assert_int_equal(r.e[victim].client_port, 40000);
+	assert_int_equal(r.e[victim].end, FLOW_END_TIMEOUT);
+	assert_string_equal(r.e[victim].stream[1], "220 hi\r\n");
+	assert_string_equal(r.e[victim].stream[0], "QUIT\r\n");
+	flow_table_flush(t);
+	flow_table_free(t);
+}
+
+/* Payload on a SYN is stream data only if the peer acknowledged it (TCP
+ * Fast Open); otherwise the stack dropped it and the real bytes follow. */
+static void test_syn_data_needs_its_ack(void **state)
+{
+	(void)state;
+	for (int fast_open = 0; fast_open < 2; fast_open++) {
+		struct rec r = {0};
+		struct flow_table *t = table(&r, 16);
+		const char *forged = "EHLO syn-data.evil\r\n";
+		uint32_t taken = fast_open ? (uint32_t)strlen(forged) : 0;
+		pkt(t, SEC, 1, 40000, 100, 0, SYN, forged);
+		pkt(t, SEC + 1, 0, 40000, 500, 101 + taken, SYN | ACK, "220 evil\r\n");
+		pkt(t, SEC + 2, 1, 40000, 101 + taken, 501, ACK, NULL);
+		pkt(t, SEC + 3, 0, 40000, 501, 101 + taken, PA, "220 hi\r\n");
+		pkt(t, SEC + 4, 1, 40000, 101 + taken, 509, PA, "QUIT\r\n");
+		flow_table_flush(t);
+		assert_int_equal(r.n, 1);
+		assert_string_equal(r.e[0].stream[0],
+				    fast_open ? "EHLO syn-data.evil\r\nQUIT\r\n" : "QUIT\r\n");
+		assert_string_equal(r.e[0].stream[1], "220 hi\r\n");
+		/* The SYN-ACK's payload is never acknowledged here either way. */
+		assert_int_equal(r.e[0].anomalies[REASM_AN_SYN_DATA], fast_open ? 1 : 2);
+		flow_table_free(t);
+	}
+}
+
 static void test_addr_str_matches_inet_ntop(void **state)
 {
 	(void)state;
@@ -409,6 +501,9 @@ int main(void)
 	    cmocka_unit_test(test_bypass_counts_without_delivering),
 	    cmocka_unit_test(test_stray_packets_make_no_flow),
 	    cmocka_unit_test(test_addr_str_matches_inet_ntop),
+	    cmocka_unit_test(test_lone_packet_in_the_past),
+	    cmocka_unit_test(test_lone_packet_far_ahead),
+	    cmocka_unit_test(test_syn_data_needs_its_ack),
 	};
 	return cmocka_run_group_tests_name("flow", tests, NULL, NULL);
 }

@@ -346,6 +346,100 @@ static void test_overlong_line_and_resync(void **state)
 	smtp_free(s);
 }
 
+/* An EHLO reply whose first line is far over SMTP_MAX_LINE and spans
+ * segments: it is still one line, so STARTTLS on the next is still an
+ * extension (not the reply's host name), however the bytes are split. */
+static void test_overlong_reply_line_keeps_structure(void **state)
+{
+	(void)state;
+	size_t n = SMTP_MAX_LINE + 1000;
+	char *line = malloc(n + 32);
+	memcpy(line, "250-mx.example.test ", 20);
+	memset(line + 20, 'A', n - 20);
+	memcpy(line + n, "\r\n", 3);
+	struct step steps[] = {
+	    {1, "220 mx ESMTP\r\n", 0},
+	    {0, "EHLO c\r\n", 0},
+	    {1, line, 0},
+	    {1, "250 STARTTLS\r\n", 0},
+	    {0, "STARTTLS\r\n", 0},
+	    {1, "220 go ahead\r\n", 0},
+	};
+	struct smtp *s = run(steps, 6, 0);
+	const struct smtp_facts *f = smtp_facts(s);
+	assert_string_equal(f->ehlo_host, "mx.example.test");
+	assert_true(f->starttls_offered);
+	assert_true(smtp_starttls_offer_known(f));
+	assert_int_equal(f->starttls_reply, 220);
+	assert_int_equal(f->anomalies[SMTP_AN_LINE_TOO_LONG][1].count, 1);
+	smtp_free(s);
+	assert_split_invariant(steps, 6);
+	free(line);
+}
+
+/* Lines of the EHLO reply lost to a gap: STARTTLS may have been among
+ * them, so its absence is unknown, never "not offered". */
+static void test_ehlo_reply_gap_is_unknown(void **state)
+{
+	(void)state;
+	struct smtp *s = smtp_new();
+	smtp_feed(s, 1, (const uint8_t *)"220 mx\r\n", 8);
+	smtp_feed(s, 0, (const uint8_t *)"EHLO c\r\n", 8);
+	smtp_feed(s, 1, (const uint8_t *)"250-mx\r\n250-PIPEL", 18);
+	smtp_gap(s, 1, 14);
+	smtp_feed(s, 1, (const uint8_t *)"250 8BITMIME\r\n", 14);
+	const struct smtp_facts *f = smtp_facts(s);
+	assert_true(f->ehlo_reply_seen && f->ehlo_reply_partial);
+	assert_false(smtp_starttls_not_offered(f));
+	assert_false(smtp_starttls_offer_known(f));
+	smtp_free(s);
+	/* The same reply whole: plainly not offered. */
+	s = smtp_new();
+	smtp_feed(s, 1, (const uint8_t *)"220 mx\r\n", 8);
+	smtp_feed(s, 0, (const uint8_t *)"EHLO c\r\n", 8);
+	smtp_feed(s, 1, (const uint8_t *)"250-mx\r\n250 8BITMIME\r\n", 22);
+	assert_true(smtp_starttls_not_offered(smtp_facts(s)));
+	smtp_free(s);
+}
+
+/* SMTP smuggling: "." lines ended by lone CR or LF inside DATA, each
+ * variant at every split, with the client-stream offset of the line end
+ * before the dot. A dot-stuffed line and a lone LF elsewhere are not. */
+static void test_smuggling_sequences(void **state)
+{
+	(void)state;
+	static const char *const variants[] = {"\n.\n", "\n.\r\n", "\r.\r", "\r\n.\n", "\r.\n"};
+	static const char head[] = "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n";
+	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+		char body[256];
+		int at = snprintf(body, sizeof(body), "%sSubject: x\r\n\r\nhello", head);
+		snprintf(body + at, sizeof(body) - (size_t)at,
+			 "%sMAIL FROM:<x@evil.test>\r\n..stuffed\r\n.\r\nQUIT\r\n", variants[v]);
+		const struct step steps[] = {{0, body, 0}};
+		struct smtp *s = run(steps, 1, 0);
+		const struct smtp_facts *f = smtp_facts(s);
+		assert_int_equal(f->smuggled_ends, 1);
+		uint64_t dot = (uint64_t)at + (uint64_t)(strchr(variants[v], '.') - variants[v]);
+		assert_int_equal(f->smuggled_end_offset, dot);
+		assert_true(f->bare_line_ends >= 1);
+		assert_true(f->quit); /* the real end of data is still where it is */
+		smtp_free(s);
+		assert_split_invariant(steps, 1);
+	}
+	/* A lone LF in a line and a dot-stuffed line: odd, not smuggling. */
+	const struct step odd[] = {{0, "DATA\r\nSubject: x\nbody\r\n..\r\n.\r\n", 0}};
+	struct smtp *s = run(odd, 1, 0);
+	assert_int_equal(smtp_facts(s)->smuggled_ends, 0);
+	assert_int_equal(smtp_facts(s)->bare_line_ends, 1);
+	assert_int_equal(smtp_facts(s)->bare_line_end_offset, 16);
+	smtp_free(s);
+	assert_split_invariant(odd, 1);
+	/* Clean bodies count nothing. */
+	s = run(plain_session, sizeof(plain_session) / sizeof(plain_session[0]), 0);
+	assert_int_equal(smtp_facts(s)->bare_line_ends + smtp_facts(s)->smuggled_ends, 0);
+	smtp_free(s);
+}
+
 /* The body terminator split at every position across two feeds. */
 static void test_data_terminator_every_split(void **state)
 {
@@ -405,6 +499,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_plain_session),
+	    cmocka_unit_test(test_overlong_reply_line_keeps_structure),
+	    cmocka_unit_test(test_ehlo_reply_gap_is_unknown),
+	    cmocka_unit_test(test_smuggling_sequences),
 	    cmocka_unit_test(test_mangled_starttls),
 	    cmocka_unit_test(test_mangled_variants),
 	    cmocka_unit_test(test_starttls_switch_and_injection),
