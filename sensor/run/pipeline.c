@@ -274,6 +274,12 @@ static void decode_stats(const struct pipeline *a, struct flow_stats *fs, struct
 	shard_stats_sum(a->shards, a->shards ? a->n_workers : 0, fs, ss, b);
 }
 
+static int by_flows_desc(const void *a, const void *b)
+{
+	uint64_t x = ((const struct server_tally *)a)->flows, y = ((const struct server_tally *)b)->flows;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
 static void print_counters(const struct pipeline *a, FILE *out)
 {
 	const struct capture_counters *c = &a->counters;
@@ -316,6 +322,16 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		ss->sessions[SESSION_OTHER] + ss->sessions[SESSION_UNDECIDED], ss->tls_bypassed);
 	if (ss->results_lost)
 		fprintf(out, "results lost for want of memory %" PRIu64 "\n", ss->results_lost);
+	if (ss->empty_flows) {
+		struct server_tally top[SESSION_EMPTY_TOP];
+		memcpy(top, ss->empty_top, sizeof(top));
+		qsort(top, SESSION_EMPTY_TOP, sizeof(top[0]), by_flows_desc);
+		fprintf(out, "flows without payload (not recorded) %" PRIu64 ", most to:",
+			ss->empty_flows);
+		for (int i = 0; i < SESSION_EMPTY_TOP && top[i].flows; i++)
+			fprintf(out, " %s=%" PRIu64, top[i].ip, top[i].flows);
+		fprintf(out, "\n");
+	}
 	if (a->dns_messages) {
 		fprintf(out, "dns responses %" PRIu64 ":", a->dns_messages);
 		for (int r = 0; r < DNS_RESULT_COUNT; r++)
@@ -343,6 +359,11 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		", reassembly budget refusals %" PRIu64 "\n",
 		s->evicted_for_memory, s->segments_dropped, s->bytes_dropped, s->gap_bytes,
 		s->overlap_conflicts, b->over_limit + b->oom);
+	fprintf(out,
+		"evicted at the flow or memory cap: %" PRIu64 " closed, %" PRIu64 " half-open, %" PRIu64
+		" bypassed, %" PRIu64 " live sessions (each marked \"evicted\" on its record)\n",
+		s->evicted_by_class[0], s->evicted_by_class[1], s->evicted_by_class[2],
+		s->evicted_by_class[3]);
 }
 
 struct capture_counters *pipeline_counters(struct pipeline *p)

@@ -3,6 +3,7 @@
  */
 #include "run/session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,8 +52,30 @@ const struct session_stats *session_engine_stats(const struct session_engine *e)
 	return &e->stats;
 }
 
+/* Space-saving (Metwally et al.): a server not in a full table takes the
+ * smallest slot and its count, so counts are upper bounds, exact until the
+ * table fills. */
+static void tally_add(struct server_tally *top, const char *ip, uint64_t n)
+{
+	struct server_tally *least = &top[0];
+	for (int i = 0; i < SESSION_EMPTY_TOP; i++) {
+		if (top[i].flows && !strcmp(top[i].ip, ip)) {
+			top[i].flows += n;
+			return;
+		}
+		if (top[i].flows < least->flows)
+			least = &top[i];
+	}
+	snprintf(least->ip, sizeof(least->ip), "%s", ip);
+	least->flows += n;
+}
+
 void session_stats_add(struct session_stats *sum, const struct session_stats *x)
 {
+	sum->empty_flows += x->empty_flows;
+	for (int i = 0; i < SESSION_EMPTY_TOP; i++)
+		if (x->empty_top[i].flows)
+			tally_add(sum->empty_top, x->empty_top[i].ip, x->empty_top[i].flows);
 	for (size_t k = 0; k < sizeof(sum->sessions) / sizeof(sum->sessions[0]); k++)
 		sum->sessions[k] += x->sessions[k];
 	sum->tls_bypassed += x->tls_bypassed;
@@ -68,6 +91,8 @@ static int session_is_mail(const struct flow *f, const struct session *s)
 	       is_smtp_port(f->key.port[1]) || f->key.port[1] == SMTPS_PORT || s->cls_res.smtp;
 }
 
+/* The SMTP decoder's state (some kilobytes) is made at the first byte of
+ * payload, or gap: a flood of SYNs to port 25 must not cost that each. */
 static void start_smtp(struct session *s, enum session_reason why, int midstream)
 {
 	s->smtp = smtp_new();
@@ -75,6 +100,13 @@ static void start_smtp(struct session *s, enum session_reason why, int midstream
 		smtp_began_midstream(s->smtp);
 	s->kind = s->smtp ? SESSION_SMTP : SESSION_OTHER;
 	s->reason = why;
+}
+
+static int smtp_ready(struct session *s, const struct flow *f)
+{
+	if (s->kind == SESSION_SMTP && !s->smtp)
+		start_smtp(s, s->reason, f->midstream);
+	return s->smtp != NULL;
 }
 
 static void start_tls(struct session *s, int dir)
@@ -132,7 +164,8 @@ static void on_open(void *ctx, struct flow *f)
 		s->kind = SESSION_DNS;
 		s->reason = SESSION_BY_PORT;
 	} else if (is_smtp_port(f->key.port[1])) {
-		start_smtp(s, SESSION_BY_PORT, f->midstream);
+		s->kind = SESSION_SMTP; /* its decoder comes with the first payload */
+		s->reason = SESSION_BY_PORT;
 	} else if (f->key.port[1] == SMTPS_PORT) {
 		s->kind = SESSION_SMTPS;
 		s->reason = SESSION_BY_PORT;
@@ -214,6 +247,10 @@ static void on_data(void *ctx, struct flow *f, int dir, const uint8_t *p, size_t
 			return;
 		}
 	}
+	if (s->kind == SESSION_SMTP && !smtp_ready(s, f)) {
+		bypass(e, f, s, 0); /* no memory for it: the flow ends unread */
+		return;
+	}
 	if (s->kind == SESSION_SMTP && !s->tls_active[dir]) {
 		parse_ret used = smtp_feed(s->smtp, dir, p, n);
 		if (used < 0)
@@ -241,7 +278,7 @@ static void on_gap(void *ctx, struct flow *f, int dir, uint32_t n)
 		return;
 	if (s->tls && s->tls_active[dir])
 		tls_gap(s->tls, dir, n);
-	else if (s->smtp)
+	else if (smtp_ready(s, f))
 		smtp_gap(s->smtp, dir, n);
 }
 
@@ -303,8 +340,15 @@ static void on_close(void *ctx, struct flow *f)
 		return;
 	if (e->classifier)
 		classify_finish(e->classifier, &s->cls, &s->cls_res);
-	e->stats.sessions[s->kind]++;
-	emit_record(e, f, s);
+	if (!flow_carried_payload(f) && !e->all_flows) {
+		char ip[46];
+		flow_addr_str(f, 1, ip, sizeof(ip));
+		e->stats.empty_flows++;
+		tally_add(e->stats.empty_top, ip, 1);
+	} else {
+		e->stats.sessions[s->kind]++;
+		emit_record(e, f, s);
+	}
 	smtp_free(s->smtp);
 	tls_free(s->tls);
 	free(s->dns_buf);

@@ -47,8 +47,18 @@ struct session {
 typedef void (*session_dns_fn)(void *ctx, const struct flow *f, const uint8_t *msg, size_t len,
 			       uint64_t ts_ns);
 
+/* Servers that drew the most flows without a payload byte (SYN-only,
+ * refused, scans, floods): a space-saving tally, exact while it has room. */
+#define SESSION_EMPTY_TOP 8
+struct server_tally {
+	char ip[46];
+	uint64_t flows;
+};
+
 struct session_stats {
-	uint64_t sessions[SESSION_KIND_COUNT]; /* by kind at close */
+	uint64_t sessions[SESSION_KIND_COUNT]; /* by kind at close, flows with payload */
+	uint64_t empty_flows; /* no payload either way: counted here, never recorded */
+	struct server_tally empty_top[SESSION_EMPTY_TOP];
 	uint64_t tls_bypassed;                 /* flows bypassed after the handshake */
 	uint64_t other_bypassed;               /* non-mail flows bypassed at their first byte */
 	uint64_t results_lost; /* finished sessions a worker could not hand on (no memory) */

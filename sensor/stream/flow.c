@@ -26,6 +26,12 @@ _Thread_local struct stage_times stage_times;
 #define FLOW_CLOCK_AHEAD_NS    (60 * NS_PER_S) /* a gap this long on a link is rare */
 #define FLOW_TICK_NS           NS_PER_S
 
+/* Age lists, in the order flows are given up under pressure: a closed
+ * flow has nothing more to say; a half-open one (a SYN, a scan, a flood)
+ * holds no session yet; a bypassed one holds no decoder state; a live mail
+ * session goes last, or an attacker could flood it out of the table. */
+enum age_class { AGE_CLOSED = 0, AGE_EMBRYONIC, AGE_PASSIVE, AGE_ACTIVE, AGE_CLASSES };
+
 struct flow_table {
 	struct flow_config cfg;
 	struct flow_consumer consumer;
@@ -33,7 +39,7 @@ struct flow_table {
 	uint64_t mask;
 	struct age_list {
 		struct flow *oldest, *newest;
-	} ages[3]; /* by enum flow_state */
+	} ages[AGE_CLASSES]; /* by enum age_class */
 	struct flow_clock clock;
 	uint64_t seq; /* packets seen (or the dispatcher's number) */
 	uint8_t key[16];
@@ -117,6 +123,8 @@ void flow_stats_add(struct flow_stats *sum, const struct flow_stats *x)
 	for (int e = 0; e < FLOW_END_COUNT; e++)
 		sum->ended[e] += x->ended[e];
 	sum->evicted_for_memory += x->evicted_for_memory;
+	for (int i = 0; i < 4; i++)
+		sum->evicted_by_class[i] += x->evicted_by_class[i];
 	sum->segments_dropped += x->segments_dropped;
 	sum->bytes_dropped += x->bytes_dropped;
 	sum->gap_bytes += x->gap_bytes;
@@ -173,9 +181,18 @@ uint64_t flow_tuple_hash(const uint8_t key[16], const struct packet *p)
 	return tuple_hash(key, p->family, p->src, p->sport, p->dst, p->dport);
 }
 
+static enum age_class age_class_of(const struct flow *f)
+{
+	switch (f->state) {
+	case FLOW_CLOSED: return AGE_CLOSED;
+	case FLOW_EMBRYONIC: return AGE_EMBRYONIC;
+	default: return f->dir[0].bypass && f->dir[1].bypass ? AGE_PASSIVE : AGE_ACTIVE;
+	}
+}
+
 static void age_unlink(struct flow_table *t, struct flow *f)
 {
-	struct age_list *l = &t->ages[f->state];
+	struct age_list *l = &t->ages[f->age_class];
 	if (f->older)
 		f->older->newer = f->newer;
 	else if (l->oldest == f)
@@ -189,7 +206,8 @@ static void age_unlink(struct flow_table *t, struct flow *f)
 
 static void age_push_newest(struct flow_table *t, struct flow *f)
 {
-	struct age_list *l = &t->ages[f->state];
+	f->age_class = (uint8_t)age_class_of(f);
+	struct age_list *l = &t->ages[f->age_class];
 	f->older = l->newest;
 	f->newer = NULL;
 	if (l->newest)
@@ -199,11 +217,21 @@ static void age_push_newest(struct flow_table *t, struct flow *f)
 	l->newest = f;
 }
 
+/* The flow to give up for room: the oldest of the first class that has
+ * one. */
+static struct flow *eviction_victim(const struct flow_table *t)
+{
+	for (int i = 0; i < AGE_CLASSES; i++)
+		if (t->ages[i].oldest)
+			return t->ages[i].oldest;
+	return NULL;
+}
+
 /* The least recently active flow of any state. */
 static struct flow *oldest_flow(const struct flow_table *t)
 {
 	struct flow *best = NULL;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < AGE_CLASSES; i++) {
 		struct flow *f = t->ages[i].oldest;
 		if (f && (!best || f->age_seq < best->age_seq))
 			best = f;
@@ -301,6 +329,15 @@ static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
 	free(f);
 }
 
+/* Room is made: a live session given up says so on its record. */
+static void evict(struct flow_table *t, struct flow *f)
+{
+	t->stats.evicted_by_class[f->age_class]++;
+	if (f->age_class == AGE_ACTIVE)
+		record_anomaly(f, 0, REASM_AN_EVICTED, 0);
+	flow_finish(t, f, FLOW_END_EVICTED);
+}
+
 static uint64_t flow_timeout_ns(const struct flow_table *t, const struct flow *f)
 {
 	uint32_t s = f->state == FLOW_CLOSED      ? t->cfg.timeout_closed
@@ -311,7 +348,7 @@ static uint64_t flow_timeout_ns(const struct flow_table *t, const struct flow *f
 
 static void expire(struct flow_table *t)
 {
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < AGE_CLASSES; i++) {
 		struct age_list *l = &t->ages[i];
 		while (l->oldest &&
 		       l->oldest->age_ns + flow_timeout_ns(t, l->oldest) < t->clock.now_ns)
@@ -343,8 +380,8 @@ static void make_id(struct flow *f)
 
 static struct flow *flow_create(struct flow_table *t, const struct packet *p, uint64_t hash)
 {
-	if (t->stats.flows_active >= t->cfg.max_flows && oldest_flow(t))
-		flow_finish(t, oldest_flow(t), FLOW_END_EVICTED);
+	if (t->stats.flows_active >= t->cfg.max_flows && eviction_victim(t))
+		evict(t, eviction_victim(t));
 	struct flow *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
@@ -426,13 +463,13 @@ static int rst_plausible(const struct reasm_dir *d, uint32_t seq)
 /* Frees memory by ending the oldest flows other than `keep`. */
 static int evict_for_memory(struct flow_table *t, const struct flow *keep)
 {
-	struct flow *victim = oldest_flow(t);
+	struct flow *victim = eviction_victim(t);
 	if (victim == keep) /* unlinked while its packet is processed: cannot happen */
 		return 0;
 	if (!victim)
 		return 0;
 	t->stats.evicted_for_memory++;
-	flow_finish(t, victim, FLOW_END_EVICTED);
+	evict(t, victim);
 	return 1;
 }
 
@@ -560,7 +597,7 @@ enum flow_clock_step flow_clock_advance(struct flow_clock *c, const struct packe
  * sessions it began. */
 static void restamp_newest(struct flow_table *t, uint64_t since_seq, uint64_t now_ns)
 {
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < AGE_CLASSES; i++)
 		for (struct flow *f = t->ages[i].newest; f && f->age_seq >= since_seq; f = f->older)
 			f->age_ns = now_ns;
 }
@@ -755,6 +792,14 @@ void flow_table_free(struct flow_table *t)
 void flow_bypass(struct flow *f, int dir)
 {
 	reasm_bypass(&f->dir[dir], &f->table->budget);
+}
+
+int flow_carried_payload(const struct flow *f)
+{
+	for (int d = 0; d < 2; d++)
+		if (reasm_stream_bytes(&f->dir[d]) || f->dir[d].gap_bytes)
+			return 1;
+	return 0;
 }
 
 uint64_t flow_stream_bytes(const struct flow *f, int dir)

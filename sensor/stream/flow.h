@@ -67,6 +67,7 @@ struct flow {
 	uint64_t wire_bytes[2]; /* payload bytes as sent, retransmissions included */
 	struct reasm_dir dir[2];
 	uint8_t state;     /* enum flow_state */
+	uint8_t age_class; /* the table's age list it is on */
 	uint8_t end;       /* enum flow_end */
 	uint8_t midstream; /* no SYN seen: capture began inside the session */
 	uint8_t rst_seen;
@@ -111,6 +112,9 @@ struct flow_stats {
 	uint64_t flows_peak;
 	uint64_t ended[FLOW_END_COUNT];
 	uint64_t evicted_for_memory;
+	/* evictions (cap or memory) by what was given up: closed, half-open,
+	 * bypassed, live sessions */
+	uint64_t evicted_by_class[4];
 	uint64_t segments_dropped; /* refused by the reassembly budget */
 	uint64_t bytes_dropped;
 	uint64_t gap_bytes;
@@ -199,6 +203,8 @@ void flow_table_free(struct flow_table *t);
 void flow_bypass(struct flow *f, int dir);
 
 /* Stream bytes seen in a direction (delivered plus bypassed). */
+/* Any byte of payload either way, delivered or lost to a gap. */
+int flow_carried_payload(const struct flow *f);
 uint64_t flow_stream_bytes(const struct flow *f, int dir);
 
 /* Formats an address of the flow ("192.0.2.1", "2001:db8::1"). */

@@ -30,6 +30,7 @@ static const char *const anomaly_names[REASM_AN_COUNT] = {
     [REASM_AN_DATA_AFTER_FIN] = "data-after-fin",
     [REASM_AN_TS_OUTLIER] = "timestamp-outlier",
     [REASM_AN_SYN_DATA] = "syn-data",
+    [REASM_AN_EVICTED] = "evicted",
 };
 
 const char *reasm_anomaly_name(enum reasm_anomaly a)

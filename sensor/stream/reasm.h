@@ -29,6 +29,7 @@ enum reasm_anomaly {
 	REASM_AN_DATA_AFTER_FIN,   /* payload beyond the FIN sequence number */
 	REASM_AN_TS_OUTLIER,       /* a packet stamped far from its neighbours */
 	REASM_AN_SYN_DATA,         /* payload on a SYN the peer did not acknowledge */
+	REASM_AN_EVICTED,          /* a live session pushed out by the flow or memory cap */
 	REASM_AN_COUNT
 };
 

@@ -293,6 +293,48 @@ static void test_flow_cap_evicts_oldest(void **state)
 	flow_table_free(t);
 }
 
+/* A SYN flood at the flow cap pushes out half-open flows, never the live
+ * mail session; when only live sessions are left, the oldest goes, marked. */
+static void test_flood_spares_live_sessions(void **state)
+{
+	(void)state;
+	struct rec r = {0};
+	struct flow_table *t = table(&r, 4);
+	pkt(t, SEC, 1, 40000, 100, 0, SYN, NULL);
+	pkt(t, SEC + 1, 0, 40000, 500, 101, SYN | ACK, NULL);
+	pkt(t, SEC + 2, 0, 40000, 501, 101, PA, "220 hi\r\n");
+	pkt(t, SEC + 3, 1, 40000, 101, 509, PA, "EHLO c\r\n");
+	for (int i = 0; i < 14; i++) /* r.e holds 16 */
+		pkt(t, SEC + 4 + (uint64_t)i, 1, (uint16_t)(50000 + i), 7, 0, SYN, NULL);
+	assert_int_equal(r.n, 11); /* 14 SYNs, 3 of them still in the table */
+	for (int i = 0; i < r.n; i++)
+		assert_int_not_equal(r.e[i].client_port, 40000);
+	assert_int_equal(flow_table_stats(t)->evicted_by_class[1], 11);
+	pkt(t, SEC + 20, 0, 40000, 509, 109, PA, "250 ok\r\n");
+	/* Now only live sessions: each new one pushes out the oldest. */
+	struct flow_table *u = table(&r, 1);
+	r.n = 0;
+	pkt(u, SEC, 1, 40001, 1, 0, PA, "EHLO a\r\n");
+	pkt(u, SEC + 1, 1, 40002, 1, 0, PA, "EHLO b\r\n");
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].client_port, 40001);
+	assert_int_equal(r.e[0].end, FLOW_END_EVICTED);
+	assert_int_equal(r.e[0].anomalies[REASM_AN_EVICTED], 1);
+	assert_int_equal(flow_table_stats(u)->evicted_by_class[3], 1);
+	flow_table_flush(u);
+	flow_table_free(u);
+	r.n = 0;
+	flow_table_flush(t);
+	int live = -1;
+	for (int i = 0; i < r.n; i++)
+		if (r.e[i].client_port == 40000)
+			live = i;
+	assert_true(live >= 0);
+	assert_string_equal(r.e[live].stream[1], "220 hi\r\n250 ok\r\n");
+	assert_int_equal(r.e[live].anomalies[REASM_AN_EVICTED], 0);
+	flow_table_free(t);
+}
+
 static void test_rst_ends_flow(void **state)
 {
 	(void)state;
@@ -492,6 +534,7 @@ int main(void)
 	    cmocka_unit_test(test_tuple_reuse_starts_new_flow),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_flow_cap_evicts_oldest),
+	    cmocka_unit_test(test_flood_spares_live_sessions),
 	    cmocka_unit_test(test_closed_flow_ages_out_behind_live_one),
 	    cmocka_unit_test(test_time_going_back_starts_afresh),
 	    cmocka_unit_test(test_tick_expires_idle_flows),
