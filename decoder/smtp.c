@@ -86,6 +86,7 @@ struct smtp {
 	uint8_t pending[SMTP_MAX_PENDING];
 	uint32_t pending_head, pending_count;
 	uint8_t *line[2]; /* allocated when a line first spans two segments */
+	uint32_t rcpt_room; /* recipient domains f has room for */
 };
 
 const char *smtp_anomaly_name(enum smtp_anomaly a)
@@ -96,17 +97,12 @@ const char *smtp_anomaly_name(enum smtp_anomaly a)
 struct smtp *smtp_new(void)
 {
 	struct smtp *s = calloc(1, sizeof(*s));
-	struct smtp_facts *f = malloc(sizeof(*f));
+	struct smtp_facts *f = calloc(1, SMTP_FACTS_SIZE(0));
 	if (!s || !f) {
 		free(s);
 		free(f);
 		return NULL;
 	}
-	/* Zero all but the recipient domain slots (4 KiB, most of the facts),
-	 * which are only read below rcpt_domain_count. */
-	const size_t at = offsetof(struct smtp_facts, rcpt_domains), skip = sizeof(f->rcpt_domains);
-	memset(f, 0, at);
-	memset((char *)f + at + skip, 0, sizeof(*f) - at - skip);
 	f->ehlo = -1;
 	s->f = f;
 	return s;
@@ -277,9 +273,22 @@ static void add_rcpt_domain(struct smtp *s, const char *d)
 	for (uint32_t i = 0; i < s->f->rcpt_domain_count; i++)
 		if (strcmp(s->f->rcpt_domains[i], d) == 0)
 			return;
-	if (s->f->rcpt_domain_count == SMTP_MAX_RCPT_DOMAINS) {
+	uint32_t n = s->f->rcpt_domain_count;
+	if (n == SMTP_MAX_RCPT_DOMAINS) {
 		s->f->rcpt_domains_truncated = 1;
 		return;
+	}
+	if (n == s->rcpt_room) {
+		uint32_t room = n ? n * 4 : 1;
+		if (room > SMTP_MAX_RCPT_DOMAINS)
+			room = SMTP_MAX_RCPT_DOMAINS;
+		struct smtp_facts *f = realloc(s->f, SMTP_FACTS_SIZE(room));
+		if (!f) {
+			s->f->rcpt_domains_truncated = 1;
+			return;
+		}
+		s->f = f;
+		s->rcpt_room = room;
 	}
 	strcpy(s->f->rcpt_domains[s->f->rcpt_domain_count++], d);
 }

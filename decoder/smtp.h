@@ -67,7 +67,6 @@ struct smtp_facts {
 	char mail_from_domain[SMTP_MAX_NAME]; /* empty for the null sender */
 	uint32_t rcpt_count;
 	uint32_t rcpt_domain_count;
-	char rcpt_domains[SMTP_MAX_RCPT_DOMAINS][SMTP_MAX_NAME];
 	uint8_t rcpt_domains_truncated;
 	uint32_t data_count; /* DATA bodies */
 	uint32_t bdat_count; /* BDAT chunks */
@@ -88,7 +87,14 @@ struct smtp_facts {
 	uint8_t pipelined;      /* client sent a command before the previous reply */
 	uint8_t tls_started[2]; /* per direction: switched to TLS */
 	struct smtp_anomaly_rec anomalies[SMTP_AN_COUNT][2]; /* [kind][dir] */
+	/* Allocated as they come (rcpt_domain_count of them, at most
+	 * SMTP_MAX_RCPT_DOMAINS): most sessions name one domain, and a session
+	 * that names none (a flood of them) should not carry 4 KiB for it. */
+	char rcpt_domains[][SMTP_MAX_NAME];
 };
+
+/* Bytes of a smtp_facts with room for n recipient domains. */
+#define SMTP_FACTS_SIZE(n) (sizeof(struct smtp_facts) + (size_t)(n) * SMTP_MAX_NAME)
 
 struct smtp;
 

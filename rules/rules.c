@@ -457,11 +457,27 @@ static void check_session_level(struct eval *e)
 			 "server offered STARTTLS, client sent mail in plaintext%s", NULL);
 }
 
+/* A chain too large to read went unchecked: an alert where a policy
+ * wanted it checked, a note otherwise (b NULL: no domain). */
+static void check_handshake_size(struct eval *e, const struct binding *b, int alert)
+{
+	if (e->t->version >= TLS_V13 || !tls_server_flight_unread(e->t))
+		return;
+	char cap[32];
+	snprintf(cap, sizeof(cap), "%u KiB", TLS_MAX_HANDSHAKE / 1024);
+	emit(e, F_TLS_HANDSHAKE_TOO_BIG, b, b ? EV_POLICY : 0, alert, NULL,
+	     "the server's handshake was too large to read (a message over %s): its "
+	     "certificate went unchecked",
+	     cap);
+}
+
 static void check_tls_hygiene(struct eval *e)
 {
 	const struct tls_facts *t = e->t;
 	if (!t || !t->server_hello)
 		return;
+	if (e->nb == 0)
+		check_handshake_size(e, NULL, 0);
 	char cipher[96];
 	tls_cipher_name(t->cipher, cipher, sizeof(cipher));
 	if (t->version < TLS_V12) {
@@ -676,14 +692,7 @@ static void check_binding(struct eval *e, struct binding *b)
 	check_plaintext(e, b, &ap);
 	if (!t || !t->server_hello)
 		return;
-	if (t->version < TLS_V13 && tls_server_flight_unread(t)) {
-		char cap[32];
-		snprintf(cap, sizeof(cap), "%u KiB", TLS_MAX_HANDSHAKE / 1024);
-		emit(e, F_TLS_HANDSHAKE_TOO_BIG, b, EV_POLICY, ap.dane_usable || ap.sts, NULL,
-		     "the server's handshake was too large to read (a message over %s): its "
-		     "certificate went unchecked",
-		     cap);
-	}
+	check_handshake_size(e, b, ap.dane_usable || ap.sts);
 	int observable = t->version < TLS_V13 && t->certificate_seen && t->n_certs > 0;
 	if (e->anonymous) {
 		if (ap.dane_usable || ap.sts)
@@ -722,12 +731,14 @@ static void judge_session(struct eval *e)
 	struct verdict *v = e->v;
 	const struct tls_facts *t = e->t;
 	int tls = tls_used(e);
+	const char *unread =
+	    t && t->server_hello && t->version < TLS_V13 ? tls_server_flight_unread(t) : NULL;
 	v->reason = NULL;
 	if (e->failure) {
 		v->verdict = VERDICT_FAILED;
 	} else if (e->nb == 0) {
 		v->verdict = tls ? VERDICT_NOT_CHECKABLE : VERDICT_PLAINTEXT;
-		v->reason = tls ? "no-domain" : NULL;
+		v->reason = !tls ? NULL : unread ? unread : "no-domain";
 	} else if (e->unknown) {
 		v->verdict = VERDICT_POLICY_UNKNOWN;
 		v->reason = e->unknown;
@@ -739,8 +750,8 @@ static void judge_session(struct eval *e)
 		v->verdict = VERDICT_VERIFIED;
 	} else {
 		v->verdict = VERDICT_NOT_CHECKABLE;
-		if (t && t->server_hello && t->version < TLS_V13 && tls_server_flight_unread(t))
-			v->reason = tls_server_flight_unread(t);
+		if (unread)
+			v->reason = unread;
 		else if (t && t->server_hello && t->version >= TLS_V13)
 			v->reason = "tls13-no-keys";
 		else if (e->anonymous)
@@ -783,8 +794,11 @@ void rules_evaluate(struct rules *r, const struct session_record *rec, finding_f
 	e->emit = emit_fn;
 	e->ctx = ctx;
 	e->v = out;
+	/* No Certificate message in a whole clear handshake; one too big to
+	 * read is not its absence. */
 	e->anonymous = e->t && e->t->server_hello && e->t->version < TLS_V13 &&
-		       e->t->handshake_complete && !e->t->certificate_seen;
+		       e->t->handshake_complete && !e->t->certificate_seen &&
+		       !tls_server_flight_unread(e->t);
 
 	bind_session(e);
 	check_session_level(e);

@@ -19,50 +19,12 @@
 The second is built here, byte by byte: no software makes a capture with
 exactly that hole on demand.
 """
+import os
 import struct
 import sys
 
-
-def read_pcap(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    link = struct.unpack(endian + "I", data[20:24])[0]
-    off, frames = 24, []
-    while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
-        frames.append(data[off + 16:off + 16 + incl])
-        off += 16 + incl
-    return link, frames
-
-
-def write_pcap(path, link, frames):
-    """frames: (ts_ns, bytes); nanosecond pcap."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, link))
-        for ts, fr in frames:
-            f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9, len(fr), len(fr)) + fr)
-
-
-def checksum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
-def ipv4(src, dst, proto, payload):
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0,
-                    bytes(src), bytes(dst))
-    return h[:10] + struct.pack("!H", checksum(h)) + h[12:] + payload
-
-
-def tcp(src, dst, sport, dport, seq, ack, flags, data=b""):
-    th = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
-    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ipv4(src, dst, 6, th + data)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcaplib import ACK, PSH, SYN, read_pcap, tcp, write_pcap  # noqa: E402
 
 
 def dns_name(n):
@@ -72,7 +34,7 @@ def dns_name(n):
 def flood(out):
     link, frames = read_pcap("pcaps/nonsmtp-mixed.pcap")
     answer = None
-    for fr in frames:  # Ethernet, IPv4, UDP from port 53
+    for _, fr in frames:  # Ethernet, IPv4, UDP from port 53
         if len(fr) > 42 and fr[12:14] == b"\x08\x00" and fr[23] == 17:
             ihl = (fr[14] & 15) * 4
             if struct.unpack("!H", fr[14 + ihl:16 + ihl])[0] == 53:
@@ -85,7 +47,6 @@ def flood(out):
 
 
 def tcpdns(out):
-    SYN, ACK, PSH = 2, 16, 8
     q = dns_name("example.org") + struct.pack("!HH", 15, 1)
     mx = dns_name("example.org") + struct.pack("!HHIH", 15, 1, 300, 2 + 16) + \
         struct.pack("!H", 10) + dns_name("mx.example.org")

@@ -98,6 +98,7 @@ else
 	done
 fi
 suite "hostile input (asan+ubsan)" python3 tests/robustness.py build/mxwatch-san $captures $shared
+suite "attacks on the monitor (evasion captures)" python3 tests/evasion/run.py ./mxwatch build/evasion
 
 echo
 for f in "${skips[@]+"${skips[@]}"}"; do echo "SKIPPED: $f"; done

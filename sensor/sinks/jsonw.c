@@ -118,8 +118,9 @@ void jw_key(struct jsonw *w, const char *k)
 	w->first[w->depth] = 2;
 }
 
-/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid; *out
+ * gets its code point. */
+static size_t utf8_len(const unsigned char *s, size_t n, uint32_t *out)
 {
 	unsigned char c = s[0];
 	size_t len;
@@ -146,7 +147,17 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
 	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 		return 0;
+	*out = cp;
 	return len;
+}
+
+/* Valid JSON, yet a terminal or log viewer acts on them: C1 controls (0x9b
+ * is CSI), bidirectional overrides and isolates that reorder the text
+ * around them, and the Unicode line separators. Written as \uXXXX. */
+static int acts_on_display(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 void jw_escape(struct jsonw *w, const char *s, size_t n)
@@ -171,9 +182,17 @@ void jw_escape(struct jsonw *w, const char *s, size_t n)
 			continue;
 		}
 		if (c >= 0x80) {
-			size_t l = utf8_len(u + i, n - i);
-			if (l) {
+			uint32_t cp = 0;
+			size_t l = utf8_len(u + i, n - i, &cp);
+			if (l && !acts_on_display(cp)) {
 				put(w, s + i, l);
+				i += l;
+				continue;
+			}
+			if (l) {
+				char e[6] = {'\\', 'u', hex[cp >> 12], hex[(cp >> 8) & 15],
+					     hex[(cp >> 4) & 15], hex[cp & 15]};
+				put(w, e, 6);
 				i += l;
 				continue;
 			}

@@ -43,9 +43,18 @@ static int32_t seq_diff(uint32_t a, uint32_t b)
 	return (int32_t)(a - b);
 }
 
+/* What an allocation of n bytes really holds: glibc's chunk, n plus its
+ * 8-byte header rounded up to 16, never under 32. Counting only n let a
+ * flood of 1-byte segments hold twice the budget. */
+static size_t alloc_cost(size_t n)
+{
+	size_t c = (n + 8 + 15) & ~(size_t)15;
+	return c < 32 ? 32 : c;
+}
+
 static void *budget_alloc(struct reasm_budget *b, size_t n)
 {
-	if (b->used + n > b->limit) {
+	if (b->used + alloc_cost(n) > b->limit) {
 		b->over_limit++;
 		return NULL;
 	}
@@ -54,7 +63,7 @@ static void *budget_alloc(struct reasm_budget *b, size_t n)
 		b->oom++;
 		return NULL;
 	}
-	b->used += n;
+	b->used += alloc_cost(n);
 	return p;
 }
 
@@ -63,7 +72,7 @@ static void budget_free(struct reasm_budget *b, void *p, size_t n)
 	if (!p)
 		return;
 	free(p);
-	b->used -= n;
+	b->used -= alloc_cost(n);
 }
 
 void reasm_init(struct reasm_dir *d)
@@ -145,10 +154,13 @@ static void drain(struct reasm_dir *d, const struct reasm_sink *s, int dir, stru
 		struct reasm_seg *g = d->queue;
 		d->queue = g->next;
 		uint32_t off = d->next_seq - g->seq;
+		uint32_t end = g->len;
+		if (d->fin_seen && seq_diff(g->seq + end, d->fin_seq) > 0) /* see drop_after_fin() */
+			end = seq_diff(d->fin_seq, g->seq) > 0 ? d->fin_seq - g->seq : 0;
 		/* Unlinked before the sink runs, so a bypass from inside emit()
 		 * cannot free it under us. */
-		if (off < g->len)
-			emit(d, s, dir, g->data + off, g->len - off, b);
+		if (off < end)
+			emit(d, s, dir, g->data + off, end - off, b);
 		seg_free(d, g, b);
 	}
 }
@@ -246,6 +258,27 @@ static void enforce_caps(struct reasm_dir *d, const struct reasm_sink *s, int di
 		skip_to_head(d, s, dir, b);
 }
 
+/* Bytes queued past a FIN learned later were never part of the stream
+ * (a sender cannot send past its FIN): dropped, and said so. A piece that
+ * straddles the FIN keeps its allocation; drain() stops at the FIN. */
+static void drop_after_fin(struct reasm_dir *d, const struct reasm_sink *s, int dir,
+			   struct reasm_budget *b)
+{
+	struct reasm_seg **link = &d->queue;
+	while (*link) {
+		struct reasm_seg *g = *link;
+		if (seq_diff(g->seq, d->fin_seq) >= 0) {
+			*link = g->next;
+			s->anomaly(s->ctx, dir, REASM_AN_DATA_AFTER_FIN, g->len);
+			seg_free(d, g, b);
+			continue;
+		}
+		if (seq_diff(g->seq + g->len, d->fin_seq) > 0)
+			s->anomaly(s->ctx, dir, REASM_AN_DATA_AFTER_FIN, g->seq + g->len - d->fin_seq);
+		link = &g->next;
+	}
+}
+
 static void check_done(struct reasm_dir *d)
 {
 	if (d->fin_seen && d->next_seq == d->fin_seq)
@@ -285,6 +318,7 @@ enum reasm_result reasm_segment(struct reasm_dir *d, const struct reasm_sink *s,
 	if (fin && !d->fin_seen) {
 		d->fin_seen = 1;
 		d->fin_seq = seq + len;
+		drop_after_fin(d, s, dir, b);
 	}
 	if (len == 0) {
 		check_done(d);
@@ -317,7 +351,7 @@ enum reasm_result reasm_segment(struct reasm_dir *d, const struct reasm_sink *s,
 		check_done(d);
 		return REASM_OK;
 	}
-	if (b->used + len + sizeof(struct reasm_seg) > b->limit)
+	if (b->used + alloc_cost(len + sizeof(struct reasm_seg)) > b->limit)
 		return REASM_OVER_BUDGET;
 	if (rel == 0) {
 		/* Bytes up to the first queued piece are new; the rest overlap the

@@ -83,7 +83,9 @@ def parse_expected(text):
     return out
 
 
-def run_case(mxwatch, tmp, capture, fixture, expected, values, bundle):
+def run_case(mxwatch, tmp, capture, fixture, expected, values, bundle, seen=None):
+    """Errors of one case (none: it passed). `capture` is under pcaps/ or an
+    absolute path; `seen`, a dict, gets the run's records and stderr."""
     db = os.path.join(tmp, "case.db")
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(db + suffix):
@@ -101,7 +103,7 @@ def run_case(mxwatch, tmp, capture, fixture, expected, values, bundle):
     conf = os.path.join(tmp, "rules.conf")
     with open(conf, "w") as f:
         f.write("[rules]\nca_bundle = %s\n" % bundle)
-    path = os.path.join(ROOT, "pcaps", capture)
+    path = os.path.join(ROOT, "pcaps", capture)  # an absolute capture stays as it is
     if not os.path.exists(path):
         return ["capture %s is missing" % capture]
     r = subprocess.run([mxwatch, "analyze", "--json", "--no-store", "--db", db, "--config", conf,
@@ -109,8 +111,10 @@ def run_case(mxwatch, tmp, capture, fixture, expected, values, bundle):
     if r.returncode not in (0, 1):
         return ["mxwatch exit %d: %s" % (r.returncode, r.stderr.strip()[-500:])]
     got = []
-    for line in r.stdout.splitlines():
-        rec = json.loads(line)
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    if seen is not None:
+        seen.update(records=records, stderr=r.stderr)
+    for rec in records:
         if rec.get("type") == "finding":
             got.append((rec["id"], rec["domain"] or "", rec["alert"], rec["rfc8460"]))
     errors = []

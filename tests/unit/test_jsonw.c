@@ -64,11 +64,27 @@ static void test_hostile_strings_escaped(void **state)
 	jw_free(&w);
 }
 
+/* Valid UTF-8 that a terminal acts on (RIGHT-TO-LEFT OVERRIDE, the C1 CSI,
+ * an isolate, LINE SEPARATOR) is escaped; other text (an em dash) is not. */
+static void test_display_controls_escaped(void **state)
+{
+	(void)state;
+	struct jsonw w;
+	jw_init(&w);
+	static const char text[] = "x\xe2\x80\xaey\xc2\x9bz\xe2\x81\xa6\xe2\x80\xa8\xe2\x80\x94";
+	jw_strn(&w, text, sizeof(text) - 1);
+	char *s = render(&w);
+	assert_string_equal(s, "\"x\\u202ey\\u009bz\\u2066\\u2028\xe2\x80\x94\"\n");
+	free(s);
+	jw_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_structure),
 	    cmocka_unit_test(test_hostile_strings_escaped),
+	    cmocka_unit_test(test_display_controls_escaped),
 	};
 	return cmocka_run_group_tests_name("jsonw", tests, NULL, NULL);
 }

@@ -365,10 +365,41 @@ static void test_two_segments_every_split(void **state)
 	}
 }
 
+/* A segment far ahead, then a FIN short of it: the sender cannot have
+ * sent past its FIN, so those bytes are data-after-fin, never delivered,
+ * never a gap. */
+static void test_queued_past_a_later_fin(void **state)
+{
+	struct fixture *f = *state;
+	reasm_syn(&f->d, 1000);
+	seg(f, 1001 + 1000000000u, "XY");
+	seg(f, 1001, "abc");
+	assert_int_equal(reasm_segment(&f->d, &f->sink, 0, 1004, 1, NULL, 0, &f->b), REASM_OK);
+	assert_stream(f, "abc");
+	assert_int_equal(f->c.anomalies[REASM_AN_DATA_AFTER_FIN], 1);
+	assert_int_equal(f->c.anomaly_bytes[REASM_AN_DATA_AFTER_FIN], 2);
+	assert_int_equal(f->d.queued_segs, 0);
+	assert_int_equal(f->c.ngaps, 0);
+}
+
+/* The budget counts what the allocator holds: 1-byte segments cost a
+ * whole chunk each (at least 32 bytes), not 1 byte plus a header. */
+static void test_budget_counts_real_cost(void **state)
+{
+	struct fixture *f = *state;
+	reasm_syn(&f->d, 1000);
+	for (uint32_t i = 0; i < 1000; i++)
+		seg(f, 1003 + 2 * i, "z"); /* every other byte: 1,000 pieces */
+	assert_int_equal(f->d.queued_segs, 1000);
+	assert_true(f->b.used >= 1000 * 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queued_past_a_later_fin, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_budget_counts_real_cost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retransmission_deduplicated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_with_delivered_data, setup, teardown),

@@ -215,7 +215,7 @@ static struct session_record *rec_new(uint64_t ts)
  * seen, STARTTLS offered or not. */
 static struct smtp_facts *smtp_new_facts(const char *rcpt_domain, int starttls_offered)
 {
-	struct smtp_facts *m = calloc(1, sizeof(*m));
+	struct smtp_facts *m = calloc(1, SMTP_FACTS_SIZE(1));
 	assert_non_null(m);
 	m->greeting_code = 220;
 	snprintf(m->greeting_host, sizeof(m->greeting_host), "mx.example.test");

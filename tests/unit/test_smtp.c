@@ -52,10 +52,7 @@ static struct smtp *run(const struct step *steps, size_t n, size_t chunk)
  * bytes past each name's end, which the decoder leaves unwritten. */
 static void assert_same_facts(const struct smtp_facts *a, const struct smtp_facts *b)
 {
-	const size_t at = offsetof(struct smtp_facts, rcpt_domains);
-	const size_t after = at + sizeof(a->rcpt_domains);
-	assert_memory_equal(a, b, at);
-	assert_memory_equal((const char *)a + after, (const char *)b + after, sizeof(*a) - after);
+	assert_memory_equal(a, b, sizeof(*a));
 	for (uint32_t i = 0; i < a->rcpt_domain_count; i++)
 		assert_string_equal(a->rcpt_domains[i], b->rcpt_domains[i]);
 }
