@@ -52,6 +52,14 @@ void record_take_tls(struct session_record *r, struct tls_facts *tls)
 		if (tls->anomalies[i / 2][i % 2])
 			record_add_anomaly(r, RECORD_LAYER_TLS, tls_anomaly_name(i / 2), i % 2,
 					   tls->anomalies[i / 2][i % 2], 0);
+	record_describe_certs(r);
+}
+
+void record_describe_certs(struct session_record *r)
+{
+	const struct tls_facts *tls = r->tls;
+	free(r->certs);
+	r->certs = NULL;
 	if (tls && tls->n_certs) {
 		r->certs = malloc(tls->n_certs * sizeof(*r->certs));
 		for (int i = 0; r->certs && i < tls->n_certs; i++)
@@ -64,8 +72,8 @@ const char *record_certs_unobservable(const struct session_record *r)
 	const struct tls_facts *t = r->tls;
 	if (!t || !t->server_hello)
 		return "no-server-hello";
-	if (t->version >= TLS_V13)
-		return "tls1.3-encrypted";
+	if (t->version >= TLS_V13 && !t->certs_source)
+		return t->keylog_problem ? t->keylog_problem : "tls1.3-encrypted";
 	return tls_server_flight_unread(t);
 }
 

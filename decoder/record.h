@@ -84,6 +84,8 @@ void record_add_anomaly(struct session_record *r, enum record_layer layer, const
  * description of each certificate (parsed once, here, for every reader). */
 void record_take_smtp(struct session_record *r, struct smtp_facts *smtp);
 void record_take_tls(struct session_record *r, struct tls_facts *tls);
+/* Describes r->tls's chain again (after a key log revealed it). */
+void record_describe_certs(struct session_record *r);
 
 /* Up to TLS 1.2 the server's flight is in the clear: a chain it sent was
  * seen, and an empty list means it sent none (anonymous suites). Returns

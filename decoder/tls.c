@@ -47,6 +47,13 @@ static const char *const anomaly_names[TLS_AN_COUNT] = {
     [TLS_AN_BUDGET] = "tls-budget",
 };
 
+static int keep_flights;
+
+void tls_keep_tls13_flights(int on)
+{
+	keep_flights = on;
+}
+
 struct tls_dir {
 	uint8_t hdr[5];
 	uint8_t hdr_len;
@@ -61,6 +68,7 @@ struct tls_dir {
 	uint32_t records; /* record headers accepted */
 	uint8_t *hs;
 	uint32_t hs_len, hs_cap;
+	uint8_t keep_record; /* the current record goes into the server flight */
 };
 
 /* Bytes held by every tls object of the process. Objects are made by the
@@ -73,6 +81,7 @@ struct tls {
 	struct tls_facts *f; /* separate: handed to the session record at the end */
 	struct tls_dir d[2];
 	uint8_t fatal_alert;
+	uint32_t flight_cap; /* bytes allocated for f->server_flight */
 };
 
 const char *tls_anomaly_name(enum tls_anomaly a)
@@ -108,6 +117,7 @@ void tls_facts_free(struct tls_facts *f)
 		return;
 	for (int i = 0; i < f->n_certs; i++)
 		free(f->certs[i].der);
+	free(f->server_flight);
 	free(f);
 }
 
@@ -203,6 +213,10 @@ static void client_hello(struct tls *t, const uint8_t *p, size_t n)
 		return;
 	t->f->client_hello = 1;
 	t->f->client_version = cur_be16(&c);
+	if (cur_has(&c, 32)) {
+		memcpy(t->f->client_random, cur_ptr(&c), 32);
+		t->f->client_random_seen = 1;
+	}
 	cur_skip(&c, 32);
 	cur_skip(&c, cur_u8(&c));
 	cur_skip(&c, cur_be16(&c));
@@ -254,6 +268,7 @@ static void certificate(struct tls *t, const uint8_t *p, size_t n)
 		return;
 	}
 	t->f->certificate_seen = 1;
+	t->f->certs_source = "handshake";
 	while (cur_left(&c) >= 3) {
 		uint32_t len = cur_be24(&c);
 		if (!cur_has(&c, len)) {
@@ -380,6 +395,38 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 	d->hs_len -= off;
 }
 
+/* Appends to the server flight, within TLS13_MAX_FLIGHT and the budget
+ * of all handshake buffers. */
+static void flight_append(struct tls *t, const uint8_t *p, size_t n)
+{
+	struct tls_facts *f = t->f;
+	if (f->server_flight_truncated)
+		return;
+	if (f->server_flight_len + n > TLS13_MAX_FLIGHT ||
+	    atomic_load_explicit(&tls_buffered, memory_order_relaxed) + n > TLS_BUFFER_BUDGET) {
+		f->server_flight_truncated = 1;
+		return;
+	}
+	if (f->server_flight_len + n > t->flight_cap) {
+		uint32_t cap = t->flight_cap ? t->flight_cap : 4096;
+		while (cap < f->server_flight_len + n)
+			cap *= 2;
+		if (cap > TLS13_MAX_FLIGHT)
+			cap = TLS13_MAX_FLIGHT;
+		uint8_t *b = realloc(f->server_flight, cap);
+		if (!b) {
+			f->server_flight_truncated = 1;
+			return;
+		}
+		atomic_fetch_add_explicit(&tls_buffered, cap - t->flight_cap, memory_order_relaxed);
+		t->charged += cap - t->flight_cap;
+		f->server_flight = b;
+		t->flight_cap = cap;
+	}
+	memcpy(f->server_flight + f->server_flight_len, p, n);
+	f->server_flight_len += (uint32_t)n;
+}
+
 static void check_complete(struct tls *t)
 {
 	if (t->f->handshake_complete)
@@ -410,6 +457,12 @@ static void record_start(struct tls *t, int dir)
 	d->rec_type = type;
 	d->rec_left = len;
 	d->alert_len = 0;
+	/* The server's handshake flight ends before the client's first
+	 * encrypted record (its Finished): later records are never kept. */
+	d->keep_record = keep_flights && dir == 1 && d->keys_on && type == CT_APPDATA &&
+			 t->f->version >= TLS_V13 && !t->f->encrypted[0];
+	if (d->keep_record)
+		flight_append(t, d->hdr, 5);
 	if (type == CT_CCS) {
 		t->f->ccs[dir] = 1;
 	} else if (d->keys_on || type == CT_APPDATA) {
@@ -429,7 +482,9 @@ static void record_start(struct tls *t, int dir)
 static void record_body(struct tls *t, int dir, const uint8_t *p, size_t n)
 {
 	struct tls_dir *d = &t->d[dir];
-	if (d->rec_type == CT_HANDSHAKE && !d->keys_on) {
+	if (d->keep_record) {
+		flight_append(t, p, n);
+	} else if (d->rec_type == CT_HANDSHAKE && !d->keys_on) {
 		handshake_bytes(t, dir, p, n);
 	} else if (d->rec_type == CT_ALERT && !d->keys_on) {
 		for (size_t i = 0; i < n && d->alert_len < 2; i++)

@@ -70,7 +70,31 @@ struct tls_facts {
 	uint8_t handshake_complete;
 	uint64_t record_bytes[2];
 	uint32_t anomalies[TLS_AN_COUNT][2];
+	/* TLS 1.3, kept only with tls_keep_tls13_flights(): the key of the
+	 * key log, and the server's encrypted records from its ServerHello to
+	 * the client's first encrypted record, as on the wire (decoder/tls13.h
+	 * reads them). */
+	uint8_t client_random[32];
+	uint8_t client_random_seen;
+	uint8_t *server_flight;
+	uint32_t server_flight_len;
+	uint8_t server_flight_truncated; /* over TLS13_MAX_FLIGHT: the rest was not kept */
+	/* How the chain in certs was seen: "handshake" (in the clear, TLS <=
+	 * 1.2) or "keylog" (TLS 1.3, decrypted); NULL if none was. */
+	const char *certs_source;
+	/* TLS 1.3 with a key log: why the flight could not be read
+	 * ("tls13-no-keys", "tls13-decrypt-failed", ... see tls13.h), NULL if
+	 * it was, or none was tried. */
+	const char *keylog_problem;
 };
+
+/* Bytes of a server's TLS 1.3 flight kept: a chain at the handshake cap,
+ * with record framing and tags. */
+#define TLS13_MAX_FLIGHT (TLS_MAX_HANDSHAKE + 16 * 1024)
+
+/* Process-wide, set before decoding starts: keep TLS 1.3 server flights
+ * (a key log was given). Off, they cost nothing. */
+void tls_keep_tls13_flights(int on);
 
 struct tls;
 

@@ -693,7 +693,9 @@ static void check_binding(struct eval *e, struct binding *b)
 	if (!t || !t->server_hello)
 		return;
 	check_handshake_size(e, b, ap.dane_usable || ap.sts);
-	int observable = t->version < TLS_V13 && t->certificate_seen && t->n_certs > 0;
+	/* TLS 1.3 hides the chain unless the key log opened it. */
+	int observable =
+	    (t->version < TLS_V13 || t->certs_source) && t->certificate_seen && t->n_certs > 0;
 	if (e->anonymous) {
 		if (ap.dane_usable || ap.sts)
 			check_anonymous(e, b, &ap);
@@ -752,8 +754,8 @@ static void judge_session(struct eval *e)
 		v->verdict = VERDICT_NOT_CHECKABLE;
 		if (unread)
 			v->reason = unread;
-		else if (t && t->server_hello && t->version >= TLS_V13)
-			v->reason = "tls13-no-keys";
+		else if (t && t->server_hello && t->version >= TLS_V13 && !t->certs_source)
+			v->reason = t->keylog_problem ? t->keylog_problem : "tls13-no-keys";
 		else if (e->anonymous)
 			v->reason = "anonymous";
 		else if (e->rec->midstream && !(t && t->client_hello))

@@ -24,7 +24,9 @@ enum {
 	OPT_NO_STORE,
 	OPT_QUIET,
 	OPT_WORKERS,
-	OPT_DB_WAIT
+	OPT_DB_WAIT,
+	OPT_TLS_KEYLOG,
+	OPT_KEYLOG_WAIT
 };
 
 const struct option pipeline_options[] = {
@@ -41,6 +43,8 @@ const struct option pipeline_options[] = {
     {"reasm-memory", required_argument, NULL, OPT_REASM_MEMORY},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"db-wait", required_argument, NULL, OPT_DB_WAIT},
+    {"tls-keylog", required_argument, NULL, OPT_TLS_KEYLOG},
+    {"keylog-wait", required_argument, NULL, OPT_KEYLOG_WAIT},
 };
 const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
 
@@ -58,6 +62,12 @@ const char pipeline_options_help[] =
     "                         is retried before storing stops and the run exits 2\n"
     "                         (default 30); capture retries for as long as it runs,\n"
     "                         queueing up to 64M of results and counting any dropped\n"
+    "    --tls-keylog FILE    NSS key log of the MTA (SSLKEYLOGFILE format; may be\n"
+    "                         given up to 8 times): TLS 1.3 server certificates are\n"
+    "                         read through its SERVER_HANDSHAKE_TRAFFIC_SECRET lines\n"
+    "                         and checked like TLS 1.2 ones; followed as it grows\n"
+    "    --keylog-wait SEC    capture: how long a TLS 1.3 session waits for its keys\n"
+    "                         to appear in the key log (default 5)\n"
     "    --flows              per-flow records (every TCP flow) instead of sessions\n"
     "    --ndpi MODE          which flows nDPI classifies: auto (default: flows on\n"
     "                         other ports, and mail ports carrying non-SMTP bytes),\n"
@@ -156,6 +166,23 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 			return -1;
 		}
 		o->db_wait_s = (int)v;
+		return 1;
+	case OPT_TLS_KEYLOG:
+		if (o->n_keylogs == PIPELINE_MAX_KEYLOGS) {
+			fprintf(stderr, "mxwatch %s: --tls-keylog: at most %d files\n", cmd,
+				PIPELINE_MAX_KEYLOGS);
+			return -1;
+		}
+		o->keylogs[o->n_keylogs++] = arg;
+		return 1;
+	case OPT_KEYLOG_WAIT:
+		if (parse_size_option("--keylog-wait", arg, &v))
+			return -1;
+		if (v > 3600) {
+			fprintf(stderr, "mxwatch %s: --keylog-wait: at most 3600 seconds\n", cmd);
+			return -1;
+		}
+		o->keylog_wait_s = (int)v;
 		return 1;
 	case OPT_REASM_MEMORY:
 		if (parse_size_option("--reasm-memory", arg, &v))

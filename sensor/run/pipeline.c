@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -18,6 +19,8 @@
 #include "db/policy/observed.h"
 #include "db/sql/db.h"
 #include "decoder/dns.h"
+#include "decoder/keylog.h"
+#include "decoder/tls13.h"
 #include "decoder/x509.h"
 #include "rules/history.h"
 #include "rules/rules.h"
@@ -80,6 +83,8 @@ struct pipeline {
 	int print_flows;
 	struct capture_counters counters;
 	int quiet;
+	struct keylog *keylog; /* --tls-keylog: TLS 1.3 server secrets */
+	uint64_t tls13_opened, tls13_no_keys, tls13_failed;
 };
 
 void pipeline_opts_defaults(struct pipeline_opts *o)
@@ -87,6 +92,7 @@ void pipeline_opts_defaults(struct pipeline_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->fail_on = -1;
 	o->db_wait_s = -1;
+	o->keylog_wait_s = 5;
 	o->ndpi = SESSION_NDPI_AUTO;
 	flow_config_defaults(&o->flow);
 }
@@ -209,6 +215,35 @@ static void discover(struct pipeline *a, const struct session_record *r)
 	}
 }
 
+/* A TLS 1.3 session's server flight, opened with its secret from the key
+ * log so its chain is checked like a TLS 1.2 one. The flight is dropped
+ * either way: nothing of it is kept or written. */
+static void open_tls13(struct pipeline *a, struct session_record *r)
+{
+	struct tls_facts *t = r->tls;
+	if (!a->keylog || !t || !t->server_hello || t->version < TLS_V13)
+		return;
+	if (t->client_random_seen && (t->server_flight_len || t->server_flight_truncated)) {
+		uint8_t secret[KEYLOG_MAX_SECRET];
+		size_t n = keylog_server_secret(a->keylog, t->client_random, secret);
+		t->keylog_problem = n ? tls13_open_server_flight(t, secret, n) : "tls13-no-keys";
+		OPENSSL_cleanse(secret, sizeof(secret));
+		if (!t->keylog_problem) {
+			a->tls13_opened++;
+			record_describe_certs(r);
+		}
+		else if (n)
+			a->tls13_failed++;
+		else
+			a->tls13_no_keys++;
+		if (t->keylog_problem && n)
+			record_add_anomaly(r, RECORD_LAYER_TLS, t->keylog_problem, 1, 1, 0);
+	}
+	free(t->server_flight);
+	t->server_flight = NULL;
+	t->server_flight_len = 0;
+}
+
 static void on_record(struct pipeline *a, struct session_record *r)
 {
 	if (a->print_flows) {
@@ -218,6 +253,7 @@ static void on_record(struct pipeline *a, struct session_record *r)
 	}
 	struct verdict v;
 	a->n_findings = 0;
+	open_tls13(a, r);
 	rules_evaluate(a->rules, r, on_finding, a, &v);
 	const struct tls_facts *t = r->tls;
 	summary_session(a->summary, v.domain, t && t->server_hello, (int)v.verdict);
@@ -322,6 +358,16 @@ static void print_counters(const struct pipeline *a, FILE *out)
 		ss->sessions[SESSION_OTHER] + ss->sessions[SESSION_UNDECIDED], ss->tls_bypassed);
 	if (ss->results_lost)
 		fprintf(out, "results lost for want of memory %" PRIu64 "\n", ss->results_lost);
+	if (a->keylog) {
+		struct keylog_stats ks = keylog_stats(a->keylog);
+		fprintf(out,
+			"tls 1.3 through the key log: %" PRIu64 " opened, %" PRIu64
+			" without keys, %" PRIu64 " failed; key log: %" PRIu64
+			" server secrets held, %" PRIu64 " lines read, %" PRIu64 " unreadable, %" PRIu64
+			" given up at the cap\n",
+			a->tls13_opened, a->tls13_no_keys, a->tls13_failed, ks.secrets, ks.lines,
+			ks.bad_lines, ks.evicted);
+	}
 	if (ss->empty_flows) {
 		struct server_tally top[SESSION_EMPTY_TOP];
 		memcpy(top, ss->empty_top, sizeof(top));
@@ -534,6 +580,17 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		snprintf(err, errlen, "cannot initialise OpenSSL");
 		goto fail;
 	}
+	if (o->n_keylogs) {
+		a->keylog = keylog_new(KEYLOG_MAX_ENTRIES_DEFAULT);
+		if (!a->keylog) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		for (int i = 0; i < o->n_keylogs; i++)
+			if (keylog_add_file(a->keylog, o->keylogs[i], err, errlen))
+				goto fail;
+		tls_keep_tls13_flights(1);
+	}
 	if (build_decoders(a, o, err, errlen))
 		goto fail;
 	return a;
@@ -642,6 +699,7 @@ void pipeline_free(struct pipeline *a)
 	rules_free(a->rules);
 	history_free(a->history);
 	observed_free(a->observed);
+	keylog_free(a->keylog);
 	alert_sink_free(a->alerts);
 	free(a->summary);
 	jw_free(&a->record);

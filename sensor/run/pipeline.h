@@ -23,6 +23,10 @@ struct pipeline_opts {
 	const char *db_path; /* NULL: the default path when it exists */
 	const char *config_path;
 	int db_wait_s; /* offline: seconds a busy database is retried; -1 default */
+#define PIPELINE_MAX_KEYLOGS 8
+	const char *keylogs[PIPELINE_MAX_KEYLOGS]; /* --tls-keylog files */
+	int n_keylogs;
+	int keylog_wait_s; /* live: how long a TLS 1.3 session waits for its keys */
 	struct flow_config flow;
 };
 

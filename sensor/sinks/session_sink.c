@@ -156,6 +156,8 @@ static void tls_json(struct jsonw *w, const struct session_record *r)
 	jw_key(w, "certs_unobservable_reason");
 	jw_str_or_null(w, hidden);
 	jw_kv_bool(w, "certificate_message", t->certificate_seen);
+	jw_key(w, "certs_source");
+	jw_str_or_null(w, t->certs_source);
 	jw_key(w, "certs");
 	certs_json(w, r);
 	jw_obj_end(w);
