@@ -164,7 +164,7 @@ struct failed_tls {
 struct rules {
 	struct rules_config cfg;
 	const struct policy_cache *cache;
-	const struct observed *observed;
+	struct observed *observed;
 	struct history *hist;
 	struct verifier *verifier;
 	struct failed_tls failed[FAILED_TLS_SLOTS]; /* direct-mapped: bounded, lossy */
@@ -198,7 +198,7 @@ void rules_free(struct rules *r)
 	free(r);
 }
 
-void rules_set_observed(struct rules *r, const struct observed *obs)
+void rules_set_observed(struct rules *r, struct observed *obs)
 {
 	r->observed = obs;
 }
@@ -253,9 +253,10 @@ static void bind_session(struct eval *e)
 	/* Passive DNS only where the validated cache has no answer. */
 	if (nh == 0 && e->r->observed) {
 		const char *oh[8], *od[8];
-		int n = observed_hosts_at(e->r->observed, e->server, oh, 8);
+		int64_t now = (int64_t)(e->ts_ns / NS_PER_S);
+		int n = observed_hosts_at(e->r->observed, e->server, now, oh, 8);
 		for (int k = 0; k < n; k++) {
-			int m = observed_domains_of(e->r->observed, oh[k], od, 8);
+			int m = observed_domains_of(e->r->observed, oh[k], now, od, 8);
 			for (int i = 0; i < m; i++)
 				tie(e, od[i], EV_DNS, oh[k]);
 		}

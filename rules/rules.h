@@ -147,7 +147,7 @@ struct rules *rules_new(const struct rules_config *cfg, const struct policy_cach
 			struct history *hist, char *err, size_t errlen);
 void rules_free(struct rules *r);
 /* Passive DNS consulted where the cache knows nothing (may be NULL). */
-void rules_set_observed(struct rules *r, const struct observed *obs);
+void rules_set_observed(struct rules *r, struct observed *obs);
 
 /* Judges one finished session, emitting each finding through `emit`.
  * Findings point at rec->id: they live as long as the record. */

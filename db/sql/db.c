@@ -60,6 +60,12 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     "ALTER TABLE sessions ADD COLUMN verdict_reason TEXT;",
     /* 5 -> 6: a session stored again replaces its findings (re-analysis) */
     "CREATE INDEX findings_session ON findings(session_id);",
+    /* 6 -> 7: observed answers expire: seen_at + TTL, at most a day, a TTL
+     * with the top bit set read as 0 (db/policy/observed.c) */
+    "ALTER TABLE observed_dns ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE observed_dns SET expires_at = seen_at + CASE"
+    " WHEN ttl IS NULL OR ttl < 0 OR ttl > 2147483647 THEN 0"
+    " WHEN ttl > 86400 THEN 86400 ELSE ttl END;",
 };
 
 enum stmt {
@@ -84,6 +90,8 @@ enum stmt {
 	S_DOMAINS,
 	S_OBSERVED_PUT,
 	S_OBSERVED_EACH,
+	S_OBSERVED_EXPIRE,
+	S_OBSERVED_TRIM,
 	S_DISCOVERY_PUT,
 	S_DISCOVERY_EACH,
 	S_DISCOVERY_DEL,
@@ -145,14 +153,18 @@ static const char *const stmt_sql[S_COUNT] = {
 		   " ORDER BY id DESC LIMIT ?2",
     [S_DOMAINS] = "SELECT domain FROM mx UNION SELECT domain FROM mta_sts ORDER BY 1",
     [S_OBSERVED_PUT] = "INSERT OR REPLACE INTO observed_dns(kind, name, value, ad, resolver, ttl,"
-		       " seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		       " seen_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_OBSERVED_EXPIRE] = "DELETE FROM observed_dns WHERE expires_at < ?1",
+    [S_OBSERVED_TRIM] = "DELETE FROM observed_dns WHERE rowid IN (SELECT rowid FROM observed_dns"
+			" ORDER BY seen_at, expires_at"
+			" LIMIT max(0, (SELECT count(*) FROM observed_dns) - ?1))",
     [S_DISCOVERY_PUT] = "INSERT INTO discovery(domain, first_seen, last_seen) VALUES (?1, ?2, ?2)"
 			" ON CONFLICT(domain) DO UPDATE SET last_seen = max(last_seen, ?2),"
 			" sessions = sessions + 1",
     [S_DISCOVERY_EACH] = "SELECT domain FROM discovery ORDER BY first_seen, domain",
     [S_DISCOVERY_DEL] = "DELETE FROM discovery WHERE domain = ?1",
-    [S_OBSERVED_EACH] = "SELECT kind, name, value, ad, resolver, ttl, seen_at FROM observed_dns"
-			" ORDER BY seen_at DESC LIMIT 65536",
+    [S_OBSERVED_EACH] = "SELECT kind, name, value, ad, resolver, ttl, seen_at, expires_at"
+			" FROM observed_dns ORDER BY seen_at DESC, expires_at DESC LIMIT ?1",
     [S_HIST_EACH] = "SELECT address, starttls_offered, tls_versions, first_seen, last_seen,"
 		    " sessions FROM server_history WHERE mx_host = ''",
     [S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
@@ -883,7 +895,7 @@ int db_session_put(struct db *d, const struct db_session_row *r)
 }
 
 int db_observed_put(struct db *d, const char *kind, const char *name, const char *value, int ad,
-		    const char *resolver, uint32_t ttl, int64_t seen_at)
+		    const char *resolver, uint32_t ttl, int64_t seen_at, int64_t expires_at)
 {
 	sqlite3_stmt *s = d->st[S_OBSERVED_PUT];
 	bind_text(s, 1, kind);
@@ -893,7 +905,17 @@ int db_observed_put(struct db *d, const char *kind, const char *name, const char
 	bind_text_or_null(s, 5, resolver);
 	sqlite3_bind_int64(s, 6, ttl);
 	sqlite3_bind_int64(s, 7, seen_at);
+	sqlite3_bind_int64(s, 8, expires_at);
 	return run(d, S_OBSERVED_PUT);
+}
+
+int db_observed_trim(struct db *d, int64_t now, int keep)
+{
+	sqlite3_bind_int64(d->st[S_OBSERVED_EXPIRE], 1, now);
+	if (run(d, S_OBSERVED_EXPIRE))
+		return -1;
+	sqlite3_bind_int(d->st[S_OBSERVED_TRIM], 1, keep);
+	return run(d, S_OBSERVED_TRIM);
 }
 
 int db_discovery_put(struct db *d, const char *domain, int64_t ts)
@@ -916,9 +938,10 @@ int db_discovery_done(struct db *d, const char *domain)
 	return run(d, S_DISCOVERY_DEL);
 }
 
-int db_each_observed(struct db *d, db_result_fn fn, void *ctx)
+int db_each_observed(struct db *d, int limit, db_result_fn fn, void *ctx)
 {
 	struct cb c = {(void *)fn, ctx};
+	sqlite3_bind_int(d->st[S_OBSERVED_EACH], 1, limit);
 	return each(d, S_OBSERVED_EACH, result_row, &c);
 }
 

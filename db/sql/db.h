@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 6
+#define DB_SCHEMA_VERSION 7
 #define DB_MAX_NAME       256
 #define DB_MAX_TLSA_HEX   1025 /* 512 bytes of association data as hex, plus NUL */
 
@@ -165,11 +165,13 @@ int db_discovery_put(struct db *d, const char *domain, int64_t ts);
 int db_discovery_each(struct db *d, db_result_fn fn, void *ctx);
 int db_discovery_done(struct db *d, const char *domain);
 
-/* Newest first, at most the store's cap: kind, name, value, ad, resolver,
- * ttl, seen_at. */
-int db_each_observed(struct db *d, db_result_fn fn, void *ctx);
+/* Passive DNS. Newest first, at most `limit` rows: kind, name, value, ad,
+ * resolver, ttl, seen_at, expires_at. */
+int db_each_observed(struct db *d, int limit, db_result_fn fn, void *ctx);
 int db_observed_put(struct db *d, const char *kind, const char *name, const char *value, int ad,
-		    const char *resolver, uint32_t ttl, int64_t seen_at);
+		    const char *resolver, uint32_t ttl, int64_t seen_at, int64_t expires_at);
+/* Deletes the rows expired before `now`, then all but the `keep` newest. */
+int db_observed_trim(struct db *d, int64_t now, int keep);
 
 /* Report queries over [from, to) (seconds). */
 int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);

@@ -384,8 +384,11 @@ static void print_counters(const struct pipeline *a, FILE *out)
 			if (a->dns_bad[r])
 				fprintf(out, " %s=%" PRIu64, dns_result_name((enum dns_result)r),
 					a->dns_bad[r]);
-		fprintf(out, ", observed records %" PRIu64 " (%" PRIu64 " over the cap)\n",
-			observed_count(a->observed), observed_dropped(a->observed));
+		fprintf(out,
+			", observed records %" PRIu64 " (%" PRIu64 " evicted, %" PRIu64
+			" of them unexpired)\n",
+			observed_count(a->observed), observed_evicted(a->observed),
+			observed_evicted_unexpired(a->observed));
 	}
 	if (a->disc_queued || a->disc_limited)
 		fprintf(out,
