@@ -73,6 +73,23 @@ def tcp(src, dst, sport, dport, seq, ack, flags, data=b""):
     return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ipv4(src, dst, 6, th + data)
 
 
+def udp(src, dst, sport, dport, data):
+    """An Ethernet frame holding one UDP datagram (checksum 0: none)."""
+    uh = struct.pack("!HHHH", sport, dport, 8 + len(data), 0)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ipv4(src, dst, 17, uh + data)
+
+
+def dns_name(name):
+    return b"".join(bytes([len(l)]) + l for l in name.encode().split(b".")) + b"\0"
+
+
+def dns_answer(qid, name, rtype, rdata, ttl=3600):
+    """A DNS response (RFC 1035 4.1) with one question and one answer."""
+    q = dns_name(name) + struct.pack("!HH", rtype, 1)
+    a = dns_name(name) + struct.pack("!HHIH", rtype, 1, ttl, len(rdata)) + rdata
+    return struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q + a
+
+
 def parse_tcp(frame):
     """Ethernet + IPv4 + TCP fields, or None for anything else."""
     if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:

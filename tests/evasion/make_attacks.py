@@ -15,7 +15,10 @@ Each attack comes with its expected outcome, derived from how it is built:
     not-checkable with a tls-handshake-too-big finding, alerting under a
     policy;
   - a "." line ended by a lone CR or LF inside DATA (SMTP smuggling) must
-    give an smtp-smuggling finding at the offset where it was put.
+    give an smtp-smuggling finding at the offset where it was put;
+  - 200,000 spoofed DNS answers must not keep the genuine ones after them
+    out of the passive-DNS store: the session they tie to its domain is
+    judged for that domain.
 
 usage: make_attacks.py OUTDIR       writes the captures, prints their names
 """
@@ -26,8 +29,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from pcaplib import (SYN, Conversation, PcapWriter, messages, read_pcap,  # noqa: E402
-                     tcp, write_pcap, LINK_ETHERNET)
+from pcaplib import (SYN, Conversation, PcapWriter, dns_answer, dns_name,  # noqa: E402
+                     messages, read_pcap, tcp, udp, write_pcap, LINK_ETHERNET)
 
 STRIPPED = os.path.join(ROOT, "pcaps/smtp-starttls-stripped.pcap")
 TLS12 = os.path.join(ROOT, "pcaps/smtp-starttls-tls12.pcap")
@@ -225,6 +228,36 @@ def smuggling_attacks(out):
     return made
 
 
+def dns_poison_attack(out, spoofed=200_000):
+    """200,000 distinct spoofed answers (A records of names no session uses)
+    fill the passive-DNS store, then the genuine answers (MX example.test
+    -> mx.example.test, A mx.example.test -> the server), then the TLS
+    session to that server, whose SNI names mx.example.test and whose
+    recipients are encrypted: only the observed answers tie it to
+    example.test, a domain the cache does not hold, so policy-unknown."""
+    msgs, ends = messages(TLS12)
+    t0 = start_of(TLS12)
+    a = Attack("dns-poison", "none", "~policy-unknown@example.test", sessions=1,
+               counters=["dns responses %d" % (spoofed + 2)])
+    a.path = os.path.join(out, a.name + ".pcap")
+    w = PcapWriter(a.path)
+    resolver, client = [10, 53, 0, 1], [10, 53, 0, 2]
+    t = t0 - (spoofed + 10) * 1000
+    for k in range(spoofed):
+        ans = dns_answer(k & 0xFFFF, "h%d.spoof.test" % k, 1, bytes([10, 99, (k >> 8) & 255,
+                                                                     k & 255]))
+        w.write(t, udp(resolver, client, 53, 20000 + k % 40000, ans))
+        t += 1000
+    mx = struct.pack("!H", 10) + dns_name("mx.example.test")
+    w.write(t, udp(resolver, client, 53, 1053, dns_answer(1, "example.test", 15, mx)))
+    w.write(t + 1000, udp(resolver, client, 53, 1054,
+                          dns_answer(2, "mx.example.test", 1, bytes(ends[1][0]))))
+    for ts, fr in rebuild(msgs, ends, t0):
+        w.write(ts, fr)
+    w.close()
+    return [a]
+
+
 def flood_attack(out, syns=1_000_000):
     """SYN-only flows from spoofed clients to port 25 of spoofed servers,
     sent between the victim's EHLO and the server's reply (where the
@@ -264,7 +297,7 @@ def flood_attack(out, syns=1_000_000):
 def build(out, flood=True):
     os.makedirs(out, exist_ok=True)
     attacks = (clock_attacks(out) + syn_data_attack(out) + overlong_ehlo_attack(out) +
-               certificate_attacks(out) + smuggling_attacks(out))
+               certificate_attacks(out) + smuggling_attacks(out) + dns_poison_attack(out))
     if flood:
         attacks += flood_attack(out)
     return attacks
