@@ -173,6 +173,7 @@ bench: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/bare-pcap-loop $(BUILD)/mxwatch-timing
 	@bash tests/bench/run.sh
 	@bash tests/bench/live_rate.sh
+	@bash tests/bench/keylog_cost.sh
 
 # The appliance files (README: "Running it as an appliance"). Configuration
 # already in place is kept.

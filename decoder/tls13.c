@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,14 +31,24 @@ struct suite {
 	const char *cipher;
 	const char *digest;
 	size_t key_len;
+	EVP_CIPHER *fetched; /* once per process: a fetch costs more than a record */
 };
 
 /* RFC 8446 B.4; TLS_AES_128_CCM(_8)_SHA256 are rare between MTAs. */
-static const struct suite suites[] = {
-    {0x1301, "AES-128-GCM", "SHA256", 16},
-    {0x1302, "AES-256-GCM", "SHA384", 32},
-    {0x1303, "ChaCha20-Poly1305", "SHA256", 32},
+static struct suite suites[] = {
+    {0x1301, "AES-128-GCM", "SHA256", 16, NULL},
+    {0x1302, "AES-256-GCM", "SHA384", 32, NULL},
+    {0x1303, "ChaCha20-Poly1305", "SHA256", 32, NULL},
 };
+static EVP_KDF *hkdf;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algorithms(void)
+{
+	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+		suites[i].fetched = EVP_CIPHER_fetch(NULL, suites[i].cipher, NULL);
+}
 
 /* HKDF-Expand-Label(secret, label, "", n) (RFC 8446 7.1). */
 static int expand_label(const char *digest, const uint8_t *secret, size_t secret_len,
@@ -51,8 +62,7 @@ static int expand_label(const char *digest, const uint8_t *secret, size_t secret
 	memcpy(info + 3, "tls13 ", 6);
 	memcpy(info + 9, label, ll - 6);
 	info[3 + ll] = 0; /* empty context */
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	EVP_KDF_CTX *ctx = hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
 	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
 	OSSL_PARAM params[] = {
 	    OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
@@ -63,7 +73,6 @@ static int expand_label(const char *digest, const uint8_t *secret, size_t secret
 	};
 	int ok = ctx && EVP_KDF_derive(ctx, out, n, params) > 0;
 	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
 	return ok;
 }
 
@@ -166,9 +175,36 @@ static int walk(struct tls_facts *f, uint8_t *hs, size_t *len)
 	return done;
 }
 
-static const char *open_flight(struct tls_facts *f, struct opener *o, uint8_t *plain, uint8_t *hs)
+/* Handshake bytes of the flight, grown as needed: most flights are a few
+ * kilobytes, and a buffer at the cap each time would be mapped and
+ * unmapped per session. */
+struct hs_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static int hs_append(struct hs_buf *b, const uint8_t *p, size_t n)
 {
-	size_t hs_len = 0;
+	if (b->len + n > TLS13_MAX_FLIGHT)
+		return -1;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		while (cap < b->len + n)
+			cap *= 2;
+		uint8_t *q = realloc(b->p, cap);
+		if (!q)
+			return -1;
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static const char *open_flight(struct tls_facts *f, struct opener *o, uint8_t *plain,
+			       struct hs_buf *hs)
+{
 	const uint8_t *p = f->server_flight;
 	size_t left = f->server_flight_len;
 	while (left >= 5) {
@@ -186,11 +222,9 @@ static const char *open_flight(struct tls_facts *f, struct opener *o, uint8_t *p
 		uint8_t inner = plain[--n];
 		if (inner != CT_HANDSHAKE)
 			return inner == CT_ALERT ? "tls13-server-alert" : "tls13-bad-handshake";
-		if (hs_len + (size_t)n > TLS13_MAX_FLIGHT)
+		if (hs_append(hs, plain, (size_t)n) < 0)
 			return "tls13-bad-handshake";
-		memcpy(hs + hs_len, plain, (size_t)n);
-		hs_len += (size_t)n;
-		int w = walk(f, hs, &hs_len);
+		int w = walk(f, hs->p, &hs->len);
 		if (w < 0)
 			return "tls13-bad-handshake";
 		if (w > 0)
@@ -213,6 +247,7 @@ static void drop_certs(struct tls_facts *f)
 const char *tls13_open_server_flight(struct tls_facts *f, const uint8_t *secret,
 				     size_t secret_len)
 {
+	pthread_once(&fetch_once, fetch_algorithms);
 	const struct suite *s = NULL;
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
 		if (suites[i].id == f->cipher)
@@ -224,13 +259,13 @@ const char *tls13_open_server_flight(struct tls_facts *f, const uint8_t *secret,
 	struct opener o = {.key_len = s->key_len};
 	const char *why = "tls13-decrypt-failed";
 	uint8_t *plain = malloc(MAX_RECORD);
-	uint8_t *hs = malloc(TLS13_MAX_FLIGHT);
+	struct hs_buf hs = {0};
 	o.ctx = EVP_CIPHER_CTX_new();
-	o.cipher = EVP_CIPHER_fetch(NULL, s->cipher, NULL);
-	if (plain && hs && o.ctx && o.cipher &&
+	o.cipher = s->fetched;
+	if (plain && o.ctx && o.cipher &&
 	    expand_label(s->digest, secret, secret_len, "key", o.key, s->key_len) &&
 	    expand_label(s->digest, secret, secret_len, "iv", o.iv, IV_LEN)) {
-		why = open_flight(f, &o, plain, hs);
+		why = open_flight(f, &o, plain, &hs);
 	}
 	if (why)
 		drop_certs(f); /* a chain from a flight that did not verify is no chain */
@@ -242,8 +277,10 @@ const char *tls13_open_server_flight(struct tls_facts *f, const uint8_t *secret,
 		OPENSSL_cleanse(plain, MAX_RECORD);
 		free(plain);
 	}
-	free(hs);
-	EVP_CIPHER_free(o.cipher);
+	if (hs.p) {
+		OPENSSL_cleanse(hs.p, hs.cap);
+		free(hs.p);
+	}
 	EVP_CIPHER_CTX_free(o.ctx);
 	return why;
 }

@@ -36,6 +36,7 @@
 #include "util/units.h"
 
 #define MAX_FINDINGS_PER_SESSION 64
+#define PIPELINE_MAX_WAITING     4096 /* sessions waiting for their TLS 1.3 keys */
 
 int pipeline_workers(const struct pipeline_opts *o)
 {
@@ -85,6 +86,14 @@ struct pipeline {
 	int quiet;
 	struct keylog *keylog; /* --tls-keylog: TLS 1.3 server secrets */
 	uint64_t tls13_opened, tls13_no_keys, tls13_failed;
+	/* Live: TLS 1.3 sessions whose keys the MTA has not written yet, in
+	 * arrival order, each judged when its keys come or its wait ends. */
+	struct waiting {
+		struct session_record *r;
+		struct timespec until;
+	} waiting[PIPELINE_MAX_WAITING];
+	unsigned wait_head, wait_count;
+	uint64_t tls13_waited_out; /* judged without keys when the wait ended */
 };
 
 void pipeline_opts_defaults(struct pipeline_opts *o)
@@ -244,7 +253,83 @@ static void open_tls13(struct pipeline *a, struct session_record *r)
 	t->server_flight_len = 0;
 }
 
-static void on_record(struct pipeline *a, struct session_record *r)
+static int keys_pending(struct pipeline *a, const struct session_record *r)
+{
+	const struct tls_facts *t = r->tls;
+	uint8_t secret[KEYLOG_MAX_SECRET];
+	int pending = a->keylog && t && t->server_hello && t->version >= TLS_V13 &&
+		      t->client_random_seen && t->server_flight_len &&
+		      !keylog_server_secret(a->keylog, t->client_random, secret);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return pending;
+}
+
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static void judge(struct pipeline *a, struct session_record *r);
+
+/* Live: judges the waiting sessions whose keys arrived or whose wait is
+ * over (all of them with `all`), oldest first. */
+static void release_waiting(struct pipeline *a, int all)
+{
+	if (!a->wait_count)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	while (a->wait_count) {
+		struct waiting *w = &a->waiting[a->wait_head];
+		int expired = !ts_before(&now, &w->until);
+		if (!all && !expired && keys_pending(a, w->r))
+			break; /* the oldest waits; later ones are judged in order after it */
+		if (expired && keys_pending(a, w->r))
+			a->tls13_waited_out++;
+		struct session_record *r = w->r;
+		a->wait_head = (a->wait_head + 1) % PIPELINE_MAX_WAITING;
+		a->wait_count--;
+		judge(a, r);
+		record_free(r);
+	}
+}
+
+/* Takes the record when it must wait for its keys (live); 0 otherwise. */
+static int wait_for_keys(struct pipeline *a, struct session_record *r)
+{
+	if (!a->opts.live || !a->keylog || a->opts.keylog_wait_s <= 0)
+		return 0;
+	if (!a->wait_count && !keys_pending(a, r))
+		return 0;
+	if (a->wait_count == PIPELINE_MAX_WAITING)
+		release_waiting(a, 0);
+	if (a->wait_count == PIPELINE_MAX_WAITING) { /* still full: the oldest goes now */
+		struct session_record *old = a->waiting[a->wait_head].r;
+		a->wait_head = (a->wait_head + 1) % PIPELINE_MAX_WAITING;
+		a->wait_count--;
+		a->tls13_waited_out++;
+		judge(a, old);
+		record_free(old);
+	}
+	struct waiting *w = &a->waiting[(a->wait_head + a->wait_count) % PIPELINE_MAX_WAITING];
+	w->r = r;
+	clock_gettime(CLOCK_MONOTONIC, &w->until);
+	w->until.tv_sec += a->opts.keylog_wait_s;
+	a->wait_count++;
+	return 1;
+}
+
+/* Returns 1 when it kept the record (to judge it once its TLS 1.3 keys
+ * are in), 0 when the caller still owns it. */
+static int on_record(struct pipeline *a, struct session_record *r)
+{
+	if (!a->print_flows && wait_for_keys(a, r))
+		return 1;
+	judge(a, r);
+	return 0;
+}
+
+static void judge(struct pipeline *a, struct session_record *r)
 {
 	if (a->print_flows) {
 		if (!a->quiet)
@@ -280,16 +365,18 @@ static void on_record(struct pipeline *a, struct session_record *r)
 static void on_session(void *ctx, const struct flow *f, struct session_record *r)
 {
 	(void)f;
-	on_record(ctx, r);
-	record_free(r);
+	if (!on_record(ctx, r))
+		record_free(r);
 }
 
 /* Results from worker threads: the same path as one flow table's. */
-static void on_event(void *ctx, const struct shard_event *ev)
+static void on_event(void *ctx, struct shard_event *ev)
 {
 	struct pipeline *a = ctx;
-	if (ev->kind == SHARD_EV_SESSION)
-		on_record(a, ev->record);
+	if (ev->kind == SHARD_EV_SESSION) {
+		if (on_record(a, ev->record))
+			ev->record = NULL;
+	}
 	else if (ev->kind == SHARD_EV_DNS && a->observed)
 		dns_message(a, ev->src, ev->family, ev->msg, ev->len, ev->ts_ns);
 }
@@ -364,9 +451,9 @@ static void print_counters(const struct pipeline *a, FILE *out)
 			"tls 1.3 through the key log: %" PRIu64 " opened, %" PRIu64
 			" without keys, %" PRIu64 " failed; key log: %" PRIu64
 			" server secrets held, %" PRIu64 " lines read, %" PRIu64 " unreadable, %" PRIu64
-			" given up at the cap\n",
+			" given up at the cap; %" PRIu64 " judged when their wait for keys ended\n",
 			a->tls13_opened, a->tls13_no_keys, a->tls13_failed, ks.secrets, ks.lines,
-			ks.bad_lines, ks.evicted);
+			ks.bad_lines, ks.evicted, a->tls13_waited_out);
 	}
 	if (ss->empty_flows) {
 		struct server_tally top[SESSION_EMPTY_TOP];
@@ -649,7 +736,11 @@ struct shard *pipeline_shard(struct pipeline *a, int i)
 
 int pipeline_drain(struct pipeline *a, int wait_ms)
 {
-	return a->hub ? shard_hub_drain(a->hub, on_event, a, wait_ms) : 1;
+	if (a->keylog && a->opts.live)
+		keylog_poll(a->keylog); /* the MTA appends as it goes */
+	int done = a->hub ? shard_hub_drain(a->hub, on_event, a, wait_ms) : 1;
+	release_waiting(a, done);
+	return done;
 }
 
 /* What the run learned (server history, passive DNS), in the store's
@@ -674,6 +765,7 @@ void pipeline_finish(struct pipeline *a, FILE *counters_out)
 	if (a->hub)
 		while (!pipeline_drain(a, 100))
 			;
+	release_waiting(a, 1);
 	/* Everything analysed is out before the store's last wait. */
 	fflush(stdout);
 	if (store_close(a->store, save_learned, a))
@@ -690,6 +782,8 @@ void pipeline_free(struct pipeline *a)
 		return;
 	dispatch_finish(a->dispatch);
 	dispatch_free(a->dispatch);
+	for (; a->wait_count; a->wait_count--, a->wait_head = (a->wait_head + 1) % PIPELINE_MAX_WAITING)
+		record_free(a->waiting[a->wait_head].r);
 	flow_table_free(a->flows);
 	session_engine_free(a->sessions);
 	for (int i = 0; a->shards && i < a->n_workers; i++)

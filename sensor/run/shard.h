@@ -95,7 +95,8 @@ void shard_stats_sum(struct shard *const *shards, int n, struct flow_stats *fs,
 /* The absolute time `ms` from now, for timed waits. */
 void deadline_after_ms(struct timespec *ts, int ms);
 
-typedef void (*shard_event_fn)(void *ctx, const struct shard_event *ev);
+/* The handler may take a session's record (setting ev->record to NULL). */
+typedef void (*shard_event_fn)(void *ctx, struct shard_event *ev);
 
 /* The writer's side: handles events until every shard has finished
  * (returns 1), or, for a live hub, until `wait_ms` passes with nothing to
