@@ -1,5 +1,5 @@
 # mxwatch - build, dependencies, demo run, tests and benchmarks.
-#   make          build ./mxwatch
+#   make          build ./mxwatch and the key-log shim build/mxwatch-keylog.so
 #   make deps     install the Debian packages that are missing
 #   make run      deps-demo (libraries, no server) + build + analyse the bundled captures
 #   make test     deps + build + unit, capture and sanitizer tests
@@ -54,7 +54,7 @@ FUZZ_BINS   := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/bin/%)
 
 .PHONY: all deps deps-demo run test fuzz bench clean install
 
-all: mxwatch
+all: mxwatch $(BUILD)/mxwatch-keylog.so
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -106,6 +106,11 @@ $(BUILD)/mxwatch-timing: $(LIB_SRC:%.c=$(BUILD)/timing/%.o) $(MAIN_SRC:%.c=$(BUI
 $(BUILD)/bare-pcap-loop: tests/bench/bare_pcap_loop.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -O2 -o $@ $< $(PKG_LIBS)
+
+# LD_PRELOAD shim writing OpenSSL's TLS handshake secrets (sensor/shim/keylog_shim.c)
+$(BUILD)/mxwatch-keylog.so: sensor/shim/keylog_shim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 # install-missing PACKAGES...: apt-get only what dpkg does not have yet.
 define install_missing

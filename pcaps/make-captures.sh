@@ -3,7 +3,7 @@
 #
 # Run as root on Debian 12, from anywhere:   bash pcaps/make-captures.sh [SCENARIO...]
 #
-# Every packet is made by real software (Postfix, swaks, openssl, curl,
+# Every packet is made by real software (Postfix, swaks, openssl, gnutls-cli, curl,
 # dnsmasq, dig, python3 http.server; a few small python3 helpers in
 # pcaps/tools/ where no packaged client makes the wanted bytes) and captured
 # by tcpdump/dumpcap.  All traffic stays inside network namespaces this
@@ -43,7 +43,16 @@
 #                                 downgrades to plaintext) and
 #                                 smtp-opensmtpd-to-postfix.pcap (STARTTLS, TLS
 #                                 1.3, to Postfix)
-# The last two share a second test CA ("expired-ca", certs/ca2.example.test.pem)
+#   smtp-tls13-keylog             STARTTLS, TLS 1.3, each capture with the NSS key
+#                                 log its client wrote (smtp-tls13-NAME.keys):
+#                                 aes128 (openssl s_client), aes256 (python3
+#                                 smtplib), chacha20 (gnutls-cli), hrr (s_client,
+#                                 HelloRetryRequest), postfix (Postfix smtp client
+#                                 through the shim sensor/shim/keylog_shim.c,
+#                                 handshake secrets only). Its own test CA
+#                                 ("keylog-ca", certs/ca3.example.test.pem), made
+#                                 afresh on every run.
+# The two bad-certificate scenarios share a second test CA ("expired-ca", certs/ca2.example.test.pem)
 # that is made afresh on every run, so asking for either one rebuilds both.
 #   bash pcaps/make-captures.sh --list                          names only
 #   bash pcaps/make-captures.sh smtp-starttls-expired-cert smtp-starttls-wrongname-cert
@@ -84,7 +93,7 @@ die() { printf 'make-captures: error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- scenarios
 ALL_SCENARIOS=(base smtp-starttls-expired-cert smtp-starttls-wrongname-cert smtp-hostile-ehlo
-               smtp-exim-early-pipe smtp-opensmtpd)
+               smtp-exim-early-pipe smtp-opensmtpd smtp-tls13-keylog)
 CA2_SCENARIOS=(smtp-starttls-expired-cert smtp-starttls-wrongname-cert)
 SELECTED=()
 want() { local x; for x in "${SELECTED[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
@@ -121,10 +130,12 @@ select_scenarios_one() {   # a single capture name (helper of select_scenarios)
 
 # ---------------------------------------------------------------- packages
 install_packages() {
-    # libgnutls-dane0, libidn12: what the unpacked Exim links to
+    # libgnutls-dane0, libidn12: what the unpacked Exim links to; gnutls-bin,
+    # make, gcc, libssl-dev: gnutls-cli and the key-log shim (smtp-tls13-keylog)
     local pkgs=(postfix sasl2-bin libsasl2-modules swaks tcpdump tshark
                 wireshark-common openssl python3 dnsmasq-base bind9-dnsutils
-                iproute2 curl ethtool procps libgnutls-dane0 libidn12 util-linux)
+                iproute2 curl ethtool procps libgnutls-dane0 libidn12 util-linux
+                gnutls-bin make gcc libc6-dev libssl-dev)
     local missing=() p
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -762,6 +773,227 @@ capture_opensmtpd() {
     done
 }
 
+# ---------------------------------------------------------------- TLS 1.3 with key logs
+# smtp-tls13-keylog: one Postfix server (STARTTLS, TLS 1.3 only, key exchange
+# X25519 only) with a certificate of a third test CA ("keylog-ca", made
+# afresh on every run), and five clients, each writing the NSS key log of its
+# own session (smtp-tls13-NAME.keys next to smtp-tls13-NAME.pcap): openssl
+# s_client, python3 smtplib, gnutls-cli, openssl s_client whose first key
+# share is P-384 (so the server answers with a HelloRetryRequest), and a
+# Postfix smtp client that has no key-log option: its keys come from the
+# LD_PRELOAD shim sensor/shim/keylog_shim.c, built from this tree, which
+# writes the handshake secrets only.
+TLS13MX=127.0.0.13  # Postfix, STARTTLS, TLS 1.3 only, X25519 only (CA3)   mx.example.test
+RELAY13=127.0.0.14  # Postfix client through the key-log shim -> $TLS13MX   relay.sender.test
+REPO="$(dirname "$HERE")"
+
+# A third test CA ("keylog-ca"), RSA 2048 like the others, 10 years:
+#   ca3.example.test.pem        CA
+#   mx-tls13.example.test.pem   CN/SAN mx.example.test, the TLS 1.3 server's
+make_certs_ca3() {
+    log "certificates (third test CA 'keylog-ca': mx.example.test for the TLS 1.3 key-log captures)"
+    local t="$WORK/tls3"
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 \
+        -keyout "$t/ca.key" -out "$t/ca.pem" \
+        -subj "/O=mxwatch test/CN=mxwatch Test CA3 (keylog-ca) example.test" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || die "CA3"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout "$t/mx.key" -out "$t/mx.csr" \
+        -subj "/O=mxwatch test/CN=mx.example.test" 2>/dev/null || die "CA3 leaf request"
+    printf 'subjectAltName=DNS:mx.example.test\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > "$t/mx.ext"
+    openssl x509 -req -in "$t/mx.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+        -set_serial "0x$(openssl rand -hex 8)" -days 3650 -sha256 \
+        -extfile "$t/mx.ext" -out "$t/mx.pem" 2>/dev/null || die "CA3 leaf"
+    chmod 644 "$t"/*.pem
+    chmod 600 "$t"/*.key
+
+    mkdir -p "$OUT/certs"
+    cp "$t/ca.pem" "$OUT/certs/ca3.example.test.pem"
+    cp "$t/mx.pem" "$OUT/certs/mx-tls13.example.test.pem"
+    # replace (or add) only these two lines of fingerprints.txt
+    local fp="$OUT/certs/fingerprints.txt" f
+    [ -f "$fp" ] || printf '# file  cert_sha256  spki_sha256  (lowercase hex, DER)\n' > "$fp"
+    grep -Ev '^(ca3\.example\.test|mx-tls13\.example\.test)\.pem ' "$fp" > "$t/fp.txt" || true
+    for f in ca3.example.test.pem mx-tls13.example.test.pem; do
+        fingerprint_line "$f" >> "$t/fp.txt"
+    done
+    cat "$t/fp.txt" > "$fp"
+}
+
+setup_tls13_keylog() {
+    log "Postfix instances (TLS 1.3 server $TLS13MX; relay $RELAY13 with the key-log shim)"
+    local t="$WORK/tls3" k="$WORK/keylog"
+    mkdir -p "$k"
+    ip -n "$NS" addr add "$TLS13MX/32" dev lo 2>/dev/null || true
+    ip -n "$NS" addr add "$RELAY13/32" dev lo 2>/dev/null || true
+    # s_client and gnutls-cli cannot choose their source address: the local
+    # route to the server names $CLIENT as the preferred one, so that they do
+    # not connect from $TLS13MX to itself
+    ip -n "$NS" route replace local "$TLS13MX" dev lo table local proto kernel scope host src "$CLIENT"
+    pf_new tls13 mx.example.test "$TLS13MX" <<EOF
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $t/mx.key, $t/mx.pem, $t/ca.pem
+smtpd_tls_loglevel = 1
+smtpd_tls_protocols = >=TLSv1.3
+smtpd_tls_mandatory_protocols = >=TLSv1.3
+# one key-exchange group (and no FFDHE in TLS 1.3 with Postfix 3.7): a client
+# whose first key share is another group gets a HelloRetryRequest
+tls_eecdh_auto_curves = X25519
+EOF
+    # the shim as 'make' builds it, into the work dir
+    make -s -C "$REPO" BUILD="$k/build" "$k/build/mxwatch-keylog.so" > "$k/make.log" 2>&1 ||
+        { cat "$k/make.log" >&2; die "building the key-log shim (sensor/shim/keylog_shim.c)"; }
+    pf_new relay13 relay.sender.test "$RELAY13" <<EOF
+# relays everything to the TLS 1.3 server; opportunistic TLS, chain checked
+# against CA3 (the log says "Trusted"); no TLS offered to swaks (smtpd)
+relay_domains =
+default_transport = smtp
+relayhost = [$TLS13MX]:25
+smtp_bind_address = $RELAY13
+smtp_tls_security_level = may
+smtp_tls_servername = mx.example.test
+smtp_tls_CAfile = $t/ca.pem
+smtp_tls_loglevel = 1
+smtp_connection_cache_on_demand = no
+# postfix(1) and master(8) pass these to every daemon of the instance: smtp
+# (not chrooted) loads the shim, which opens the key log at its first SSL_CTX
+import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME LD_PRELOAD=$k/build/mxwatch-keylog.so MXWATCH_KEYLOG=$WORK/cap/smtp-tls13-postfix.keys
+EOF
+    # Python's client offers TLS_AES_256_GCM_SHA384 alone: its ssl module
+    # cannot set TLS 1.3 suites, OpenSSL's configuration can
+    cat > "$t/aes256.cnf" <<EOF
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1.3
+Ciphersuites = TLS_AES_256_GCM_SHA384
+EOF
+    chmod 755 "$WORK"
+    pf_start tls13 "$TLS13MX"
+    pf_start relay13 "$RELAY13"
+}
+
+# tls13_dialogue SUBJECT: the client's lines after the TLS handshake, for
+# s_client and gnutls-cli (they send what they read), each after the reply to
+# the one before. CRLF is written here: gnutls-cli --crlf mangles a read that
+# holds more than one line. The message goes in one write (cat of a file; bash
+# writes line by line), so the client reads it at once.
+tls13_dialogue() {
+    local l msg="$WORK/tls13-message.txt"
+    printf 'From: <alice@sender.test>\r\nTo: <bob@example.test>\r\nSubject: %s\r\n\r\nA short message sent inside TLS 1.3.\r\n.\r\n' "$1" > "$msg"
+    sleep 1.5
+    for l in "EHLO client.sender.test" "MAIL FROM:<alice@sender.test>" "RCPT TO:<bob@example.test>" DATA; do
+        printf '%s\r\n' "$l"
+        sleep 0.5
+    done
+    cat "$msg"
+    sleep 0.5
+    printf 'QUIT\r\n'
+    sleep 1
+}
+
+# s_client_tls13 NAME SUBJECT [s_client options...]: one session, key log by s_client
+s_client_tls13() {
+    local name=$1 subject=$2; shift 2
+    local keys="$WORK/cap/$name.keys"
+    rm -f "$keys"
+    tls13_dialogue "$subject" |
+        nsx timeout 30 openssl s_client -connect "$TLS13MX:25" -starttls smtp -name client.sender.test \
+            -servername mx.example.test -verify_hostname mx.example.test -verify_return_error \
+            -CAfile "$WORK/tls3/ca.pem" -tls1_3 -nocommands -keylogfile "$keys" "$@" \
+            > "$WORK/s_client-$name.log" 2>&1 ||
+        { cat "$WORK/s_client-$name.log" >&2; die "openssl s_client ($name)"; }
+}
+
+# keys_done NAME: the client's key log next to its capture
+keys_done() {
+    local keys="$WORK/cap/$1.keys"
+    grep -q '^SERVER_HANDSHAKE_TRAFFIC_SECRET ' "$keys" 2>/dev/null ||
+        die "$1: the client wrote no SERVER_HANDSHAKE_TRAFFIC_SECRET to $keys"
+    install -m 644 "$keys" "$OUT/$1.keys"
+    MADE+=("$1.keys")
+}
+
+capture_tls13_keylog() {
+    local f25="tcp port 25 and host $TLS13MX" name keys
+
+    name=smtp-tls13-aes128
+    log "$name.pcap (openssl s_client, TLS_AES_128_GCM_SHA256)"
+    cap_start $name.pcap "$NS" lo -- "$f25"
+    s_client_tls13 $name "TLS 1.3, AES-128-GCM, key log by openssl s_client" \
+        -ciphersuites TLS_AES_128_GCM_SHA256
+    cap_stop
+    keys_done $name
+
+    name=smtp-tls13-aes256
+    log "$name.pcap (python3 smtplib, TLS_AES_256_GCM_SHA384)"
+    keys="$WORK/cap/$name.keys"
+    rm -f "$keys"
+    cap_start $name.pcap "$NS" lo -- "$f25"
+    nsx env OPENSSL_CONF="$WORK/tls3/aes256.cnf" "$PY" - "$TLS13MX" "$CLIENT" "$WORK/tls3/ca.pem" "$keys" \
+        > "$WORK/smtplib-$name.log" 2>&1 <<'EOF' || { cat "$WORK/smtplib-$name.log" >&2; die "python3 smtplib"; }
+import smtplib, ssl, sys
+server, source, cafile, keys = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.keylog_filename = keys
+s = smtplib.SMTP(server, 25, local_hostname="client.sender.test", source_address=(source, 0),
+                 timeout=15)
+s._host = "mx.example.test"   # the SNI and the name checked (we connected to an IP address)
+s.ehlo()
+s.starttls(context=ctx)
+print(s.sock.version(), s.sock.cipher())
+s.sendmail("alice@sender.test", ["bob@example.test"],
+           "From: <alice@sender.test>\r\nTo: <bob@example.test>\r\n"
+           "Subject: TLS 1.3, AES-256-GCM, key log by python3 smtplib\r\n\r\n"
+           "A short message sent inside TLS 1.3.\r\n")
+s.quit()
+EOF
+    cap_stop
+    keys_done $name
+
+    name=smtp-tls13-chacha20
+    log "$name.pcap (gnutls-cli, TLS_CHACHA20_POLY1305_SHA256)"
+    keys="$WORK/cap/$name.keys"
+    rm -f "$keys"
+    cap_start $name.pcap "$NS" lo -- "$f25"
+    tls13_dialogue "TLS 1.3, ChaCha20-Poly1305, key log by gnutls-cli" |
+        nsx env SSLKEYLOGFILE="$keys" timeout 30 gnutls-cli --starttls-proto=smtp --port=25 \
+            --sni-hostname=mx.example.test --verify-hostname=mx.example.test \
+            --x509cafile="$WORK/tls3/ca.pem" \
+            --priority='NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519' \
+            "$TLS13MX" > "$WORK/gnutls-cli.log" 2>&1 ||
+        { cat "$WORK/gnutls-cli.log" >&2; die "gnutls-cli"; }
+    cap_stop
+    keys_done $name
+
+    name=smtp-tls13-hrr
+    log "$name.pcap (openssl s_client, first key share P-384: HelloRetryRequest)"
+    cap_start $name.pcap "$NS" lo -- "$f25"
+    s_client_tls13 $name "TLS 1.3 after a HelloRetryRequest, key log by openssl s_client" \
+        -groups P-384:X25519
+    cap_stop
+    keys_done $name
+
+    name=smtp-tls13-postfix
+    log "$name.pcap (Postfix smtp client, key log by the LD_PRELOAD shim)"
+    local alog="$WORK/pf-relay13/maillog" n
+    rm -f "$WORK/cap/$name.keys"
+    cap_start $name.pcap "$NS" lo -- "$f25 and host $RELAY13"
+    n=$(grep -c 'status=sent' "$alog" || true)
+    swaks_ns relay13 --server $RELAY13 -li $CLIENT \
+        --header "Subject: TLS 1.3, relayed by Postfix, key log by the mxwatch shim"
+    wait_for_log_count "$alog" 'relay=.*status=sent' $((n + 1))
+    cap_stop
+    grep -q 'Trusted TLS connection established to .*TLSv1.3' "$alog" ||
+        { cat "$alog" >&2; die "Postfix relay: no trusted TLS 1.3 connection in its log"; }
+    keys_done $name
+}
+
 # ---------------------------------------------------------------- capture
 CAP_FILE=""
 # cap_start NAME NETNS IFACE [tcpdump args...] -- FILTER
@@ -1104,7 +1336,8 @@ wait_for_log_count() {   # FILE REGEX COUNT
 
 # ---------------------------------------------------------------- verification
 FAILS=0
-count() { tshark -r "$OUT/$1" -Y "$2" 2>/dev/null | wc -l; }
+CHECK_KEYLOG=""   # a key log for tshark, see kcheck
+count() { tshark -r "$OUT/$1" ${CHECK_KEYLOG:+-o "tls.keylog_file:$CHECK_KEYLOG"} -Y "$2" 2>/dev/null | wc -l; }
 check() {   # check FILE DESCRIPTION FILTER OP N
     local n; n=$(count "$1" "$3")
     if [ "$n" "$4" "$5" ]; then
@@ -1342,6 +1575,91 @@ verify_opensmtpd() {
     check_tls13 $t 1
 }
 
+# The TLS 1.3 key-log captures: decrypted with their own key log, each holds
+# the server's whole handshake flight with certs/mx-tls13 then certs/ca3.
+# kcheck: check with tshark reading FILE's key log (FILE.keys)
+kcheck() { CHECK_KEYLOG="$OUT/${1%.pcap}.keys" check "$@"; }
+
+check_chain() {   # check_chain CAPTURE PEM...: the Certificate message, decrypted, holds these
+    local f=$1 got want; shift
+    got=$(tshark -r "$OUT/$f" -o "tls.keylog_file:$OUT/${f%.pcap}.keys" -Y tls.handshake.certificate \
+              -T fields -e tls.handshake.certificate 2>/dev/null |
+          "$PY" -c 'import sys, hashlib
+for line in sys.stdin:
+    for c in line.strip().split(","):
+        if c:
+            print(hashlib.sha256(bytes.fromhex(c.replace(":", ""))).hexdigest())')
+    want=$(for p in "$@"; do openssl x509 -in "$OUT/certs/$p" -outform DER | sha256sum | cut -d' ' -f1; done)
+    if [ -n "$got" ] && [ "$got" = "$want" ]; then
+        printf '    ok    decrypted Certificate message is certs/%s\n' "$*"
+    else
+        printf '    FAIL  decrypted Certificate message is not certs/%s (got: %s)\n' "$*" "$(echo $got)"
+        FAILS=$((FAILS + 1))
+    fi
+}
+
+check_keylog() {   # check_keylog CAPTURE: a SERVER_HANDSHAKE_TRAFFIC_SECRET for each ClientHello
+    local f=$1 k="$OUT/${1%.pcap}.keys" r n=0 bad=0
+    for r in $(tshark -r "$OUT/$f" -Y 'tls.handshake.type==1' -T fields -e tls.handshake.random 2>/dev/null |
+               tr -d : | sort -u); do
+        n=$((n + 1))
+        grep -qi "^SERVER_HANDSHAKE_TRAFFIC_SECRET $r " "$k" || bad=1
+    done
+    if [ $n -eq 1 ] && [ $bad = 0 ]; then
+        printf '    ok    %s: SERVER_HANDSHAKE_TRAFFIC_SECRET for the client random\n' "${k##*/}"
+    else
+        printf '    FAIL  %s: no SERVER_HANDSHAKE_TRAFFIC_SECRET for the client random (%s randoms)\n' "${k##*/}" $n
+        FAILS=$((FAILS + 1))
+    fi
+}
+
+verify_tls13_keylog() {
+    local f spec suite hrr ehlo
+    # HRR's fixed random, SHA-256("HelloRetryRequest") (RFC 8446, 4.1.3)
+    local hrr_random=cf:21:ad:74:e5:9a:61:11:be:1d:8c:02:1e:65:b8:91:c2:a2:11:16:7a:bb:8c:5e:07:9e:09:e2:c8:a8:33:9c
+    for spec in aes128:0x1301:no aes256:0x1302:no chacha20:0x1303:no hrr:0x1302:yes postfix:0x1302:no; do
+        IFS=: read -r f suite hrr <<< "$spec"
+        f=smtp-tls13-$f.pcap
+        ehlo=client.sender.test
+        case $f in
+            *chacha20*) ehlo=$TLS13MX ;;   # gnutls-cli's first EHLO names the host it was given
+            *postfix*)  ehlo=relay.sender.test ;;
+        esac
+        summary $f
+        check_conns $f 1
+        check $f "EHLO $ehlo" "smtp.req.parameter==\"$ehlo\"" -eq 1
+        check $f "STARTTLS sent" 'smtp.req && frame contains "STARTTLS\x0d\x0a"' -eq 1
+        check $f "SNI mx.example.test" 'tls.handshake.extensions_server_name=="mx.example.test"' -ge 1
+        check $f "ServerHello TLS 1.3, suite $suite" "tls.handshake.type==2 && tls.handshake.extensions.supported_version==0x0304 && tls.handshake.ciphersuite==$suite && !(tls.handshake.random==$hrr_random)" -eq 1
+        check $f "no cleartext Certificate" 'tls.handshake.type==11' -eq 0
+        if [ "$hrr" = yes ]; then
+            check $f "two ClientHellos" 'tls.handshake.type==1' -eq 2
+            check $f "HelloRetryRequest (X25519 asked for)" "tls.handshake.type==2 && tls.handshake.random==$hrr_random && tls.handshake.extensions_key_share_selected_group==29" -eq 1
+            check $f "first key share P-384" 'tls.handshake.type==1 && tls.handshake.extensions_key_share_group==24 && !(tls.handshake.extensions_key_share_group==29)' -eq 1
+        else
+            check $f "one ClientHello, no HelloRetryRequest" "tls.handshake.type==1 || tls.handshake.random==$hrr_random" -eq 1
+        fi
+        check_keylog $f
+        kcheck $f "decrypted: EncryptedExtensions" 'tls.handshake.type==8' -eq 1
+        kcheck $f "decrypted: Certificate" 'tls.handshake.type==11' -eq 1
+        kcheck $f "decrypted: CertificateVerify" 'tls.handshake.type==15' -eq 1
+        kcheck $f "decrypted: both Finished" 'tls.handshake.type==20' -eq 2
+        check_chain $f mx-tls13.example.test.pem ca3.example.test.pem
+        if [ "$f" = smtp-tls13-postfix.pcap ]; then
+            # the shim's default: handshake secrets only, so the mail stays sealed
+            kcheck $f "mail not decryptable (no traffic secrets)" 'smtp.req.command=="RCPT"' -eq 0
+            if grep -qv '^\(CLIENT\|SERVER\)_HANDSHAKE_TRAFFIC_SECRET ' "$OUT/${f%.pcap}.keys"; then
+                printf '    FAIL  the shim wrote more than the handshake secrets\n'; FAILS=$((FAILS + 1))
+            else
+                printf '    ok    the shim wrote the two handshake secrets only\n'
+            fi
+        else
+            kcheck $f "decrypted: RCPT TO:<bob@example.test>" 'smtp.req.parameter contains "<bob@example.test>"' -eq 1
+            kcheck $f "decrypted: 354 to DATA, 250 queued, 221 to QUIT" 'smtp.response.code==354 || smtp.rsp.parameter contains "queued as" || smtp.response.code==221' -eq 3
+        fi
+    done
+}
+
 # ---------------------------------------------------------------- main
 main() {
     select_scenarios "$@"
@@ -1359,11 +1677,12 @@ main() {
     if want base; then
         # rewrites certs/ca, mx, www and fingerprints.txt, then every base capture
         setup_vlan_lab
-        # make_certs rewrites fingerprints.txt: keep the CA2 lines when CA2 is not rebuilt
+        # make_certs rewrites fingerprints.txt: keep the lines of the other CAs
+        # (a CA rebuilt below replaces its own lines)
         local fp="$OUT/certs/fingerprints.txt" keep=""
-        [ -f "$fp" ] && keep=$(grep -E '^(ca2\.example\.test|mx-expired\.example\.test|wrongname\.example\.org)\.pem ' "$fp" || true)
+        [ -f "$fp" ] && keep=$(grep -Ev '^#|^(ca|mx|www)\.example\.test\.pem ' "$fp" || true)
         make_certs
-        if ! want_ca2 && [ -n "$keep" ]; then printf '%s\n' "$keep" >> "$fp"; fi
+        if [ -n "$keep" ]; then printf '%s\n' "$keep" >> "$fp"; fi
         make_body
         setup_postfix
         capture_all
@@ -1386,6 +1705,11 @@ main() {
         setup_opensmtpd
         capture_opensmtpd
     fi
+    if want smtp-tls13-keylog; then
+        make_certs_ca3          # after make_certs: it adds its lines to fingerprints.txt
+        setup_tls13_keylog
+        capture_tls13_keylog
+    fi
     want base && verify_all
     if want_ca2; then
         log "verification (tshark), CA2 captures"
@@ -1403,6 +1727,10 @@ main() {
     if want smtp-opensmtpd; then
         log "verification (tshark), OpenSMTPD"
         verify_opensmtpd
+    fi
+    if want smtp-tls13-keylog; then
+        log "verification (tshark), TLS 1.3 decrypted with the clients' key logs"
+        verify_tls13_keylog
     fi
 
     log "made in $OUT:"
