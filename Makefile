@@ -165,7 +165,7 @@ run: deps-demo
 
 test: deps
 	@$(MAKE) --no-print-directory mxwatch $(BUILD)/mxwatch-san $(BUILD)/mxwatch-tsan \
-		$(UNIT_TESTS:%=$(BUILD)/tests/%) $(UNIT_TESTS:%=$(BUILD)/san/tests/%) $(FUZZ_BINS)
+		$(BUILD)/mxwatch-keylog.so $(UNIT_TESTS:%=$(BUILD)/tests/%) $(UNIT_TESTS:%=$(BUILD)/san/tests/%) $(FUZZ_BINS)
 	@bash tests/run-all.sh $(UNIT_TESTS)
 
 # Every libFuzzer target for FUZZ_SECONDS each (make test gives them 5 s).

@@ -69,6 +69,7 @@ shared=$(ls ../shared/pcaps/*.pcap ../shared/pcaps/*.pcapng 2>/dev/null || true)
 suite "flow bytes vs tshark" python3 tests/check_captures.py ./mxwatch $captures $shared
 suite "session records vs golden (tshark/openssl)" python3 tests/tshark_facts.py check ./mxwatch $captures $shared
 suite "findings vs golden lists (policy fixtures)" python3 tests/findings/run.py ./mxwatch
+suite "TLS 1.3 chains through key logs vs tshark's" python3 tests/tls13_keylog.py ./mxwatch
 suite "verdicts vs a Postfix client's own log (kept judge capture)" bash tests/judge/judge_test.sh check
 suite "RFC 8460 report keys, types and counts" python3 tests/report_check.py ./mxwatch
 suite "command line" bash tests/cli.sh
@@ -86,6 +87,8 @@ if [ "$(id -u)" = 0 ]; then
 		bash tests/live_test.sh
 	suite "live capture of real SMTP sessions (Postfix + swaks on a veth pair)" \
 		bash tests/live_mta_test.sh
+	suite "live TLS 1.3 with its key log appended later (veth, tcpreplay)" \
+		bash tests/live_keylog_test.sh
 	suite "verdicts vs a Postfix client enforcing DANE and MTA-STS (nsd, unbound, nginx, 9 Postfix servers)" \
 		bash tests/judge/judge_test.sh run
 else
@@ -93,6 +96,7 @@ else
 		"results store under faults" \
 		"alerts into a real rsyslogd" \
 		"live capture on a veth pair" "live capture of real SMTP sessions" \
+		"live TLS 1.3 with its key log appended later" \
 		"verdicts vs a Postfix client enforcing DANE and MTA-STS"; do
 		skip_suite "$name" "needs root (servers, namespaces)"
 	done

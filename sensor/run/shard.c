@@ -132,7 +132,7 @@ static struct shard_event *event_new(struct shard *s, const struct flow *f,
 	ev->k2 = 0;
 	ev->k3 = s->sub++;
 	if (s->phase == SHARD_PH_CLOCK && f) {
-		ev->k1 = s->flushing ? 0 : f->state;
+		ev->k1 = s->flushing ? 0 : f->age_class; /* the table expires class by class */
 		ev->k2 = f->age_seq;
 	}
 	return ev;

@@ -40,6 +40,8 @@ def placeholders():
         "LEAF_SPKI_SHA512": openssl_digest(leaf, True, "sha512"),
         "CA_SPKI_SHA256": openssl_digest(ca, True, "sha256"),
         "CA_SHA256": openssl_digest(ca, False, "sha256"),
+        "TLS13_LEAF_SPKI_SHA256": openssl_digest(
+            os.path.join(ROOT, "pcaps/certs/mx-tls13.example.test.pem"), True, "sha256"),
         "WRONG_SHA256": "00" * 31 + "01",
     }
 
@@ -67,10 +69,15 @@ def expand(name, values, seen=None):
 
 
 def parse_expected(text):
+    """[(id, domain, alert, rfc8460)], and ("verdict", V, None, None) for a
+    "verdict=V" token: every session's verdict[:reason] must be V."""
     out = []
-    if text.strip() == "-":
-        return out
     for tok in text.split():
+        if tok == "-":
+            continue
+        if tok.startswith("verdict="):
+            out.append(("verdict", tok[8:], None, None))
+            continue
         alert = not tok.startswith("~")
         tok = tok.lstrip("~")
         rfc = None
@@ -85,7 +92,10 @@ def parse_expected(text):
 
 def run_case(mxwatch, tmp, capture, fixture, expected, values, bundle, seen=None):
     """Errors of one case (none: it passed). `capture` is under pcaps/ or an
-    absolute path; `seen`, a dict, gets the run's records and stderr."""
+    absolute path; the client's key log beside it (X.keys for X.pcap) is
+    read with --tls-keylog unless the capture is followed by "!keys";
+    `seen`, a dict, gets the run's records and stderr."""
+    capture, _, flag = capture.partition(" ")
     db = os.path.join(tmp, "case.db")
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(db + suffix):
@@ -106,8 +116,10 @@ def run_case(mxwatch, tmp, capture, fixture, expected, values, bundle, seen=None
     path = os.path.join(ROOT, "pcaps", capture)  # an absolute capture stays as it is
     if not os.path.exists(path):
         return ["capture %s is missing" % capture]
+    keys = os.path.splitext(path)[0] + ".keys"
+    keylog = ["--tls-keylog", keys] if os.path.exists(keys) and flag != "!keys" else []
     r = subprocess.run([mxwatch, "analyze", "--json", "--no-store", "--db", db, "--config", conf,
-                        path], capture_output=True, text=True)
+                        *keylog, path], capture_output=True, text=True)
     if r.returncode not in (0, 1):
         return ["mxwatch exit %d: %s" % (r.returncode, r.stderr.strip()[-500:])]
     got = []
@@ -118,6 +130,14 @@ def run_case(mxwatch, tmp, capture, fixture, expected, values, bundle, seen=None
         if rec.get("type") == "finding":
             got.append((rec["id"], rec["domain"] or "", rec["alert"], rec["rfc8460"]))
     errors = []
+    for exp in expected:
+        if exp[0] != "verdict":
+            continue
+        verdicts = sorted({r["verdict"] + (":" + r["verdict_reason"] if r["verdict_reason"] else "")
+                           for r in records if r.get("type") == "session"})
+        if verdicts != [exp[1]]:
+            errors.append("verdicts %s, expected %s" % (verdicts, exp[1]))
+    expected = [e for e in expected if e[0] != "verdict"]
     left = list(got)
     for exp in expected:
         match = [g for g in left if g[:3] == exp[:3] and (exp[3] is None or g[3] == exp[3])]

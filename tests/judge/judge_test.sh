@@ -42,27 +42,35 @@ CLIENT=127.0.2.2     # the judging Postfix client
 # The cases: domain, server address, server kind. Each domain's MX is
 # mx.<domain> (mail.<domain> for sts-mxout) at the address.
 #   dane-ok      DANE 3 1 1 matches, TLS 1.2 (the chain is on the wire)
-#   dane13       DANE 3 1 1 matches, TLS 1.3 (the chain is encrypted)
+#   dane13       DANE 3 1 1 matches, TLS 1.3 (the chain is encrypted: read
+#                through the client's key log)
 #   dane-bad     DANE 3 1 1 of another key
+#   dane13-bad   DANE 3 1 1 of another key, TLS 1.3
 #   dane-plain   DANE, server offers no STARTTLS
 #   dane-strip   DANE, a proxy rewrites STARTTLS to XXXXXXXA
 #   sts-ok       MTA-STS enforce, certificate valid for the MX, TLS 1.2
+#   sts-ok13     MTA-STS enforce, certificate valid for the MX, TLS 1.3
 #   sts-badname  MTA-STS enforce, certificate for another name
 #   sts-mxout    MTA-STS enforce, MX host not in the policy's mx list
 #   plain        no policy; server at Postfix defaults (may), TLS 1.2: ADH
 CASES="dane-ok:127.0.2.11 dane13:127.0.2.12 dane-bad:127.0.2.13 dane-plain:127.0.2.17
        dane-strip:127.0.2.18 sts-ok:127.0.2.14 sts-badname:127.0.2.15 sts-mxout:127.0.2.16
-       plain:127.0.2.19"
+       plain:127.0.2.19 dane13-bad:127.0.2.20 sts-ok13:127.0.2.21"
+NCASES=11
+# The judging client's TLS key log, written through build/mxwatch-keylog.so
+# (its handshake secrets only): with it mxwatch reads the TLS 1.3 chains.
+KEYS=$ROOT/pcaps/judge/postfix-dane-mtasts.keys
 STRIP_TO=127.0.2.11 # the proxy forwards to the dane-ok server
 
 # ---------------------------------------------------------------- compare
 # expected.txt: "ADDRESS VERDICT[:REASON] CLIENT-LOG-EVIDENCE" per delivery;
 # compares with mxwatch's session records of the capture.
-compare() { # CAPTURE DB EXPECTED RULES-CONF
-	local cap=$1 db=$2 exp=$3 conf=$4 out
+compare() { # CAPTURE DB EXPECTED RULES-CONF [KEYLOG]
+	local cap=$1 db=$2 exp=$3 conf=$4 keys=() out
+	[ -n "${5:-}" ] && keys=(--tls-keylog "$5")
 	out=$(mktemp)
-	"$M" analyze --json --no-store --workers 1 --db "$db" --config "$conf" "$cap" >"$out" \
-		2>"$out.err"
+	"$M" analyze --json --no-store --workers 1 --db "$db" --config "$conf" "${keys[@]}" "$cap" \
+		>"$out" 2>"$out.err"
 	check "analyze ran on $(basename "$cap")" test -s "$out"
 	python3 - "$out" "$exp" "$CLIENT" <<'PY'
 import json, sys
@@ -113,7 +121,7 @@ cmd_check() {
 	check "fixture policy imported" test $? = 0
 	# The MTA-STS checks need the capture's test CA.
 	printf '[rules]\nca_bundle = %s\n' "$FIX/ca.pem" >"$t/rules.conf"
-	compare "$CAPTURE" "$t/j.db" "$FIX/expected.txt" "$t/rules.conf"
+	compare "$CAPTURE" "$t/j.db" "$FIX/expected.txt" "$t/rules.conf" "$KEYS"
 	rm -rf "$t"
 }
 
@@ -161,13 +169,15 @@ make_pki() {
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/pki/ca.key" -out "$T/pki/ca.pem" \
 		-days 3650 -subj "/O=mxwatch judge/CN=mxwatch judge CA" 2>/dev/null || return 1
 	cert dane mx.dane-ok.test mx.dane13.test mx.dane-bad.test mx.dane-plain.test \
-		mx.dane-strip.test || return 1
+		mx.dane-strip.test mx.dane13-bad.test || return 1
 	cert other other.dane-bad.test || return 1 # its key is in dane-bad's TLSA
 	cert sts-ok mx.sts-ok.test || return 1
+	cert sts-ok13 mx.sts-ok13.test || return 1
 	cert sts-badname wrong.sts-badname.test || return 1
 	cert sts-mxout mail.sts-mxout.test || return 1
 	cert plain mx.plain.test || return 1
-	cert web mta-sts.sts-ok.test mta-sts.sts-badname.test mta-sts.sts-mxout.test || return 1
+	cert web mta-sts.sts-ok.test mta-sts.sts-badname.test mta-sts.sts-mxout.test \
+		mta-sts.sts-ok13.test || return 1
 	chmod 644 "$T"/pki/*
 }
 
@@ -188,7 +198,7 @@ make_dns() {
 			[ "$d" = sts-mxout ] && mx=mail.$d
 			printf '%s MX 10 %s\n%s A %s\n' "$d" "$mx" "$mx" "$a"
 			case $d in
-			dane-bad) printf '_25._tcp.%s TLSA 3 1 1 %s\n' "$mx" "$other" ;;
+			dane-bad | dane13-bad) printf '_25._tcp.%s TLSA 3 1 1 %s\n' "$mx" "$other" ;;
 			dane*) printf '_25._tcp.%s TLSA 3 1 1 %s\n' "$mx" "$ok" ;;
 			sts-*) printf '_mta-sts.%s TXT "v=STSv1; id=judge1"\nmta-sts.%s A %s\n' "$d" "$d" "$WEB" ;;
 			esac
@@ -251,7 +261,7 @@ http {
     ssl_certificate $T/pki/web.pem;
     ssl_certificate_key $T/pki/web.key;
 EOF
-		for d in sts-ok sts-badname sts-mxout; do
+		for d in sts-ok sts-badname sts-mxout sts-ok13; do
 			mkdir -p "$T/www/$d/.well-known"
 			printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.%s.test\r\nmax_age: 86400\r\n' "$d" \
 				>"$T/www/$d/.well-known/mta-sts.txt"
@@ -290,6 +300,8 @@ dane-plain 127.0.2.17 mx.dane-plain.test - - dane-plain.test
 sts-ok 127.0.2.14 mx.sts-ok.test sts-ok no sts-ok.test
 sts-badname 127.0.2.15 mx.sts-badname.test sts-badname no sts-badname.test
 sts-mxout 127.0.2.16 mail.sts-mxout.test sts-mxout no sts-mxout.test
+dane13-bad 127.0.2.20 mx.dane13-bad.test dane yes dane13-bad.test
+sts-ok13 127.0.2.21 mx.sts-ok13.test sts-ok13 yes sts-ok13.test
 EOF
 	# Postfix's defaults: "may" with a certificate; capped at TLS 1.2 the
 	# two ends settle on an anonymous (ADH) suite.
@@ -300,7 +312,12 @@ smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3
 relay_domains = plain.test
 EOF
 	# The judge: DANE from validated DNS, MTA-STS from the resolver daemon.
+	# Its smtp processes run as the instance's mail owner and append the
+	# key log through the preload library.
+	install -m 0600 -o postfix /dev/null "$T/client.keys" || return 1
 	pf_instance "$T/pf-client" client relay.sender.test sender.test "$CLIENT" ipv4 127.0.0.0/8 <<EOF
+import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME
+    LD_PRELOAD=$ROOT/build/mxwatch-keylog.so MXWATCH_KEYLOG=$T/client.keys
 relay_domains =
 default_transport = smtp
 relay_transport = smtp
@@ -324,7 +341,7 @@ start_all() {
 	ip netns add "$NS" || return 1
 	nsx ip link set lo up
 	for a in $DNS $RES $WEB $STSRES $CLIENT 127.0.2.11 127.0.2.12 127.0.2.13 127.0.2.14 \
-		127.0.2.15 127.0.2.16 127.0.2.17 127.0.2.18 127.0.2.19; do
+		127.0.2.15 127.0.2.16 127.0.2.17 127.0.2.18 127.0.2.19 127.0.2.20 127.0.2.21; do
 		nsx ip addr add "$a/32" dev lo || return 1
 	done
 	nsx nsd -d -c "$T/nsd.conf" >"$T/nsd.out" 2>&1 &
@@ -365,10 +382,13 @@ EOF
 }
 
 # Reads the client's log into expected.txt: one line per destination.
-derive_expectations() {
-	python3 - "$T/pf-client/maillog" "$1" <<'PY'
+derive_expectations() { # OUT KEYLOG
+	python3 - "$T/pf-client/maillog" "$1" "$2" <<'PY'
 import re, sys
 log = open(sys.argv[1]).read().splitlines()
+# With the client's key log, a TLS 1.3 chain can be checked as the client
+# checked it; without, it cannot (RFC 8446 4.4.2).
+have_keys = "SERVER_HANDSHAKE_TRAFFIC_SECRET" in open(sys.argv[3]).read()
 out = open(sys.argv[2], "w")
 out.write("# derived from the judging Postfix client's log (tests/judge/judge_test.sh)\n")
 out.write("# ADDRESS  EXPECTED-VERDICT  WHAT THE CLIENT LOGGED\n")
@@ -396,7 +416,7 @@ for addr in sorted(per):
                                                "; " + p["why"] if "why" in p else "")
     if p.get("notls") or kind == "Untrusted" or (kind and status != "sent"):
         want = "failed"
-    elif kind == "Verified" and version == "TLSv1.3":
+    elif kind == "Verified" and version == "TLSv1.3" and not have_keys:
         # RFC 8446 4.4.2: the Certificate message is encrypted in TLS 1.3;
         # a passive monitor without the keys cannot repeat the client's check.
         want = "not-checkable:tls13-no-keys"
@@ -446,30 +466,33 @@ cmd_run() {
 	local n=0
 	for _ in $(seq 150); do
 		n=$(grep -c 'relay=[a-z].*\]:25, .* status=' "$T/pf-client/maillog" 2>/dev/null)
-		[ "${n:-0}" -ge 9 ] && break
+		[ "${n:-0}" -ge $NCASES ] && break
 		sleep 0.2
 	done
-	check "the client logged a result for all 9 deliveries ($n)" test "${n:-0}" -ge 9
+	check "the client logged a result for all $NCASES deliveries ($n)" test "${n:-0}" -ge $NCASES
 	sleep 1
 	# tcpdump runs under ip netns exec: signal it, not the wrapper.
 	pkill -INT -f "tcpdump -i lo -s 0 -U -w $T/judge.pcap"
 	for _ in $(seq 50); do kill -0 $cap_pid 2>/dev/null || break; sleep 0.1; done
-	derive_expectations "$T/expected.txt"
+	derive_expectations "$T/expected.txt" "$T/client.keys"
 	check "an expectation for every case (no unknown)" \
-		eval "[ \$(grep -vc '^#' '$T/expected.txt') -ge 9 ] && ! grep -q ' unknown ' '$T/expected.txt'"
+		eval "[ \$(grep -vc '^#' '$T/expected.txt') -ge $NCASES ] && ! grep -q ' unknown ' '$T/expected.txt'"
 	sed 's/^/    /' "$T/expected.txt"
 	# mxwatch learns the policies from the same servers.
 	local domains=""
 	for c in $CASES; do domains="$domains ${c%%:*}.test"; done
 	nsx "$M" policy fetch --db "$T/j.db" --stub "test.@$DNS" --trust-anchor "$T/anchor.ds" \
 		--ca-bundle "$T/pki/ca.pem" $domains >"$T/fetch.log" 2>&1
-	check "policy fetch of the 9 domains" test $? = 0
+	check "policy fetch of the $NCASES domains" test $? = 0
 	printf '[rules]\nca_bundle = %s\n' "$T/pki/ca.pem" >"$T/rules.conf"
-	compare "$T/judge.pcap" "$T/j.db" "$T/expected.txt" "$T/rules.conf"
+	check "the client wrote its TLS 1.3 handshake secrets ($(grep -c SERVER_HANDSHAKE "$T/client.keys") sessions, no traffic secrets)" \
+		eval "grep -q SERVER_HANDSHAKE_TRAFFIC_SECRET '$T/client.keys' && ! grep -q 'TRAFFIC_SECRET_0\|CLIENT_RANDOM' '$T/client.keys'"
+	compare "$T/judge.pcap" "$T/j.db" "$T/expected.txt" "$T/rules.conf" "$T/client.keys"
 	if [ "${REFRESH:-0}" = 1 ]; then
 		mkdir -p "$(dirname "$CAPTURE")"
 		cp "$T/judge.pcap" "$CAPTURE"
 		cp "$T/expected.txt" "$FIX/expected.txt"
+		cp "$T/client.keys" "$KEYS"
 		cp "$T/pki/ca.pem" "$FIX/ca.pem"
 		"$M" policy export --db "$T/j.db" >"$FIX/policy.txt"
 		echo "fixtures written: $CAPTURE tests/judge/{expected.txt,policy.txt,ca.pem}"
