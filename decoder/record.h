@@ -50,6 +50,7 @@ struct record_anomaly {
 
 struct session_record {
 	char id[17];                /* hex, stable for the same flow across runs */
+	char community_id[32];      /* Community ID v1 of the 5-tuple (util/community_id.h) */
 	uint64_t ts_first, ts_last; /* capture time, ns */
 	uint8_t family;             /* 4 or 6 */
 	char ip[2][46];             /* [0] client, [1] server, printable */

@@ -311,6 +311,9 @@ static void emit(struct eval *e, enum finding_id id, const struct binding *b, ui
 	if (f.rfc8460 && id != F_STARTTLS_UNUSED)
 		e->failure = 1;
 	snprintf(f.client_ip, sizeof(f.client_ip), "%s", e->client);
+	f.client_port = e->rec->port[0];
+	f.server_port = e->rec->port[1];
+	memcpy(f.community_id, e->rec->community_id, sizeof(f.community_id));
 	if (e->m && e->m->ehlo >= 0)
 		memcpy(f.helo, e->m->helo_name, sizeof(f.helo));
 	snprintf(f.server_ip, sizeof(f.server_ip), "%s", e->server);

@@ -74,6 +74,8 @@ struct finding {
 	uint32_t evidence;
 	const char *rfc8460; /* result type or NULL */
 	char client_ip[64], server_ip[64];
+	uint16_t client_port, server_port;
+	char community_id[32]; /* the session's (util/community_id.h) */
 	char helo[256]; /* the client's HELO/EHLO name, as sent (untrusted) */
 	char message[512];
 };

@@ -140,5 +140,39 @@ done
 # non-SMTP flows are named by nDPI under --flows and skipped in session records
 check "no sessions from non-mail capture" test "$($M analyze --json pcaps/nonsmtp-mixed.pcap 2>/dev/null | grep -c session)" = 0
 
+# --findings-only: exactly the finding records of the full run, in order
+$M policy import --db "$tmp/fo.db" etc/demo.policy >/dev/null
+all_caps=$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
+$M analyze --json --no-store --db "$tmp/fo.db" --config etc/demo.conf $all_caps 2>/dev/null |
+	grep '"type":"finding"' >"$tmp/full.findings"
+$M analyze --json --findings-only --no-store --db "$tmp/fo.db" --config etc/demo.conf $all_caps \
+	2>/dev/null >"$tmp/only.findings"
+check "--findings-only --json: the $(wc -l <"$tmp/full.findings") finding records of the full run, nothing else" \
+	bash -c "test -s '$tmp/full.findings' && cmp -s '$tmp/full.findings' '$tmp/only.findings'"
+$M analyze --findings-only --no-store --db "$tmp/fo.db" --config etc/demo.conf \
+	pcaps/smtp-starttls-tls12.pcap pcaps/smtp-plain.pcap 2>/dev/null >"$tmp/only.txt"
+check "--findings-only table: the session with findings, not the clean one" \
+	bash -c "grep -q 127.0.0.2:25 '$tmp/only.txt' && ! grep -q 127.0.0.3:25 '$tmp/only.txt'"
+
+# The progress bar on a terminal (a pty from script(1)) never glues itself
+# to a table row; piped, it is not drawn at all. 4,000 sessions 10 ms apart
+# (20 MB: over the bar's 16 MB threshold), rows printed while reading.
+python3 tests/pcaplib.py repeat pcaps/smtp-plain.pcap "$tmp/tty.pcap" 4000 10000000
+if command -v script >/dev/null; then
+	script -qec "$M analyze --db none --workers 1 $tmp/tty.pcap" "$tmp/tty.out" >/dev/null 2>&1
+	check "progress bar on a terminal: drawn, and no table row glued to it" python3 -c "
+raw = open('$tmp/tty.out', 'rb').read().decode('utf-8', 'replace')
+lines = [l.rstrip('\r') for l in raw.split('\n')]
+rows = [l for l in lines if '127.0.0.2:25' in l]
+glued = [l for l in rows if not l.split('\r')[-1].startswith('20') or '[#' in l.split('\r')[-1]]
+assert raw.count('[#') >= 1 and len(rows) == 4000 and not glued, (raw.count('[#'), len(rows), glued[:1])
+"
+else
+	echo "skip: script(1) is not installed: the pty check did not run"
+fi
+$M analyze --db none --workers 1 "$tmp/tty.pcap" >"$tmp/piped.out" 2>"$tmp/piped.err"
+check "piped: no progress bar in the output or on stderr" \
+	bash -c "! grep -q '\[#' '$tmp/piped.out' '$tmp/piped.err'"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -184,3 +184,30 @@ class Conversation:
         self.packet(1, FIN | ACK)
         self.seq[1] += 1
         self.packet(0, ACK)
+
+
+def repeat_session(src, out, n, gap_ns=1000):
+    """The first conversation of src sent n times, each from its own client
+    port with its own sequence numbers, gap_ns apart."""
+    msgs, (client, server) = messages(src)
+    t = read_pcap(src)[1][0][0]
+    w = PcapWriter(out)
+    for k in range(n):
+        c = Conversation((client[0], 10000 + k % 50000), server, t, isn=(1000 + k, 5000 + k))
+        c.handshake()
+        for d, data in msgs:
+            c.send(d, data)
+        c.close()
+        for ts, fr in c.frames:
+            w.write(ts, fr)
+        t = c.t + gap_ns
+    w.close()
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "repeat":
+        repeat_session(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                       int(sys.argv[5]) if len(sys.argv) == 6 else 1000)
+    else:
+        sys.exit("usage: pcaplib.py repeat SRC OUT N [GAP_NS]")

@@ -70,6 +70,8 @@ suite "flow bytes vs tshark" python3 tests/check_captures.py ./mxwatch $captures
 suite "session records vs golden (tshark/openssl)" python3 tests/tshark_facts.py check ./mxwatch $captures $shared
 suite "findings vs golden lists (policy fixtures)" python3 tests/findings/run.py ./mxwatch
 suite "TLS 1.3 chains through key logs vs tshark's" python3 tests/tls13_keylog.py ./mxwatch
+suite "Community IDs vs the specification's values and tshark's" \
+	python3 tests/community_id_check.py ./mxwatch $captures
 suite "verdicts vs a Postfix client's own log (kept judge capture)" bash tests/judge/judge_test.sh check
 suite "RFC 8460 report keys, types and counts" python3 tests/report_check.py ./mxwatch
 suite "command line" bash tests/cli.sh

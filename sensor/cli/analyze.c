@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,18 @@ static void analyze_usage(FILE *out)
 
 struct progress {
 	const char *name;
-	int shown;
+	int shown;           /* drawn at least once (errors start on a new line) */
+	atomic_int on_line; /* the bar is on the terminal now */
 };
+
+/* Rows may be written by the result writer while the reader draws: the
+ * bar is wiped before each, and redrawn at the next tick. */
+static void clear_progress(void *ctx)
+{
+	struct progress *pg = ctx;
+	if (atomic_exchange(&pg->on_line, 0))
+		fprintf(stderr, "\r%*s\r", 60, "");
+}
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
 {
@@ -62,8 +73,9 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 	bar[40] = 0;
 	fprintf(stderr, "\r[%s] %3d%% %.40s", bar, pct, pg->name);
 	pg->shown = 1;
+	atomic_store(&pg->on_line, 1);
 	if (done >= total)
-		fprintf(stderr, "\r%*s\r", 60, "");
+		clear_progress(pg);
 }
 
 int cmd_analyze(int argc, char **argv)
@@ -116,14 +128,20 @@ int cmd_analyze(int argc, char **argv)
 	uint64_t run_start = stage_now();
 #endif
 	int tty = isatty(STDERR_FILENO);
+	struct progress pg = {NULL, 0, 0};
+	if (tty)
+		pipeline_before_output(p, clear_progress, &pg);
 	for (int i = optind; i < argc; i++) {
-		struct progress pg = {argv[i], 0};
+		pg.name = argv[i];
+		pg.shown = 0;
 		if (capture_read_file(argv[i], pipeline_on_packet, p, tty ? on_progress : NULL, &pg,
 				      pipeline_counters(p), err, sizeof(err)) != 0) {
-			fprintf(stderr, "%smxwatch analyze: %s\n", pg.shown ? "\n" : "", err);
+			clear_progress(&pg);
+			fprintf(stderr, "mxwatch analyze: %s\n", err);
 			status = EXIT_USAGE;
 		}
 	}
+	clear_progress(&pg);
 	pipeline_finish(p, stderr);
 #ifdef MXW_STAGE_TIMING
 	uint64_t run_ns = stage_now() - run_start;

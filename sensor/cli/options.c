@@ -26,7 +26,8 @@ enum {
 	OPT_WORKERS,
 	OPT_DB_WAIT,
 	OPT_TLS_KEYLOG,
-	OPT_KEYLOG_WAIT
+	OPT_KEYLOG_WAIT,
+	OPT_FINDINGS_ONLY
 };
 
 const struct option pipeline_options[] = {
@@ -45,11 +46,15 @@ const struct option pipeline_options[] = {
     {"db-wait", required_argument, NULL, OPT_DB_WAIT},
     {"tls-keylog", required_argument, NULL, OPT_TLS_KEYLOG},
     {"keylog-wait", required_argument, NULL, OPT_KEYLOG_WAIT},
+    {"findings-only", no_argument, NULL, OPT_FINDINGS_ONLY},
 };
 const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
 
 const char pipeline_options_help[] =
     "    --json               one JSON object per line instead of the table\n"
+    "    --findings-only      only problems: with --json the finding records alone,\n"
+    "                         in the table the sessions that have findings (the\n"
+    "                         summary and the database are unchanged)\n"
     "    --db PATH            policy and results database (default: $MXWATCH_DB or\n"
     "                         ~/.local/share/mxwatch/mxwatch.db when it exists);\n"
     "                         \"none\": no database (no policy, nothing stored)\n"
@@ -111,6 +116,7 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 	switch (c) {
 	case OPT_JSON: o->json = 1; return 1;
 	case OPT_QUIET: o->quiet = 1; return 1;
+	case OPT_FINDINGS_ONLY: o->findings_only = 1; return 1;
 	case OPT_FLOWS: o->flows = 1; return 1;
 	case OPT_DB: o->db_path = arg; return 1;
 	case OPT_CONFIG: o->config_path = arg; return 1;

@@ -353,7 +353,7 @@ static void judge(struct pipeline *a, struct session_record *r)
 	/* Serialised once, for the store and the JSON output alike. */
 	jw_reset(&a->record);
 	int stored = store_usable(a->store);
-	if (stored || (a->opts.json && !a->quiet))
+	if (stored || (a->opts.json && !a->quiet && !a->opts.findings_only))
 		session_record_json(&a->record, r, &v);
 	if (stored)
 		store_session(a->store, r, &v, jw_cstr(&a->record), a->findings, a->n_findings);
@@ -631,6 +631,7 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 	jw_init(&a->record);
 	flowsink_init(&a->sink, stdout, o->json ? FLOWSINK_JSON : FLOWSINK_TEXT);
 	session_sink_init(&a->session_out, stdout, o->json);
+	a->session_out.findings_only = o->findings_only;
 	a->history = history_new();
 	a->summary = calloc(1, sizeof(*a->summary));
 	if (!a->history || !a->summary) {
@@ -749,6 +750,12 @@ static int save_learned(void *ctx, struct db *db)
 {
 	struct pipeline *a = ctx;
 	return history_save(a->history, db) || observed_save(a->observed, db) ? -1 : 0;
+}
+
+void pipeline_before_output(struct pipeline *p, void (*fn)(void *ctx), void *ctx)
+{
+	p->session_out.before_write = fn;
+	p->session_out.before_ctx = ctx;
 }
 
 int pipeline_store_failed(const struct pipeline *p)

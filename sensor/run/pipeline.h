@@ -15,6 +15,7 @@
 
 struct pipeline_opts {
 	int json, quiet, flows, syslog_on, no_store;
+	int findings_only; /* print only findings (JSON) or sessions with findings (table) */
 	int fail_on; /* severity, -1 never */
 	enum session_ndpi_mode ndpi;
 	int workers; /* decoding threads; 0: one per core */
@@ -55,6 +56,9 @@ void pipeline_finish(struct pipeline *p, FILE *counters_out);
  * (1 once every shard has finished). */
 struct shard *pipeline_shard(struct pipeline *p, int i);
 int pipeline_drain(struct pipeline *p, int wait_ms);
+/* `fn(ctx)` runs before each session or finding is printed (and before
+ * the summary): the caller clears a progress line there. */
+void pipeline_before_output(struct pipeline *p, void (*fn)(void *ctx), void *ctx);
 /* 1 when some result was not stored (after pipeline_finish). */
 int pipeline_store_failed(const struct pipeline *p);
 /* 1 when a finding reached --fail-on. */

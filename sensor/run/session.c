@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "decoder/dns.h"
+#include "util/community_id.h"
 
 struct session_engine {
 	enum session_ndpi_mode ndpi_mode;
@@ -286,6 +287,8 @@ static void on_gap(void *ctx, struct flow *f, int dir, uint32_t n)
 static void record_flow(struct session_record *r, const struct flow *f)
 {
 	memcpy(r->id, f->id, sizeof(r->id));
+	community_id_v1(f->key.family, f->key.addr[0], f->key.addr[1], f->key.port[0],
+			f->key.port[1], 6, 0, r->community_id);
 	r->ts_first = f->ts_first;
 	r->ts_last = f->ts_last;
 	r->family = f->key.family;

@@ -171,7 +171,10 @@ void finding_json(struct jsonw *w, const struct finding *f)
 	jw_key(w, "rfc8460");
 	jw_str_or_null(w, f->rfc8460);
 	jw_kv_str(w, "client_ip", f->client_ip);
+	jw_kv_u64(w, "client_port", f->client_port);
 	jw_kv_str(w, "server_ip", f->server_ip);
+	jw_kv_u64(w, "server_port", f->server_port);
+	jw_kv_str(w, "community_id", f->community_id);
 	jw_kv_opt(w, "helo_name", f->helo);
 	jw_kv_str(w, "message", f->message);
 	jw_obj_end(w);

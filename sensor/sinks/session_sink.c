@@ -336,9 +336,14 @@ void session_sink_write(struct session_sink *k, const struct session_record *r,
 			const struct verdict *v, struct jsonw *json, const struct finding *findings,
 			int n_findings)
 {
+	if (k->findings_only && !n_findings)
+		return;
+	if (k->before_write)
+		k->before_write(k->before_ctx);
 	k->written++;
 	if (k->json) {
-		jw_emit_line(json, k->out);
+		if (!k->findings_only)
+			jw_emit_line(json, k->out);
 		for (int i = 0; i < n_findings; i++) {
 			finding_json(&k->jw, &findings[i]);
 			jw_emit_line(&k->jw, k->out);

@@ -16,6 +16,11 @@
 struct session_sink {
 	FILE *out;
 	int json;
+	int findings_only; /* JSON: finding records alone; table: sessions with findings */
+	/* Called before each write: a progress line on the same terminal is
+	 * cleared first, or rows would be glued to it. */
+	void (*before_write)(void *ctx);
+	void *before_ctx;
 	int header_done;
 	uint64_t written;
 	struct jsonw jw;
