@@ -314,6 +314,7 @@ static void emit(struct eval *e, enum finding_id id, const struct binding *b, ui
 	f.client_port = e->rec->port[0];
 	f.server_port = e->rec->port[1];
 	memcpy(f.community_id, e->rec->community_id, sizeof(f.community_id));
+	f.pcap = e->rec->pcap;
 	if (e->m && e->m->ehlo >= 0)
 		memcpy(f.helo, e->m->helo_name, sizeof(f.helo));
 	snprintf(f.server_ip, sizeof(f.server_ip), "%s", e->server);

@@ -76,6 +76,7 @@ struct finding {
 	char client_ip[64], server_ip[64];
 	uint16_t client_port, server_port;
 	char community_id[32]; /* the session's (util/community_id.h) */
+	const char *pcap;      /* offline: the session's capture file */
 	char helo[256]; /* the client's HELO/EHLO name, as sent (untrusted) */
 	char message[512];
 };

@@ -18,7 +18,13 @@ trap 'rm -rf "$tmp"' EXIT
 # stdin gives the same records as the file
 $M analyze --json pcaps/smtp-plain.pcap >"$tmp/file.json" 2>/dev/null
 $M analyze --json - <pcaps/smtp-plain.pcap >"$tmp/stdin.json" 2>/dev/null
-check "stdin equals file" cmp -s "$tmp/file.json" "$tmp/stdin.json"
+check "stdin equals file (but for the input's name)" python3 -c "
+import json
+f = [json.loads(l) for l in open('$tmp/file.json')]
+s = [json.loads(l) for l in open('$tmp/stdin.json')]
+assert f and {r.pop('pcap') for r in f} == {'pcaps/smtp-plain.pcap'}, f
+assert {r.pop('pcap') for r in s} == {'-'} and f == s
+"
 check "stdin gives one session" test "$(grep -c '"type":"session"' "$tmp/stdin.json")" = 1
 
 # several files: the sum of their sessions
@@ -153,6 +159,18 @@ $M analyze --findings-only --no-store --db "$tmp/fo.db" --config etc/demo.conf \
 	pcaps/smtp-starttls-tls12.pcap pcaps/smtp-plain.pcap 2>/dev/null >"$tmp/only.txt"
 check "--findings-only table: the session with findings, not the clean one" \
 	bash -c "grep -q 127.0.0.2:25 '$tmp/only.txt' && ! grep -q 127.0.0.3:25 '$tmp/only.txt'"
+
+# Offline records name the capture file their flow began in
+$M analyze --json --db none --workers 2 pcaps/smtp-plain.pcap pcaps/smtp-starttls-stripped.pcap \
+	2>/dev/null >"$tmp/pcap.json"
+check "session and finding records name their capture file" python3 -c "
+import json
+recs = [json.loads(l) for l in open('$tmp/pcap.json')]
+by = {(r['type'], r['pcap']) for r in recs}
+assert by == {('session', 'pcaps/smtp-plain.pcap'), ('finding', 'pcaps/smtp-plain.pcap'),
+              ('session', 'pcaps/smtp-starttls-stripped.pcap'),
+              ('finding', 'pcaps/smtp-starttls-stripped.pcap')}, by
+"
 
 # The progress bar on a terminal (a pty from script(1)) never glues itself
 # to a table row; piped, it is not drawn at all. 4,000 sessions 10 ms apart

@@ -38,6 +38,7 @@ static int read_all(pcap_t *p, const char *path, uint64_t total, capture_packet_
 	uint64_t n = 0;
 	int rc = 0;
 	int first_tcp = 1;
+	uint16_t file_index = ++counters->files;
 	for (;;) {
 		int r = pcap_next_ex(p, &h, &data);
 		if (r == PCAP_ERROR_BREAK)
@@ -66,6 +67,7 @@ static int read_all(pcap_t *p, const char *path, uint64_t total, capture_packet_
 			/* Where a file begins, its time may go back: the flow clock
 			 * may start over there, and nowhere else at once. */
 			pkt.first_of_file = first_tcp && pkt.ip_proto == 6;
+			pkt.file_index = file_index;
 			first_tcp &= !pkt.first_of_file;
 			fn(ctx, &pkt);
 		}

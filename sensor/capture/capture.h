@@ -18,6 +18,7 @@ struct capture_counters {
 	uint64_t bytes;                       /* captured bytes */
 	uint64_t by_result[PKT_RESULT_COUNT]; /* decode outcome per frame */
 	uint64_t udp;                         /* decoded UDP datagrams */
+	uint16_t files;                       /* files read so far: packet.file_index */
 };
 
 typedef void (*capture_packet_fn)(void *ctx, const struct packet *p);

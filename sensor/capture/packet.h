@@ -45,6 +45,7 @@ struct packet {
 	uint32_t payload_len;      /* clamped to what was captured */
 	uint32_t payload_wire_len; /* what the IP header claims, >= payload_len */
 	uint8_t first_of_file;     /* the first TCP packet of a capture file */
+	uint16_t file_index;       /* offline: which file, from 1 in reading order; live 0 */
 	uint8_t ts_outlier;        /* its own time was far from its neighbours' (ts_ns replaced) */
 };
 

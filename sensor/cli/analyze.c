@@ -134,6 +134,7 @@ int cmd_analyze(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		pg.name = argv[i];
 		pg.shown = 0;
+		pipeline_name_input(p, argv[i]);
 		if (capture_read_file(argv[i], pipeline_on_packet, p, tty ? on_progress : NULL, &pg,
 				      pipeline_counters(p), err, sizeof(err)) != 0) {
 			clear_progress(&pg);

@@ -84,6 +84,8 @@ struct pipeline {
 	int print_flows;
 	struct capture_counters counters;
 	int quiet;
+	char **inputs; /* offline: the capture files, in reading order */
+	int n_inputs;
 	struct keylog *keylog; /* --tls-keylog: TLS 1.3 server secrets */
 	uint64_t tls13_opened, tls13_no_keys, tls13_failed;
 	/* Live: TLS 1.3 sessions whose keys the MTA has not written yet, in
@@ -331,6 +333,8 @@ static int on_record(struct pipeline *a, struct session_record *r)
 
 static void judge(struct pipeline *a, struct session_record *r)
 {
+	if (r->file_index && r->file_index <= a->n_inputs)
+		r->pcap = a->inputs[r->file_index - 1];
 	if (a->print_flows) {
 		if (!a->quiet)
 			flowsink_write(&a->sink, r);
@@ -752,6 +756,18 @@ static int save_learned(void *ctx, struct db *db)
 	return history_save(a->history, db) || observed_save(a->observed, db) ? -1 : 0;
 }
 
+int pipeline_name_input(struct pipeline *p, const char *name)
+{
+	char **grown = realloc(p->inputs, sizeof(*grown) * (size_t)(p->n_inputs + 1));
+	if (!grown)
+		return -1;
+	p->inputs = grown;
+	if (!(p->inputs[p->n_inputs] = strdup(name)))
+		return -1;
+	p->n_inputs++;
+	return 0;
+}
+
 void pipeline_before_output(struct pipeline *p, void (*fn)(void *ctx), void *ctx)
 {
 	p->session_out.before_write = fn;
@@ -804,6 +820,9 @@ void pipeline_free(struct pipeline *a)
 	history_free(a->history);
 	observed_free(a->observed);
 	keylog_free(a->keylog);
+	for (int i = 0; i < a->n_inputs; i++)
+		free(a->inputs[i]);
+	free(a->inputs);
 	alert_sink_free(a->alerts);
 	free(a->summary);
 	jw_free(&a->record);

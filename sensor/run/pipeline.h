@@ -56,6 +56,9 @@ void pipeline_finish(struct pipeline *p, FILE *counters_out);
  * (1 once every shard has finished). */
 struct shard *pipeline_shard(struct pipeline *p, int i);
 int pipeline_drain(struct pipeline *p, int wait_ms);
+/* Offline: the next capture file's name, before it is read (records
+ * name the file their flow began in). Returns -1 without memory. */
+int pipeline_name_input(struct pipeline *p, const char *name);
 /* `fn(ctx)` runs before each session or finding is printed (and before
  * the summary): the caller clears a progress line there. */
 void pipeline_before_output(struct pipeline *p, void (*fn)(void *ctx), void *ctx);

@@ -287,6 +287,7 @@ static void on_gap(void *ctx, struct flow *f, int dir, uint32_t n)
 static void record_flow(struct session_record *r, const struct flow *f)
 {
 	memcpy(r->id, f->id, sizeof(r->id));
+	r->file_index = f->file_index;
 	community_id_v1(f->key.family, f->key.addr[0], f->key.addr[1], f->key.port[0],
 			f->key.port[1], 6, 0, r->community_id);
 	r->ts_first = f->ts_first;

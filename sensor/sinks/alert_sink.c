@@ -175,6 +175,8 @@ void finding_json(struct jsonw *w, const struct finding *f)
 	jw_kv_str(w, "server_ip", f->server_ip);
 	jw_kv_u64(w, "server_port", f->server_port);
 	jw_kv_str(w, "community_id", f->community_id);
+	if (f->pcap)
+		jw_kv_str(w, "pcap", f->pcap);
 	jw_kv_opt(w, "helo_name", f->helo);
 	jw_kv_str(w, "message", f->message);
 	jw_obj_end(w);

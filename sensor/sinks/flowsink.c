@@ -66,6 +66,8 @@ void record_json_head(struct jsonw *w, const char *type, const struct session_re
 	jw_kv_str(w, "type", type);
 	jw_kv_str(w, "id", r->id);
 	jw_kv_str(w, "community_id", r->community_id);
+	if (r->pcap)
+		jw_kv_str(w, "pcap", r->pcap);
 	jw_key(w, "ts_start");
 	jw_time(w, r->ts_first);
 	jw_key(w, "ts_end");

@@ -399,6 +399,7 @@ static struct flow *flow_create(struct flow_table *t, const struct packet *p, ui
 	f->key.port[0] = src_is_client ? p->sport : p->dport;
 	f->key.port[1] = src_is_client ? p->dport : p->sport;
 	f->ts_first = f->ts_last = p->ts_ns;
+	f->file_index = p->file_index;
 	f->midstream = !(p->tcp_flags & TCPF_SYN);
 	f->state = f->midstream ? FLOW_ESTABLISHED : FLOW_EMBRYONIC;
 	reasm_init(&f->dir[0]);

@@ -68,6 +68,7 @@ struct flow {
 	struct reasm_dir dir[2];
 	uint8_t state;     /* enum flow_state */
 	uint8_t age_class; /* the table's age list it is on */
+	uint16_t file_index; /* offline: the file of its first packet (packet.h) */
 	uint8_t end;       /* enum flow_end */
 	uint8_t midstream; /* no SYN seen: capture began inside the session */
 	uint8_t rst_seen;
