@@ -33,10 +33,12 @@
 #                                 smtp-exim-early-pipe.pcap (plaintext, two
 #                                 deliveries, the second pipelined before the
 #                                 greeting) and smtp-exim-early-pipe-tls.pcap
-#                                 (the same with STARTTLS, TLS 1.3). Exim is not
-#                                 installed (it conflicts with postfix): its
-#                                 Debian packages are unpacked and run from the
-#                                 work dir.
+#                                 (the same with STARTTLS, TLS 1.3) with the key
+#                                 log GnuTLS wrote in the client Exim
+#                                 (SSLKEYLOGFILE): smtp-exim-early-pipe-tls.keys.
+#                                 Exim is not installed (it conflicts with
+#                                 postfix): its Debian packages are unpacked and
+#                                 run from the work dir.
 #   smtp-opensmtpd                OpenSMTPD 6.8 (unpacked likewise) as client:
 #                                 smtp-opensmtpd-fallback.pcap (to an OpenSMTPD
 #                                 server whose STARTTLS fails; the client
@@ -608,12 +610,31 @@ EOF
 
 # exim_client_conf TLS(yes|no): the sending Exim, one route to the server,
 # early pipelining on; without TLS it avoids STARTTLS.
+# With TLS the client writes GnuTLS's key log (SSLKEYLOGFILE), which takes
+# three things with Exim 4.96, each checked by hand here:
+#  - keep_environment lists SSLKEYLOGFILE (Exim clears its environment);
+#  - the file is under spool_directory (a relative name is taken from
+#    there); Exim drops SSLKEYLOGFILE otherwise ("not under spooldir");
+#  - the delivery is not a re-exec of the setuid binary: Exim re-executes
+#    itself to regain root for a delivery (after -odi reception, and in the
+#    daemon, which runs as the Exim user), glibc marks that exec secure, and
+#    GnuTLS reads SSLKEYLOGFILE with secure_getenv: no key log at all.
+#    deliver_drop_privilege (deliveries run as the Exim user, no re-exec)
+#    avoids it; so would a queue run started by root (-q, -M).
+# Both captures use deliver_drop_privilege, so that they are delivered alike.
 exim_client_conf() {
-    local x="$WORK/exim" tls
-    if [ "$1" = yes ]; then tls="tls_verify_certificates ="; else tls="hosts_avoid_tls = *"; fi
+    local x="$WORK/exim" tls keep=""
+    if [ "$1" = yes ]; then
+        tls="tls_verify_certificates ="
+        keep="keep_environment = SSLKEYLOGFILE"
+    else
+        tls="hosts_avoid_tls = *"
+    fi
     rm -rf "$x/cli/spool/db"   # no EHLO cached yet: the first delivery learns it
     cat > "$x/cli/exim.conf" <<EOF
 primary_hostname = relay.sender.test
+deliver_drop_privilege = true
+$keep
 spool_directory = $x/cli/spool
 log_file_path = $x/cli/log/%slog
 begin routers
@@ -631,17 +652,30 @@ remote_smtp:
 EOF
 }
 
-exim_send() {   # exim_send SUBJECT: one message, delivered at once (-odi)
+# exim_send SUBJECT: one message, delivered at once (-odi); SSLKEYLOGFILE as
+# EXIM_KEYS says (empty: none; a name relative to the client's spool directory)
+EXIM_KEYS=""
+exim_send() {
     printf 'Subject: %s\n\nearly pipelining test\n' "$1" |
-        nsx unshare -m bash "$WORK/exim/enter.sh" /usr/sbin/exim4 -C "$WORK/exim/cli/exim.conf" \
+        nsx env ${EXIM_KEYS:+SSLKEYLOGFILE="$EXIM_KEYS"} \
+            unshare -m bash "$WORK/exim/enter.sh" /usr/sbin/exim4 -C "$WORK/exim/cli/exim.conf" \
             -odi -f a@sender.test b@example.test || die "Exim client"
 }
 
 capture_exim() {
-    local tls name
+    local tls name rel=smtp-exim-early-pipe-tls.keys keys="$WORK/exim/cli/spool/smtp-exim-early-pipe-tls.keys" n
     for tls in no yes; do
         name=smtp-exim-early-pipe.pcap
-        [ $tls = yes ] && name=smtp-exim-early-pipe-tls.pcap
+        EXIM_KEYS=""
+        if [ $tls = yes ]; then
+            name=smtp-exim-early-pipe-tls.pcap
+            # the smtp transport runs as Debian-exim (uid nobody here) and
+            # GnuTLS appends to the file: made beforehand, mode 0600, as
+            # an administrator would (GnuTLS would create it 0666)
+            rm -f "$keys"
+            install -m 600 -o 65534 -g 65534 /dev/null "$keys"
+            EXIM_KEYS=$rel
+        fi
         log "$name"
         exim_client_conf $tls
         cap_start "$name" "$NS" lo -- "tcp port 25 and host $EXIM_MX"
@@ -651,6 +685,14 @@ capture_exim() {
         exim_send "second delivery, early pipelining, TLS=$tls"
         cap_stop
     done
+    EXIM_KEYS=""
+    # GnuTLS's key log, written by the client Exim's smtp transport: one
+    # SERVER_HANDSHAKE_TRAFFIC_SECRET for each of the two TLS sessions
+    n=$(grep -c '^SERVER_HANDSHAKE_TRAFFIC_SECRET ' "$keys" 2>/dev/null || true)
+    [ "${n:-0}" -eq 2 ] ||
+        die "Exim (GnuTLS) wrote ${n:-0} SERVER_HANDSHAKE_TRAFFIC_SECRET lines to $keys, want 2 (one for each TLS session)"
+    install -m 644 "$keys" "$OUT/smtp-exim-early-pipe-tls.keys"
+    MADE+=(smtp-exim-early-pipe-tls.keys)
 }
 
 # ---------------------------------------------------------------- OpenSMTPD
@@ -1560,6 +1602,15 @@ verify_exim() {
     check_conns $t 2
     check $t "EHLO and STARTTLS sent before any server byte (second connection)" "tcp.stream==1 && $C && tcp.seq==1 && tcp.ack==1 && frame contains \"EHLO \" && frame contains \"STARTTLS\"" -eq 1
     check_tls13 $t 2
+    check $t "no cleartext Certificate" 'tls.handshake.type==11' -eq 0
+    # the client's key log, written by GnuTLS (SSLKEYLOGFILE kept by Exim)
+    check_keylog $t 2
+    kcheck $t "decrypted: Certificate (both sessions)" 'tls.handshake.type==11' -eq 2
+    check_chain_each $t "$WORK/exim/srv/cert.pem" "the Exim server's (self-signed, mx.example.test)"
+    # GnuTLS logs every secret, the traffic secrets too: the mail decrypts
+    # (tshark 4.0 shows the pipelined MAIL/RCPT/BDAT as a "DATA fragment")
+    kcheck $t "decrypted: 250 Accepted to RCPT (both sessions)" 'tls && smtp.rsp.parameter == "Accepted"' -eq 2
+    kcheck $t "decrypted: 250 to BDAT LAST (both sessions)" 'tls && smtp.rsp.parameter contains "byte chunk"' -eq 2
 }
 
 verify_opensmtpd() {
@@ -1598,17 +1649,46 @@ for line in sys.stdin:
     fi
 }
 
-check_keylog() {   # check_keylog CAPTURE: a SERVER_HANDSHAKE_TRAFFIC_SECRET for each ClientHello
-    local f=$1 k="$OUT/${1%.pcap}.keys" r n=0 bad=0
+check_keylog() {   # check_keylog CAPTURE [N]: N client randoms (default 1), a SERVER_HANDSHAKE_TRAFFIC_SECRET for each
+    local f=$1 want=${2:-1} k="$OUT/${1%.pcap}.keys" r n=0 bad=0
     for r in $(tshark -r "$OUT/$f" -Y 'tls.handshake.type==1' -T fields -e tls.handshake.random 2>/dev/null |
                tr -d : | sort -u); do
         n=$((n + 1))
         grep -qi "^SERVER_HANDSHAKE_TRAFFIC_SECRET $r " "$k" || bad=1
     done
-    if [ $n -eq 1 ] && [ $bad = 0 ]; then
-        printf '    ok    %s: SERVER_HANDSHAKE_TRAFFIC_SECRET for the client random\n' "${k##*/}"
+    if [ $n -eq "$want" ] && [ $bad = 0 ]; then
+        printf '    ok    %s: SERVER_HANDSHAKE_TRAFFIC_SECRET for each client random (%s)\n' "${k##*/}" $n
     else
-        printf '    FAIL  %s: no SERVER_HANDSHAKE_TRAFFIC_SECRET for the client random (%s randoms)\n' "${k##*/}" $n
+        printf '    FAIL  %s: not a SERVER_HANDSHAKE_TRAFFIC_SECRET for each client random (%s randoms, want %s)\n' "${k##*/}" $n "$want"
+        FAILS=$((FAILS + 1))
+    fi
+}
+
+# check_chain_each CAPTURE LEAF_PEM NAME: decrypted with CAPTURE's key log,
+# tshark's tls.handshake.certificate gives a chain in every TLS session (each
+# TCP stream with a ServerHello), its first certificate LEAF_PEM (a path)
+check_chain_each() {
+    local f=$1 leaf=$2 name=$3 want streams got
+    want=$(openssl x509 -in "$leaf" -outform DER | sha256sum | cut -d' ' -f1)
+    streams=$(tshark -r "$OUT/$f" -Y 'tls.handshake.type==2' -T fields -e tcp.stream 2>/dev/null | sort -un)
+    got=$(tshark -r "$OUT/$f" -o "tls.keylog_file:$OUT/${f%.pcap}.keys" -Y tls.handshake.certificate \
+              -T fields -E separator='|' -e tcp.stream -e tls.handshake.certificate 2>/dev/null |
+          "$PY" -c 'import sys, hashlib
+for line in sys.stdin:
+    stream, certs = line.rstrip("\n").split("|", 1)
+    certs = [c for c in certs.split(",") if c]
+    if certs:
+        print(stream, hashlib.sha256(bytes.fromhex(certs[0].replace(":", ""))).hexdigest(), len(certs))')
+    local s bad=0 n=0
+    for s in $streams; do
+        n=$((n + 1))
+        printf '%s\n' "$got" | grep -q "^$s $want " || bad=1
+    done
+    if [ $n -gt 0 ] && [ $bad = 0 ]; then
+        printf '    ok    decrypted Certificate in each of the %s TLS sessions, leaf %s\n' $n "$name"
+    else
+        printf '    FAIL  decrypted Certificate not in each of the %s TLS sessions with leaf %s (got: %s)\n' \
+            $n "$name" "$(echo $got)"
         FAILS=$((FAILS + 1))
     fi
 }
