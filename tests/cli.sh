@@ -160,6 +160,21 @@ $M analyze --findings-only --no-store --db "$tmp/fo.db" --config etc/demo.conf \
 check "--findings-only table: the session with findings, not the clean one" \
 	bash -c "grep -q 127.0.0.2:25 '$tmp/only.txt' && ! grep -q 127.0.0.3:25 '$tmp/only.txt'"
 
+# The table: certificate cell (expired at the capture's time, from the
+# certificate's notAfter; openssl says 2021-01-01), cut cells marked and
+# columns kept, no "alerts sent" line without --syslog
+$M analyze --db none pcaps/smtp-starttls-expired-cert.pcap pcaps/smtp-hostile-ehlo.pcap \
+	>"$tmp/table.txt" 2>"$tmp/table.err"
+check "table: the expired leaf is marked (openssl: notAfter $(openssl x509 -in pcaps/certs/mx-expired.example.test.pem -noout -enddate | cut -d= -f2))" \
+	grep -q "mx.example.test expired" "$tmp/table.txt"
+check "table: a long hostile HELO is cut with a marker and every column stays in place" python3 -c "
+lines = [l for l in open('$tmp/table.txt') if l[:4] in ('star', '2026')]
+col = lines[0].index('verdict')
+assert len(lines) == 3 and all(l[col - 1] == ' ' and l[col] != ' ' for l in lines[1:]), lines
+assert any('~ ' in l for l in lines[1:]), lines
+"
+check "no 'alerts sent' line without --syslog" bash -c "! grep -q '^alerts sent' '$tmp/table.err'"
+
 # Offline records name the capture file their flow began in
 $M analyze --json --db none --workers 2 pcaps/smtp-plain.pcap pcaps/smtp-starttls-stripped.pcap \
 	2>/dev/null >"$tmp/pcap.json"

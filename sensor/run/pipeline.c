@@ -486,7 +486,7 @@ static void print_counters(const struct pipeline *a, FILE *out)
 			"discovery: %" PRIu64 " domains queued for policy fetch, %" PRIu64
 			" held back by the rate limit\n",
 			a->disc_queued, a->disc_limited);
-	if (a->alerts)
+	if (a->alerts && a->opts.syslog_on) /* without --syslog none is sent */
 		fprintf(out,
 			"alerts sent %" PRIu64 ", suppressed by rate limit %" PRIu64
 			", findings over the per-session cap %" PRIu64 "\n",

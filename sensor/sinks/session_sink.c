@@ -237,7 +237,8 @@ void session_record_json(struct jsonw *w, const struct session_record *r, const 
 	jw_obj_end(w);
 }
 
-/* Copies s into a printable, bounded terminal cell. */
+/* Copies s into a printable terminal cell of cap - 1 columns; a cut is
+ * marked with '~' in the last column, so columns never shift. */
 static const char *printable(const char *s, char *buf, size_t cap)
 {
 	size_t o = 0;
@@ -247,8 +248,37 @@ static const char *printable(const char *s, char *buf, size_t cap)
 		unsigned char c = (unsigned char)*s;
 		buf[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
 	}
+	if (*s && o)
+		buf[o - 1] = '~';
 	buf[o] = 0;
 	return buf;
+}
+
+/* The leaf certificate in a few words: its CN (else first SAN), marked
+ * expired at the session's time or self-signed. */
+static void cert_cell(const struct session_record *r, const char *when, char *buf, size_t cap)
+{
+	const struct tls_facts *t = r->tls;
+	if (!t || !t->n_certs || !r->certs || !r->certs[0].parsed) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	const struct x509_info *c = &r->certs[0];
+	char name[256] = "";
+	const char *cn = strstr(c->subject, "CN=");
+	if (cn && (cn == c->subject || cn[-1] == ','))
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(cn + 3, ","), cn + 3);
+	else if (c->n_san)
+		snprintf(name, sizeof(name), "%s", c->san[0]);
+	char at[40];
+	snprintf(at, sizeof(at), "%.32sZ", when); /* the same form as not_after */
+	const char *mark = c->not_after[0] && strcmp(c->not_after, at) < 0 ? " expired"
+			   : !strcmp(c->subject, c->issuer)                 ? " self-signed"
+									    : "";
+	char n[32];
+	size_t room = cap - strlen(mark);
+	const char *shown = printable(name, n, room < sizeof(n) ? room : sizeof(n));
+	snprintf(buf, cap, "%.*s%s", (int)(room - 1), shown, mark);
 }
 
 /* One-word STARTTLS story of a session for the terminal table. */
@@ -288,11 +318,11 @@ static void write_text(struct session_sink *k, const struct session_record *r,
 		       const struct verdict *v)
 {
 	char cl[64], se[64], when[32], verdict[48];
-	char helo[32], st[40], tlsv[40], rc[64], sni[40];
+	char helo[25], st[40], tlsv[40], rc[64], sni[40], cert[29];
 	if (!k->header_done) {
-		fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %s\n",
+		fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %-28s %s\n",
 			"start (UTC)", "session", "client", "server", "proto", "helo", "starttls",
-			"tls", "verdict", "rcpt domains / sni");
+			"tls", "verdict", "certificate", "rcpt domains / sni");
 		k->header_done = 1;
 	}
 	time_t secs = (time_t)(r->ts_first / NS_PER_S);
@@ -326,9 +356,10 @@ static void write_text(struct session_sink *k, const struct session_record *r,
 	}
 	if (!rc[0] && t && t->sni[0])
 		snprintf(rc, sizeof(rc), "sni=%s", printable(t->sni, sni, sizeof(sni)));
-	fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %s\n", when, r->id,
-		cl, se, session_kind_name((enum session_kind)r->kind),
-		m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st, tlsv, verdict,
+	cert_cell(r, when, cert, sizeof(cert));
+	fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %-28s %s\n", when,
+		r->id, cl, se, session_kind_name((enum session_kind)r->kind),
+		m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st, tlsv, verdict, cert,
 		rc[0] ? rc : "-");
 }
 
