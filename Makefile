@@ -113,14 +113,27 @@ $(BUILD)/mxwatch-keylog.so: sensor/shim/keylog_shim.c
 	$(CC) $(WARN) $(DEFS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 # install-missing PACKAGES...: apt-get only what dpkg does not have yet.
+# The servers the tests install (Postfix, nginx, nsd, rsyslog) are run by
+# the tests themselves: while installing, a policy-rc.d keeps Debian from
+# starting them, and those that were not installed before are left disabled.
+SERVICES_OF_TESTS := postfix nginx nsd rsyslog
 define install_missing
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing missing packages:" $$missing; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		echo 'postfix postfix/main_mailer_type select No configuration' | $$SUDO debconf-set-selections; \
+		guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && \
+			$$SUDO chmod 755 /usr/sbin/policy-rc.d && guard=1; fi; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		rc=$$?; [ -n "$$guard" ] && $$SUDO rm -f /usr/sbin/policy-rc.d; \
+		for s in $(SERVICES_OF_TESTS); do case " $$missing " in *" $$s "*) \
+			$$SUDO systemctl disable --quiet "$$s" 2>/dev/null; \
+			$$SUDO update-rc.d -f "$$s" disable >/dev/null 2>&1; \
+			echo "$$s: installed for the tests, not started, left disabled";; esac; done; \
+		[ $$rc = 0 ]; \
 	fi
 endef
 
