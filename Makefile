@@ -204,7 +204,9 @@ install: mxwatch
 	@for f in etc/mxwatch.conf:/etc/mxwatch/mxwatch.conf \
 		  etc/rsyslog-mxwatch.conf:/etc/rsyslog.d/30-mxwatch.conf \
 		  etc/logrotate-mxwatch:/etc/logrotate.d/mxwatch \
-		  etc/mxwatch.service:/etc/systemd/system/mxwatch.service; do \
+		  etc/mxwatch.service:/etc/systemd/system/mxwatch.service \
+		  etc/mxwatch-prune.service:/etc/systemd/system/mxwatch-prune.service \
+		  etc/mxwatch-prune.timer:/etc/systemd/system/mxwatch-prune.timer; do \
 		src=$${f%%:*}; dst=$(DESTDIR)$${f#*:}; \
 		if [ -e "$$dst" ] && cmp -s "$$src" "$$dst"; then echo "up to date: $$dst"; \
 		elif [ -e "$$dst" ]; then echo "kept $$dst: it differs from $$src (review: diff -u $$dst $$src)"; \

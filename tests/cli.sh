@@ -94,6 +94,75 @@ $M policy show --db "$tmp/p.db" nothing.test >/dev/null
 check "policy show of an unknown domain exits 2" test $? = 2
 $M policy frob >/dev/null 2>&1
 check "unknown policy subcommand exits 2" test $? = 2
+# policy show: "recent fetches:" only above fetches there are
+$M policy show --db "$tmp/p.db" example.test >"$tmp/show.out"
+check "policy show without fetches prints no empty 'recent fetches:'" \
+	bash -c "grep -q 'mode enforce' '$tmp/show.out' && ! grep -q 'recent fetches' '$tmp/show.out'"
+cp "$tmp/p.db" "$tmp/f.db"
+sqlite3 "$tmp/f.db" "INSERT INTO fetch_log(ts, domain, what, result, detail)
+	VALUES (1795000000, 'example.test', 'mta-sts', 'ok', NULL)"
+$M policy show --db "$tmp/f.db" example.test >"$tmp/show.out"
+check "policy show with a fetch: the header, then the fetch" python3 -c "
+l = open('$tmp/show.out').read().splitlines()
+i = l.index('  recent fetches:')
+assert l[i + 1].split()[:3] == ['2026-11-18T11:06:40Z', 'mta-sts', 'ok'], l
+"
+# policy import quotes what it cannot read escaped, never as raw bytes
+head -c 2000 pcaps/smtp-starttls-tls12.pcap >"$tmp/bin.policy"
+printf 'mta-sts example.test mode=\033[31menforce max_age=86400 mx=mx.example.test\n' >"$tmp/esc.policy"
+printf 'mx example.test 10 mx.example.test\naddress mx.example.test 127.0.0.\2330\n' >"$tmp/esc2.policy"
+printf '[rules]\nstarttls-unused = \033]0;owned\007\n' >"$tmp/esc.conf"
+printable() { # FILE: only printable ASCII and newlines
+	python3 -c "import sys; e = open(sys.argv[1], 'rb').read(); sys.exit(0 if e and all(32 <= b < 127 or b == 10 for b in e) else 1)" "$1"
+}
+export -f printable
+for f in bin esc esc2; do
+	$M policy import --db "$tmp/imp.db" "$tmp/$f.policy" >/dev/null 2>"$tmp/$f.err"
+	rc=$?
+	check "policy import of $f.policy: exit 2 ($rc), the message printable: $(head -c 120 "$tmp/$f.err")" \
+		bash -c "[ $rc = 2 ] && printable '$tmp/$f.err'"
+done
+check "a binary file's bytes quoted as \\xHH" grep -q "record: unknown type (mx, address, mta-sts, tlsa) '\\\\xd4\\\\xc3\\\\xb2\\\\xa1" "$tmp/bin.err"
+check "an escape sequence in a policy value quoted as \\x1b" grep -qF "mode: unknown value '\\x1b[31menforce'" "$tmp/esc.err"
+check "a control byte in an address quoted as \\x9b" grep -qF "'127.0.0.\\x9b0'" "$tmp/esc2.err"
+$M analyze --config "$tmp/esc.conf" pcaps/smtp-plain.pcap >/dev/null 2>"$tmp/escc.err"
+check "a control byte in the configuration quoted escaped" \
+	bash -c "[ $? = 2 ] && printable '$tmp/escc.err' && grep -qF \"'\\x1b]0;owned\\x07' is not off\" '$tmp/escc.err'"
+# report --domain with nothing stored says so instead of printing nothing
+rm -f "$tmp/r.db"*
+$M policy import --db "$tmp/r.db" etc/demo.policy >/dev/null
+$M analyze -q --db "$tmp/r.db" --config etc/demo.conf pcaps/smtp-starttls-stripped.pcap 2>/dev/null
+$M report --db "$tmp/r.db" --domain nosuch.test --json >"$tmp/r.out" 2>"$tmp/r.err"
+check "report --domain nosuch --json: exit 2, said on stderr, nothing on stdout" \
+	bash -c "[ $? = 2 ] && grep -q \"nothing stored for domain 'nosuch.test'\" '$tmp/r.err' && [ ! -s '$tmp/r.out' ]"
+$M report --db "$tmp/r.db" --domain nosuch.test >/dev/null 2>"$tmp/r.err"
+check "report --domain nosuch (summary): exit 2 too" \
+	bash -c "[ $? = 2 ] && grep -q 'nothing stored' '$tmp/r.err'"
+$M report --db "$tmp/r.db" --domain example.test --json >"$tmp/r.out" 2>"$tmp/r.err"
+check "report --domain of a stored domain: exit 0, one report" \
+	bash -c "[ $? = 0 ] && [ \$(wc -l <'$tmp/r.out') = 1 ] && [ ! -s '$tmp/r.err' ]"
+$M report --db "$tmp/r.db" --domain example.test --json --from 2001-01-01 --to 2001-01-02 >/dev/null 2>"$tmp/r.err"
+check "report --domain outside its dates: exit 2, naming the range" \
+	bash -c "[ $? = 2 ] && grep -q 'in that date range' '$tmp/r.err'"
+# help texts: every option's description starts in one column
+check "--help of capture, analyze, policy, report and prune: options aligned" python3 -c "
+import re, subprocess
+for cmd in ('capture', 'analyze', 'policy', 'report', 'prune'):
+    out = subprocess.run(['$M', cmd, '--help'], capture_output=True, text=True).stdout
+    block = out.split('\nOPTIONS\n')[1].split('\n\n')[0].splitlines()
+    cols = {}
+    for l in block:
+        if l.startswith('    -'):
+            m = re.search(r'\S  +(\S)', l[4:])
+            if m:
+                cols.setdefault(4 + m.start(1), []).append(l)
+        else:
+            cols.setdefault(len(l) - len(l.lstrip(' ')), []).append(l)
+    assert len(cols) == 1, (cmd, cols)
+    assert any(l.startswith('    -h, --help ') for l in block), cmd
+"
+$M --help | grep -q '^    prune  '
+check "mxwatch --help lists prune" test $? = 0
 
 # passive DNS: answers seen on the wire tie later sessions to their domain,
 # also in a later run (stored as observed data, apart from validated data)

@@ -77,6 +77,7 @@ suite "RFC 8460 report keys, types and counts" python3 tests/report_check.py ./m
 suite "command line" bash tests/cli.sh
 suite "database faults: readers create nothing, damaged files refused, re-analysis idempotent" \
 	bash tests/db_faults.sh
+suite "prune: retention counts, what stays, reports after, bad arguments, locks" bash tests/prune_test.sh
 suite "same results with 1, 2 and 3 workers" bash tests/workers_check.sh
 if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/text.h"
+
 const char *sts_mode_name(enum sts_mode m)
 {
 	switch (m) {
@@ -81,7 +83,9 @@ int sts_txt_parse(const char *txt, size_t len, struct sts_txt *out, char *err, s
 			}
 			for (size_t k = 0; k < val_len; k++) {
 				if (!is_alnum(txt[val + k])) {
-					snprintf(err, errlen, "id contains '%c'", txt[val + k]);
+					char q[8];
+					snprintf(err, errlen, "id contains '%s'",
+						 text_escape(q, sizeof(q), txt + val + k, 1));
 					return -1;
 				}
 			}
@@ -147,15 +151,18 @@ struct policy_parse {
 	size_t errlen;
 };
 
-#define CLIP(n, max) (int)((n) > (max) ? (max) : (n))
+#define CLIP(n, max)          (int)((n) > (max) ? (max) : (n))
+/* Policy text comes off the network: what an error quotes of it is escaped. */
+#define QUOTE(buf, v, n, max) text_escape(buf, sizeof(buf), v, (size_t)CLIP(n, max))
 
 static int field_version(struct policy_parse *pp, const char *val, size_t vl)
 {
 	if (pp->have_version)
 		return 0; /* first occurrence wins */
 	if (vl != 5 || memcmp(val, "STSv1", 5) != 0) {
-		snprintf(pp->err, pp->errlen, "line %d: version: unknown value '%.*s'", pp->line,
-			 CLIP(vl, 40), val);
+		char q[164];
+		snprintf(pp->err, pp->errlen, "line %d: version: unknown value '%s'", pp->line,
+			 QUOTE(q, val, vl, 40));
 		return -1;
 	}
 	pp->have_version = 1;
@@ -177,8 +184,9 @@ static int field_mode(struct policy_parse *pp, const char *val, size_t vl)
 			return 0;
 		}
 	}
-	snprintf(pp->err, pp->errlen, "line %d: mode: unknown value '%.*s'", pp->line, CLIP(vl, 40),
-		 val);
+	char q[164];
+	snprintf(pp->err, pp->errlen, "line %d: mode: unknown value '%s'", pp->line,
+		 QUOTE(q, val, vl, 40));
 	return -1;
 }
 
@@ -194,8 +202,9 @@ static int field_max_age(struct policy_parse *pp, const char *val, size_t vl)
 	}
 	for (size_t d = 0; d < vl; d++) {
 		if (val[d] < '0' || val[d] > '9') {
-			snprintf(pp->err, pp->errlen, "line %d: max_age: '%.*s' is not a number",
-				 pp->line, CLIP(vl, 40), val);
+			char q[164];
+			snprintf(pp->err, pp->errlen, "line %d: max_age: '%s' is not a number",
+				 pp->line, QUOTE(q, val, vl, 40));
 			return -1;
 		}
 		a = a * 10 + (uint64_t)(val[d] - '0');
@@ -214,8 +223,9 @@ static int field_mx(struct policy_parse *pp, const char *val, size_t vl)
 {
 	struct sts_policy *out = pp->out;
 	if (!valid_mx_pattern(val, vl)) {
-		snprintf(pp->err, pp->errlen, "line %d: mx: invalid pattern '%.*s'", pp->line,
-			 CLIP(vl, 60), val);
+		char q[244];
+		snprintf(pp->err, pp->errlen, "line %d: mx: invalid pattern '%s'", pp->line,
+			 QUOTE(q, val, vl, 60));
 		return -1;
 	}
 	/* Dropping patterns silently would turn a large policy into false mx
@@ -265,8 +275,9 @@ static int policy_line(struct policy_parse *pp, const char *l, size_t ll)
 		return 0;
 	const char *colon = memchr(l, ':', ll);
 	if (!colon) {
-		snprintf(pp->err, pp->errlen, "line %d: no ':' in \"%.*s\"", pp->line, CLIP(ll, 60),
-			 l);
+		char q[244];
+		snprintf(pp->err, pp->errlen, "line %d: no ':' in \"%s\"", pp->line,
+			 QUOTE(q, l, ll, 60));
 		return -1;
 	}
 	size_t klen = (size_t)(colon - l);

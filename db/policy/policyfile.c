@@ -23,10 +23,16 @@ struct line {
 	size_t errlen;
 };
 
+/* What the line says is quoted escaped (at most 80 of its bytes): a binary
+ * file's bytes never reach the terminal raw. */
 static int fail(struct line *l, const char *field, const char *msg, const char *val)
 {
-	snprintf(l->err, l->errlen, "%s:%d: %s: %s%s%.80s%s", l->name, l->no, field, msg,
-		 val ? " '" : "", val ? val : "", val ? "'" : "");
+	char f[160], v[330];
+	text_escape_str(f, sizeof(f), field);
+	if (val)
+		text_escape(v, sizeof(v), val, strnlen(val, 80));
+	snprintf(l->err, l->errlen, "%s:%d: %s: %s%s%s%s", l->name, l->no, f, msg, val ? " '" : "",
+		 val ? v : "", val ? "'" : "");
 	return -1;
 }
 

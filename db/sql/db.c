@@ -104,6 +104,9 @@ enum stmt {
 	S_SESSION_FORGET_DOMAINS,
 	S_REPORT_SESSIONS,
 	S_REPORT_FINDINGS,
+	S_COUNT_SESSIONS,
+	S_COUNT_FINDINGS,
+	S_COUNT_HISTORY,
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
@@ -191,6 +194,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " (SELECT s.tls_version FROM sessions s WHERE s.id = session_id)"
 			  " FROM findings WHERE ts >= ?1 AND ts < ?2"
 			  " ORDER BY id",
+    [S_COUNT_SESSIONS] = "SELECT count(*) FROM sessions",
+    [S_COUNT_FINDINGS] = "SELECT count(*) FROM findings",
+    [S_COUNT_HISTORY] = "SELECT count(*) FROM server_history",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -396,14 +402,24 @@ static int prepare_all(struct db *d, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-struct db *db_open(const char *path, char *err, size_t errlen)
+/* Opens read-write; `create`: a missing file (and its folders) is made,
+ * else it must exist and already be an mxwatch database. */
+static struct db *open_rw(const char *path, int create, char *err, size_t errlen)
 {
+	struct stat st;
+	if (!create && stat(path, &st) != 0) {
+		snprintf(err, errlen,
+			 "%s: %s (this command works on an existing database and "
+			 "creates none)",
+			 path, strerror(errno));
+		return NULL;
+	}
 	struct db *d = calloc(1, sizeof(*d));
 	if (!d) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (make_parent_dirs(path) != 0) {
+	if (create && make_parent_dirs(path) != 0) {
 		snprintf(err, errlen, "%s: cannot create its directory: %s", path, strerror(errno));
 		free(d);
 		return NULL;
@@ -412,8 +428,8 @@ struct db *db_open(const char *path, char *err, size_t errlen)
 		free(d);
 		return NULL;
 	}
-	if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
+			    NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, d->h ? sqlite3_errmsg(d->h) : "cannot open");
 		db_close(d);
 		return NULL;
@@ -421,6 +437,11 @@ struct db *db_open(const char *path, char *err, size_t errlen)
 	sqlite3_busy_timeout(d->h, DB_BUSY_WAIT_MS);
 	char e[256];
 	if (!integrity_ok(d, path, err, errlen)) {
+		db_close(d);
+		return NULL;
+	}
+	if (!create && schema_version(d) < 1) {
+		snprintf(err, errlen, "%s: not an mxwatch database (no schema version)", path);
 		db_close(d);
 		return NULL;
 	}
@@ -436,6 +457,16 @@ struct db *db_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	return d;
+}
+
+struct db *db_open(const char *path, char *err, size_t errlen)
+{
+	return open_rw(path, 1, err, errlen);
+}
+
+struct db *db_open_existing(const char *path, char *err, size_t errlen)
+{
+	return open_rw(path, 0, err, errlen);
 }
 
 struct db *db_open_readonly(const char *path, char *err, size_t errlen)
@@ -1010,4 +1041,114 @@ int db_each_domain(struct db *d, int (*fn)(void *ctx, const char *domain), void 
 {
 	struct cb c = {(void *)fn, ctx};
 	return each(d, S_DOMAINS, domain_row, &c);
+}
+
+/* One count(*); -1 on error. */
+static int64_t count_rows(struct db *d, enum stmt st)
+{
+	sqlite3_stmt *s = d->st[st];
+	int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+	sqlite3_reset(s);
+	return n;
+}
+
+/* Retention. sessions has no index on ts_start: the old sessions are
+ * found in one scan and kept in a temporary table (of this connection, so
+ * these statements are prepared here, not at open), then their findings and
+ * domains go by index, and the sessions by rowid. */
+enum {
+	P_CREATE,
+	P_CLEAR,
+	P_COLLECT,
+	P_FINDINGS,
+	P_DOMAINS,
+	P_SESSIONS,
+	P_HISTORY,
+	P_DROP,
+	P_N
+};
+static const char *const prune_sql[P_N] = {
+    [P_CREATE] = "CREATE TEMP TABLE IF NOT EXISTS prune_old(rid INTEGER PRIMARY KEY,"
+		 " id TEXT NOT NULL)",
+    [P_CLEAR] = "DELETE FROM temp.prune_old",
+    [P_COLLECT] = "INSERT INTO temp.prune_old SELECT rowid, id FROM sessions WHERE ts_start < ?1",
+    [P_FINDINGS] = "DELETE FROM findings WHERE session_id IN (SELECT id FROM temp.prune_old)",
+    [P_DOMAINS] = "DELETE FROM session_domains WHERE session_id IN"
+		  " (SELECT id FROM temp.prune_old)",
+    [P_SESSIONS] = "DELETE FROM sessions WHERE rowid IN (SELECT rid FROM temp.prune_old)",
+    [P_HISTORY] = "DELETE FROM server_history WHERE last_seen < ?1",
+    [P_DROP] = "DROP TABLE temp.prune_old",
+};
+
+int db_prune(struct db *d, int64_t before, int dry_run, struct db_prune_counts *out, char *err,
+	     size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (db_begin(d)) {
+		int busy = db_busy(d);
+		snprintf(err, errlen, "%s", db_errmsg(d));
+		return busy ? 1 : -1;
+	}
+	for (int i = 0; i < P_N; i++) {
+		sqlite3_stmt *q;
+		if (sqlite3_prepare_v2(d->h, prune_sql[i], -1, &q, NULL) != SQLITE_OK)
+			goto fail;
+		if (sqlite3_bind_parameter_count(q))
+			sqlite3_bind_int64(q, 1, before);
+		int rc = sqlite3_step(q);
+		sqlite3_finalize(q);
+		if (rc != SQLITE_DONE)
+			goto fail;
+		int64_t n = sqlite3_changes64(d->h);
+		switch (i) {
+		case P_FINDINGS: out->findings = n; break;
+		case P_DOMAINS: out->session_domains = n; break;
+		case P_SESSIONS: out->sessions = n; break;
+		case P_HISTORY: out->history = n; break;
+		}
+	}
+	if ((out->sessions_kept = count_rows(d, S_COUNT_SESSIONS)) < 0 ||
+	    (out->findings_kept = count_rows(d, S_COUNT_FINDINGS)) < 0 ||
+	    (out->history_kept = count_rows(d, S_COUNT_HISTORY)) < 0)
+		goto fail;
+	if (dry_run) {
+		db_rollback(d);
+		return 0;
+	}
+	if (db_commit(d))
+		goto fail;
+	return 0;
+fail:;
+	int busy = db_busy(d);
+	snprintf(err, errlen, "%s", db_errmsg(d));
+	db_rollback(d);
+	return busy ? 1 : -1;
+}
+
+static int pragma_int(struct db *d, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *q;
+	int rc = -1;
+	if (sqlite3_prepare_v2(d->h, sql, -1, &q, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(q, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+int db_space(struct db *d, int64_t *pages, int64_t *free_pages, int64_t *page_size)
+{
+	return pragma_int(d, "PRAGMA page_count", pages) ||
+		       pragma_int(d, "PRAGMA freelist_count", free_pages) ||
+		       pragma_int(d, "PRAGMA page_size", page_size)
+		   ? -1
+		   : 0;
+}
+
+int db_vacuum(struct db *d, char *err, size_t errlen)
+{
+	return exec(d, "VACUUM", err, errlen);
 }

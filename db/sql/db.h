@@ -74,6 +74,9 @@ struct db *db_open(const char *path, char *err, size_t errlen);
  * must exist and be at this version; nothing is created or migrated, and a
  * read-only file works. NULL with err set. */
 struct db *db_open_readonly(const char *path, char *err, size_t errlen);
+/* For commands that change what is there (prune): like db_open, but the
+ * file must exist and be an mxwatch database; nothing is created. */
+struct db *db_open_existing(const char *path, char *err, size_t errlen);
 void db_close(struct db *d);
 
 /* Path used when --db is not given: $MXWATCH_DB, else
@@ -172,6 +175,25 @@ int db_observed_put(struct db *d, const char *kind, const char *name, const char
 		    const char *resolver, uint32_t ttl, int64_t seen_at, int64_t expires_at);
 /* Deletes the rows expired before `now`, then all but the `keep` newest. */
 int db_observed_trim(struct db *d, int64_t now, int keep);
+
+/* Retention (`mxwatch prune`): in one transaction, deletes the sessions
+ * that started before `before` (seconds), their findings and domain links,
+ * and the server history last seen before it; policies, the fetch log,
+ * observed DNS and the discovery queue are left alone. With `dry_run` the
+ * transaction is rolled back, so the counts say what would go. Returns 0;
+ * 1 when another process held the write lock for longer than the busy wait
+ * (db_set_busy_wait); -1 on another error. Nothing is deleted unless 0, and
+ * err says why. */
+struct db_prune_counts {
+	int64_t sessions, findings, session_domains, history;
+	int64_t sessions_kept, findings_kept, history_kept;
+};
+int db_prune(struct db *d, int64_t before, int dry_run, struct db_prune_counts *out, char *err,
+	     size_t errlen);
+/* Pages in the file and pages free for later writes, and the page size. */
+int db_space(struct db *d, int64_t *pages, int64_t *free_pages, int64_t *page_size);
+/* Rewrites the file without its free pages (VACUUM). */
+int db_vacuum(struct db *d, char *err, size_t errlen);
 
 /* Report queries over [from, to) (seconds). */
 int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);

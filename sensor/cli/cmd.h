@@ -15,5 +15,6 @@ int cmd_analyze(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ static void usage(FILE *out)
 		"                      policy cache (SQLite)\n"
 		"    capture -i IFACE  the same, live on interfaces (SPAN port daemon)\n"
 		"    report            RFC 8460 TLS reports or a summary from stored results\n"
+		"    prune             delete stored sessions, findings and server history\n"
+		"                      older than --older-than DAYS days (policies stay)\n"
 		"    help [COMMAND]    show this text, or a command's manual\n\n"
 		"    mxwatch <command> --help shows the options of each command.\n\n"
 		"EXIT STATUS\n"
@@ -37,6 +39,8 @@ static const struct {
     {"policy", cmd_policy},
     {"report", cmd_report},
     {"capture", cmd_capture},
+    /* retention: deletes stored results older than N days */
+    {"prune", cmd_prune},
 };
 
 static int (*find_command(const char *name))(int, char **)

@@ -41,7 +41,8 @@ static void policy_usage(FILE *out)
 	    "                           ~/.local/share/mxwatch/mxwatch.db); created on first use\n"
 	    "    --trust-anchor FILE    DNSSEC trust anchor, DS or DNSKEY records in zone-file\n"
 	    "                           format (default %s)\n"
-	    "    --stub ZONE@ADDR[@PORT]  ask this server for names in ZONE (repeatable)\n"
+	    "    --stub ZONE@ADDR[@PORT]\n"
+	    "                           ask this server for names in ZONE (repeatable)\n"
 	    "    --resolver ADDR[@PORT] forward queries to this resolver (repeatable); answers\n"
 	    "                           are still validated locally\n"
 	    "    --ca-bundle FILE       CA certificates for the policy host (default: system)\n"
@@ -76,6 +77,7 @@ struct show_ctx {
 	struct db *d;
 	FILE *out;
 	int count;
+	int fetches; /* log lines printed: the header comes with the first */
 };
 
 static int show_addr(void *ctx, const struct db_addr *r)
@@ -139,6 +141,8 @@ static int show_log(void *ctx, int64_t ts, const char *domain, const char *what,
 	struct show_ctx *c = ctx;
 	char t[32];
 	(void)domain;
+	if (!c->fetches++)
+		fprintf(c->out, "  recent fetches:\n");
 	fmt_time(ts, t, sizeof(t));
 	fprintf(c->out, "    %s %-7s %s%s%s\n", t, what, result, detail ? ": " : "",
 		detail ? detail : "");
@@ -149,7 +153,7 @@ static int cmd_show(struct db *d, int argc, char **argv)
 {
 	int status = EXIT_CLEAN;
 	for (int i = 0; i < argc; i++) {
-		struct show_ctx c = {d, stdout, 0};
+		struct show_ctx c = {d, stdout, 0, 0};
 		printf("domain %s\n", argv[i]);
 		db_each_mx(d, argv[i], show_mx, &c);
 		db_each_sts(d, argv[i], show_sts, &c);
@@ -157,7 +161,6 @@ static int cmd_show(struct db *d, int argc, char **argv)
 			printf("  nothing cached\n");
 			status = EXIT_USAGE;
 		}
-		printf("  recent fetches:\n");
 		db_each_log(d, argv[i], 8, show_log, &c);
 	}
 	return status;

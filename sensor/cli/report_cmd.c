@@ -13,6 +13,7 @@
 #include "db/sql/db.h"
 #include "sinks/summary.h"
 #include "sinks/tlsrpt.h"
+#include "util/text.h"
 
 static void usage(FILE *out)
 {
@@ -41,7 +42,8 @@ static void usage(FILE *out)
 	    "    --contact TEXT   contact-info (default \"\")\n"
 	    "    -h, --help       this text\n\n"
 	    "EXIT STATUS\n"
-	    "    0 done, 2 usage or database error\n");
+	    "    0 done, 2 usage or database error, or nothing stored for --domain in the\n"
+	    "    range (said on standard error)\n");
 }
 
 static int parse_date(const char *s, int64_t *out)
@@ -133,6 +135,16 @@ int cmd_report(int argc, char **argv)
 		status = EXIT_USAGE;
 	} else if (tlsrpt_load(r, from, to)) {
 		fprintf(stderr, "mxwatch report: %s: %s\n", db_path, db_errmsg(d));
+		status = EXIT_USAGE;
+	} else if (only && !tlsrpt_domains(r)) {
+		/* Not an empty report: a typo or a pruned domain must not look
+		 * like a clean one. */
+		char q[1100];
+		fprintf(stderr,
+			"mxwatch report: %s: nothing stored for domain '%s'%s (no session tied to "
+			"it, no finding naming it)\n",
+			db_path, text_escape_str(q, sizeof(q), only),
+			from || to != INT64_MAX ? " in that date range" : "");
 		status = EXIT_USAGE;
 	} else if (json) {
 		tlsrpt_write_json(r, stdout, org, contact, from, to);

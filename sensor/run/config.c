@@ -19,14 +19,16 @@ struct config_ctx {
 	char problem[400];
 };
 
-/* Records what is wrong with the current line; returns -1 for the handler
- * to pass on. */
+/* Records what is wrong with the current line, with what it quotes of the
+ * file escaped; returns -1 for the handler to pass on. */
 __attribute__((format(printf, 2, 3))) static int bad(struct config_ctx *c, const char *fmt, ...)
 {
+	char raw[sizeof(c->problem)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(c->problem, sizeof(c->problem), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	text_escape_str(c->problem, sizeof(c->problem), raw);
 	return -1;
 }
 
@@ -258,9 +260,11 @@ int config_load(const char *path, struct rules_config *rules, struct sink_config
 		if (rc)
 			break;
 	}
-	if (rc)
-		snprintf(err, errlen, "%s:%d: key '%s': %s", path, no, key, c.problem);
-	else if (ferror(f)) {
+	if (rc) {
+		char k[200];
+		snprintf(err, errlen, "%s:%d: key '%s': %s", path, no,
+			 text_escape_str(k, sizeof(k), key), c.problem);
+	} else if (ferror(f)) {
 		snprintf(err, errlen, "%s: read error", path);
 		rc = -1;
 	}

@@ -389,6 +389,11 @@ void tlsrpt_write_json(struct tlsrpt *r, FILE *out, const char *org, const char 
 		report_json(r, &r->doms[i], out, org, contact, from, to);
 }
 
+int tlsrpt_domains(const struct tlsrpt *r)
+{
+	return r->n;
+}
+
 const struct summary *tlsrpt_summary(const struct tlsrpt *r)
 {
 	return r->sum;

@@ -28,6 +28,9 @@ int tlsrpt_load(struct tlsrpt *r, int64_t from, int64_t to);
 void tlsrpt_write_json(struct tlsrpt *r, FILE *out, const char *org, const char *contact,
 		       int64_t from, int64_t to);
 
+/* How many policy domains have a report (sessions or findings read). */
+int tlsrpt_domains(const struct tlsrpt *r);
+
 const struct summary *tlsrpt_summary(const struct tlsrpt *r);
 /* Capture times of the first and last session read (0 when none). */
 void tlsrpt_span(const struct tlsrpt *r, int64_t *first, int64_t *last);

@@ -1,7 +1,8 @@
 /*
  * text.h - small text helpers every stage needs: ASCII case folding (DNS
  * names and SMTP keywords are case-insensitive ASCII, whatever the locale)
- * and lowercase hex. Leaf module: includes nothing of ours.
+ * lowercase hex, and printable escaping for messages that quote input.
+ * Leaf module: includes nothing of ours.
  */
 #ifndef MXW_TEXT_H
 #define MXW_TEXT_H
@@ -23,5 +24,13 @@ void hostname_lower_copy(char *dst, size_t cap, const char *src);
 
 /* Writes 2n lowercase hex digits and a NUL to out. */
 void hex_encode(const uint8_t *p, size_t n, char *out);
+
+/* Copies the n bytes at src to dst for a message or a terminal: printable
+ * ASCII as it is, a backslash as \\, any other byte (control, DEL, NUL,
+ * 8-bit) as \xHH. Cut to fit `cap` (never inside an escape); always
+ * terminated. Returns dst, so it can be an argument of printf. */
+char *text_escape(char *dst, size_t cap, const char *src, size_t n);
+/* The same for a C string. */
+char *text_escape_str(char *dst, size_t cap, const char *src);
 
 #endif
