@@ -92,7 +92,7 @@ if [ "$(id -u)" = 0 ]; then
 		bash tests/live_mta_test.sh
 	suite "live TLS 1.3 with its key log appended later (veth, tcpreplay)" \
 		bash tests/live_keylog_test.sh
-	suite "verdicts vs a Postfix client enforcing DANE and MTA-STS (nsd, unbound, nginx, 9 Postfix servers)" \
+	suite "verdicts vs a Postfix client enforcing DANE and MTA-STS over TLS 1.2 and 1.3 (nsd, unbound, nginx, 11 Postfix servers)" \
 		bash tests/judge/judge_test.sh run
 else
 	for name in "policy fetch against nsd + nginx" "policy fetch when DNS fails" \
