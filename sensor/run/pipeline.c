@@ -284,9 +284,10 @@ static void release_waiting(struct pipeline *a, int all)
 	while (a->wait_count) {
 		struct waiting *w = &a->waiting[a->wait_head];
 		int expired = !ts_before(&now, &w->until);
-		if (!all && !expired && keys_pending(a, w->r))
+		int pending = keys_pending(a, w->r);
+		if (!all && !expired && pending)
 			break; /* the oldest waits; later ones are judged in order after it */
-		if (expired && keys_pending(a, w->r))
+		if (expired && pending)
 			a->tls13_waited_out++;
 		struct session_record *r = w->r;
 		a->wait_head = (a->wait_head + 1) % PIPELINE_MAX_WAITING;

@@ -77,11 +77,6 @@ def index_of(msgs, d, prefix):
     return next(i for i, (md, b) in enumerate(msgs) if md == d and b.startswith(prefix))
 
 
-def lone_packet(frames_out, at_ts):
-    """An unrelated SYN between two other hosts, stamped at_ts."""
-    frames_out.append((at_ts, tcp([10, 9, 9, 9], [10, 9, 9, 10], 40000, 25, 7, 0, SYN)))
-
-
 def clock_attacks(out):
     msgs, ends = messages(STRIPPED)
     ehlo = index_of(msgs, 0, b"EHLO")
