@@ -40,7 +40,7 @@ SRC_DIRS  := sensor/util sensor/capture sensor/stream decoder rules db/sql db/po
 LIB_SRC   := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 MAIN_SRC  := $(wildcard sensor/cli/*.c)
 HDRS      := $(foreach d,$(SRC_DIRS) sensor/cli,$(wildcard $(d)/*.h))
-UNIT_TESTS := test_packet test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify test_dns test_siphash test_rules test_keylog test_observed
+UNIT_TESTS := test_packet test_certcache test_reasm test_flow test_jsonw test_smtp test_tls test_mutate test_mtasts test_policyfile test_verify test_dns test_siphash test_rules test_keylog test_observed
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.c=$(BUILD)/%.o)

@@ -2,9 +2,19 @@
  * record.c - building and freeing the session record.
  */
 #include "decoder/record.h"
+#include "decoder/certcache.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static void release_certs(struct session_record *r)
+{
+	for (int i = 0; i < r->n_cert_infos; i++)
+		certcache_release(r->certs[i]);
+	free(r->certs);
+	r->certs = NULL;
+	r->n_cert_infos = 0;
+}
 
 struct session_record *record_new(void)
 {
@@ -15,9 +25,9 @@ void record_free(struct session_record *r)
 {
 	if (!r)
 		return;
-	free(r->smtp);
+	smtp_facts_free(r->smtp);
+	release_certs(r);
 	tls_facts_free(r->tls);
-	free(r->certs);
 	free(r);
 }
 
@@ -58,12 +68,12 @@ void record_take_tls(struct session_record *r, struct tls_facts *tls)
 void record_describe_certs(struct session_record *r)
 {
 	const struct tls_facts *tls = r->tls;
-	free(r->certs);
-	r->certs = NULL;
+	release_certs(r);
 	if (tls && tls->n_certs) {
 		r->certs = malloc(tls->n_certs * sizeof(*r->certs));
 		for (int i = 0; r->certs && i < tls->n_certs; i++)
-			x509_describe(tls->certs[i].der, tls->certs[i].len, &r->certs[i]);
+			r->certs[r->n_cert_infos++] =
+			    certcache_get(tls->certs[i].der, tls->certs[i].len);
 	}
 }
 

@@ -69,7 +69,10 @@ struct session_record {
 	struct classify_result ndpi; /* ndpi.done == 0: not classified */
 	struct smtp_facts *smtp;     /* owned; NULL without SMTP */
 	struct tls_facts *tls;       /* owned, certificate DER included; NULL without TLS */
-	struct x509_info *certs;     /* owned; tls->n_certs descriptions of tls->certs */
+	/* tls->n_certs descriptions of tls->certs, shared through the
+	 * certificate cache; a NULL entry when memory ran out */
+	const struct x509_info **certs;
+	uint8_t n_cert_infos; /* entries in certs, to release */
 	uint8_t n_anomalies;         /* stream ones first, then SMTP, then TLS */
 	struct record_anomaly anomalies[RECORD_MAX_ANOMALIES];
 };

@@ -86,7 +86,6 @@ struct smtp {
 	uint8_t pending[SMTP_MAX_PENDING];
 	uint32_t pending_head, pending_count;
 	uint8_t *line[2]; /* allocated when a line first spans two segments */
-	uint32_t rcpt_room; /* recipient domains f has room for */
 };
 
 const char *smtp_anomaly_name(enum smtp_anomaly a)
@@ -94,13 +93,94 @@ const char *smtp_anomaly_name(enum smtp_anomaly a)
 	return (unsigned)a < SMTP_AN_COUNT ? anomaly_names[a] : "unknown";
 }
 
+static const char no_name[1] = "";
+
+/* Every name field of f, for compaction. */
+#define N_NAME_FIELDS (4 + SMTP_MAX_RCPT_DOMAINS)
+static void name_fields(struct smtp_facts *f, const char **out[N_NAME_FIELDS])
+{
+	out[0] = &f->greeting_host;
+	out[1] = &f->helo_name;
+	out[2] = &f->ehlo_host;
+	out[3] = &f->mail_from_domain;
+	for (int i = 0; i < SMTP_MAX_RCPT_DOMAINS; i++)
+		out[4 + i] = &f->rcpt_domains[i];
+}
+
+struct smtp_facts *smtp_facts_new(void)
+{
+	struct smtp_facts *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	const char **fields[N_NAME_FIELDS];
+	name_fields(f, fields);
+	for (int i = 0; i < N_NAME_FIELDS; i++)
+		*fields[i] = no_name;
+	return f;
+}
+
+void smtp_facts_free(struct smtp_facts *f)
+{
+	if (f)
+		free(f->names);
+	free(f);
+}
+
+int smtp_facts_set_name(struct smtp_facts *f, const char **field, const char *s, size_t n)
+{
+	if (n >= SMTP_MAX_NAME)
+		n = SMTP_MAX_NAME - 1;
+	if (n == 0) {
+		*field = no_name;
+		return 0;
+	}
+	if (f->names_len + n + 1 > f->names_cap) {
+		/* A new block with the names in use (the one replaced is not):
+		 * a client repeating EHLO or MAIL cannot grow it without bound. */
+		const char **fields[N_NAME_FIELDS];
+		name_fields(f, fields);
+		size_t live = n + 1;
+		for (int i = 0; i < N_NAME_FIELDS; i++)
+			if (fields[i] != field && *fields[i] != no_name)
+				live += strlen(*fields[i]) + 1;
+		size_t cap = live < 64 ? 128 : live * 2;
+		char *b = malloc(cap), *at = b;
+		if (!b)
+			return -1;
+		for (int i = 0; i < N_NAME_FIELDS; i++) {
+			if (fields[i] == field || *fields[i] == no_name)
+				continue;
+			size_t l = strlen(*fields[i]) + 1;
+			memcpy(at, *fields[i], l);
+			*fields[i] = at;
+			at += l;
+		}
+		free(f->names);
+		f->names = b;
+		f->names_cap = cap;
+		f->names_len = (size_t)(at - b);
+	}
+	char *d = f->names + f->names_len;
+	memcpy(d, s, n);
+	d[n] = 0;
+	f->names_len += n + 1;
+	*field = d;
+	return 0;
+}
+
+/* Sets a name from a C string. */
+static void set_name(struct smtp *s, const char **field, const char *v)
+{
+	smtp_facts_set_name(s->f, field, v, strlen(v));
+}
+
 struct smtp *smtp_new(void)
 {
 	struct smtp *s = calloc(1, sizeof(*s));
-	struct smtp_facts *f = calloc(1, SMTP_FACTS_SIZE(0));
+	struct smtp_facts *f = smtp_facts_new();
 	if (!s || !f) {
 		free(s);
-		free(f);
+		smtp_facts_free(f);
 		return NULL;
 	}
 	f->ehlo = -1;
@@ -114,7 +194,7 @@ void smtp_free(struct smtp *s)
 		return;
 	free(s->line[0]);
 	free(s->line[1]);
-	free(s->f);
+	smtp_facts_free(s->f);
 	free(s);
 }
 
@@ -278,19 +358,11 @@ static void add_rcpt_domain(struct smtp *s, const char *d)
 		s->f->rcpt_domains_truncated = 1;
 		return;
 	}
-	if (n == s->rcpt_room) {
-		uint32_t room = n ? n * 4 : 1;
-		if (room > SMTP_MAX_RCPT_DOMAINS)
-			room = SMTP_MAX_RCPT_DOMAINS;
-		struct smtp_facts *f = realloc(s->f, SMTP_FACTS_SIZE(room));
-		if (!f) {
-			s->f->rcpt_domains_truncated = 1;
-			return;
-		}
-		s->f = f;
-		s->rcpt_room = room;
+	if (smtp_facts_set_name(s->f, &s->f->rcpt_domains[n], d, strlen(d))) {
+		s->f->rcpt_domains_truncated = 1;
+		return;
 	}
-	strcpy(s->f->rcpt_domains[s->f->rcpt_domain_count++], d);
+	s->f->rcpt_domain_count++;
 }
 
 static void client_command(struct smtp *s, const uint8_t *line, size_t n)
@@ -309,7 +381,9 @@ static void client_command(struct smtp *s, const uint8_t *line, size_t n)
 	case V_HELO: {
 		s->f->ehlo = v == V_EHLO;
 		size_t wl = next_word(line, n, &args);
-		copy_token(s->f->helo_name, sizeof(s->f->helo_name), line + args, wl);
+		char name[SMTP_MAX_NAME];
+		copy_token(name, sizeof(name), line + args, wl);
+		set_name(s, &s->f->helo_name, name);
 		break;
 	}
 	case V_STARTTLS:
@@ -323,11 +397,13 @@ static void client_command(struct smtp *s, const uint8_t *line, size_t n)
 		break;
 	}
 	case V_MAIL:
+	{
+		char d[SMTP_MAX_NAME] = "";
 		s->f->has_mail_from = 1;
-		s->f->mail_from_domain[0] = 0;
-		path_domain(line + args, n - args, s->f->mail_from_domain,
-			    sizeof(s->f->mail_from_domain));
+		path_domain(line + args, n - args, d, sizeof(d));
+		set_name(s, &s->f->mail_from_domain, d);
 		break;
+	}
 	case V_RCPT: {
 		char d[SMTP_MAX_NAME];
 		s->f->rcpt_count++;
@@ -428,7 +504,7 @@ static void server_final_reply(struct smtp *s, int code, const uint8_t *text, si
 	    (!s->pending_count || (!s->midstream && !s->server_gap && s->f->replies == 1))) {
 		s->greeting_done = 1;
 		s->f->greeting_code = code;
-		memcpy(s->f->greeting_host, s->reply_first_word, sizeof(s->f->greeting_host));
+		set_name(s, &s->f->greeting_host, s->reply_first_word);
 		return;
 	}
 	s->greeting_done = 1;
@@ -509,7 +585,7 @@ static void server_line(struct smtp *s, const uint8_t *line, size_t n)
 	}
 	if (v == V_EHLO && code == 250) {
 		if (s->reply_lines == 0)
-			memcpy(s->f->ehlo_host, s->reply_first_word, sizeof(s->f->ehlo_host));
+			set_name(s, &s->f->ehlo_host, s->reply_first_word);
 		else
 			ehlo_capability(s, text, tn);
 	}

@@ -47,10 +47,13 @@ struct smtp_anomaly_rec {
 
 struct smtp_facts {
 	int greeting_code; /* 0 when not seen */
-	char greeting_host[SMTP_MAX_NAME];
-	char helo_name[SMTP_MAX_NAME];
-	int8_t ehlo;                   /* 1 EHLO, 0 HELO, -1 neither seen */
-	char ehlo_host[SMTP_MAX_NAME]; /* the name in the server's EHLO reply */
+	/* Names are never NULL ("" when not seen) and live in `names` (set
+	 * them with smtp_facts_set_name()): a session costs what its names
+	 * take, not SMTP_MAX_NAME bytes each. */
+	const char *greeting_host;
+	const char *helo_name;
+	int8_t ehlo;           /* 1 EHLO, 0 HELO, -1 neither seen */
+	const char *ehlo_host; /* the name in the server's EHLO reply */
 	uint8_t ehlo_reply_seen;
 	uint8_t ehlo_reply_partial; /* lines of it were lost (gap, no memory): a missing
 				       STARTTLS may be among them */
@@ -64,7 +67,7 @@ struct smtp_facts {
 	uint8_t auth_before_tls;
 	char auth_mechanism[32];
 	uint8_t has_mail_from;
-	char mail_from_domain[SMTP_MAX_NAME]; /* empty for the null sender */
+	const char *mail_from_domain; /* empty for the null sender */
 	uint32_t rcpt_count;
 	uint32_t rcpt_domain_count;
 	uint8_t rcpt_domains_truncated;
@@ -87,14 +90,17 @@ struct smtp_facts {
 	uint8_t pipelined;      /* client sent a command before the previous reply */
 	uint8_t tls_started[2]; /* per direction: switched to TLS */
 	struct smtp_anomaly_rec anomalies[SMTP_AN_COUNT][2]; /* [kind][dir] */
-	/* Allocated as they come (rcpt_domain_count of them, at most
-	 * SMTP_MAX_RCPT_DOMAINS): most sessions name one domain, and a session
-	 * that names none (a flood of them) should not carry 4 KiB for it. */
-	char rcpt_domains[][SMTP_MAX_NAME];
+	const char *rcpt_domains[SMTP_MAX_RCPT_DOMAINS]; /* rcpt_domain_count of them */
+	char *names; /* the names' bytes: one block, compacted as it grows */
+	size_t names_len, names_cap;
 };
 
-/* Bytes of a smtp_facts with room for n recipient domains. */
-#define SMTP_FACTS_SIZE(n) (sizeof(struct smtp_facts) + (size_t)(n) * SMTP_MAX_NAME)
+/* Empty facts (every name ""); NULL when out of memory. */
+struct smtp_facts *smtp_facts_new(void);
+void smtp_facts_free(struct smtp_facts *f);
+/* Sets `field`, one of f's names, to n bytes of s (cut to SMTP_MAX_NAME - 1);
+ * -1 when out of memory, the old value kept. */
+int smtp_facts_set_name(struct smtp_facts *f, const char **field, const char *s, size_t n);
 
 struct smtp;
 

@@ -2,6 +2,7 @@
  * x509.c - OpenSSL-backed certificate parsing and TLS naming.
  */
 #include "decoder/x509.h"
+#include "decoder/certcache.h"
 #include "util/text.h"
 
 #include <openssl/asn1.h>
@@ -10,6 +11,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,6 +31,7 @@ int x509_init(void)
 
 void x509_cleanup(void)
 {
+	certcache_clear();
 	SSL_free(names_ssl);
 	SSL_CTX_free(names_ctx);
 	names_ssl = NULL;
@@ -158,37 +161,69 @@ static void copy_ia5(char *dst, size_t cap, const ASN1_STRING *s)
 	dst[m] = 0;
 }
 
-void x509_describe(const uint8_t *der, size_t len, struct x509_info *out)
+/* Copies s to *at and returns it, moving *at past it. */
+static const char *place(char **at, const char *s)
 {
-	memset(out, 0, sizeof(*out));
-	sha256_hex(der, len, out->sha256);
+	size_t n = strlen(s) + 1;
+	char *d = memcpy(*at, s, n);
+	*at += n;
+	return d;
+}
+
+struct x509_info *x509_describe(const uint8_t *der, size_t len)
+{
+	struct x509_info head;
+	char subject[X509_MAX_NAME] = "", issuer[X509_MAX_NAME] = "";
+	char(*sans)[256] = NULL;
+	memset(&head, 0, sizeof(head));
+	sha256_hex(der, len, head.sha256);
 	const unsigned char *p = der;
 	X509 *x = d2i_X509(NULL, &p, (long)len);
-	if (!x)
-		return;
-	out->parsed = 1;
-	name_str(X509_get_subject_name(x), out->subject, sizeof(out->subject));
-	name_str(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
-	time_str(X509_get0_notBefore(x), out->not_before, sizeof(out->not_before));
-	time_str(X509_get0_notAfter(x), out->not_after, sizeof(out->not_after));
+	size_t strings = 2;
+	if (x) {
+		head.parsed = 1;
+		name_str(X509_get_subject_name(x), subject, sizeof(subject));
+		name_str(X509_get_issuer_name(x), issuer, sizeof(issuer));
+		strings = strlen(subject) + strlen(issuer) + 2;
+		time_str(X509_get0_notBefore(x), head.not_before, sizeof(head.not_before));
+		time_str(X509_get0_notAfter(x), head.not_after, sizeof(head.not_after));
 
-	unsigned char *spki = NULL;
-	int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
-	if (spki_len > 0)
-		sha256_hex(spki, (size_t)spki_len, out->spki_sha256);
-	OPENSSL_free(spki);
+		unsigned char *spki = NULL;
+		int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+		if (spki_len > 0)
+			sha256_hex(spki, (size_t)spki_len, head.spki_sha256);
+		OPENSSL_free(spki);
 
-	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-		if (g->type != GEN_DNS)
-			continue;
-		if (out->n_san == X509_MAX_SAN) {
-			out->san_truncated = 1;
-			break;
+		GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+		int n = names ? sk_GENERAL_NAME_num(names) : 0;
+		if (n > 0)
+			sans = malloc((size_t)(n < X509_MAX_SAN ? n : X509_MAX_SAN) * sizeof(*sans));
+		for (int i = 0; sans && i < n; i++) {
+			const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+			if (g->type != GEN_DNS)
+				continue;
+			if (head.n_san == X509_MAX_SAN) {
+				head.san_truncated = 1;
+				break;
+			}
+			copy_ia5(sans[head.n_san], sizeof(sans[0]), g->d.dNSName);
+			strings += strlen(sans[head.n_san++]) + 1;
 		}
-		copy_ia5(out->san[out->n_san++], sizeof(out->san[0]), g->d.dNSName);
+		GENERAL_NAMES_free(names);
+		X509_free(x);
 	}
-	GENERAL_NAMES_free(names);
-	X509_free(x);
+	size_t size = sizeof(head) + (size_t)head.n_san * sizeof(char *) + strings;
+	struct x509_info *out = malloc(size);
+	if (out) {
+		*out = head;
+		out->size = size;
+		out->san = (const char **)(out + 1);
+		char *at = (char *)(out->san + head.n_san);
+		out->subject = place(&at, subject);
+		out->issuer = place(&at, issuer);
+		for (int i = 0; i < head.n_san; i++)
+			out->san[i] = place(&at, sans[i]);
+	}
+	free(sans);
+	return out;
 }

@@ -41,14 +41,25 @@ void history_free(struct history *h)
 	free(h);
 }
 
-static struct history_entry *find(const struct history *h, const char *address)
+static uint64_t hash_of(const struct history *h, const char *address)
+{
+	return siphash24(h->key, (const uint8_t *)address, strlen(address));
+}
+
+static struct history_entry *find_hashed(const struct history *h, const char *address,
+					 uint64_t hash)
 {
 	size_t mask = h->cap - 1;
-	for (size_t i = siphash24(h->key, (const uint8_t *)address, strlen(address)) & mask;;
-	     i = (i + 1) & mask) {
-		if (!h->slots[i].address[0] || !strcmp(h->slots[i].address, address))
+	for (size_t i = hash & mask;; i = (i + 1) & mask) {
+		const struct history_entry *e = &h->slots[i];
+		if (!e->address[0] || (e->hash == hash && !strcmp(e->address, address)))
 			return &h->slots[i];
 	}
+}
+
+static struct history_entry *find(const struct history *h, const char *address)
+{
+	return find_hashed(h, address, hash_of(h, address));
 }
 
 static int grow(struct history *h)
@@ -62,7 +73,7 @@ static int grow(struct history *h)
 	h->cap = cap;
 	for (size_t i = 0; i < oldcap; i++)
 		if (old[i].address[0])
-			*find(h, old[i].address) = old[i];
+			*find_hashed(h, old[i].address, old[i].hash) = old[i];
 	free(old);
 	return 0;
 }
@@ -79,7 +90,8 @@ static struct history_entry *get_or_add(struct history *h, const char *address)
 {
 	if (!address[0] || strlen(address) >= sizeof(h->slots[0].address))
 		return NULL;
-	struct history_entry *e = find(h, address);
+	uint64_t hash = hash_of(h, address);
+	struct history_entry *e = find_hashed(h, address, hash);
 	if (e->address[0])
 		return e;
 	if (h->used >= HISTORY_MAX_ENTRIES)
@@ -87,9 +99,10 @@ static struct history_entry *get_or_add(struct history *h, const char *address)
 	if ((h->used + 1) * 2 > h->cap) {
 		if (grow(h))
 			return NULL;
-		e = find(h, address);
+		e = find_hashed(h, address, hash);
 	}
 	strcpy(e->address, address);
+	e->hash = hash;
 	h->used++;
 	return e;
 }

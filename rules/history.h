@@ -21,6 +21,7 @@ struct history_entry {
 	int64_t first_seen, last_seen;
 	int64_t known_until; /* last_seen as the database had it: older sessions were counted */
 	uint64_t sessions;
+	uint64_t hash; /* of address: growing the table needs no rehashing */
 };
 
 struct history;

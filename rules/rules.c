@@ -316,7 +316,7 @@ static void emit(struct eval *e, enum finding_id id, const struct binding *b, ui
 	memcpy(f.community_id, e->rec->community_id, sizeof(f.community_id));
 	f.pcap = e->rec->pcap;
 	if (e->m && e->m->ehlo >= 0)
-		memcpy(f.helo, e->m->helo_name, sizeof(f.helo));
+		snprintf(f.helo, sizeof(f.helo), "%s", e->m->helo_name);
 	snprintf(f.server_ip, sizeof(f.server_ip), "%s", e->server);
 	snprintf(f.message, sizeof(f.message), fmt, arg ? arg : "");
 	e->v->findings++;

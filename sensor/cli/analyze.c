@@ -154,7 +154,7 @@ int cmd_analyze(int argc, char **argv)
 		    names[st], run_ns ? 100.0 * (double)stage_times.ns[st] / (double)run_ns : 0.0,
 		    stage_times.bytes[st], stage_times.calls[st]);
 #endif
-	if (pipeline_store_failed(p))
+	if (pipeline_store_failed(p) || pipeline_output_failed(p))
 		status = EXIT_USAGE;
 	if (status == EXIT_CLEAN && pipeline_failed(p))
 		status = EXIT_FINDINGS;

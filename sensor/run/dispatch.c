@@ -1,5 +1,8 @@
 /*
- * dispatch.c - the reader -> workers -> writer threads of offline analysis.
+ * dispatch.c - the reader and worker threads of offline analysis. The
+ * reading thread is also the writer: between batches it hands on what the
+ * merge can release, so no thread of its own competes for a core with the
+ * workers, and it never waits for the merge while the workers have input.
  */
 #include "run/dispatch.h"
 
@@ -60,8 +63,6 @@ struct dispatch {
 	struct shard_hub *hub;
 	struct worker *w;
 	struct shard **shards; /* w[i].shard, for the counters */
-	pthread_t writer;
-	int writer_started;
 	shard_event_fn fn;
 	void *ctx;
 	struct flow_clock clock;
@@ -135,13 +136,6 @@ static void *worker_main(void *arg)
 	}
 }
 
-static void *writer_main(void *arg)
-{
-	struct dispatch *d = arg;
-	shard_hub_drain(d->hub, d->fn, d->ctx, 0);
-	return NULL;
-}
-
 static int queue_try_push(struct worker *w, struct batch *b)
 {
 	pthread_mutex_lock(&w->mu);
@@ -189,6 +183,8 @@ static void queue_push(struct dispatch *d, struct worker *w, struct batch *b)
 {
 	while (!queue_try_push(w, b)) {
 		mark_others(d, w, 1);
+		/* The worker may be waiting for its results to be taken. */
+		shard_hub_drain_ready(d->hub, d->fn, d->ctx);
 		struct timespec until;
 		deadline_after_ms(&until, 5);
 		pthread_mutex_lock(&w->mu);
@@ -208,6 +204,7 @@ static void send_full(struct dispatch *d, struct worker *w)
 	/* Workers that had nothing for a while learn how far the reader is,
 	 * so the merge need not wait for them. */
 	mark_others(d, w, STALE_PACKETS);
+	shard_hub_drain_ready(d->hub, d->fn, d->ctx);
 }
 
 static struct item *item_slot(struct dispatch *d, struct worker *w, uint32_t bytes)
@@ -303,9 +300,6 @@ struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct f
 			goto fail;
 		d->w[i].started = 1;
 	}
-	if (pthread_create(&d->writer, NULL, writer_main, d) != 0)
-		goto fail;
-	d->writer_started = 1;
 	return d;
 fail:
 	dispatch_finish(d);
@@ -341,15 +335,14 @@ void dispatch_finish(struct dispatch *d)
 		queue_push(d, w, b);
 		w->finished = 1;
 	}
+	/* The rest of the results, until every shard has finished. */
+	if (all)
+		shard_hub_drain(d->hub, d->fn, d->ctx, 0);
 	for (int i = 0; i < d->n; i++)
 		if (d->w[i].started) {
 			pthread_join(d->w[i].thread, NULL);
 			d->w[i].started = 0;
 		}
-	if (d->writer_started) {
-		pthread_join(d->writer, NULL);
-		d->writer_started = 0;
-	}
 }
 
 void dispatch_stats(const struct dispatch *d, struct flow_stats *fs, struct session_stats *ss,

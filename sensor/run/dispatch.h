@@ -3,9 +3,9 @@
  * numbers packets, runs the capture clock and hands each packet, in
  * batches, to the worker that owns its flow (a symmetric keyed hash of the
  * 5-tuple, so both directions meet in one worker); clock steps go to every
- * worker. Each worker runs one shard; a writer thread merges the shards'
- * results back into capture order for the result stage, so the output is
- * the same as with one worker.
+ * worker. Each worker runs one shard; between batches the reading thread
+ * merges the shards' results back into capture order for the result stage,
+ * so the output is the same as with one worker.
  */
 #ifndef MXW_DISPATCH_H
 #define MXW_DISPATCH_H
@@ -14,7 +14,8 @@
 
 struct dispatch;
 
-/* Starts `n` workers and the writer, which calls `fn` for every result.
+/* Starts `n` workers; `fn` is called for every result, from the thread that
+ * calls dispatch_packet() and dispatch_finish().
  * `dns`: pass DNS responses on; `all_flows`: a record of every flow. NULL on
  * failure. */
 struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct flow_config *cfg,

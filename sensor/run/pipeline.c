@@ -5,6 +5,7 @@
 #include "run/pipeline.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ struct pipeline {
 	struct db *db;       /* results store, NULL with --no-store */
 	struct store *store; /* its writer; NULL without a database */
 	int store_failed;    /* some result was not stored */
+	int output_failed;   /* some session output could not be written */
 	struct rules *rules;
 	struct history *history;
 	struct alert_sink *alerts;
@@ -746,6 +748,7 @@ int pipeline_drain(struct pipeline *a, int wait_ms)
 		keylog_poll(a->keylog); /* the MTA appends as it goes */
 	int done = a->hub ? shard_hub_drain(a->hub, on_event, a, wait_ms) : 1;
 	release_waiting(a, done);
+	session_sink_flush(&a->session_out); /* live: out within one wait */
 	return done;
 }
 
@@ -775,6 +778,11 @@ void pipeline_before_output(struct pipeline *p, void (*fn)(void *ctx), void *ctx
 	p->session_out.before_ctx = ctx;
 }
 
+int pipeline_output_failed(const struct pipeline *p)
+{
+	return p->output_failed;
+}
+
 int pipeline_store_failed(const struct pipeline *p)
 {
 	return p->store_failed;
@@ -791,7 +799,12 @@ void pipeline_finish(struct pipeline *a, FILE *counters_out)
 			;
 	release_waiting(a, 1);
 	/* Everything analysed is out before the store's last wait. */
-	fflush(stdout);
+	session_sink_flush(&a->session_out);
+	if (fflush(stdout) || ferror(stdout) || a->session_out.write_failed) {
+		a->output_failed = 1;
+		fprintf(stderr, "mxwatch: writing the session output failed (%s): records are "
+				"missing from it\n", strerror(errno));
+	}
 	if (store_close(a->store, save_learned, a))
 		a->store_failed = 1;
 	if (!a->print_flows && !a->quiet)

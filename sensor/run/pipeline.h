@@ -62,6 +62,9 @@ int pipeline_name_input(struct pipeline *p, const char *name);
 /* `fn(ctx)` runs before each session or finding is printed (and before
  * the summary): the caller clears a progress line there. */
 void pipeline_before_output(struct pipeline *p, void (*fn)(void *ctx), void *ctx);
+/* 1 when the session output (stdout) could not be written in full
+ * (after pipeline_finish). */
+int pipeline_output_failed(const struct pipeline *p);
 /* 1 when some result was not stored (after pipeline_finish). */
 int pipeline_store_failed(const struct pipeline *p);
 /* 1 when a finding reached --fail-on. */

@@ -118,22 +118,32 @@ static void start_tls(struct session *s, int dir)
 		s->tls_active[dir] = 1;
 }
 
-#define DNS_TCP_MAX 65537 /* 2-byte length plus the largest message */
+/* Room for `need` bytes of the message being assembled: the buffer grows
+ * to the length its 2-byte prefix announces (at most 65537 with it), not
+ * to the largest possible. */
+static int dns_room(struct session *s, size_t need)
+{
+	if (need <= s->dns_cap)
+		return 1;
+	size_t cap = need < 512 ? 512 : need;
+	uint8_t *b = realloc(s->dns_buf, cap);
+	if (!b)
+		return 0;
+	s->dns_buf = b;
+	s->dns_cap = (uint32_t)cap;
+	return 1;
+}
 
 /* Server-to-client bytes of DNS over TCP: 2-byte length, then a message. */
 static void dns_tcp(struct session_engine *e, struct flow *f, struct session *s, const uint8_t *p,
 		    size_t n)
 {
 	while (n) {
-		if (!s->dns_buf) {
-			s->dns_buf = malloc(DNS_TCP_MAX);
-			if (!s->dns_buf)
-				return;
-		}
+		size_t whole = s->dns_len < 2 ? 2 : (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]) + 2;
+		if (!dns_room(s, whole))
+			return;
 		/* Copy no further than the frame's end: the next frame starts there. */
-		size_t want = s->dns_len < 2
-				  ? 2 - s->dns_len
-				  : (size_t)(s->dns_buf[0] << 8 | s->dns_buf[1]) + 2 - s->dns_len;
+		size_t want = whole - s->dns_len;
 		size_t take = n < want ? n : want;
 		memcpy(s->dns_buf + s->dns_len, p, take);
 		s->dns_len += (uint32_t)take;

@@ -40,7 +40,7 @@ struct session {
 	struct classify_state *cls;
 	struct classify_result cls_res;
 	uint8_t *dns_buf; /* DNS over TCP: one message being assembled */
-	uint32_t dns_len;
+	uint32_t dns_len, dns_cap;
 };
 
 /* DNS messages (from UDP or TCP port 53 responses) go here. */

@@ -380,12 +380,15 @@ static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, in
 
 /* Offline: an n-way merge of the shards' streams, each already in key
  * order; an event goes out only once every unfinished shard has shown an
- * event (or progress mark) at least as late. */
-static int drain_ordered(struct shard_hub *h, shard_event_fn fn, void *ctx)
+ * event (or progress mark) at least as late. Without `wait`, returns (0)
+ * as soon as a shard has nothing to show yet. */
+static int drain_ordered(struct shard_hub *h, shard_event_fn fn, void *ctx, int wait)
 {
 	struct outbox *mine = h->taken;
 	int *ended = h->ended;
 	int n_ended = 0;
+	for (int i = 0; i < h->n; i++)
+		n_ended += ended[i];
 	while (n_ended < h->n) {
 		int missing = 0;
 		for (int i = 0; i < h->n; i++)
@@ -404,12 +407,14 @@ static int drain_ordered(struct shard_hub *h, shard_event_fn fn, void *ctx)
 						missing = 1;
 					}
 				}
-				if (!missing)
+				if (!missing || !wait)
 					break;
 				pthread_cond_wait(&h->to_writer, &h->mu);
 			}
 			pthread_cond_broadcast(&h->to_shards);
 			pthread_mutex_unlock(&h->mu);
+			if (missing)
+				return 0;
 		}
 		int best = -1;
 		for (int i = 0; i < h->n; i++)
@@ -430,5 +435,10 @@ static int drain_ordered(struct shard_hub *h, shard_event_fn fn, void *ctx)
 
 int shard_hub_drain(struct shard_hub *h, shard_event_fn fn, void *ctx, int wait_ms)
 {
-	return h->ordered ? drain_ordered(h, fn, ctx) : drain_unordered(h, fn, ctx, wait_ms);
+	return h->ordered ? drain_ordered(h, fn, ctx, 1) : drain_unordered(h, fn, ctx, wait_ms);
+}
+
+int shard_hub_drain_ready(struct shard_hub *h, shard_event_fn fn, void *ctx)
+{
+	return drain_ordered(h, fn, ctx, 0);
 }

@@ -102,5 +102,9 @@ typedef void (*shard_event_fn)(void *ctx, struct shard_event *ev);
  * (returns 1), or, for a live hub, until `wait_ms` passes with nothing to
  * do (returns 0). Events are freed after `fn`, with what they own. */
 int shard_hub_drain(struct shard_hub *h, shard_event_fn fn, void *ctx, int wait_ms);
+/* Offline (ordered hub), from a thread that has other work: handles what
+ * can go out now and returns without waiting; 1 once every shard has
+ * finished. */
+int shard_hub_drain_ready(struct shard_hub *h, shard_event_fn fn, void *ctx);
 
 #endif

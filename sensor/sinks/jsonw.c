@@ -29,13 +29,13 @@ void jw_reset(struct jsonw *w)
 	w->failed = 0;
 }
 
-static int reserve(struct jsonw *w, size_t n)
+/* Grows the buffer; the inline check in room() keeps this off the
+ * common path. */
+static int grow(struct jsonw *w, size_t n)
 {
 	if (w->failed)
 		return 0;
-	if (w->len + n <= w->cap)
-		return 1;
-	size_t cap = w->cap ? w->cap : 512;
+	size_t cap = w->cap ? w->cap : 2048;
 	while (cap < w->len + n)
 		cap *= 2;
 	char *b = realloc(w->buf, cap);
@@ -48,32 +48,42 @@ static int reserve(struct jsonw *w, size_t n)
 	return 1;
 }
 
-static void put(struct jsonw *w, const char *s, size_t n)
+/* Where n more bytes go, or NULL once output is dropped. */
+static inline char *room(struct jsonw *w, size_t n)
 {
-	if (!reserve(w, n))
-		return;
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
+	if (w->len + n > w->cap && !grow(w, n))
+		return NULL;
+	return w->failed ? NULL : w->buf + w->len;
 }
 
-static void putc_(struct jsonw *w, char c)
+static inline void put(struct jsonw *w, const char *s, size_t n)
 {
-	put(w, &c, 1);
+	char *d = room(w, n);
+	if (d) {
+		memcpy(d, s, n);
+		w->len += n;
+	}
+}
+
+static inline void putc_(struct jsonw *w, char c)
+{
+	char *d = room(w, 1);
+	if (d) {
+		*d = c;
+		w->len++;
+	}
 }
 
 /* Separator before a value: a comma unless first in its container, and
  * nothing after a key (the key wrote its colon). */
-static void sep(struct jsonw *w)
+static inline void sep(struct jsonw *w)
 {
 	if (w->depth < 0 || w->depth >= JSONW_MAX_DEPTH)
 		return;
-	if (w->first[w->depth] == 2) { /* after a key */
-		w->first[w->depth] = 0;
-		return;
-	}
-	if (!w->first[w->depth])
-		putc_(w, ',');
+	uint8_t f = w->first[w->depth];
 	w->first[w->depth] = 0;
+	if (!f)
+		putc_(w, ',');
 }
 
 static void open_(struct jsonw *w, char c)
@@ -111,11 +121,21 @@ void jw_arr_end(struct jsonw *w)
 
 void jw_key(struct jsonw *w, const char *k)
 {
-	sep(w);
-	putc_(w, '"');
-	jw_escape(w, k, strlen(k));
-	put(w, "\":", 2);
-	w->first[w->depth] = 2;
+	size_t n = strlen(k);
+	int comma = w->depth >= 0 && w->depth < JSONW_MAX_DEPTH && !w->first[w->depth];
+	char *d = room(w, n + 4);
+	if (!d)
+		return;
+	if (comma)
+		*d++ = ',';
+	*d++ = '"';
+	memcpy(d, k, n);
+	d[n] = '"';
+	d[n + 1] = ':';
+	w->len = (size_t)(d + n + 2 - w->buf);
+	/* The value after it needs no separator. */
+	if (w->depth >= 0 && w->depth < JSONW_MAX_DEPTH)
+		w->first[w->depth] = 1;
 }
 
 /* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid; *out
@@ -160,24 +180,54 @@ static int acts_on_display(uint32_t cp)
 	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
+/* Bytes that end a plain run: controls, '"', '\\', DEL and every byte
+ * from 0x80 (checked as UTF-8). */
+static const uint8_t stops[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 void jw_escape(struct jsonw *w, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *u = (const unsigned char *)s;
+	/* Worst case: every byte becomes \u00XX. Reserved once, so the loop
+	 * writes without checks. */
+	if (n > (SIZE_MAX - w->len) / 6 - 1) {
+		w->failed = 1;
+		return;
+	}
+	char *d = room(w, n * 6);
+	if (!d)
+		return;
 	size_t i = 0;
 	while (i < n) {
 		size_t run = i;
-		while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' &&
-		       u[run] != '\\')
+		while (run < n && !stops[u[run]])
 			run++;
-		put(w, s + i, run - i);
+		memcpy(d, s + i, run - i);
+		d += run - i;
 		i = run;
 		if (i >= n)
 			break;
 		unsigned char c = u[i];
 		if (c == '"' || c == '\\') {
-			char e[2] = {'\\', (char)c};
-			put(w, e, 2);
+			*d++ = '\\';
+			*d++ = (char)c;
 			i++;
 			continue;
 		}
@@ -185,22 +235,33 @@ void jw_escape(struct jsonw *w, const char *s, size_t n)
 			uint32_t cp = 0;
 			size_t l = utf8_len(u + i, n - i, &cp);
 			if (l && !acts_on_display(cp)) {
-				put(w, s + i, l);
+				memcpy(d, s + i, l);
+				d += l;
 				i += l;
 				continue;
 			}
 			if (l) {
-				char e[6] = {'\\', 'u', hex[cp >> 12], hex[(cp >> 8) & 15],
-					     hex[(cp >> 4) & 15], hex[cp & 15]};
-				put(w, e, 6);
+				d[0] = '\\';
+				d[1] = 'u';
+				d[2] = hex[cp >> 12];
+				d[3] = hex[(cp >> 8) & 15];
+				d[4] = hex[(cp >> 4) & 15];
+				d[5] = hex[cp & 15];
+				d += 6;
 				i += l;
 				continue;
 			}
 		}
-		char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-		put(w, e, 6);
+		d[0] = '\\';
+		d[1] = 'u';
+		d[2] = '0';
+		d[3] = '0';
+		d[4] = hex[c >> 4];
+		d[5] = hex[c & 15];
+		d += 6;
 		i++;
 	}
+	w->len = (size_t)(d - w->buf);
 }
 
 void jw_strn(struct jsonw *w, const char *s, size_t n)
@@ -227,9 +288,13 @@ void jw_str_or_null(struct jsonw *w, const char *s)
 void jw_u64(struct jsonw *w, uint64_t v)
 {
 	char b[24];
-	int n = snprintf(b, sizeof(b), "%" PRIu64, v);
+	char *e = b + sizeof(b), *p = e;
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
 	sep(w);
-	put(w, b, (size_t)n);
+	put(w, p, (size_t)(e - p));
 }
 
 void jw_bool(struct jsonw *w, int v)
@@ -249,16 +314,34 @@ void jw_null(struct jsonw *w)
 
 void jw_time(struct jsonw *w, uint64_t ts_ns)
 {
-	time_t secs = (time_t)(ts_ns / NS_PER_S);
-	struct tm tm;
-	char b[48];
-	if (!gmtime_r(&secs, &tm)) {
-		jw_null(w);
-		return;
+	uint64_t secs = ts_ns / NS_PER_S;
+	/* Records come in time order: the date part is mostly the last one's. */
+	if (!w->time_valid || secs != w->time_secs) {
+		time_t t = (time_t)secs;
+		struct tm tm;
+		if (!gmtime_r(&t, &tm) ||
+		    strftime(w->time_text, sizeof(w->time_text), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+			jw_null(w);
+			return;
+		}
+		w->time_secs = secs;
+		w->time_len = strlen(w->time_text);
+		w->time_valid = 1;
 	}
-	size_t n = strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(b + n, sizeof(b) - n, ".%06uZ", (unsigned)(ts_ns % NS_PER_S / NS_PER_US));
-	jw_str(w, b);
+	unsigned us = (unsigned)(ts_ns % NS_PER_S / NS_PER_US);
+	char *d;
+	sep(w);
+	if (!(d = room(w, w->time_len + 10)))
+		return;
+	*d++ = '"';
+	memcpy(d, w->time_text, w->time_len);
+	d += w->time_len;
+	*d++ = '.';
+	for (int i = 5; i >= 0; i--, us /= 10)
+		d[i] = (char)('0' + us % 10);
+	d[6] = 'Z';
+	d[7] = '"';
+	w->len = (size_t)(d + 8 - w->buf);
 }
 
 void jw_kv_str(struct jsonw *w, const char *k, const char *s)
@@ -308,10 +391,24 @@ void jw_kv_bool_if(struct jsonw *w, const char *k, int known, int v)
 
 const char *jw_cstr(struct jsonw *w)
 {
-	if (!reserve(w, 1))
+	if (!room(w, 1))
 		return NULL;
 	w->buf[w->len] = 0;
 	return w->buf;
+}
+
+void jw_raw(struct jsonw *w, const char *s, size_t n)
+{
+	put(w, s, n);
+}
+
+int jw_write(struct jsonw *w, FILE *out)
+{
+	int rc = 0;
+	if (w->failed || (w->len && fwrite(w->buf, 1, w->len, out) != w->len))
+		rc = -1;
+	jw_reset(w);
+	return rc;
 }
 
 int jw_emit_line(struct jsonw *w, FILE *out)

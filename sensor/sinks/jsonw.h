@@ -19,6 +19,11 @@ struct jsonw {
 	int depth;
 	uint8_t first[JSONW_MAX_DEPTH]; /* no member written yet at this depth */
 	int failed;                     /* out of memory: output dropped */
+	/* jw_time(): the last second written, formatted */
+	int time_valid;
+	uint64_t time_secs;
+	size_t time_len;
+	char time_text[32];
 };
 
 void jw_init(struct jsonw *w);
@@ -29,7 +34,8 @@ void jw_obj_begin(struct jsonw *w);
 void jw_obj_end(struct jsonw *w);
 void jw_arr_begin(struct jsonw *w);
 void jw_arr_end(struct jsonw *w);
-/* Writes a member name; the next value call is its value. */
+/* Writes a member name, a name from the code (never from the wire: it is
+ * written as it is); the next value call is its value. */
 void jw_key(struct jsonw *w, const char *k);
 void jw_str(struct jsonw *w, const char *s);
 void jw_strn(struct jsonw *w, const char *s, size_t n);
@@ -56,6 +62,12 @@ const char *jw_cstr(struct jsonw *w);
 
 /* Appends a newline, writes the line to `out` and resets the writer. */
 int jw_emit_line(struct jsonw *w, FILE *out);
+
+/* The writer as a plain output buffer: appends n bytes as they are. */
+void jw_raw(struct jsonw *w, const char *s, size_t n);
+/* Writes everything in w to `out` with one fwrite and resets w; -1 when
+ * the write failed or output was dropped for want of memory. */
+int jw_write(struct jsonw *w, FILE *out);
 
 /* Escapes n bytes of s as JSON string content (no quotes) into w. */
 void jw_escape(struct jsonw *w, const char *s, size_t n);

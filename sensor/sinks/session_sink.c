@@ -7,12 +7,16 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sinks/alert_sink.h"
 #include "sinks/flowsink.h"
 #include "util/units.h"
+
+#define BATCH_BYTES (64u << 10)
 
 void session_sink_init(struct session_sink *k, FILE *out, int json)
 {
@@ -20,11 +24,56 @@ void session_sink_init(struct session_sink *k, FILE *out, int json)
 	k->out = out;
 	k->json = json;
 	jw_init(&k->jw);
+	jw_init(&k->batch);
+	k->batch_limit = out && isatty(fileno(out)) ? 0 : BATCH_BYTES;
+}
+
+void session_sink_flush(struct session_sink *k)
+{
+	if (!k->batch.len && !k->batch.failed)
+		return;
+	if (k->before_write)
+		k->before_write(k->before_ctx);
+	if (jw_write(&k->batch, k->out))
+		k->write_failed = 1;
 }
 
 void session_sink_free(struct session_sink *k)
 {
+	if (k->out)
+		session_sink_flush(k);
 	jw_free(&k->jw);
+	jw_free(&k->batch);
+}
+
+/* A line of text, formatted like printf, into the batch. */
+static void batch_printf(struct session_sink *k, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void batch_printf(struct session_sink *k, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1; /* cells are bounded: never happens */
+	jw_raw(&k->batch, line, (size_t)n);
+}
+
+/* A finished JSON line into the batch; w is reset. */
+static void batch_json(struct session_sink *k, struct jsonw *w)
+{
+	const char *text = jw_cstr(w);
+	if (!text)
+		k->batch.failed = 1;
+	else {
+		jw_raw(&k->batch, text, w->len);
+		jw_raw(&k->batch, "\n", 1);
+	}
+	jw_reset(w);
 }
 
 static void smtp_json(struct jsonw *w, const struct smtp_facts *m, int tls_started)
@@ -87,8 +136,10 @@ static void certs_json(struct jsonw *w, const struct session_record *r)
 {
 	const struct tls_facts *t = r->tls;
 	jw_arr_begin(w);
-	for (int i = 0; r->certs && i < t->n_certs; i++) {
-		const struct x509_info *info = &r->certs[i];
+	for (int i = 0; i < r->n_cert_infos && i < t->n_certs; i++) {
+		const struct x509_info *info = r->certs[i];
+		if (!info)
+			continue;
 		jw_obj_begin(w);
 		jw_kv_opt(w, "subject", info->parsed ? info->subject : NULL);
 		jw_kv_opt(w, "issuer", info->parsed ? info->issuer : NULL);
@@ -259,11 +310,11 @@ static const char *printable(const char *s, char *buf, size_t cap)
 static void cert_cell(const struct session_record *r, const char *when, char *buf, size_t cap)
 {
 	const struct tls_facts *t = r->tls;
-	if (!t || !t->n_certs || !r->certs || !r->certs[0].parsed) {
+	if (!t || !t->n_certs || !r->n_cert_infos || !r->certs[0] || !r->certs[0]->parsed) {
 		snprintf(buf, cap, "-");
 		return;
 	}
-	const struct x509_info *c = &r->certs[0];
+	const struct x509_info *c = r->certs[0];
 	char name[256] = "";
 	const char *cn = strstr(c->subject, "CN=");
 	if (cn && (cn == c->subject || cn[-1] == ','))
@@ -320,7 +371,7 @@ static void write_text(struct session_sink *k, const struct session_record *r,
 	char cl[64], se[64], when[32], verdict[48];
 	char helo[25], st[40], tlsv[40], rc[64], sni[40], cert[29];
 	if (!k->header_done) {
-		fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %-28s %s\n",
+		batch_printf(k, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %-28s %s\n",
 			"start (UTC)", "session", "client", "server", "proto", "helo", "starttls",
 			"tls", "verdict", "certificate", "rcpt domains / sni");
 		k->header_done = 1;
@@ -357,7 +408,7 @@ static void write_text(struct session_sink *k, const struct session_record *r,
 	if (!rc[0] && t && t->sni[0])
 		snprintf(rc, sizeof(rc), "sni=%s", printable(t->sni, sni, sizeof(sni)));
 	cert_cell(r, when, cert, sizeof(cert));
-	fprintf(k->out, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %-28s %s\n", when,
+	batch_printf(k, "%-19s %-16s %-22s %-22s %-5s %-24s %-20s %-16s %-28s %-28s %s\n", when,
 		r->id, cl, se, session_kind_name((enum session_kind)r->kind),
 		m ? printable(m->helo_name, helo, sizeof(helo)) : "-", st, tlsv, verdict, cert,
 		rc[0] ? rc : "-");
@@ -369,25 +420,25 @@ void session_sink_write(struct session_sink *k, const struct session_record *r,
 {
 	if (k->findings_only && !n_findings)
 		return;
-	if (k->before_write)
-		k->before_write(k->before_ctx);
 	k->written++;
 	if (k->json) {
 		if (!k->findings_only)
-			jw_emit_line(json, k->out);
+			batch_json(k, json);
 		for (int i = 0; i < n_findings; i++) {
 			finding_json(&k->jw, &findings[i]);
-			jw_emit_line(&k->jw, k->out);
+			batch_json(k, &k->jw);
 		}
-		return;
+	} else {
+		write_text(k, r, v);
 	}
-	write_text(k, r, v);
-	for (int i = 0; i < n_findings; i++) {
+	for (int i = 0; !k->json && i < n_findings; i++) {
 		char dom[64], msg[160];
 		alert_escape(findings[i].domain, dom, sizeof(dom));
 		alert_escape(findings[i].message, msg, sizeof(msg));
-		fprintf(k->out, "    %s %-8s %-28s %s%s%s\n", findings[i].alert ? "!" : "-",
+		batch_printf(k, "    %s %-8s %-28s %s%s%s\n", findings[i].alert ? "!" : "-",
 			severity_name(findings[i].severity), finding_name(findings[i].id),
 			dom[0] ? dom : "", dom[0] ? ": " : "", msg);
 	}
+	if (k->batch.len > k->batch_limit || k->batch.failed)
+		session_sink_flush(k);
 }

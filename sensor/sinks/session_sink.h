@@ -24,6 +24,11 @@ struct session_sink {
 	int header_done;
 	uint64_t written;
 	struct jsonw jw;
+	/* Lines wait here and leave in one fwrite per batch; a terminal gets
+	 * each session at once (batch_limit 0). */
+	struct jsonw batch;
+	size_t batch_limit;
+	int write_failed; /* some output could not be written */
 };
 
 void session_sink_init(struct session_sink *k, FILE *out, int json);
@@ -34,6 +39,9 @@ void session_sink_init(struct session_sink *k, FILE *out, int json);
 void session_sink_write(struct session_sink *k, const struct session_record *r,
 			const struct verdict *v, struct jsonw *json, const struct finding *findings,
 			int n_findings);
+/* Writes out what waits in the batch. */
+void session_sink_flush(struct session_sink *k);
+/* Flushes, then frees. */
 void session_sink_free(struct session_sink *k);
 
 /* Appends the session record (an object) with the rules' verdict (may be

@@ -20,8 +20,11 @@
 #define REASM_DIR_MAX_SEGMENTS 1024
 
 /* Bytes of already delivered data kept per direction to compare against
- * retransmissions: a retransmission whose bytes differ is an evasion signature. */
-#define REASM_HISTORY_BYTES 1024
+ * retransmissions: a retransmission whose bytes differ is an evasion signature.
+ * The ring starts at the MIN size and doubles to cover the largest segment
+ * delivered, up to the full size. */
+#define REASM_HISTORY_BYTES     1024
+#define REASM_HISTORY_MIN_BYTES 128
 
 /* Global budget for all reassembly buffers of all flows. */
 #define REASM_BUDGET_DEFAULT (512ull * 1024 * 1024)

@@ -249,8 +249,17 @@ static void record_anomaly(struct flow *f, int dir, enum reasm_anomaly kind, uin
 			return;
 		}
 	}
-	if (f->n_anomalies >= sizeof(f->anomalies) / sizeof(f->anomalies[0]))
-		return;
+	if (f->n_anomalies == f->anomaly_room) {
+		unsigned room = f->anomaly_room ? f->anomaly_room * 2u : 2u;
+		if (room > REASM_AN_COUNT * 2)
+			room = REASM_AN_COUNT * 2;
+		struct flow_anomaly *grown;
+		if (room == f->anomaly_room ||
+		    !(grown = realloc(f->anomalies, room * sizeof(*grown))))
+			return;
+		f->anomalies = grown;
+		f->anomaly_room = (uint8_t)room;
+	}
 	struct flow_anomaly *a = &f->anomalies[f->n_anomalies++];
 	a->kind = (uint8_t)kind;
 	a->dir = (uint8_t)dir;
@@ -326,6 +335,7 @@ static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
 		reasm_free(&f->dir[d], &t->budget);
 	t->stats.ended[f->end]++;
 	t->stats.flows_active--;
+	free(f->anomalies);
 	free(f);
 }
 
@@ -784,6 +794,7 @@ void flow_table_free(struct flow_table *t)
 			reasm_free(&f->dir[d], &t->budget);
 			drop_syn_data(t, f, d);
 		}
+		free(f->anomalies);
 		free(f);
 	}
 	free(t->buckets);

@@ -73,7 +73,8 @@ struct flow {
 	uint8_t midstream; /* no SYN seen: capture began inside the session */
 	uint8_t rst_seen;
 	uint8_t n_anomalies;
-	struct flow_anomaly anomalies[REASM_AN_COUNT * 2];
+	uint8_t anomaly_room;
+	struct flow_anomaly *anomalies; /* made at the first: most flows have none */
 	/* Payload that came on a SYN, held until the peer's ACK shows whether
 	 * its stack took it (TCP Fast Open) or dropped it, as stacks do. */
 	uint8_t *syn_data[2];

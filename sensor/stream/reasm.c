@@ -92,7 +92,7 @@ void reasm_syn(struct reasm_dir *d, uint32_t isn)
 
 static void hist_write(struct reasm_dir *d, const uint8_t *p, size_t n)
 {
-	const size_t cap = REASM_HISTORY_BYTES;
+	const size_t cap = d->hist_cap;
 
 	if (n >= cap) {
 		memcpy(d->hist, p + n - cap, cap);
@@ -112,7 +112,7 @@ static void hist_write(struct reasm_dir *d, const uint8_t *p, size_t n)
 /* Compares already delivered bytes [seq, seq+n) with what history holds. */
 static int hist_conflicts(const struct reasm_dir *d, uint32_t seq, const uint8_t *p, uint32_t n)
 {
-	const uint32_t cap = REASM_HISTORY_BYTES;
+	const uint32_t cap = d->hist_cap;
 
 	if (!d->hist)
 		return 0;
@@ -126,13 +126,37 @@ static int hist_conflicts(const struct reasm_dir *d, uint32_t seq, const uint8_t
 	return 0;
 }
 
+/* A retransmission repeats a segment, so the ring need only cover the
+ * largest one delivered: a dialogue of short commands and replies keeps a
+ * small ring, a message body gets the full REASM_HISTORY_BYTES. The bytes
+ * held move over, oldest first. */
+static void hist_grow(struct reasm_dir *d, uint32_t n, struct reasm_budget *b)
+{
+	uint32_t cap = REASM_HISTORY_MIN_BYTES;
+	while (cap < n && cap < REASM_HISTORY_BYTES)
+		cap *= 2;
+	if (cap <= d->hist_cap)
+		return;
+	uint8_t *h = budget_alloc(b, cap);
+	if (!h)
+		return; /* the old ring, if any, stays */
+	uint32_t len = d->hist_len;
+	for (uint32_t i = 0; i < len; i++)
+		h[i] = d->hist[(d->hist_pos + d->hist_cap - len + i) % d->hist_cap];
+	budget_free(b, d->hist, d->hist_cap);
+	d->hist = h;
+	d->hist_cap = cap;
+	d->hist_len = len;
+	d->hist_pos = len % cap;
+}
+
 static void emit(struct reasm_dir *d, const struct reasm_sink *s, int dir, const uint8_t *p,
 		 uint32_t n, struct reasm_budget *b)
 {
 	if (n == 0)
 		return;
-	if (!d->hist)
-		d->hist = budget_alloc(b, REASM_HISTORY_BYTES);
+	if (n > d->hist_cap && d->hist_cap < REASM_HISTORY_BYTES)
+		hist_grow(d, n, b);
 	if (d->hist)
 		hist_write(d, p, n);
 	d->next_seq += n;
@@ -437,9 +461,11 @@ void reasm_bypass(struct reasm_dir *d, struct reasm_budget *b)
 		if (seq_diff(g->seq + g->len, hi) > 0)
 			hi = g->seq + g->len;
 	queue_free(d, b);
-	budget_free(b, d->hist, d->hist ? REASM_HISTORY_BYTES : 0);
+	budget_free(b, d->hist, d->hist_cap);
 	d->hist = NULL;
+	d->hist_cap = 0;
 	d->hist_len = 0;
+	d->hist_pos = 0;
 	d->bypass = 1;
 	d->bypass_seq = d->next_seq;
 	d->bypass_hi = hi;
@@ -453,7 +479,9 @@ uint64_t reasm_stream_bytes(const struct reasm_dir *d)
 void reasm_free(struct reasm_dir *d, struct reasm_budget *b)
 {
 	queue_free(d, b);
-	budget_free(b, d->hist, d->hist ? REASM_HISTORY_BYTES : 0);
+	budget_free(b, d->hist, d->hist_cap);
 	d->hist = NULL;
+	d->hist_cap = 0;
 	d->hist_len = 0;
+	d->hist_pos = 0;
 }

@@ -59,6 +59,7 @@ struct reasm_dir {
 	uint32_t queued_bytes;
 	uint32_t queued_segs;
 	uint8_t *hist;       /* ring of the last delivered bytes, lazily allocated */
+	uint32_t hist_cap;   /* its size: grows with the largest segment delivered */
 	uint32_t hist_len;   /* valid bytes in hist */
 	uint32_t hist_pos;   /* ring index one past the newest byte */
 	uint32_t bypass_seq; /* next_seq when bypass began */

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		smtp_began_midstream(s);
 	frames_each(data, size, feed, s);
 	(void)smtp_tls_started(s, 0);
-	free(smtp_take_facts(s));
+	smtp_facts_free(smtp_take_facts(s));
 	smtp_free(s);
 	return 0;
 }

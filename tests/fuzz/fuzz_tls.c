@@ -2,6 +2,8 @@
  * fuzz_tls.c - the TLS handshake walker on both directions (frames.h),
  * with the server's certificates described as the session engine does.
  */
+#include <stdlib.h>
+
 #include "decoder/tls.h"
 #include "decoder/x509.h"
 #include "frames.h"
@@ -29,8 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)tls_done(t);
 	struct tls_facts *f = tls_take_facts(t);
 	for (int i = 0; f && i < f->n_certs; i++) {
-		struct x509_info info;
-		x509_describe(f->certs[i].der, f->certs[i].len, &info);
+		free(x509_describe(f->certs[i].der, f->certs[i].len));
 	}
 	tls_facts_free(f);
 	tls_free(t);

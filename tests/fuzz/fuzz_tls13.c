@@ -39,8 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (f && f->server_flight_len && secret_len &&
 	    !tls13_open_server_flight(f, secret, secret_len)) {
 		for (int i = 0; i < f->n_certs; i++) {
-			struct x509_info info;
-			x509_describe(f->certs[i].der, f->certs[i].len, &info);
+			free(x509_describe(f->certs[i].der, f->certs[i].len));
 		}
 	}
 	tls_facts_free(f);

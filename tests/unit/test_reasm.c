@@ -142,6 +142,39 @@ static void test_conflict_with_delivered_data(void **state)
 	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 1);
 }
 
+/* The history ring starts small and grows with the largest segment: bytes
+ * delivered before it grew are still compared, and a segment larger than
+ * the full ring keeps its tail. */
+static void test_conflict_across_history_growth(void **state)
+{
+	struct fixture *f = *state;
+	char big[700], changed[700];
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	reasm_syn(&f->d, 1);
+	seg(f, 2, "EHLO client.example\r\n"); /* 21 bytes: the smallest ring */
+	assert_int_equal(f->d.hist_cap, REASM_HISTORY_MIN_BYTES);
+	seg(f, 23, big); /* 699 bytes: the ring grows, the EHLO line moves over */
+	assert_int_equal(f->d.hist_cap, REASM_HISTORY_BYTES);
+	seg(f, 2, "EHLO client.example\r\n");
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 0);
+	seg(f, 2, "EHLO attacker.test!\r\n");
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 1);
+	memcpy(changed, big, sizeof(big));
+	changed[sizeof(changed) - 2] = 'X';
+	seg(f, 23, changed); /* the last byte of the big segment differs */
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 2);
+	/* One segment over the full ring: its last REASM_HISTORY_BYTES kept. */
+	char huge[1500];
+	memset(huge, 'h', sizeof(huge) - 1);
+	huge[sizeof(huge) - 1] = 0;
+	seg(f, 722, huge);
+	assert_int_equal(f->d.hist_len, REASM_HISTORY_BYTES);
+	huge[sizeof(huge) - 2] = 'Y';
+	seg(f, 722, huge);
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 3);
+}
+
 static void test_conflict_in_queue_first_wins(void **state)
 {
 	struct fixture *f = *state;
@@ -403,6 +436,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retransmission_deduplicated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_with_delivered_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conflict_across_history_growth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_in_queue_first_wins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_in_order_segment_overlapping_queue, setup,
 					    teardown),

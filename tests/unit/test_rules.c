@@ -211,20 +211,25 @@ static struct session_record *rec_new(uint64_t ts)
 	return r;
 }
 
+static int set_name(struct smtp_facts *m, const char **field, const char *v)
+{
+	return smtp_facts_set_name(m, field, v, strlen(v));
+}
+
 /* The SMTP facts of a session to `rcpt_domain`: greeting and EHLO reply
  * seen, STARTTLS offered or not. */
 static struct smtp_facts *smtp_new_facts(const char *rcpt_domain, int starttls_offered)
 {
-	struct smtp_facts *m = calloc(1, SMTP_FACTS_SIZE(1));
+	struct smtp_facts *m = smtp_facts_new();
 	assert_non_null(m);
 	m->greeting_code = 220;
-	snprintf(m->greeting_host, sizeof(m->greeting_host), "mx.example.test");
-	snprintf(m->helo_name, sizeof(m->helo_name), "client.example.net");
+	assert_int_equal(set_name(m, &m->greeting_host, "mx.example.test"), 0);
+	assert_int_equal(set_name(m, &m->helo_name, "client.example.net"), 0);
 	m->ehlo = 1;
 	m->ehlo_reply_seen = 1;
 	m->starttls_offered = (uint8_t)starttls_offered;
 	if (rcpt_domain) {
-		snprintf(m->rcpt_domains[0], sizeof(m->rcpt_domains[0]), "%s", rcpt_domain);
+		assert_int_equal(set_name(m, &m->rcpt_domains[0], rcpt_domain), 0);
 		m->rcpt_domain_count = 1;
 		m->rcpt_count = 1;
 	}
@@ -237,7 +242,7 @@ static struct session_record *plaintext(uint64_t ts, const char *rcpt_domain, in
 	struct session_record *r = rec_new(ts);
 	struct smtp_facts *m = smtp_new_facts(rcpt_domain, offered);
 	m->has_mail_from = 1;
-	snprintf(m->mail_from_domain, sizeof(m->mail_from_domain), "example.net");
+	assert_int_equal(set_name(m, &m->mail_from_domain, "example.net"), 0);
 	m->data_count = 1;
 	record_take_smtp(r, m);
 	return r;
