@@ -155,6 +155,20 @@ void certcache_release(const struct x509_info *info)
 		unref(info->owner);
 }
 
+const struct x509_info *certcache_ref(const struct x509_info *info)
+{
+	struct entry *e = info->owner;
+	atomic_fetch_add(&e->refs, 1);
+	return info;
+}
+
+const uint8_t *certcache_der(const struct x509_info *info, size_t *len)
+{
+	const struct entry *e = info->owner;
+	*len = e->der_len;
+	return e->der;
+}
+
 void certcache_stats(struct certcache_stats *out)
 {
 	pthread_mutex_lock(&mu);

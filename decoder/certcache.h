@@ -28,6 +28,10 @@ struct certcache_stats {
  * NULL only when out of memory. Release it with certcache_release(). */
 const struct x509_info *certcache_get(const uint8_t *der, size_t len);
 void certcache_release(const struct x509_info *info);
+/* Another reference to a description already held. */
+const struct x509_info *certcache_ref(const struct x509_info *info);
+/* The certificate a description was made from; valid while it is held. */
+const uint8_t *certcache_der(const struct x509_info *info, size_t *len);
 
 void certcache_stats(struct certcache_stats *out);
 /* Drops every entry not in use (tests, and the end of a run). */

@@ -28,14 +28,24 @@ void record_free(struct session_record *r)
 	smtp_facts_free(r->smtp);
 	release_certs(r);
 	tls_facts_free(r->tls);
+	free(r->anomalies);
 	free(r);
 }
 
 void record_add_anomaly(struct session_record *r, enum record_layer layer, const char *kind,
 			int dir, uint32_t count, uint64_t bytes)
 {
-	if (r->n_anomalies >= RECORD_MAX_ANOMALIES)
-		return;
+	if (r->n_anomalies == r->anomaly_room) {
+		unsigned room = r->anomaly_room ? r->anomaly_room * 2u : 4u;
+		if (room > RECORD_MAX_ANOMALIES)
+			room = RECORD_MAX_ANOMALIES;
+		struct record_anomaly *grown;
+		if (room == r->anomaly_room ||
+		    !(grown = realloc(r->anomalies, room * sizeof(*grown))))
+			return;
+		r->anomalies = grown;
+		r->anomaly_room = (uint8_t)room;
+	}
 	struct record_anomaly *a = &r->anomalies[r->n_anomalies++];
 	a->kind = kind;
 	a->layer = (uint8_t)layer;
@@ -72,8 +82,7 @@ void record_describe_certs(struct session_record *r)
 	if (tls && tls->n_certs) {
 		r->certs = malloc(tls->n_certs * sizeof(*r->certs));
 		for (int i = 0; r->certs && i < tls->n_certs; i++)
-			r->certs[r->n_cert_infos++] =
-			    certcache_get(tls->certs[i].der, tls->certs[i].len);
+			r->certs[r->n_cert_infos++] = certcache_ref(tls->certs[i].info);
 	}
 }
 

@@ -73,8 +73,9 @@ struct session_record {
 	 * certificate cache; a NULL entry when memory ran out */
 	const struct x509_info **certs;
 	uint8_t n_cert_infos; /* entries in certs, to release */
-	uint8_t n_anomalies;         /* stream ones first, then SMTP, then TLS */
-	struct record_anomaly anomalies[RECORD_MAX_ANOMALIES];
+	uint8_t n_anomalies; /* stream ones first, then SMTP, then TLS */
+	uint8_t anomaly_room;
+	struct record_anomaly *anomalies; /* owned; grown as they come */
 };
 
 /* A zeroed record; NULL when out of memory. */

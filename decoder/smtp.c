@@ -82,7 +82,6 @@ struct smtp {
 	uint32_t line_len[2];
 	uint32_t reply_lines; /* lines so far in the current multi-line reply */
 	uint8_t server_gap;   /* replies may have been lost: re-pair at the next one */
-	char reply_first_word[SMTP_MAX_NAME]; /* of the reply's first line: the greeting host */
 	uint8_t pending[SMTP_MAX_PENDING];
 	uint32_t pending_head, pending_count;
 	uint8_t *line[2]; /* allocated when a line first spans two segments */
@@ -503,10 +502,11 @@ static void server_final_reply(struct smtp *s, int code, const uint8_t *text, si
 	if (!s->greeting_done &&
 	    (!s->pending_count || (!s->midstream && !s->server_gap && s->f->replies == 1))) {
 		s->greeting_done = 1;
-		s->f->greeting_code = code;
-		set_name(s, &s->f->greeting_host, s->reply_first_word);
+		s->f->greeting_code = code; /* its host came with its first line */
 		return;
 	}
+	if (!s->greeting_done)
+		set_name(s, &s->f->greeting_host, ""); /* not the greeting after all */
 	s->greeting_done = 1;
 	if (s->server_gap) {
 		/* Replies were lost with the gap: the one in hand most likely
@@ -580,14 +580,17 @@ static void server_line(struct smtp *s, const uint8_t *line, size_t n)
 	enum smtp_verb v = pending_peek(s);
 
 	if (s->reply_lines == 0) {
+		/* The first word names the server in a greeting (taken back at
+		 * the reply's end if it is none) and in the EHLO reply. */
+		char word[SMTP_MAX_NAME];
 		size_t pos = 0, wl = next_word(text, tn, &pos);
-		copy_token(s->reply_first_word, sizeof(s->reply_first_word), text + pos, wl);
-	}
-	if (v == V_EHLO && code == 250) {
-		if (s->reply_lines == 0)
-			set_name(s, &s->f->ehlo_host, s->reply_first_word);
-		else
-			ehlo_capability(s, text, tn);
+		copy_token(word, sizeof(word), text + pos, wl);
+		if (!s->greeting_done)
+			set_name(s, &s->f->greeting_host, word);
+		if (v == V_EHLO && code == 250)
+			set_name(s, &s->f->ehlo_host, word);
+	} else if (v == V_EHLO && code == 250) {
+		ehlo_capability(s, text, tn);
 	}
 	if (more) {
 		s->reply_lines++;

@@ -6,6 +6,7 @@
  * cursor, so a message split at any byte or truncated anywhere is safe.
  */
 #include "decoder/tls.h"
+#include "decoder/certcache.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -115,10 +116,29 @@ void tls_facts_free(struct tls_facts *f)
 {
 	if (!f)
 		return;
-	for (int i = 0; i < f->n_certs; i++)
-		free(f->certs[i].der);
+	tls_facts_drop_certs(f);
 	free(f->server_flight);
 	free(f);
+}
+
+int tls_facts_add_cert(struct tls_facts *f, const uint8_t *der, size_t len)
+{
+	const struct x509_info *info = certcache_get(der, len);
+	if (!info)
+		return -1;
+	size_t n;
+	struct tls_cert_der *c = &f->certs[f->n_certs++];
+	c->info = info;
+	c->der = certcache_der(info, &n);
+	c->len = (uint32_t)n;
+	return 0;
+}
+
+void tls_facts_drop_certs(struct tls_facts *f)
+{
+	for (int i = 0; i < f->n_certs; i++)
+		certcache_release(f->certs[i].info);
+	f->n_certs = 0;
 }
 
 void tls_free(struct tls *t)
@@ -280,16 +300,10 @@ static void certificate(struct tls *t, const uint8_t *p, size_t n)
 			anomaly(t, TLS_AN_BUDGET, 1);
 			t->f->certs_truncated = 1;
 		} else if (t->f->n_certs < TLS_MAX_CERTS) {
-			uint8_t *der = malloc(len ? len : 1);
-			if (der) {
+			/* Charged to the budget as if held alone, though shared. */
+			if (tls_facts_add_cert(t->f, cur_ptr(&c), len) == 0) {
 				atomic_fetch_add_explicit(&tls_buffered, len, memory_order_relaxed);
 				t->charged += len;
-			}
-			if (der) {
-				memcpy(der, cur_ptr(&c), len);
-				t->f->certs[t->f->n_certs].der = der;
-				t->f->certs[t->f->n_certs].len = len;
-				t->f->n_certs++;
 			}
 		} else {
 			t->f->certs_truncated = 1;
@@ -393,6 +407,15 @@ static void handshake_bytes(struct tls *t, int dir, const uint8_t *p, size_t n)
 	}
 	memmove(d->hs, d->hs + off, d->hs_len - off);
 	d->hs_len -= off;
+	if (d->hs_len == 0 && d->hs) {
+		/* Nothing left to join: a handshake seldom splits again, and a
+		 * finished session must not hold kilobytes until its flow ends. */
+		free(d->hs);
+		atomic_fetch_sub_explicit(&tls_buffered, d->hs_cap, memory_order_relaxed);
+		t->charged -= d->hs_cap;
+		d->hs = NULL;
+		d->hs_cap = 0;
+	}
 }
 
 /* Appends to the server flight, within TLS13_MAX_FLIGHT and the budget

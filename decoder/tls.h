@@ -43,9 +43,12 @@ enum tls_anomaly {
 
 const char *tls_anomaly_name(enum tls_anomaly a);
 
+/* A certificate of the chain: its bytes and description are shared with
+ * every other session that presents it (decoder/certcache.h). */
 struct tls_cert_der {
-	uint8_t *der;
+	const uint8_t *der;
 	uint32_t len;
+	const struct x509_info *info; /* holds der */
 };
 
 struct tls_facts {
@@ -117,6 +120,11 @@ const struct tls_facts *tls_facts(const struct tls *t);
  * tls_facts_free(); the walker must not be fed again. */
 struct tls_facts *tls_take_facts(struct tls *t);
 void tls_facts_free(struct tls_facts *f);
+/* Appends a certificate to the chain (through the certificate cache);
+ * -1 when out of memory. The caller checks TLS_MAX_CERTS. */
+int tls_facts_add_cert(struct tls_facts *f, const uint8_t *der, size_t len);
+/* Releases the chain. */
+void tls_facts_drop_certs(struct tls_facts *f);
 
 /* "TLSv1.2" etc., or NULL for unknown values. */
 const char *tls_version_name(uint16_t v);

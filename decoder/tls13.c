@@ -124,13 +124,8 @@ static int certificate(struct tls_facts *f, const uint8_t *p, size_t n)
 		if (!c.ok || !cur_has(&c, len))
 			return -1;
 		if (f->n_certs < TLS_MAX_CERTS) {
-			uint8_t *der = malloc(len ? len : 1);
-			if (!der)
+			if (tls_facts_add_cert(f, cur_ptr(&c), len))
 				return -1;
-			memcpy(der, cur_ptr(&c), len);
-			f->certs[f->n_certs].der = der;
-			f->certs[f->n_certs].len = len;
-			f->n_certs++;
 		} else {
 			f->certs_truncated = 1;
 		}
@@ -237,9 +232,7 @@ static const char *open_flight(struct tls_facts *f, struct opener *o, uint8_t *p
 
 static void drop_certs(struct tls_facts *f)
 {
-	for (int i = 0; i < f->n_certs; i++)
-		free(f->certs[i].der);
-	f->n_certs = 0;
+	tls_facts_drop_certs(f);
 	f->certificate_seen = 0;
 	f->certs_truncated = 0;
 }

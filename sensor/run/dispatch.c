@@ -12,7 +12,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define BATCH_ITEMS   256
+#define BATCH_ITEMS   1024
 /* Room for the largest frame libpcap hands over (262144 bytes) and more. */
 #define BATCH_BYTES   (320u << 10)
 #define QUEUE_BATCHES 8
@@ -165,12 +165,14 @@ static int try_send_pending(struct dispatch *d, struct worker *w)
 	return 1;
 }
 
-/* Every other worker that has not heard how far the reader is. */
-static void mark_others(struct dispatch *d, const struct worker *w, uint64_t older_than)
+/* Every other worker that has not heard how far the reader is for
+ * `older_than` packets; with `all`, also any with a batch being filled. */
+static void mark_others(struct dispatch *d, const struct worker *w, uint64_t older_than, int all)
 {
 	for (int j = 0; j < d->n; j++) {
 		struct worker *o = &d->w[j];
-		if (o != w && !o->finished && (o->pending || o->last_through + older_than < d->seq))
+		if (o != w && !o->finished &&
+		    ((all && o->pending) || o->last_through + older_than < d->seq))
 			try_send_pending(d, o);
 	}
 }
@@ -182,7 +184,7 @@ static void mark_others(struct dispatch *d, const struct worker *w, uint64_t old
 static void queue_push(struct dispatch *d, struct worker *w, struct batch *b)
 {
 	while (!queue_try_push(w, b)) {
-		mark_others(d, w, 1);
+		mark_others(d, w, 1, 1);
 		/* The worker may be waiting for its results to be taken. */
 		shard_hub_drain_ready(d->hub, d->fn, d->ctx);
 		struct timespec until;
@@ -202,8 +204,9 @@ static void send_full(struct dispatch *d, struct worker *w)
 	w->last_through = b->through;
 	queue_push(d, w, b);
 	/* Workers that had nothing for a while learn how far the reader is,
-	 * so the merge need not wait for them. */
-	mark_others(d, w, STALE_PACKETS);
+	 * so the merge need not wait for them. Others' half-filled batches
+	 * stay: sent early, they would only mean more hand-overs and wake-ups. */
+	mark_others(d, w, STALE_PACKETS, 0);
 	shard_hub_drain_ready(d->hub, d->fn, d->ctx);
 }
 

@@ -119,9 +119,8 @@ void jw_arr_end(struct jsonw *w)
 	close_(w, ']');
 }
 
-void jw_key(struct jsonw *w, const char *k)
+void jw_key_n(struct jsonw *w, const char *k, size_t n)
 {
-	size_t n = strlen(k);
 	int comma = w->depth >= 0 && w->depth < JSONW_MAX_DEPTH && !w->first[w->depth];
 	char *d = room(w, n + 4);
 	if (!d)
@@ -342,51 +341,6 @@ void jw_time(struct jsonw *w, uint64_t ts_ns)
 	d[6] = 'Z';
 	d[7] = '"';
 	w->len = (size_t)(d + 8 - w->buf);
-}
-
-void jw_kv_str(struct jsonw *w, const char *k, const char *s)
-{
-	jw_key(w, k);
-	jw_str(w, s);
-}
-
-void jw_kv_opt(struct jsonw *w, const char *k, const char *s)
-{
-	jw_key(w, k);
-	jw_str_or_null(w, s && *s ? s : NULL);
-}
-
-void jw_kv_u64(struct jsonw *w, const char *k, uint64_t v)
-{
-	jw_key(w, k);
-	jw_u64(w, v);
-}
-
-void jw_kv_bool(struct jsonw *w, const char *k, int v)
-{
-	jw_key(w, k);
-	jw_bool(w, v);
-}
-
-/* The key, then null unless the value is known; returns `known`. */
-static int key_if(struct jsonw *w, const char *k, int known)
-{
-	jw_key(w, k);
-	if (!known)
-		jw_null(w);
-	return known;
-}
-
-void jw_kv_u64_if(struct jsonw *w, const char *k, int known, uint64_t v)
-{
-	if (key_if(w, k, known))
-		jw_u64(w, v);
-}
-
-void jw_kv_bool_if(struct jsonw *w, const char *k, int known, int v)
-{
-	if (key_if(w, k, known))
-		jw_bool(w, v);
 }
 
 const char *jw_cstr(struct jsonw *w)

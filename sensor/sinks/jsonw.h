@@ -35,8 +35,10 @@ void jw_obj_end(struct jsonw *w);
 void jw_arr_begin(struct jsonw *w);
 void jw_arr_end(struct jsonw *w);
 /* Writes a member name, a name from the code (never from the wire: it is
- * written as it is); the next value call is its value. */
-void jw_key(struct jsonw *w, const char *k);
+ * written as it is); the next value call is its value. A literal's length
+ * is known at compile time. */
+void jw_key_n(struct jsonw *w, const char *k, size_t n);
+#define jw_key(w, k) jw_key_n((w), (k), __builtin_strlen(k))
 void jw_str(struct jsonw *w, const char *s);
 void jw_strn(struct jsonw *w, const char *s, size_t n);
 void jw_u64(struct jsonw *w, uint64_t v);
@@ -45,14 +47,45 @@ void jw_null(struct jsonw *w);
 /* Writes a string, or null when s is NULL. */
 void jw_str_or_null(struct jsonw *w, const char *s);
 /* Members: the key, then the value. jw_kv_opt writes null for NULL or "":
- * an absent fact, never an empty string. */
-void jw_kv_str(struct jsonw *w, const char *k, const char *s);
-void jw_kv_opt(struct jsonw *w, const char *k, const char *s);
-void jw_kv_u64(struct jsonw *w, const char *k, uint64_t v);
-void jw_kv_bool(struct jsonw *w, const char *k, int v);
+ * an absent fact, never an empty string. Inline, so that the key's length
+ * folds at each call. */
+static inline void jw_kv_str(struct jsonw *w, const char *k, const char *s)
+{
+	jw_key(w, k);
+	jw_str(w, s);
+}
+static inline void jw_kv_opt(struct jsonw *w, const char *k, const char *s)
+{
+	jw_key(w, k);
+	jw_str_or_null(w, s && *s ? s : NULL);
+}
+static inline void jw_kv_u64(struct jsonw *w, const char *k, uint64_t v)
+{
+	jw_key(w, k);
+	jw_u64(w, v);
+}
+static inline void jw_kv_bool(struct jsonw *w, const char *k, int v)
+{
+	jw_key(w, k);
+	jw_bool(w, v);
+}
 /* The value when `known`, else null (a fact not seen, never a default). */
-void jw_kv_u64_if(struct jsonw *w, const char *k, int known, uint64_t v);
-void jw_kv_bool_if(struct jsonw *w, const char *k, int known, int v);
+static inline void jw_kv_u64_if(struct jsonw *w, const char *k, int known, uint64_t v)
+{
+	jw_key(w, k);
+	if (known)
+		jw_u64(w, v);
+	else
+		jw_null(w);
+}
+static inline void jw_kv_bool_if(struct jsonw *w, const char *k, int known, int v)
+{
+	jw_key(w, k);
+	if (known)
+		jw_bool(w, v);
+	else
+		jw_null(w);
+}
 /* RFC 3339 UTC time with microseconds. */
 void jw_time(struct jsonw *w, uint64_t ts_ns);
 

@@ -733,6 +733,7 @@ static void process_packet(struct flow_table *t, struct flow *f, int dir, const 
 		if (f->syn_data[!dir])
 			settle_syn_data(t, f, !dir, p->ack, &s);
 		reasm_ack(&f->dir[!dir], &s, !dir, p->ack);
+		reasm_settle(&f->dir[!dir], 0, &t->budget);
 	}
 	if (p->payload_len > 0 && (p->tcp_flags & TCPF_SYN))
 		hold_syn_data(t, f, dir, p);
@@ -751,9 +752,11 @@ static void process_packet(struct flow_table *t, struct flow *f, int dir, const 
 		f->rst_seen = 1;
 		f->state = FLOW_CLOSED;
 		f->end = FLOW_END_RST;
-		for (int d = 0; d < 2; d++)
+		for (int d = 0; d < 2; d++) {
 			if (!f->dir[d].done)
 				reasm_flush(&f->dir[d], &s, d, &t->budget);
+			reasm_settle(&f->dir[d], 1, &t->budget);
+		}
 		return;
 	}
 	/* Closed when both FINs are seen, or one FIN on a flow whose other

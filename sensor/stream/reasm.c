@@ -416,6 +416,20 @@ void reasm_ack(struct reasm_dir *d, const struct reasm_sink *s, int dir, uint32_
 	}
 }
 
+void reasm_settle(struct reasm_dir *d, int reset, struct reasm_budget *b)
+{
+	if (!d->hist)
+		return;
+	if (!reset && !(d->done && d->fin_seen && d->ack_known &&
+			seq_diff(d->ack_hi, d->fin_seq + 1) >= 0))
+		return;
+	budget_free(b, d->hist, d->hist_cap);
+	d->hist = NULL;
+	d->hist_cap = 0;
+	d->hist_len = 0;
+	d->hist_pos = 0;
+}
+
 void reasm_flush(struct reasm_dir *d, const struct reasm_sink *s, int dir, struct reasm_budget *b)
 {
 	if (d->bypass || !d->base_known) {

@@ -88,6 +88,12 @@ void reasm_drop(struct reasm_dir *d, const struct reasm_sink *s, int dir, uint32
 /* The peer acknowledged up to `ack`: holes below it are capture loss. */
 void reasm_ack(struct reasm_dir *d, const struct reasm_sink *s, int dir, uint32_t ack);
 
+/* Frees the history ring once nothing a retransmission could change is
+ * left in the receiver: the FIN was reached in order and acknowledged, or
+ * (`reset`) the connection is gone. A closed flow lingering for late
+ * packets then keeps only its counters. */
+void reasm_settle(struct reasm_dir *d, int reset, struct reasm_budget *b);
+
 /* End of flow: hands over whatever is queued, with gaps for the holes. */
 void reasm_flush(struct reasm_dir *d, const struct reasm_sink *s, int dir, struct reasm_budget *b);
 

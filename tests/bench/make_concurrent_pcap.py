@@ -11,7 +11,7 @@ import struct
 import sys
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from pcaplib import PcapWriter  # noqa: E402
+from pcaplib import PcapWriter, read_pcap  # noqa: E402
 
 
 def tcp_key(frame):
@@ -45,20 +45,11 @@ def tcp_key(frame):
 def main():
     src, out, slice_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
     slice_ns = int(slice_s * 1e9)
-    with open(src, "rb") as f:
-        data = f.read()
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    nano = struct.unpack(endian + "I", data[:4])[0] == 0xA1B23C4D
-    link = struct.unpack(endian + "I", data[20:24])[0]
+    link, frames = read_pcap(src)
     if link != 1:
         sys.exit("make_concurrent_pcap: %s: not Ethernet (link type %d)" % (src, link))
-    shift, packets, off, base = {}, [], 24, None
-    while off + 16 <= len(data):
-        sec, frac, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
-        ts = sec * 10**9 + (frac if nano else frac * 1000)
-        frame = data[off + 16:off + 16 + incl]
-        off += 16 + incl
+    shift, packets, base = {}, [], None
+    for ts, frame in frames:
         if base is None:
             base = ts
         key = tcp_key(frame)

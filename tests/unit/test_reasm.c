@@ -330,6 +330,40 @@ static void test_budget_refusal(void **state)
 	assert_int_equal(f->c.len, 49);
 }
 
+/* The history goes once the FIN is reached and acknowledged (not before:
+ * until then a retransmission may still be compared), or at a reset. */
+static void test_history_settles_after_acked_fin(void **state)
+{
+	struct fixture *f = *state;
+	reasm_syn(&f->d, 0);
+	assert_int_equal(reasm_segment(&f->d, &f->sink, 0, 1, 1, (const uint8_t *)"QUIT\r\n", 6,
+				       &f->b),
+			 REASM_OK);
+	assert_true(f->d.done);
+	reasm_ack(&f->d, &f->sink, 0, 7); /* the data, not the FIN */
+	reasm_settle(&f->d, 0, &f->b);
+	assert_non_null(f->d.hist);
+	seg(f, 1, "QUIX\r\n");
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 1);
+	reasm_ack(&f->d, &f->sink, 0, 8); /* the FIN too */
+	reasm_settle(&f->d, 0, &f->b);
+	assert_null(f->d.hist);
+	assert_int_equal(f->b.used, 0);
+	assert_stream(f, "QUIT\r\n");
+
+	struct reasm_dir d2;
+	reasm_init(&d2);
+	reasm_syn(&d2, 0);
+	assert_int_equal(reasm_segment(&d2, &f->sink, 0, 1, 0, (const uint8_t *)"EHLO", 4, &f->b),
+			 REASM_OK);
+	assert_non_null(d2.hist);
+	reasm_settle(&d2, 0, &f->b); /* open: kept */
+	assert_non_null(d2.hist);
+	reasm_settle(&d2, 1, &f->b); /* reset: gone */
+	assert_null(d2.hist);
+	reasm_free(&d2, &f->b);
+}
+
 static void test_data_after_fin(void **state)
 {
 	struct fixture *f = *state;
@@ -437,6 +471,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retransmission_deduplicated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_with_delivered_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_across_history_growth, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history_settles_after_acked_fin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_in_queue_first_wins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_in_order_segment_overlapping_queue, setup,
 					    teardown),

@@ -254,13 +254,9 @@ static void add_cert(struct tls_facts *t, const char *pem)
 	unsigned char *der = NULL;
 	int len = i2d_X509(x, &der);
 	assert_true(len > 0);
-	uint8_t *copy = malloc((size_t)len);
-	memcpy(copy, der, (size_t)len);
+	assert_int_equal(tls_facts_add_cert(t, der, (size_t)len), 0);
 	OPENSSL_free(der);
 	X509_free(x);
-	t->certs[t->n_certs].der = copy;
-	t->certs[t->n_certs].len = (uint32_t)len;
-	t->n_certs++;
 }
 
 /* A STARTTLS session (SMTP facts before the switch, then TLS), with the
