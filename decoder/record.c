@@ -57,7 +57,7 @@ void record_add_anomaly(struct session_record *r, enum record_layer layer, const
 void record_take_smtp(struct session_record *r, struct smtp_facts *smtp)
 {
 	r->smtp = smtp;
-	for (int i = 0; smtp && i < SMTP_AN_COUNT * 2; i++) {
+	for (int i = 0; smtp && smtp->anomalies && i < SMTP_AN_COUNT * 2; i++) {
 		const struct smtp_anomaly_rec *a = &smtp->anomalies[i / 2][i % 2];
 		if (a->count)
 			record_add_anomaly(r, RECORD_LAYER_SMTP, smtp_anomaly_name(i / 2), i % 2,

@@ -120,9 +120,18 @@ struct smtp_facts *smtp_facts_new(void)
 
 void smtp_facts_free(struct smtp_facts *f)
 {
-	if (f)
+	if (f) {
 		free(f->names);
+		free(f->anomalies);
+	}
 	free(f);
+}
+
+const struct smtp_anomaly_rec *smtp_anomaly(const struct smtp_facts *f, enum smtp_anomaly k,
+					    int dir)
+{
+	static const struct smtp_anomaly_rec none;
+	return f->anomalies && (unsigned)k < SMTP_AN_COUNT ? &f->anomalies[k][dir & 1] : &none;
 }
 
 int smtp_facts_set_name(struct smtp_facts *f, const char **field, const char *s, size_t n)
@@ -221,6 +230,8 @@ int smtp_tls_started(const struct smtp *s, int dir)
 
 static void anomaly(struct smtp *s, enum smtp_anomaly k, int dir, uint64_t bytes)
 {
+	if (!s->f->anomalies && !(s->f->anomalies = calloc(SMTP_AN_COUNT, sizeof(*s->f->anomalies))))
+		return; /* out of memory: uncounted */
 	s->f->anomalies[k][dir].count++;
 	s->f->anomalies[k][dir].bytes += bytes;
 }

@@ -89,11 +89,18 @@ struct smtp_facts {
 	uint8_t quit;
 	uint8_t pipelined;      /* client sent a command before the previous reply */
 	uint8_t tls_started[2]; /* per direction: switched to TLS */
-	struct smtp_anomaly_rec anomalies[SMTP_AN_COUNT][2]; /* [kind][dir] */
+	/* [kind][dir], made at the first (most sessions have none): read
+	 * through smtp_anomaly() */
+	struct smtp_anomaly_rec (*anomalies)[2];
 	const char *rcpt_domains[SMTP_MAX_RCPT_DOMAINS]; /* rcpt_domain_count of them */
 	char *names; /* the names' bytes: one block, compacted as it grows */
 	size_t names_len, names_cap;
 };
+
+/* The count and bytes of one kind of anomaly in one direction (zeros when
+ * none was seen). */
+const struct smtp_anomaly_rec *smtp_anomaly(const struct smtp_facts *f, enum smtp_anomaly k,
+					    int dir);
 
 /* Empty facts (every name ""); NULL when out of memory. */
 struct smtp_facts *smtp_facts_new(void);

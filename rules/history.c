@@ -11,9 +11,14 @@
 #include "decoder/tls.h"
 #include "util/siphash.h"
 
+/* Entries lie in one dense array, in the order learned; the open-addressing
+ * index holds their positions (0: empty slot, else position + 1). Growing
+ * rehashes only the small index, and the array's pages are written once. */
 struct history {
-	struct history_entry *slots; /* open addressing; address[0] == 0 is empty */
-	size_t cap, used;
+	struct history_entry *entries;
+	size_t used, room;
+	uint32_t *index;
+	size_t cap; /* index slots, a power of two, at least twice `used` */
 	uint8_t key[16];
 };
 
@@ -23,8 +28,8 @@ struct history *history_new(void)
 	if (!h)
 		return NULL;
 	h->cap = 1024;
-	h->slots = calloc(h->cap, sizeof(*h->slots));
-	if (!h->slots) {
+	h->index = calloc(h->cap, sizeof(*h->index));
+	if (!h->index) {
 		free(h);
 		return NULL;
 	}
@@ -37,7 +42,8 @@ void history_free(struct history *h)
 {
 	if (!h)
 		return;
-	free(h->slots);
+	free(h->entries);
+	free(h->index);
 	free(h);
 }
 
@@ -46,35 +52,31 @@ static uint64_t hash_of(const struct history *h, const char *address)
 	return siphash24(h->key, (const uint8_t *)address, strlen(address));
 }
 
-static struct history_entry *find_hashed(const struct history *h, const char *address,
-					 uint64_t hash)
+/* The index slot of `address`: its entry's, or the empty one it would take. */
+static uint32_t *slot_of(const struct history *h, const char *address, uint64_t hash)
 {
 	size_t mask = h->cap - 1;
 	for (size_t i = hash & mask;; i = (i + 1) & mask) {
-		const struct history_entry *e = &h->slots[i];
-		if (!e->address[0] || (e->hash == hash && !strcmp(e->address, address)))
-			return &h->slots[i];
+		uint32_t at = h->index[i];
+		if (!at)
+			return &h->index[i];
+		const struct history_entry *e = &h->entries[at - 1];
+		if (e->hash == hash && !strcmp(e->address, address))
+			return &h->index[i];
 	}
 }
 
-static struct history_entry *find(const struct history *h, const char *address)
-{
-	return find_hashed(h, address, hash_of(h, address));
-}
-
-static int grow(struct history *h)
+static int grow_index(struct history *h)
 {
 	size_t cap = h->cap * 2;
-	struct history_entry *old = h->slots, *n = calloc(cap, sizeof(*n));
+	uint32_t *n = calloc(cap, sizeof(*n));
 	if (!n)
 		return -1;
-	size_t oldcap = h->cap;
-	h->slots = n;
+	free(h->index);
+	h->index = n;
 	h->cap = cap;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].address[0])
-			*find_hashed(h, old[i].address, old[i].hash) = old[i];
-	free(old);
+	for (size_t i = 0; i < h->used; i++)
+		*slot_of(h, h->entries[i].address, h->entries[i].hash) = (uint32_t)i + 1;
 	return 0;
 }
 
@@ -82,28 +84,38 @@ const struct history_entry *history_get(const struct history *h, const char *add
 {
 	if (!h || !address[0])
 		return NULL;
-	const struct history_entry *e = find(h, address);
-	return e->address[0] ? e : NULL;
+	uint32_t at = *slot_of(h, address, hash_of(h, address));
+	return at ? &h->entries[at - 1] : NULL;
 }
 
 static struct history_entry *get_or_add(struct history *h, const char *address)
 {
-	if (!address[0] || strlen(address) >= sizeof(h->slots[0].address))
+	if (!address[0] || strlen(address) >= sizeof(h->entries[0].address))
 		return NULL;
 	uint64_t hash = hash_of(h, address);
-	struct history_entry *e = find_hashed(h, address, hash);
-	if (e->address[0])
-		return e;
+	uint32_t *slot = slot_of(h, address, hash);
+	if (*slot)
+		return &h->entries[*slot - 1];
 	if (h->used >= HISTORY_MAX_ENTRIES)
 		return NULL;
-	if ((h->used + 1) * 2 > h->cap) {
-		if (grow(h))
+	if (h->used == h->room) {
+		size_t room = h->room ? h->room * 2 : 256;
+		struct history_entry *grown = realloc(h->entries, room * sizeof(*grown));
+		if (!grown)
 			return NULL;
-		e = find_hashed(h, address, hash);
+		h->entries = grown;
+		h->room = room;
 	}
+	if ((h->used + 1) * 2 > h->cap) {
+		if (grow_index(h))
+			return NULL;
+		slot = slot_of(h, address, hash);
+	}
+	struct history_entry *e = &h->entries[h->used];
+	memset(e, 0, sizeof(*e));
 	strcpy(e->address, address);
 	e->hash = hash;
-	h->used++;
+	*slot = (uint32_t)++h->used;
 	return e;
 }
 
@@ -157,9 +169,9 @@ int history_load(struct history *h, struct db *d)
 
 int history_save(struct history *h, struct db *d)
 {
-	for (size_t i = 0; i < h->cap; i++) {
-		struct history_entry *e = &h->slots[i];
-		if (!e->address[0] || !e->dirty)
+	for (size_t i = 0; i < h->used; i++) {
+		struct history_entry *e = &h->entries[i];
+		if (!e->dirty)
 			continue;
 		struct db_history r = {.starttls_offered = e->starttls_offered,
 				       .tls_versions = e->tls_versions,

@@ -438,11 +438,12 @@ static void check_session_level(struct eval *e)
 		snprintf(code, sizeof(code), "%d", m->starttls_reply);
 		emit_all(e, F_STARTTLS_REFUSED, 0, "server answered STARTTLS with %s", code);
 	}
-	if (m->anomalies[SMTP_AN_INJECTION][0].count || m->anomalies[SMTP_AN_INJECTION][1].count) {
+	const struct smtp_anomaly_rec *inj_c = smtp_anomaly(m, SMTP_AN_INJECTION, 0),
+				      *inj_s = smtp_anomaly(m, SMTP_AN_INJECTION, 1);
+	if (inj_c->count || inj_s->count) {
 		char what[96];
 		snprintf(what, sizeof(what), "%llu client / %llu server plaintext bytes",
-			 (unsigned long long)m->anomalies[SMTP_AN_INJECTION][0].bytes,
-			 (unsigned long long)m->anomalies[SMTP_AN_INJECTION][1].bytes);
+			 (unsigned long long)inj_c->bytes, (unsigned long long)inj_s->bytes);
 		emit_all(e, F_STARTTLS_INJECTION, 0, "%s between STARTTLS and the TLS handshake",
 			 what);
 	}

@@ -1,8 +1,10 @@
 /*
- * dispatch.c - the reader and worker threads of offline analysis. The
- * reading thread is also the writer: between batches it hands on what the
- * merge can release, so no thread of its own competes for a core with the
- * workers, and it never waits for the merge while the workers have input.
+ * dispatch.c - the reader and worker threads of offline analysis. With one
+ * worker, the worker also writes (its results need no merge): reading runs
+ * beside decoding and writing. With several, the reading thread is the
+ * writer: between batches it hands on what the merge can release, so no
+ * thread of its own competes for a core with the workers, and it never
+ * waits for the merge while the workers have input.
  */
 #include "run/dispatch.h"
 
@@ -56,10 +58,15 @@ struct worker {
 	struct batch *pending; /* being filled by the reader */
 	uint64_t last_through;
 	int finished; /* has its last batch */
+	/* start-up: the worker makes its own shard, so that what it writes
+	 * all the time lies in its own memory, not beside the reader's */
+	int index, ready; /* ready: 1 made, -1 failed */
+	const struct flow_config *cfg;
 };
 
 struct dispatch {
 	int n;
+	int worker_writes; /* one shard: its thread is the writer, not the reader */
 	struct shard_hub *hub;
 	struct worker *w;
 	struct shard **shards; /* w[i].shard, for the counters */
@@ -71,7 +78,9 @@ struct dispatch {
 	uint8_t key[16];
 	pthread_mutex_t pool_mu;
 	struct batch *pool;
-	int dns;
+	int dns, all_flows;
+	enum session_ndpi_mode ndpi;
+	pthread_cond_t ready_cond; /* with pool_mu */
 };
 
 static struct batch *batch_get(struct dispatch *d)
@@ -105,6 +114,19 @@ static void batch_put(struct dispatch *d, struct batch *b)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct dispatch *d = w->d;
+	struct shard *sh = shard_new(d->hub, w->index, d->ndpi, w->cfg, d->dns, d->all_flows);
+	/* One shard needs no merge: its results are in order as made, and
+	 * its thread writes them, so reading and the rest run side by side. */
+	if (sh && d->worker_writes)
+		shard_write_own(sh, d->fn, d->ctx);
+	pthread_mutex_lock(&d->pool_mu);
+	w->shard = d->shards[w->index] = sh;
+	w->ready = sh ? 1 : -1;
+	pthread_cond_broadcast(&d->ready_cond);
+	pthread_mutex_unlock(&d->pool_mu);
+	if (!sh)
+		return NULL;
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
 		while (!w->count)
@@ -186,7 +208,8 @@ static void queue_push(struct dispatch *d, struct worker *w, struct batch *b)
 	while (!queue_try_push(w, b)) {
 		mark_others(d, w, 1, 1);
 		/* The worker may be waiting for its results to be taken. */
-		shard_hub_drain_ready(d->hub, d->fn, d->ctx);
+		if (!d->worker_writes)
+			shard_hub_drain_ready(d->hub, d->fn, d->ctx);
 		struct timespec until;
 		deadline_after_ms(&until, 5);
 		pthread_mutex_lock(&w->mu);
@@ -207,7 +230,8 @@ static void send_full(struct dispatch *d, struct worker *w)
 	 * so the merge need not wait for them. Others' half-filled batches
 	 * stay: sent early, they would only mean more hand-overs and wake-ups. */
 	mark_others(d, w, STALE_PACKETS, 0);
-	shard_hub_drain_ready(d->hub, d->fn, d->ctx);
+	if (!d->worker_writes)
+		shard_hub_drain_ready(d->hub, d->fn, d->ctx);
 }
 
 static struct item *item_slot(struct dispatch *d, struct worker *w, uint32_t bytes)
@@ -277,6 +301,7 @@ struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct f
 	d->ctx = ctx;
 	d->dns = dns;
 	pthread_mutex_init(&d->pool_mu, NULL);
+	pthread_cond_init(&d->ready_cond, NULL);
 	if (getrandom(d->key, sizeof(d->key), 0) != (ssize_t)sizeof(d->key))
 		memcpy(d->key, "mxwatch-dispatch", 16); /* balance only, not secrecy */
 	d->hub = shard_hub_new(n, 1);
@@ -289,20 +314,32 @@ struct dispatch *dispatch_new(int n, enum session_ndpi_mode ndpi, const struct f
 	struct flow_config c = flow_config_share(cfg, n);
 	memcpy(c.hash_key, d->key, sizeof(c.hash_key));
 	c.hash_key_set = 1;
+	d->worker_writes = n == 1;
+	d->ndpi = ndpi;
+	d->all_flows = all_flows;
 	for (int i = 0; i < n; i++) {
 		struct worker *w = &d->w[i];
 		w->d = d;
+		w->index = i;
+		w->cfg = &c;
 		pthread_mutex_init(&w->mu, NULL);
 		pthread_cond_init(&w->cond, NULL);
-		w->shard = d->shards[i] = shard_new(d->hub, i, ndpi, &c, dns, all_flows);
-		if (!w->shard)
-			goto fail;
 	}
 	for (int i = 0; i < n; i++) {
 		if (pthread_create(&d->w[i].thread, NULL, worker_main, &d->w[i]) != 0)
 			goto fail;
 		d->w[i].started = 1;
 	}
+	int failed = 0;
+	pthread_mutex_lock(&d->pool_mu);
+	for (int i = 0; i < n; i++) {
+		while (!d->w[i].ready)
+			pthread_cond_wait(&d->ready_cond, &d->pool_mu);
+		failed |= d->w[i].ready < 0;
+	}
+	pthread_mutex_unlock(&d->pool_mu);
+	if (failed)
+		goto fail;
 	return d;
 fail:
 	dispatch_finish(d);
@@ -316,13 +353,14 @@ void dispatch_finish(struct dispatch *d)
 		return;
 	int all = 1;
 	for (int i = 0; i < d->n; i++) {
-		all &= d->w[i].started;
-		if (!d->w[i].started)
+		int running = d->w[i].started && d->w[i].ready >= 0;
+		all &= running && d->w[i].ready > 0;
+		if (!running)
 			d->w[i].finished = 1; /* no thread to hear anything */
 	}
 	for (int i = 0; i < d->n; i++) {
 		struct worker *w = &d->w[i];
-		if (!w->started)
+		if (!w->started || w->ready < 0)
 			continue;
 		if (!all) {
 			/* Start-up failed: stop the workers without their results. */
@@ -339,7 +377,7 @@ void dispatch_finish(struct dispatch *d)
 		w->finished = 1;
 	}
 	/* The rest of the results, until every shard has finished. */
-	if (all)
+	if (all && !d->worker_writes)
 		shard_hub_drain(d->hub, d->fn, d->ctx, 0);
 	for (int i = 0; i < d->n; i++)
 		if (d->w[i].started) {
@@ -376,5 +414,6 @@ void dispatch_free(struct dispatch *d)
 	free(d->shards);
 	free(d->w);
 	pthread_mutex_destroy(&d->pool_mu);
+	pthread_cond_destroy(&d->ready_cond);
 	free(d);
 }

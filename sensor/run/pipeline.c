@@ -601,8 +601,9 @@ static int build_decoders(struct pipeline *a, const struct pipeline_opts *o, cha
 		return 0;
 	}
 	if (a->n_workers > 1) {
-		a->dispatch = dispatch_new(a->n_workers, o->ndpi, &o->flow, 1, o->flows, on_event,
-					   a);
+		/* The reading thread is one of the N: N - 1 decode. */
+		a->dispatch = dispatch_new(a->n_workers - 1, o->ndpi, &o->flow, 1, o->flows,
+					   on_event, a);
 		if (!a->dispatch) {
 			snprintf(err, errlen, "cannot start %d worker threads", a->n_workers);
 			return -1;

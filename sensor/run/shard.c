@@ -41,6 +41,10 @@ struct shard {
 	uint64_t sub;
 	uint64_t lost;       /* results dropped for want of memory */
 	struct outbox local; /* made since the last publish */
+	/* The shard's own thread is the writer (the only shard of an ordered
+	 * hub): publishing hands its results on at once, never waits. */
+	shard_event_fn self_fn;
+	void *self_ctx;
 };
 
 struct shard_hub *shard_hub_new(int n_shards, int ordered)
@@ -277,6 +281,12 @@ void shard_finish(struct shard *s)
 	shard_publish(s);
 }
 
+void shard_write_own(struct shard *s, shard_event_fn fn, void *ctx)
+{
+	s->self_fn = fn;
+	s->self_ctx = ctx;
+}
+
 void shard_publish(struct shard *s)
 {
 	if (!s->local.head)
@@ -292,6 +302,12 @@ void shard_publish(struct shard *s)
 	b->count += s->local.count;
 	s->local.head = s->local.tail = NULL;
 	s->local.count = 0;
+	if (s->self_fn) {
+		/* Its own writer: nothing to wait for, the results go out now. */
+		pthread_mutex_unlock(&h->mu);
+		shard_hub_drain_ready(h, s->self_fn, s->self_ctx);
+		return;
+	}
 	pthread_cond_signal(&h->to_writer);
 	while (b->count > SHARD_OUTBOX_CAP)
 		pthread_cond_wait(&h->to_shards, &h->mu);

@@ -88,15 +88,19 @@ void shard_finish(struct shard *s);
  * far behind, so memory stays bounded. */
 void shard_publish(struct shard *s);
 
+/* The handler may take a session's record (setting ev->record to NULL). */
+typedef void (*shard_event_fn)(void *ctx, struct shard_event *ev);
+
+/* Makes the shard's own thread the writer: the only shard of an ordered
+ * hub hands its results, already in order, to `fn` as it publishes them. */
+void shard_write_own(struct shard *s, shard_event_fn fn, void *ctx);
+
 /* Counters of `n` shards together. */
 void shard_stats_sum(struct shard *const *shards, int n, struct flow_stats *fs,
 		     struct session_stats *ss, struct reasm_budget *b);
 
 /* The absolute time `ms` from now, for timed waits. */
 void deadline_after_ms(struct timespec *ts, int ms);
-
-/* The handler may take a session's record (setting ev->record to NULL). */
-typedef void (*shard_event_fn)(void *ctx, struct shard_event *ev);
 
 /* The writer's side: handles events until every shard has finished
  * (returns 1), or, for a live hub, until `wait_ms` passes with nothing to

@@ -140,9 +140,13 @@ static void hist_grow(struct reasm_dir *d, uint32_t n, struct reasm_budget *b)
 	uint8_t *h = budget_alloc(b, cap);
 	if (!h)
 		return; /* the old ring, if any, stays */
-	uint32_t len = d->hist_len;
-	for (uint32_t i = 0; i < len; i++)
-		h[i] = d->hist[(d->hist_pos + d->hist_cap - len + i) % d->hist_cap];
+	/* The held bytes end at hist_pos: the part before the wrap, if any,
+	 * first, then the part from the start. */
+	uint32_t len = d->hist_len, tail = len <= d->hist_pos ? len : d->hist_pos;
+	if (len > tail)
+		memcpy(h, d->hist + d->hist_cap - (len - tail), len - tail);
+	if (tail)
+		memcpy(h + (len - tail), d->hist + d->hist_pos - tail, tail);
 	budget_free(b, d->hist, d->hist_cap);
 	d->hist = h;
 	d->hist_cap = cap;

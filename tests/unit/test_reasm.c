@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,31 @@ static void test_conflict_across_history_growth(void **state)
 	huge[sizeof(huge) - 2] = 'Y';
 	seg(f, 722, huge);
 	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 3);
+}
+
+/* Growth after the small ring wrapped: the bytes move over in order. */
+static void test_history_growth_after_wrap(void **state)
+{
+	struct fixture *f = *state;
+	char line[21], big[301];
+	reasm_syn(&f->d, 0);
+	for (int i = 0; i < 10; i++) { /* 200 bytes through a 128-byte ring */
+		snprintf(line, sizeof(line), "line %02d of twenty.\r\n", i);
+		seg(f, 1 + 20 * (uint32_t)i, line);
+	}
+	assert_int_equal(f->d.hist_cap, REASM_HISTORY_MIN_BYTES);
+	memset(big, 'x', 300);
+	big[300] = 0;
+	seg(f, 201, big); /* grows to 512 */
+	assert_int_equal(f->d.hist_cap, 512);
+	seg(f, 181, "line 09 of twenty.\r\n"); /* the same bytes: no conflict */
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 0);
+	seg(f, 181, "line 09 of twentY.\r\n");
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 1);
+	seg(f, 121, "line 06 of twenty.\r\n"); /* across the old wrap point, same */
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 1);
+	seg(f, 121, "LINE 06 of twenty.\r\n");
+	assert_int_equal(f->c.anomalies[REASM_AN_OVERLAP_CONFLICT], 2);
 }
 
 static void test_conflict_in_queue_first_wins(void **state)
@@ -472,6 +498,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_conflict_with_delivered_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_across_history_growth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_history_settles_after_acked_fin, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history_growth_after_wrap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_in_queue_first_wins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_in_order_segment_overlapping_queue, setup,
 					    teardown),

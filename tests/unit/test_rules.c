@@ -467,6 +467,8 @@ static void test_injection(void **state)
 	(void)state;
 	struct world *w = world_new("", NULL);
 	struct session_record *r = tls_session(capture_time(), TLS_V12, 0xc02f, LEAF_PEM, CA_PEM);
+	r->smtp->anomalies = calloc(SMTP_AN_COUNT, sizeof(*r->smtp->anomalies));
+	assert_non_null(r->smtp->anomalies);
 	r->smtp->anomalies[SMTP_AN_INJECTION][1].count = 1;
 	r->smtp->anomalies[SMTP_AN_INJECTION][1].bytes = 32;
 	judge(w, r);

@@ -56,6 +56,7 @@ static void clear_names(struct smtp_facts *x)
 	memset(x->rcpt_domains, 0, sizeof(x->rcpt_domains));
 	x->names = NULL;
 	x->names_len = x->names_cap = 0;
+	x->anomalies = NULL;
 }
 
 /* Facts compared whole: every name as a string, every other byte as is. */
@@ -68,6 +69,9 @@ static void assert_same_facts(const struct smtp_facts *a, const struct smtp_fact
 	assert_int_equal(a->rcpt_domain_count, b->rcpt_domain_count);
 	for (uint32_t i = 0; i < a->rcpt_domain_count; i++)
 		assert_string_equal(a->rcpt_domains[i], b->rcpt_domains[i]);
+	for (int k = 0; k < SMTP_AN_COUNT * 2; k++)
+		assert_memory_equal(smtp_anomaly(a, k / 2, k % 2), smtp_anomaly(b, k / 2, k % 2),
+				    sizeof(struct smtp_anomaly_rec));
 	struct smtp_facts x = *a, y = *b;
 	clear_names(&x);
 	clear_names(&y);
@@ -131,7 +135,7 @@ static void test_plain_session(void **state)
 	assert_int_equal(f->data_count, 1);
 	assert_true(f->quit);
 	assert_int_equal(f->commands, 7); /* body lines are not commands */
-	assert_int_equal(f->anomalies[SMTP_AN_UNKNOWN_COMMAND][0].count, 0);
+	assert_int_equal(smtp_anomaly(f, SMTP_AN_UNKNOWN_COMMAND, 0)->count, 0);
 	assert_false(f->pipelined);
 	smtp_free(s);
 	assert_split_invariant(plain_session, sizeof(plain_session) / sizeof(plain_session[0]));
@@ -226,7 +230,7 @@ static void test_starttls_switch_and_injection(void **state)
 	/* STARTTLS and a pipelined command in one segment: injection. */
 	static const char cmd[] = "STARTTLS\r\nMAIL FROM:<a@evil.test>\r\n";
 	assert_int_equal(smtp_feed(s, 0, (const uint8_t *)cmd, sizeof(cmd) - 1), sizeof(cmd) - 1);
-	assert_int_equal(smtp_facts(s)->anomalies[SMTP_AN_INJECTION][0].bytes, 25);
+	assert_int_equal(smtp_anomaly(smtp_facts(s), SMTP_AN_INJECTION, 0)->bytes, 25);
 	assert_false(smtp_facts(s)->has_mail_from); /* injected, not a command */
 	smtp_feed(s, 1, (const uint8_t *)"220 go ahead\r\n", 14);
 	assert_int_equal(smtp_facts(s)->starttls_reply, 220);
@@ -238,7 +242,7 @@ static void test_starttls_switch_and_injection(void **state)
 	/* Server: plaintext after its 220 and before the ServerHello. */
 	static const char srv[] = "250 extra\r\n\x16\x03\x03\x00\x01x";
 	assert_int_equal(smtp_feed(s, 1, (const uint8_t *)srv, sizeof(srv) - 1), 11);
-	assert_int_equal(smtp_facts(s)->anomalies[SMTP_AN_INJECTION][1].bytes, 11);
+	assert_int_equal(smtp_anomaly(smtp_facts(s), SMTP_AN_INJECTION, 1)->bytes, 11);
 	assert_true(smtp_tls_started(s, 1));
 	smtp_free(s);
 }
@@ -262,7 +266,7 @@ static void test_starttls_refused(void **state)
 	assert_false(smtp_tls_started(s, 0));
 	assert_false(smtp_tls_started(s, 1));
 	assert_string_equal(f->mail_from_domain, "b.test");
-	assert_int_equal(f->anomalies[SMTP_AN_INJECTION][0].count, 0);
+	assert_int_equal(smtp_anomaly(f, SMTP_AN_INJECTION, 0)->count, 0);
 	smtp_free(s);
 	assert_split_invariant(refused, 7);
 }
@@ -314,7 +318,7 @@ static void test_auth_before_tls(void **state)
 	assert_true(f->auth_before_tls);
 	assert_string_equal(f->auth_mechanism, "LOGIN");
 	assert_int_equal(f->commands, 3); /* EHLO, AUTH, MAIL: credentials are not commands */
-	assert_int_equal(f->anomalies[SMTP_AN_UNKNOWN_COMMAND][0].count, 0);
+	assert_int_equal(smtp_anomaly(f, SMTP_AN_UNKNOWN_COMMAND, 0)->count, 0);
 	assert_string_equal(f->mail_from_domain, "b.test");
 	smtp_free(s);
 	assert_split_invariant(auth_login, 11);
@@ -347,7 +351,7 @@ static void test_overlong_line_and_resync(void **state)
 	smtp_feed(s, 0, junk, n / 2);
 	smtp_feed(s, 0, junk, n / 2);
 	smtp_feed(s, 0, (const uint8_t *)"\r\nMAIL FROM:<a@ok.test>\r\n", 25);
-	assert_int_equal(smtp_facts(s)->anomalies[SMTP_AN_LINE_TOO_LONG][0].count, 1);
+	assert_int_equal(smtp_anomaly(smtp_facts(s), SMTP_AN_LINE_TOO_LONG, 0)->count, 1);
 	assert_string_equal(smtp_facts(s)->mail_from_domain, "ok.test");
 	/* A gap mid-line: the rest of that line is skipped, the next one parsed. */
 	smtp_feed(s, 0, (const uint8_t *)"RCPT TO:<a@", 11);
@@ -355,7 +359,7 @@ static void test_overlong_line_and_resync(void **state)
 	smtp_feed(s, 0, (const uint8_t *)"lost.test>\r\nRCPT TO:<b@found.test>\r\n", 36);
 	assert_int_equal(smtp_facts(s)->rcpt_count, 1);
 	assert_string_equal(smtp_facts(s)->rcpt_domains[0], "found.test");
-	assert_int_equal(smtp_facts(s)->anomalies[SMTP_AN_GAP_RESYNC][0].count, 1);
+	assert_int_equal(smtp_anomaly(smtp_facts(s), SMTP_AN_GAP_RESYNC, 0)->count, 1);
 	free(junk);
 	smtp_free(s);
 }
@@ -385,7 +389,7 @@ static void test_overlong_reply_line_keeps_structure(void **state)
 	assert_true(f->starttls_offered);
 	assert_true(smtp_starttls_offer_known(f));
 	assert_int_equal(f->starttls_reply, 220);
-	assert_int_equal(f->anomalies[SMTP_AN_LINE_TOO_LONG][1].count, 1);
+	assert_int_equal(smtp_anomaly(f, SMTP_AN_LINE_TOO_LONG, 1)->count, 1);
 	smtp_free(s);
 	assert_split_invariant(steps, 6);
 	free(line);
