@@ -81,8 +81,9 @@ const char pipeline_options_help[] =
     "    -q, --quiet          no per-session output and no summary, only the counters\n"
     "    --max-flows N        flows tracked at once; the oldest is evicted\n"
     "    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
-    "    --workers N          decoding threads, each owning a share of the flows\n"
-    "                         (default: one per core). Results do not depend on N\n"
+    "    --workers N          threads (default: one per core); offline the reading\n"
+    "                         thread is one of them and N - 1 decode, each owning a\n"
+    "                         share of the flows. Results do not depend on N\n"
     "                         while no flow or memory cap is reached: the caps are\n"
     "                         split between the workers, each evicting its own\n"
     "                         oldest flows\n";
