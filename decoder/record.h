@@ -53,6 +53,7 @@ struct session_record {
 	char community_id[32];      /* Community ID v1 of the 5-tuple (util/community_id.h) */
 	uint16_t file_index;        /* offline: the capture file of its first packet, from 1 */
 	const char *pcap;           /* that file's name, set by the writer; NULL live */
+	const char *sensor;         /* the sensor's name (--sensor), set by the writer */
 	uint64_t ts_first, ts_last; /* capture time, ns */
 	uint8_t family;             /* 4 or 6 */
 	char ip[2][46];             /* [0] client, [1] server, printable */

@@ -77,6 +77,7 @@ struct finding {
 	uint16_t client_port, server_port;
 	char community_id[32]; /* the session's (util/community_id.h) */
 	const char *pcap;      /* offline: the session's capture file */
+	const char *sensor;    /* the sensor that saw it (set by the writer) */
 	char helo[256]; /* the client's HELO/EHLO name, as sent (untrusted) */
 	char message[512];
 };

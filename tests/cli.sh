@@ -27,6 +27,27 @@ assert {r.pop('pcap') for r in s} == {'-'} and f == s
 "
 check "stdin gives one session" test "$(grep -c '"type":"session"' "$tmp/stdin.json")" = 1
 
+# --sensor: every record says which sensor saw it; the default is the host
+# name (other bytes as '_'); a name that is not safe everywhere is refused
+$M analyze --json --db none --sensor site-a.mx_1 pcaps/smtp-starttls-stripped.pcap >"$tmp/sensor.json" 2>/dev/null
+$M analyze --json --db none --flows --sensor site-a.mx_1 pcaps/smtp-plain.pcap >>"$tmp/sensor.json" 2>/dev/null
+$M analyze --json --db none pcaps/smtp-plain.pcap >"$tmp/sensor-default.json" 2>/dev/null
+check "--sensor is on every session, finding and flow record" python3 -c "
+import json, re, socket
+recs = [json.loads(l) for l in open('$tmp/sensor.json')]
+assert {r['type'] for r in recs} == {'session', 'finding', 'flow'}, recs
+assert all(r['sensor'] == 'site-a.mx_1' for r in recs), recs
+want = re.sub(r'[^A-Za-z0-9._-]', '_', socket.gethostname())[:63]
+d = [json.loads(l) for l in open('$tmp/sensor-default.json')]
+assert d and all(r['sensor'] == want for r in d), (want, d)
+"
+for bad in '' 'two words' 'a/b' "$(printf 'x%.0s' $(seq 64))" 'esc\033[31m'; do
+	rc=0
+	$M analyze --db none --sensor "$bad" pcaps/smtp-plain.pcap >/dev/null 2>"$tmp/sensor.err" || rc=$?
+	check "--sensor '${bad:0:20}' refused (exit $rc) with a reason" \
+		bash -c "test $rc = 2 && grep -q 'is not a sensor name' '$tmp/sensor.err'"
+done
+
 # several files: the sum of their sessions
 n1=$($M analyze --json pcaps/smtp-plain.pcap 2>/dev/null | grep -c '"type":"session"')
 n2=$($M analyze --json pcaps/smtp-multi.pcapng 2>/dev/null | grep -c '"type":"session"')

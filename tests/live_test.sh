@@ -53,8 +53,13 @@ set2="pcaps/smtp-starttls-refused-454.pcap pcaps/smtp-injection.pcap pcaps/smtp-
 # --syslog exercises the alert rate limiter; the alerts must not reach the
 # host's syslog, so /dev/log is blanked in a private mount namespace.
 NOSYSLOG=(unshare -m sh -c '[ -e /dev/log ] && mount --bind /dev/null /dev/log; exec "$@"' sh)
+# Records go to a file the sensor reopens on SIGHUP (log rotation), in a
+# directory it may still write to once it runs as nobody.
+mkdir -p "$T/out"
+chown nobody "$T/out"
 "${NOSYSLOG[@]}" ip netns exec "$NSA" "$M" capture -i "$VA" --json --db "$T/db/live.db" --config etc/demo.conf \
-	--user nobody --stats-interval 0 --workers 2 --syslog >"$T/live.json" 2>"$T/live.err" &
+	--user nobody --stats-interval 0 --workers 2 --syslog --sensor live-a \
+	--output "$T/out/live.json" >"$T/stdout.txt" 2>"$T/live.err" &
 PID=$!
 for _ in $(seq 100); do grep -q "running on" "$T/live.err" 2>/dev/null && break; sleep 0.1; done
 check "sensor started, two capture threads in a fanout group" \
@@ -79,7 +84,11 @@ replay_then_signal() { # SIGNAL PATTERN FILE...
 	kill "-$sig" "$PID"
 	for _ in $(seq 50); do grep -qE "$pattern" "$T/live.err" && return 0; sleep 0.1; done
 }
-replay_then_signal HUP "reloaded" $set1
+replay $set1
+sleep 0.5
+# As logrotate does: move the file away, then SIGHUP.
+mv "$T/out/live.json" "$T/out/live.json.1"
+replay_then_signal HUP "reloaded"
 check "SIGHUP reloads configuration and policy" grep -q "configuration and policy reloaded" "$T/live.err"
 # Every capture thread reads its handles' counters on its next wake-up
 # (within 200 ms), then the main thread logs the sums: wait for the line.
@@ -119,6 +128,14 @@ for line in open(sys.argv[1]):
 print(len(sessions), sorted(sessions), sorted(findings))
 ' "$1"
 }
+check "records went to --output, none to standard output" test ! -s "$T/stdout.txt"
+# (Sessions are written when their flows end, so set1's may land in either.)
+check "SIGHUP opened a new file by the name (inodes $(stat -c %i "$T/out/live.json.1") -> $(stat -c %i "$T/out/live.json"))" \
+	test "$(stat -c %i "$T/out/live.json.1")" != "$(stat -c %i "$T/out/live.json")"
+check "the reopened file holds the sessions written after it ($(grep -c '"type":"session"' "$T/out/live.json"))" \
+	test "$(grep -c '"type":"session"' "$T/out/live.json")" -gt 0
+cat "$T/out/live.json.1" "$T/out/live.json" >"$T/live.json"
+check "every record names the sensor" test "$(grep -vc '"sensor":"live-a"' "$T/live.json")" = 0
 live=$(summarise "$T/live.json")
 offline=$(summarise "$T/offline.json")
 check "every replayed session came out (live: ${live%% *}, offline: ${offline%% *})" \
@@ -137,7 +154,7 @@ offline_alerts=$(grep '^alerts sent' "$T/offline.err")
 check "alert counts across SIGHUP equal offline ($live_alerts)" test -n "$live_alerts" -a "$live_alerts" = "$offline_alerts"
 check "the repeated session's alerts were held back" grep -q "suppressed by rate limit [1-9]" "$T/live.err"
 stored=$(sqlite3 "$T/db/live.db" "SELECT count(*) FROM sessions" 2>/dev/null)
-distinct=$(grep -o '"type":"session","id":"[0-9a-f]*"' "$T/live.json" | sort -u | wc -l)
+distinct=$(grep '"type":"session"' "$T/live.json" | grep -o '"id":"[0-9a-f]\{16\}"' | sort -u | wc -l)
 check "sessions stored after dropping privileges ($stored of $distinct distinct)" \
 	test "${stored:-0}" -gt 0 -a "${stored:-0}" = "$distinct"
 finish

@@ -57,7 +57,7 @@ unshare -m bash -c '
 	for n in null zero random urandom; do touch /dev/$n; mount --bind "'"$T"'/olddev/$n" /dev/$n; done
 	touch /dev/log
 	mount --bind "'"$T"'/log.sock" /dev/log
-	exec "'"$M"'" analyze --json --db none --syslog --config "'"$T"'/mxwatch.conf" "'"$cap"'" "'"$cap"'"
+	exec "'"$M"'" analyze --json --db none --syslog --sensor mx-edge.1 --config "'"$T"'/mxwatch.conf" "'"$cap"'" "'"$cap"'"
 ' >"$T/out.json" 2>"$T/err.txt"
 rc=$?
 check "mxwatch ran (exit $rc)" test "$rc" -le 1
@@ -86,9 +86,11 @@ want='helo="evil\x0dname\x1b[31m\"quoted\"\\back\x7fdel\x01ctl"'
 check "hostile EHLO name arrives escaped" grep -qF "$want" "$T/received.log"
 check "no raw control bytes in what rsyslog received" \
 	bash -c "! LC_ALL=C grep -qP '[\x00-\x08\x0b-\x1f\x7f]' '$T/received.log'"
-kv='^ ?finding=[a-z-]+ severity=[a-z]+ session=[0-9a-f]{16} domain="[^"]*" mx_host="[^"]*" evidence=[a-z,-]+ rfc8460=[a-z0-9-]+ client=[0-9a-f.:]+ server=[0-9a-f.:]+ helo="([^"\\]|\\.)*" msg="([^"\\]|\\.)*"( suppressed=[0-9]+)?$'
-check "every line is key=value from finding= to msg=" \
+kv='^ ?sensor=mx-edge\.1 finding=[a-z-]+ severity=[a-z]+ session=[0-9a-f]{16} domain="[^"]*" mx_host="[^"]*" evidence=[a-z,-]+ rfc8460=[a-z0-9-]+ client=[0-9a-f.:]+ server=[0-9a-f.:]+ helo="([^"\\]|\\.)*" msg="([^"\\]|\\.)*"( suppressed=[0-9]+)?$'
+check "every line is key=value from sensor= to msg=" \
 	test "$(cut -d'|' -f4- "$T/received.log" | grep -cvE "$kv")" = 0
+check "every JSON record names the sensor" \
+	test "$(grep -vc '"sensor":"mx-edge.1"' "$T/out.json")" = 0
 check "JSON keeps the raw name, escaped for JSON" \
 	grep -qF '"helo_name":"evil\u000dname\u001b[31m\"quoted\"\\back\u007fdel\u0001ctl"' "$T/out.json"
 check "the OSC-escaped recipient domain never became a policy domain" \

@@ -93,7 +93,8 @@ static void usage(FILE *out)
 		"    Captures with libpcap, runs in the foreground (for systemd), and gives the\n"
 		"    same outputs as analyze. Interfaces and the database are opened first, then\n"
 		"    privileges are dropped to --user (and --chroot) before any packet is read.\n"
-		"    SIGHUP reloads the configuration and the policy cache, keeping every flow;\n"
+		"    SIGHUP reloads the configuration and the policy cache, keeping every flow,\n"
+		"    and reopens --output (after log rotation);\n"
 		"    SIGTERM and SIGINT end all open sessions through the rules and sinks, then\n"
 		"    exit; SIGUSR1 logs capture statistics (received, dropped, dropped by the\n"
 		"    interface), which are also logged every --stats-interval and at exit.\n"
@@ -541,6 +542,8 @@ static void serve(struct pipeline *p, const struct capture_args *a, struct worke
 		pipeline_drain(p, 200);
 		if (got_hup) {
 			got_hup = 0;
+			if (pipeline_reopen_output(p, err, sizeof(err)))
+				fprintf(stderr, "mxwatch capture: %s\n", err);
 			if (pipeline_reload(p, err, sizeof(err)))
 				fprintf(stderr,
 					"mxwatch capture: reload failed, keeping the old "

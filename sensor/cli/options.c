@@ -27,7 +27,9 @@ enum {
 	OPT_DB_WAIT,
 	OPT_TLS_KEYLOG,
 	OPT_KEYLOG_WAIT,
-	OPT_FINDINGS_ONLY
+	OPT_FINDINGS_ONLY,
+	OPT_SENSOR,
+	OPT_OUTPUT
 };
 
 const struct option pipeline_options[] = {
@@ -47,6 +49,8 @@ const struct option pipeline_options[] = {
     {"tls-keylog", required_argument, NULL, OPT_TLS_KEYLOG},
     {"keylog-wait", required_argument, NULL, OPT_KEYLOG_WAIT},
     {"findings-only", no_argument, NULL, OPT_FINDINGS_ONLY},
+    {"sensor", required_argument, NULL, OPT_SENSOR},
+    {"output", required_argument, NULL, OPT_OUTPUT},
 };
 const int pipeline_n_options = sizeof(pipeline_options) / sizeof(pipeline_options[0]);
 
@@ -81,6 +85,12 @@ const char pipeline_options_help[] =
     "    -q, --quiet          no per-session output and no summary, only the counters\n"
     "    --max-flows N        flows tracked at once; the oldest is evicted\n"
     "    --reasm-memory SIZE  budget for out-of-order data of all flows (k/M/G suffix)\n"
+    "    --output FILE        sessions, findings and flows go to FILE (appended to)\n"
+    "                         instead of standard output; capture reopens it on\n"
+    "                         SIGHUP, after log rotation\n"
+    "    --sensor NAME        this sensor's name on every record and alert, so that a\n"
+    "                         collector can tell sensors apart (default: the host\n"
+    "                         name): letters, digits, '.', '-', '_', at most 63\n"
     "    --workers N          threads (default: one per core); offline the reading\n"
     "                         thread is one of them and N - 1 decode, each owning a\n"
     "                         share of the flows. Results do not depend on N\n"
@@ -120,6 +130,17 @@ int pipeline_opt(struct pipeline_opts *o, int c, const char *arg, const char *cm
 	case OPT_FINDINGS_ONLY: o->findings_only = 1; return 1;
 	case OPT_FLOWS: o->flows = 1; return 1;
 	case OPT_DB: o->db_path = arg; return 1;
+	case OPT_OUTPUT: o->output_path = arg; return 1;
+	case OPT_SENSOR:
+		if (!sensor_name_valid(arg)) {
+			fprintf(stderr,
+				"mxwatch %s: --sensor: '%s' is not a sensor name (1 to 63 letters, "
+				"digits, '.', '-' or '_')\n",
+				cmd, arg);
+			return -1;
+		}
+		o->sensor = arg;
+		return 1;
 	case OPT_CONFIG: o->config_path = arg; return 1;
 	case OPT_SYSLOG: o->syslog_on = 1; return 1;
 	case OPT_NO_STORE: o->no_store = 1; return 1;

@@ -81,6 +81,8 @@ struct pipeline {
 	struct shard_hub *hub;
 	struct shard **shards;
 	int n_workers;
+	char sensor[64]; /* on every record, finding and alert */
+	FILE *out;       /* the records' stream: stdout, or --output */
 	struct session_sink session_out;
 	struct flowsink sink;
 	int print_flows;
@@ -99,6 +101,37 @@ struct pipeline {
 	unsigned wait_head, wait_count;
 	uint64_t tls13_waited_out; /* judged without keys when the wait ended */
 };
+
+static int sensor_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '-' || c == '_';
+}
+
+int sensor_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 63)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!sensor_char((unsigned char)name[i]))
+			return 0;
+	return 1;
+}
+
+/* The host name as a sensor name: other bytes become '_', cut to 63. */
+static void default_sensor(char *out, size_t cap)
+{
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+		snprintf(host, sizeof(host), "unknown");
+	size_t i = 0;
+	for (; host[i] && i + 1 < cap && i < 63; i++) {
+		unsigned char c = (unsigned char)host[i];
+		out[i] = sensor_char(c) ? (char)c : '_';
+	}
+	out[i] = 0;
+}
 
 void pipeline_opts_defaults(struct pipeline_opts *o)
 {
@@ -198,7 +231,8 @@ static void on_finding(void *ctx, const struct finding *f)
 		a->findings_dropped++;
 		return;
 	}
-	a->findings[a->n_findings++] = *f;
+	a->findings[a->n_findings] = *f;
+	a->findings[a->n_findings++].sensor = a->sensor;
 }
 
 /* On-demand discovery: recipient domains with no cached policy go to a
@@ -336,6 +370,7 @@ static int on_record(struct pipeline *a, struct session_record *r)
 
 static void judge(struct pipeline *a, struct session_record *r)
 {
+	r->sensor = a->sensor;
 	if (r->file_index && r->file_index <= a->n_inputs)
 		r->pcap = a->inputs[r->file_index - 1];
 	if (a->print_flows) {
@@ -633,12 +668,22 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		return NULL;
 	}
 	a->opts = *o;
+	if (o->sensor)
+		snprintf(a->sensor, sizeof(a->sensor), "%s", o->sensor);
+	else
+		default_sensor(a->sensor, sizeof(a->sensor));
 	a->fail_on = o->fail_on;
 	a->quiet = o->quiet;
 	a->print_flows = o->flows;
 	jw_init(&a->record);
-	flowsink_init(&a->sink, stdout, o->json ? FLOWSINK_JSON : FLOWSINK_TEXT);
-	session_sink_init(&a->session_out, stdout, o->json);
+	a->out = stdout;
+	if (o->output_path && !(a->out = fopen(o->output_path, "a"))) {
+		snprintf(err, errlen, "--output %s: %s", o->output_path, strerror(errno));
+		a->out = stdout;
+		goto fail;
+	}
+	flowsink_init(&a->sink, a->out, o->json ? FLOWSINK_JSON : FLOWSINK_TEXT);
+	session_sink_init(&a->session_out, a->out, o->json);
 	a->session_out.findings_only = o->findings_only;
 	a->history = history_new();
 	a->summary = calloc(1, sizeof(*a->summary));
@@ -738,6 +783,24 @@ int pipeline_reload(struct pipeline *a, char *err, size_t errlen)
 	return 0;
 }
 
+int pipeline_reopen_output(struct pipeline *a, char *err, size_t errlen)
+{
+	if (!a->opts.output_path)
+		return 0;
+	session_sink_flush(&a->session_out);
+	if (fflush(a->out) || ferror(a->out))
+		a->output_failed = 1;
+	FILE *f = fopen(a->opts.output_path, "a");
+	if (!f) {
+		snprintf(err, errlen, "--output %s: %s (still writing to the old file)",
+			 a->opts.output_path, strerror(errno));
+		return -1;
+	}
+	fclose(a->out);
+	a->out = a->session_out.out = a->sink.out = f;
+	return 0;
+}
+
 struct shard *pipeline_shard(struct pipeline *a, int i)
 {
 	return a->shards && i >= 0 && i < a->n_workers ? a->shards[i] : NULL;
@@ -750,6 +813,7 @@ int pipeline_drain(struct pipeline *a, int wait_ms)
 	int done = a->hub ? shard_hub_drain(a->hub, on_event, a, wait_ms) : 1;
 	release_waiting(a, done);
 	session_sink_flush(&a->session_out); /* live: out within one wait */
+	fflush(a->out);
 	return done;
 }
 
@@ -801,7 +865,7 @@ void pipeline_finish(struct pipeline *a, FILE *counters_out)
 	release_waiting(a, 1);
 	/* Everything analysed is out before the store's last wait. */
 	session_sink_flush(&a->session_out);
-	if (fflush(stdout) || ferror(stdout) || a->session_out.write_failed) {
+	if (fflush(a->out) || ferror(a->out) || a->session_out.write_failed) {
 		a->output_failed = 1;
 		fprintf(stderr, "mxwatch: writing the session output failed (%s): records are "
 				"missing from it\n", strerror(errno));
@@ -830,6 +894,8 @@ void pipeline_free(struct pipeline *a)
 	shard_hub_free(a->hub);
 	session_sink_free(&a->session_out);
 	flowsink_free(&a->sink);
+	if (a->out && a->out != stdout)
+		fclose(a->out);
 	policy_cache_free(a->policy);
 	rules_free(a->rules);
 	history_free(a->history);

@@ -28,10 +28,16 @@ struct pipeline_opts {
 	const char *keylogs[PIPELINE_MAX_KEYLOGS]; /* --tls-keylog files */
 	int n_keylogs;
 	int keylog_wait_s; /* live: how long a TLS 1.3 session waits for its keys */
+	const char *sensor;      /* --sensor; NULL: the host name */
+	const char *output_path; /* --output; NULL: standard output */
 	struct flow_config flow;
 };
 
 void pipeline_opts_defaults(struct pipeline_opts *o);
+
+/* A sensor name: 1 to 63 of [A-Za-z0-9._-], safe in JSON, syslog and file
+ * names as it is. */
+int sensor_name_valid(const char *name);
 
 struct pipeline;
 struct shard;
@@ -45,6 +51,10 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 /* capture_packet_fn adapter */
 void pipeline_on_packet(void *ctx, const struct packet *pkt);
 struct capture_counters *pipeline_counters(struct pipeline *p);
+/* --output: closes the file and opens it again by name (after logrotate
+ * moved it), everything written so far flushed; 0 without --output. On
+ * failure the old file stays in use. */
+int pipeline_reopen_output(struct pipeline *p, char *err, size_t errlen);
 /* Re-reads the configuration and the policy cache; flows are kept. */
 int pipeline_reload(struct pipeline *p, char *err, size_t errlen);
 /* Ends every flow through the rules and sinks, commits the database, prints

@@ -96,8 +96,9 @@ void alert_format(const struct finding *f, uint64_t suppressed, char *buf, size_
 	alert_escape(f->message, msg, sizeof(msg));
 	evidence_names(f->evidence, ev, sizeof(ev));
 	int n = snprintf(buf, len,
-			 "finding=%s severity=%s session=%s domain=\"%s\" mx_host=\"%s\" "
+			 "%s%s%sfinding=%s severity=%s session=%s domain=\"%s\" mx_host=\"%s\" "
 			 "evidence=%s rfc8460=%s client=%s server=%s helo=\"%s\" msg=\"%s\"",
+			 f->sensor ? "sensor=" : "", f->sensor ? f->sensor : "", f->sensor ? " " : "",
 			 finding_name(f->id), severity_name(f->severity), f->session, dom, mx,
 			 ev[0] ? ev : "-", f->rfc8460 ? f->rfc8460 : "-", f->client_ip,
 			 f->server_ip, helo, msg);
@@ -158,6 +159,8 @@ void finding_json(struct jsonw *w, const struct finding *f)
 {
 	jw_obj_begin(w);
 	jw_kv_str(w, "type", "finding");
+	if (f->sensor)
+		jw_kv_str(w, "sensor", f->sensor);
 	jw_kv_str(w, "id", finding_name(f->id));
 	jw_kv_str(w, "severity", severity_name(f->severity));
 	jw_kv_bool(w, "alert", f->alert);

@@ -64,6 +64,8 @@ void record_json_anomalies(struct jsonw *w, const struct session_record *r, int 
 void record_json_head(struct jsonw *w, const char *type, const struct session_record *r)
 {
 	jw_kv_str(w, "type", type);
+	if (r->sensor)
+		jw_kv_str(w, "sensor", r->sensor);
 	jw_kv_str(w, "id", r->id);
 	jw_kv_str(w, "community_id", r->community_id);
 	if (r->pcap)

@@ -32,8 +32,10 @@ struct dom {
 	int64_t first, last;
 	struct detail details[MAX_DETAILS];
 	int n_details;
-	char **failed_ids; /* sessions already counted as failed */
-	size_t n_failed_ids;
+	/* Sessions already counted as failed: a set of their ids (the 16 hex
+	 * digits as a number; 0 marks a free slot), open addressing. */
+	uint64_t *failed_ids;
+	size_t n_failed_ids, failed_cap;
 };
 
 struct tlsrpt {
@@ -95,6 +97,52 @@ static int on_session(void *ctx, const char *const *c, int n)
 	return 0;
 }
 
+/* A session id as a set key: its 16 hex digits, or a hash of whatever
+ * else it is; never 0. */
+static uint64_t id_key(const char *session)
+{
+	static const uint8_t k[16] = "mxwatch-rpt-ids!";
+	char *end = NULL;
+	uint64_t v = strlen(session) == 16 ? strtoull(session, &end, 16) : 0;
+	if (!end || *end)
+		v = siphash24(k, (const uint8_t *)session, strlen(session));
+	return v ? v : 1;
+}
+
+/* Adds the session to d's failed set; 1 when it is new there, 0 when seen
+ * (or when memory ran out: then it is not counted twice either). */
+static int failed_add(struct dom *d, const char *session)
+{
+	if ((d->n_failed_ids + 1) * 2 > d->failed_cap) {
+		size_t cap = d->failed_cap ? d->failed_cap * 2 : 64;
+		uint64_t *set = calloc(cap, sizeof(*set));
+		if (!set)
+			return 0;
+		for (size_t i = 0; i < d->failed_cap; i++) {
+			uint64_t v = d->failed_ids[i];
+			if (!v)
+				continue;
+			size_t j = v & (cap - 1);
+			while (set[j])
+				j = (j + 1) & (cap - 1);
+			set[j] = v;
+		}
+		free(d->failed_ids);
+		d->failed_ids = set;
+		d->failed_cap = cap;
+	}
+	uint64_t v = id_key(session);
+	size_t j = v & (d->failed_cap - 1);
+	while (d->failed_ids[j]) {
+		if (d->failed_ids[j] == v)
+			return 0;
+		j = (j + 1) & (d->failed_cap - 1);
+	}
+	d->failed_ids[j] = v;
+	d->n_failed_ids++;
+	return 1;
+}
+
 static int on_finding(void *ctx, const char *const *c, int n)
 {
 	struct tlsrpt *r = ctx;
@@ -118,17 +166,9 @@ static int on_finding(void *ctx, const char *const *c, int n)
 	if (!d)
 		return 0;
 	const char *session = col(c, 7, n);
-	int seen = 0;
-	for (size_t i = 0; i < d->n_failed_ids && !seen; i++)
-		seen = !strcmp(d->failed_ids[i], session);
-	if (!seen) {
-		char **ids = realloc(d->failed_ids, (d->n_failed_ids + 1) * sizeof(*ids));
-		if (ids) {
-			d->failed_ids = ids;
-			ids[d->n_failed_ids++] = strdup(session);
-			d->failed++;
-			d->failed_tls += col(c, 9, n)[0] != 0; /* the session had TLS */
-		}
+	if (failed_add(d, session)) {
+		d->failed++;
+		d->failed_tls += col(c, 9, n)[0] != 0; /* the session had TLS */
 	}
 	const char *sending = col(c, 5, n), *rip = col(c, 6, n), *mx = col(c, 1, n);
 	for (int i = 0; i < d->n_details; i++) {
@@ -364,11 +404,8 @@ void tlsrpt_free(struct tlsrpt *r)
 {
 	if (!r)
 		return;
-	for (int i = 0; r->doms && i < r->n; i++) {
-		for (size_t k = 0; k < r->doms[i].n_failed_ids; k++)
-			free(r->doms[i].failed_ids[k]);
+	for (int i = 0; r->doms && i < r->n; i++)
 		free(r->doms[i].failed_ids);
-	}
 	free(r->doms);
 	free(r->sum);
 	free(r);
