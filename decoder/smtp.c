@@ -214,6 +214,10 @@ void smtp_began_midstream(struct smtp *s)
 struct smtp_facts *smtp_take_facts(struct smtp *s)
 {
 	struct smtp_facts *f = s->f;
+	/* A greeting's host is taken from its first line; a session that
+	 * ended before the greeting's last line has no greeting. */
+	if (f && !s->greeting_done)
+		smtp_facts_set_name(f, &f->greeting_host, "", 0);
 	s->f = NULL;
 	return f;
 }

@@ -196,8 +196,9 @@ struct x509_info *x509_describe(const uint8_t *der, size_t len)
 
 		GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 		int n = names ? sk_GENERAL_NAME_num(names) : 0;
-		if (n > 0)
-			sans = malloc((size_t)(n < X509_MAX_SAN ? n : X509_MAX_SAN) * sizeof(*sans));
+		if (n > 0 && !(sans = malloc((size_t)(n < X509_MAX_SAN ? n : X509_MAX_SAN) *
+					     sizeof(*sans))))
+			head.san_truncated = 1; /* out of memory: say the list is cut */
 		for (int i = 0; sans && i < n; i++) {
 			const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
 			if (g->type != GEN_DNS)

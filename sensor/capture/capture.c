@@ -122,7 +122,9 @@ int capture_read_file(const char *path, capture_packet_fn fn, void *ctx,
 		snprintf(err, errlen, "%s: cannot read capture: %s: %s", path, path, strerror(errno));
 		return -1;
 	}
-	char *buf = malloc(READ_BUFFER);
+	/* Standard input keeps its own buffer: libpcap never closes it, so a
+	 * buffer freed here would stay in use. */
+	char *buf = fp != stdin ? malloc(READ_BUFFER) : NULL;
 	if (buf)
 		setvbuf(fp, buf, _IOFBF, READ_BUFFER);
 	/* One thread reads it: libpcap's two freads per packet need no lock,
@@ -130,7 +132,8 @@ int capture_read_file(const char *path, capture_packet_fn fn, void *ctx,
 	__fsetlocking(fp, FSETLOCKING_BYCALLER);
 	pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, perr);
 	if (!p) {
-		fclose(fp);
+		if (fp != stdin)
+			fclose(fp);
 		free(buf);
 		snprintf(err, errlen, "%s: cannot read capture: %s", path, perr);
 		return -1;

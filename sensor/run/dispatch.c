@@ -352,6 +352,12 @@ void dispatch_finish(struct dispatch *d)
 	if (!d || !d->w)
 		return;
 	int all = 1;
+	/* A started worker says whether it made its shard; wait for that. */
+	pthread_mutex_lock(&d->pool_mu);
+	for (int i = 0; i < d->n; i++)
+		while (d->w[i].started && !d->w[i].ready)
+			pthread_cond_wait(&d->ready_cond, &d->pool_mu);
+	pthread_mutex_unlock(&d->pool_mu);
 	for (int i = 0; i < d->n; i++) {
 		int running = d->w[i].started && d->w[i].ready >= 0;
 		all &= running && d->w[i].ready > 0;
@@ -402,6 +408,9 @@ void dispatch_free(struct dispatch *d)
 	for (int i = 0; d->w && i < d->n; i++) {
 		shard_free(d->w[i].shard);
 		free(d->w[i].pending);
+		/* batches a worker that never ran left in its queue */
+		for (; d->w[i].count; d->w[i].count--, d->w[i].head = (d->w[i].head + 1) % QUEUE_BATCHES)
+			free(d->w[i].queue[d->w[i].head]);
 		pthread_mutex_destroy(&d->w[i].mu);
 		pthread_cond_destroy(&d->w[i].cond);
 	}

@@ -68,7 +68,7 @@ static void batch_json(struct session_sink *k, struct jsonw *w)
 {
 	const char *text = jw_cstr(w);
 	if (!text)
-		k->batch.failed = 1;
+		k->write_failed = 1; /* this record lost for want of memory, not the batch */
 	else {
 		jw_raw(&k->batch, text, w->len);
 		jw_raw(&k->batch, "\n", 1);
