@@ -36,7 +36,7 @@ UNPACKED_DEBS := unbound postfix-mta-sts-resolver
 
 # Sources are found by folder; the folders follow the data flow (README: Architecture).
 SRC_DIRS  := sensor/util sensor/capture sensor/stream decoder rules db/sql db/policy db/refresh \
-             sensor/run sensor/sinks
+             sensor/run sensor/sinks sensor/ingest
 LIB_SRC   := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 MAIN_SRC  := $(wildcard sensor/cli/*.c)
 HDRS      := $(foreach d,$(SRC_DIRS) sensor/cli,$(wildcard $(d)/*.h))

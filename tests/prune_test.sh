@@ -43,7 +43,9 @@ older() {
 prune_by_hand() {
 	sqlite3 "$1" "begin;
 		delete from findings where session_id in (select id from sessions where ts_start < $2);
+		delete from findings where ts < $2 and session_id not in (select id from sessions);
 		delete from session_domains where session_id in (select id from sessions where ts_start < $2);
+		delete from sightings where session_id in (select id from sessions where ts_start < $2);
 		delete from sessions where ts_start < $2;
 		delete from server_history where last_seen < $2;
 		commit"

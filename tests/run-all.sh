@@ -61,7 +61,7 @@ valgrind_units() {
 	return $rc
 }
 suite "unit tests under valgrind (memcheck)" valgrind_units "$@"
-suite "libFuzzer targets, 5 s each (packet, reassembly, smtp, tls, x509, dns, policy, whole captures)" \
+suite "libFuzzer targets, 5 s each (packet, reassembly, smtp, tls, x509, dns, policy, ingest, whole captures)" \
 	bash tests/fuzz/run.sh 5
 
 captures=$(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
@@ -79,6 +79,8 @@ suite "database faults: readers create nothing, damaged files refused, re-analys
 	bash tests/db_faults.sh
 suite "prune: retention counts, what stays, reports after, bad arguments, locks" bash tests/prune_test.sh
 suite "same results with 1, 2 and 3 workers" bash tests/workers_check.sh
+suite "ingest: equal to analyze's store, idempotent, two sensors counted once, hostile lines rejected" \
+	bash tests/ingest_test.sh
 if [ "$(id -u)" = 0 ]; then
 	suite "policy fetch against nsd (DNSSEC) + nginx (HTTPS)" bash tests/policy/test_fetch.sh ./mxwatch
 	suite "policy fetch when DNS fails (unreachable resolver, SERVFAIL from unbound)" \

@@ -4,6 +4,7 @@
 #include "db/sql/db.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,26 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     "UPDATE observed_dns SET expires_at = seen_at + CASE"
     " WHEN ttl IS NULL OR ttl < 0 OR ttl > 2147483647 THEN 0"
     " WHEN ttl > 86400 THEN 86400 ELSE ttl END;",
+    /* 7 -> 8: many sensors (mxwatch ingest): which sensor stored a session
+     * or finding, and every sensor's sighting of a session; a finding an
+     * ingest stored once is not stored again */
+    "ALTER TABLE sessions ADD COLUMN sensor TEXT;"
+    "ALTER TABLE sessions ADD COLUMN community_id TEXT;"
+    "ALTER TABLE findings ADD COLUMN sensor TEXT;"
+    "ALTER TABLE findings ADD COLUMN ingest_key TEXT;"
+    "UPDATE sessions SET sensor = json_extract(record, '$.sensor'),"
+    " community_id = json_extract(record, '$.community_id') WHERE json_valid(record);"
+    "UPDATE findings SET sensor = (SELECT s.sensor FROM sessions s"
+    " WHERE s.id = findings.session_id);"
+    "CREATE UNIQUE INDEX findings_ingest_key ON findings(ingest_key)"
+    " WHERE ingest_key IS NOT NULL;"
+    "CREATE INDEX sessions_community ON sessions(community_id);"
+    "CREATE TABLE sightings(sensor TEXT NOT NULL, record_id TEXT NOT NULL,"
+    " session_id TEXT NOT NULL, ts_start INTEGER, community_id TEXT,"
+    " PRIMARY KEY(sensor, record_id));"
+    "CREATE INDEX sightings_session ON sightings(session_id);"
+    "INSERT OR IGNORE INTO sightings SELECT coalesce(sensor, ''), id, id, ts_start,"
+    " community_id FROM sessions;",
 };
 
 enum stmt {
@@ -98,18 +119,28 @@ enum stmt {
 	S_HIST_EACH,
 	S_HIST_PUT,
 	S_SESSION_PUT,
+	S_SESSION_ADD,
+	S_SESSION_EXISTS,
+	S_SESSION_MATCH,
+	S_SIGHTING_PUT,
+	S_SIGHTING_GET,
+	S_FINDINGS_MOVE,
 	S_SESSION_DOMAIN_PUT,
 	S_FINDING_PUT,
 	S_SESSION_FORGET_FINDINGS,
 	S_SESSION_FORGET_DOMAINS,
 	S_REPORT_SESSIONS,
 	S_REPORT_FINDINGS,
+	S_REPORT_SENSORS,
 	S_COUNT_SESSIONS,
 	S_COUNT_FINDINGS,
 	S_COUNT_HISTORY,
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_COUNT
 };
 
@@ -173,17 +204,30 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_HIST_PUT] = "INSERT OR REPLACE INTO server_history(address, mx_host, starttls_offered,"
 		   " tls_versions, first_seen, last_seen, sessions) VALUES (?1, '', ?2, ?3, ?4,"
 		   " ?5, ?6)",
-    [S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(id, ts_start, ts_end, client_ip,"
-		      " server_ip, server_port, domain, mx_host, tls_version, starttls_offered,"
-		      " verified, record, verdict, verdict_reason)"
-		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+#define SESSION_COLUMNS                                                                    \
+	"(id, ts_start, ts_end, client_ip, server_ip, server_port, domain, mx_host, tls_version," \
+	" starttls_offered, verified, record, verdict, verdict_reason, sensor, community_id)"     \
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    [S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions" SESSION_COLUMNS,
+    [S_SESSION_ADD] = "INSERT INTO sessions" SESSION_COLUMNS,
+    [S_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE id = ?1",
+    /* the nearest in time; a sensor does not see one session twice */
+    [S_SESSION_MATCH] = "SELECT s.id FROM sessions s WHERE s.community_id = ?1"
+			" AND s.ts_start BETWEEN ?2 - ?3 AND ?2 + ?3 AND NOT EXISTS"
+			" (SELECT 1 FROM sightings g WHERE g.session_id = s.id AND g.sensor = ?4)"
+			" ORDER BY abs(s.ts_start - ?2), s.id LIMIT 1",
+    [S_SIGHTING_PUT] = "INSERT OR REPLACE INTO sightings(sensor, record_id, session_id,"
+		       " ts_start, community_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_SIGHTING_GET] = "SELECT session_id FROM sightings WHERE sensor = ?1 AND record_id = ?2",
+    [S_FINDINGS_MOVE] = "UPDATE findings SET session_id = ?3 WHERE sensor = ?1"
+			" AND session_id = ?2",
     [S_SESSION_DOMAIN_PUT] = "INSERT OR REPLACE INTO session_domains(session_id, domain,"
 			     " mx_host) VALUES (?1, ?2, ?3)",
     [S_SESSION_FORGET_FINDINGS] = "DELETE FROM findings WHERE session_id = ?1",
     [S_SESSION_FORGET_DOMAINS] = "DELETE FROM session_domains WHERE session_id = ?1",
-    [S_FINDING_PUT] = "INSERT INTO findings(session_id, rule, severity, domain, mx_host, rfc8460,"
-		      " ts, sending_ip, receiving_ip, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-		      " ?7, ?8, ?9, ?10)",
+    [S_FINDING_PUT] = "INSERT OR IGNORE INTO findings(session_id, rule, severity, domain,"
+		      " mx_host, rfc8460, ts, sending_ip, receiving_ip, message, sensor,"
+		      " ingest_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [S_REPORT_SESSIONS] = "SELECT s.domain, s.mx_host, s.server_ip, s.tls_version, s.verified,"
 			  " s.starttls_offered, s.client_ip, s.id, s.ts_start,"
 			  " (SELECT group_concat(d.domain, ' ') FROM session_domains d"
@@ -192,14 +236,25 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
 			  " receiving_ip, session_id, ts,"
 			  " (SELECT s.tls_version FROM sessions s WHERE s.id = session_id)"
-			  " FROM findings WHERE ts >= ?1 AND ts < ?2"
-			  " ORDER BY id",
+			  " FROM findings WHERE ts >= ?1 AND ts < ?2 AND sensor IS"
+			  " coalesce((SELECT s.sensor FROM sessions s WHERE s.id = session_id),"
+			  " sensor) ORDER BY id",
+    [S_REPORT_SENSORS] = "SELECT g.sensor, count(*), sum(NOT EXISTS (SELECT 1 FROM sightings o"
+			 " WHERE o.session_id = g.session_id AND o.sensor <> g.sensor)),"
+			 " (SELECT count(*) FROM findings f WHERE coalesce(f.sensor, '') ="
+			 " g.sensor AND f.ts >= ?1 AND f.ts < ?2)"
+			 " FROM sightings g JOIN sessions s ON s.id = g.session_id"
+			 " WHERE s.ts_start >= ?1 AND s.ts_start < ?2"
+			 " GROUP BY g.sensor ORDER BY g.sensor",
     [S_COUNT_SESSIONS] = "SELECT count(*) FROM sessions",
     [S_COUNT_FINDINGS] = "SELECT count(*) FROM findings",
     [S_COUNT_HISTORY] = "SELECT count(*) FROM server_history",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT record",
+    [S_RELEASE] = "RELEASE record",
+    [S_ROLLBACK_TO] = "ROLLBACK TO record",
 };
 
 struct db {
@@ -896,16 +951,9 @@ int db_history_put(struct db *d, const struct db_history *r)
 	return run(d, S_HIST_PUT);
 }
 
-int db_session_put(struct db *d, const struct db_session_row *r)
-{ /* Session ids are stable across runs: the same capture analysed again
-	 * replaces the session, its domains and its findings, counts nothing
-	 * twice. */
-	bind_text(d->st[S_SESSION_FORGET_FINDINGS], 1, r->id);
-	bind_text(d->st[S_SESSION_FORGET_DOMAINS], 1, r->id);
-	if (run(d, S_SESSION_FORGET_FINDINGS) || run(d, S_SESSION_FORGET_DOMAINS))
-		return -1;
-
-	sqlite3_stmt *s = d->st[S_SESSION_PUT];
+static int session_write(struct db *d, enum stmt st, const struct db_session_row *r)
+{
+	sqlite3_stmt *s = d->st[st];
 	bind_text(s, 1, r->id);
 	sqlite3_bind_int64(s, 2, r->ts_start);
 	sqlite3_bind_int64(s, 3, r->ts_end);
@@ -922,7 +970,110 @@ int db_session_put(struct db *d, const struct db_session_row *r)
 	bind_text(s, 12, r->record);
 	bind_text(s, 13, r->verdict);
 	bind_text(s, 14, r->verdict_reason);
-	return run(d, S_SESSION_PUT);
+	bind_text_or_null(s, 15, r->sensor);
+	bind_text_or_null(s, 16, r->community_id);
+	return run(d, st);
+}
+
+int db_session_put(struct db *d, const struct db_session_row *r)
+{ /* Session ids are stable across runs: the same capture analysed again
+	 * replaces the session, its domains and its findings, counts nothing
+	 * twice. */
+	bind_text(d->st[S_SESSION_FORGET_FINDINGS], 1, r->id);
+	bind_text(d->st[S_SESSION_FORGET_DOMAINS], 1, r->id);
+	if (run(d, S_SESSION_FORGET_FINDINGS) || run(d, S_SESSION_FORGET_DOMAINS))
+		return -1;
+	if (session_write(d, S_SESSION_PUT, r))
+		return -1;
+	return db_sighting_put(d, r->sensor ? r->sensor : "", r->id, r->id, r->ts_start,
+			       r->community_id);
+}
+
+int db_session_add(struct db *d, const struct db_session_row *r)
+{
+	return session_write(d, S_SESSION_ADD, r);
+}
+
+/* Steps a one-column query: 1 and the text copied to out, 0 no row, -1
+ * error. */
+static int lookup_text(struct db *d, enum stmt st, char *out, size_t cap)
+{
+	sqlite3_stmt *s = d->st[st];
+	int rc = sqlite3_step(s), found = -1;
+	if (rc == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(s, 0);
+		if (out)
+			snprintf(out, cap, "%s", v ? (const char *)v : "");
+		found = 1;
+	} else if (rc == SQLITE_DONE) {
+		found = 0;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return found;
+}
+
+int db_session_exists(struct db *d, const char *id)
+{
+	bind_text(d->st[S_SESSION_EXISTS], 1, id);
+	return lookup_text(d, S_SESSION_EXISTS, NULL, 0);
+}
+
+int db_sighting_get(struct db *d, const char *sensor, const char *record_id, char *session_id,
+		    size_t cap)
+{
+	bind_text(d->st[S_SIGHTING_GET], 1, sensor);
+	bind_text(d->st[S_SIGHTING_GET], 2, record_id);
+	return lookup_text(d, S_SIGHTING_GET, session_id, cap);
+}
+
+int db_session_match(struct db *d, const char *community_id, int64_t ts_start, int64_t window,
+		     const char *sensor, char *session_id, size_t cap)
+{
+	sqlite3_stmt *s = d->st[S_SESSION_MATCH];
+	bind_text(s, 1, community_id);
+	sqlite3_bind_int64(s, 2, ts_start);
+	sqlite3_bind_int64(s, 3, window);
+	bind_text(s, 4, sensor);
+	return lookup_text(d, S_SESSION_MATCH, session_id, cap);
+}
+
+int db_sighting_put(struct db *d, const char *sensor, const char *record_id,
+		    const char *session_id, int64_t ts_start, const char *community_id)
+{
+	sqlite3_stmt *s = d->st[S_SIGHTING_PUT];
+	bind_text(s, 1, sensor);
+	bind_text(s, 2, record_id);
+	bind_text(s, 3, session_id);
+	sqlite3_bind_int64(s, 4, ts_start);
+	bind_text_or_null(s, 5, community_id);
+	return run(d, S_SIGHTING_PUT);
+}
+
+int db_findings_move(struct db *d, const char *sensor, const char *record_id,
+		     const char *session_id)
+{
+	sqlite3_stmt *s = d->st[S_FINDINGS_MOVE];
+	bind_text(s, 1, sensor);
+	bind_text(s, 2, record_id);
+	bind_text(s, 3, session_id);
+	return run(d, S_FINDINGS_MOVE);
+}
+
+int db_savepoint(struct db *d)
+{
+	return run(d, S_SAVEPOINT);
+}
+
+int db_release(struct db *d)
+{
+	return run(d, S_RELEASE);
+}
+
+void db_rollback_savepoint(struct db *d)
+{
+	run(d, S_ROLLBACK_TO);
+	run(d, S_RELEASE);
 }
 
 int db_observed_put(struct db *d, const char *kind, const char *name, const char *value, int ad,
@@ -999,7 +1150,11 @@ int db_finding_put(struct db *d, const struct db_finding_row *r)
 	bind_text_or_null(s, 8, r->sending_ip);
 	bind_text_or_null(s, 9, r->receiving_ip);
 	bind_text_or_null(s, 10, r->message);
-	return run(d, S_FINDING_PUT);
+	bind_text_or_null(s, 11, r->sensor);
+	bind_text_or_null(s, 12, r->ingest_key);
+	if (run(d, S_FINDING_PUT))
+		return -1;
+	return sqlite3_changes(d->h) > 0;
 }
 
 static int result_row(sqlite3_stmt *s, void *ctx)
@@ -1028,6 +1183,14 @@ int db_report_findings(struct db *d, int64_t from, int64_t to, db_result_fn fn, 
 	sqlite3_bind_int64(d->st[S_REPORT_FINDINGS], 1, from);
 	sqlite3_bind_int64(d->st[S_REPORT_FINDINGS], 2, to);
 	return each(d, S_REPORT_FINDINGS, result_row, &c);
+}
+
+int db_report_sensors(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx)
+{
+	struct cb c = {(void *)fn, ctx};
+	sqlite3_bind_int64(d->st[S_REPORT_SENSORS], 1, from);
+	sqlite3_bind_int64(d->st[S_REPORT_SENSORS], 2, to);
+	return each(d, S_REPORT_SENSORS, result_row, &c);
 }
 
 static int domain_row(sqlite3_stmt *s, void *ctx)
@@ -1062,6 +1225,7 @@ enum {
 	P_COLLECT,
 	P_FINDINGS,
 	P_DOMAINS,
+	P_SIGHTINGS,
 	P_SESSIONS,
 	P_HISTORY,
 	P_DROP,
@@ -1072,7 +1236,12 @@ static const char *const prune_sql[P_N] = {
 		 " id TEXT NOT NULL)",
     [P_CLEAR] = "DELETE FROM temp.prune_old",
     [P_COLLECT] = "INSERT INTO temp.prune_old SELECT rowid, id FROM sessions WHERE ts_start < ?1",
-    [P_FINDINGS] = "DELETE FROM findings WHERE session_id IN (SELECT id FROM temp.prune_old)",
+    /* with the old findings whose session never arrived (ingest) */
+    [P_FINDINGS] = "DELETE FROM findings WHERE session_id IN (SELECT id FROM temp.prune_old)"
+		   " OR (ts < ?1 AND NOT EXISTS (SELECT 1 FROM sessions s"
+		   " WHERE s.id = findings.session_id))",
+    [P_SIGHTINGS] = "DELETE FROM sightings WHERE session_id IN"
+		    " (SELECT id FROM temp.prune_old)",
     [P_DOMAINS] = "DELETE FROM session_domains WHERE session_id IN"
 		  " (SELECT id FROM temp.prune_old)",
     [P_SESSIONS] = "DELETE FROM sessions WHERE rowid IN (SELECT rid FROM temp.prune_old)",
@@ -1151,4 +1320,118 @@ int db_space(struct db *d, int64_t *pages, int64_t *free_pages, int64_t *page_si
 int db_vacuum(struct db *d, char *err, size_t errlen)
 {
 	return exec(d, "VACUUM", err, errlen);
+}
+
+struct db_json_query {
+	sqlite3_stmt *fields, *array;
+	int n;
+};
+
+struct db_json_query *db_json_prepare(struct db *d, const char *const *paths, int n)
+{
+	struct db_json_query *q = calloc(1, sizeof(*q));
+	size_t cap = 64;
+	for (int i = 0; i < n; i++)
+		cap += 2 * strlen(paths[i]) + 160;
+	char *sql = q ? malloc(cap) : NULL;
+	if (!sql) {
+		free(q);
+		return NULL;
+	}
+	/* json_type and json_extract raise an error on text that is not
+	 * JSON: they run only when json_valid said it is. */
+	size_t off = (size_t)snprintf(sql, cap, "SELECT json_valid(?1)");
+	for (int i = 0; i < n; i++) {
+		if (strchr(paths[i], '\'')) {
+			free(sql);
+			free(q);
+			return NULL;
+		}
+		off += (size_t)snprintf(sql + off, cap - off,
+					", CASE WHEN json_valid(?1) THEN json_type(?1, '%s') END"
+					", CASE WHEN json_valid(?1) THEN json_extract(?1, '%s') END",
+					paths[i], paths[i]);
+	}
+	q->n = n;
+	int rc = sqlite3_prepare_v2(d->h, sql, -1, &q->fields, NULL);
+	free(sql);
+	if (rc != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->h,
+			       "SELECT type, value FROM json_each(?1, ?2)"
+			       " WHERE json_type(?1, ?2) = 'array' ORDER BY key",
+			       -1, &q->array, NULL) != SQLITE_OK) {
+		db_json_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static enum db_json_type json_type_of(const unsigned char *t)
+{
+	static const char *const names[] = {
+	    [DB_JSON_NULL] = "null",       [DB_JSON_TRUE] = "true",   [DB_JSON_FALSE] = "false",
+	    [DB_JSON_INTEGER] = "integer", [DB_JSON_REAL] = "real",   [DB_JSON_TEXT] = "text",
+	    [DB_JSON_ARRAY] = "array",     [DB_JSON_OBJECT] = "object",
+	};
+	if (t)
+		for (int i = DB_JSON_NULL; i <= DB_JSON_OBJECT; i++)
+			if (strcmp((const char *)t, names[i]) == 0)
+				return (enum db_json_type)i;
+	return DB_JSON_ABSENT;
+}
+
+static void json_value_of(sqlite3_stmt *s, int type_col, struct db_json_value *v)
+{
+	v->type = json_type_of(sqlite3_column_text(s, type_col));
+	v->text = (const char *)sqlite3_column_text(s, type_col + 1);
+	v->len = (size_t)sqlite3_column_bytes(s, type_col + 1);
+	v->integer = sqlite3_column_int64(s, type_col + 1);
+	if (!v->text) {
+		v->text = "";
+		v->len = 0;
+	}
+}
+
+int db_json_extract(struct db_json_query *q, const char *json, size_t len,
+		    struct db_json_value *out)
+{
+	sqlite3_stmt *s = q->fields;
+	sqlite3_reset(s);
+	if (len > INT_MAX || sqlite3_bind_text(s, 1, json, (int)len, SQLITE_STATIC) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		return -1;
+	if (!sqlite3_column_int(s, 0))
+		return 0;
+	for (int i = 0; i < q->n; i++)
+		json_value_of(s, 1 + 2 * i, &out[i]);
+	return 1;
+}
+
+int db_json_each(struct db_json_query *q, const char *json, size_t len, const char *path,
+		 int (*fn)(void *ctx, const struct db_json_value *v), void *ctx)
+{
+	sqlite3_stmt *s = q->array;
+	sqlite3_reset(s);
+	if (len > INT_MAX || sqlite3_bind_text(s, 1, json, (int)len, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC) != SQLITE_OK)
+		return -1;
+	int n = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct db_json_value v;
+		json_value_of(s, 0, &v);
+		n++;
+		if (fn(ctx, &v))
+			return -1;
+	}
+	return rc == SQLITE_DONE ? n : -1;
+}
+
+void db_json_free(struct db_json_query *q)
+{
+	if (!q)
+		return;
+	sqlite3_finalize(q->fields);
+	sqlite3_finalize(q->array);
+	free(q);
 }

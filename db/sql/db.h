@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 7
+#define DB_SCHEMA_VERSION 8
 #define DB_MAX_NAME       256
 #define DB_MAX_TLSA_HEX   1025 /* 512 bytes of association data as hex, plus NUL */
 
@@ -152,14 +152,51 @@ struct db_session_row {
 	int verified;         /* -1 not checked */
 	const char *verdict, *verdict_reason;
 	const char *record; /* the JSON record */
+	const char *sensor, *community_id; /* NULL: not known */
 };
 struct db_finding_row {
 	const char *session_id, *rule, *severity, *domain, *mx_host, *rfc8460;
 	int64_t ts;
 	const char *sending_ip, *receiving_ip, *message;
+	const char *sensor;
+	/* Set by ingest: a finding delivered again with the same key is not
+	 * stored twice. NULL for analyze, which replaces a session's findings. */
+	const char *ingest_key;
 };
+/* Stores a session, replacing one stored with the same id with its findings
+ * and domains (a capture analysed again), and the sensor's sighting of it. */
 int db_session_put(struct db *d, const struct db_session_row *r);
+/* Returns 1 when stored, 0 when a finding with the same ingest_key was
+ * stored before, -1 on error. */
 int db_finding_put(struct db *d, const struct db_finding_row *r);
+
+/* Many sensors (mxwatch ingest). A sighting is one sensor's record of a
+ * session: (sensor, record id) -> the session stored for it. Two sensors on
+ * one path see the same session under different record ids; the first
+ * sighting's session is stored, the others point at it. */
+/* The session a sensor's record was stored as: 1 and session_id set, 0 not
+ * seen, -1 error. */
+int db_sighting_get(struct db *d, const char *sensor, const char *record_id, char *session_id,
+		    size_t cap);
+/* A stored session with this Community ID that started within `window`
+ * seconds of ts_start and that `sensor` has not sighted: 1 and session_id
+ * set, 0 none, -1 error. */
+int db_session_match(struct db *d, const char *community_id, int64_t ts_start, int64_t window,
+		     const char *sensor, char *session_id, size_t cap);
+/* 1 when a session with this id is stored, 0 not, -1 error. */
+int db_session_exists(struct db *d, const char *id);
+/* Stores a session that is not stored yet (its findings may be: ingest
+ * stores a finding that arrives before its session under the record id). */
+int db_session_add(struct db *d, const struct db_session_row *r);
+int db_sighting_put(struct db *d, const char *sensor, const char *record_id,
+		    const char *session_id, int64_t ts_start, const char *community_id);
+/* Findings a sensor stored under a record id now belong to session_id. */
+int db_findings_move(struct db *d, const char *sensor, const char *record_id,
+		     const char *session_id);
+/* Savepoints around one ingested record: nothing of a record half-stored. */
+int db_savepoint(struct db *d);
+int db_release(struct db *d);
+void db_rollback_savepoint(struct db *d);
 int db_session_domain_put(struct db *d, const char *session_id, const char *domain,
 			  const char *mx_host);
 /* On-demand discovery: domains seen without cached policy, for the
@@ -177,7 +214,8 @@ int db_observed_put(struct db *d, const char *kind, const char *name, const char
 int db_observed_trim(struct db *d, int64_t now, int keep);
 
 /* Retention (`mxwatch prune`): in one transaction, deletes the sessions
- * that started before `before` (seconds), their findings and domain links,
+ * that started before `before` (seconds), their findings, domain links and
+ * sightings, findings older than it whose session never arrived (ingest),
  * and the server history last seen before it; policies, the fetch log,
  * observed DNS and the discovery queue are left alone. With `dry_run` the
  * transaction is rolled back, so the counts say what would go. Returns 0;
@@ -197,7 +235,47 @@ int db_vacuum(struct db *d, char *err, size_t errlen);
 
 /* Report queries over [from, to) (seconds). */
 int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
+/* Findings of the sighting a session was stored from: a session seen by two
+ * sensors counts its findings once. */
 int db_report_findings(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
+/* Per sensor, over sessions that started in [from, to): sensor ('' for
+ * sessions stored before sensors were named), sessions it sighted, sessions
+ * no other sensor sighted, findings it reported. */
+int db_report_sensors(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
+
+/* Record lines read through SQLite's JSON functions (a JSON parser already
+ * linked, depth-limited and fuzzed) instead of one of our own. A query is
+ * prepared once for a list of paths ("$.client.ip"); each extract fills,
+ * per path, its JSON type and value. */
+enum db_json_type {
+	DB_JSON_ABSENT,
+	DB_JSON_NULL,
+	DB_JSON_TRUE,
+	DB_JSON_FALSE,
+	DB_JSON_INTEGER,
+	DB_JSON_REAL,
+	DB_JSON_TEXT,
+	DB_JSON_ARRAY,
+	DB_JSON_OBJECT
+};
+struct db_json_value {
+	enum db_json_type type;
+	const char *text; /* strings unescaped; arrays and objects as JSON */
+	size_t len;
+	int64_t integer;
+};
+struct db_json_query;
+struct db_json_query *db_json_prepare(struct db *d, const char *const *paths, int n);
+/* 1: the text is one valid JSON value and out[0..n) is filled (valid until
+ * the next extract with this query); 0: not valid JSON; -1: error. */
+int db_json_extract(struct db_json_query *q, const char *json, size_t len,
+		    struct db_json_value *out);
+/* Calls fn for each element of the array at path (none when the path is not
+ * an array); the number of elements, or -1 on error or when fn returned
+ * non-zero. */
+int db_json_each(struct db_json_query *q, const char *json, size_t len, const char *path,
+		 int (*fn)(void *ctx, const struct db_json_value *v), void *ctx);
+void db_json_free(struct db_json_query *q);
 
 /* Every domain that has MX or MTA-STS rows, sorted. */
 int db_each_domain(struct db *d, int (*fn)(void *ctx, const char *domain), void *ctx);

@@ -10,11 +10,13 @@
 #define EXIT_FINDINGS     1
 #define EXIT_USAGE        2
 #define EXIT_FETCH_FAILED 3 /* policy fetch: a DNS lookup failed, cached data kept */
+#define EXIT_REJECTED     1 /* ingest: some lines rejected, the others stored */
 
 int cmd_analyze(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
 
 #endif

@@ -25,6 +25,8 @@ static void usage(FILE *out)
 		"    report            RFC 8460 TLS reports or a summary from stored results\n"
 		"    prune             delete stored sessions, findings and server history\n"
 		"                      older than --older-than DAYS days (policies stay)\n"
+		"    ingest FILE...    store the JSON records of many sensors in one database\n"
+		"                      (the collector of a network-wide deployment)\n"
 		"    help [COMMAND]    show this text, or a command's manual\n\n"
 		"    mxwatch <command> --help shows the options of each command.\n\n"
 		"EXIT STATUS\n"
@@ -41,6 +43,8 @@ static const struct {
     {"capture", cmd_capture},
     /* retention: deletes stored results older than N days */
     {"prune", cmd_prune},
+    /* the collector: records of many sensors into one database */
+    {"ingest", cmd_ingest},
 };
 
 static int (*find_command(const char *name))(int, char **)

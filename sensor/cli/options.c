@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rules/rules.h"
+#include "util/text.h"
 
 enum {
 	OPT_JSON = PIPELINE_OPT_BASE,

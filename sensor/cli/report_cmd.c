@@ -27,11 +27,14 @@ static void usage(FILE *out)
 	    "DESCRIPTION\n"
 	    "    Reads the sessions and findings that `mxwatch analyze` stored. Without --json\n"
 	    "    it prints a summary: sessions, share with TLS, share verified, findings by id,\n"
-	    "    top domains. With --json it prints one RFC 8460 report per policy domain, one\n"
-	    "    JSON object per line: organization-name, date-range, contact-info, report-id,\n"
-	    "    and policies[] with the domain's policy (sts, tlsa or no-policy-found from the\n"
-	    "    cache), session counts and failure-details by result type, sending MTA,\n"
-	    "    receiving MX host and address.\n\n"
+	    "    top domains, and per sensor the sessions it saw, those no other sensor saw\n"
+	    "    and its findings (records of many sensors: mxwatch ingest). With --json it\n"
+	    "    prints one RFC 8460 report per policy domain, one JSON object per line:\n"
+	    "    organization-name, date-range, contact-info, report-id, and policies[] with\n"
+	    "    the domain's policy (sts, tlsa or no-policy-found from the cache), session\n"
+	    "    counts and failure-details by result type, sending MTA, receiving MX host\n"
+	    "    and address. A session several sensors saw counts once, with the findings\n"
+	    "    of the sensor whose record stored it.\n\n"
 	    "OPTIONS\n"
 	    "    --db PATH        database (default as for analyze)\n"
 	    "    --from DATE      start of the range, YYYY-MM-DD (UTC, inclusive)\n"
@@ -44,6 +47,27 @@ static void usage(FILE *out)
 	    "EXIT STATUS\n"
 	    "    0 done, 2 usage or database error, or nothing stored for --domain in the\n"
 	    "    range (said on standard error)\n");
+}
+
+struct sensor_rows {
+	FILE *out;
+	int n;
+};
+
+/* One line per sensor: sessions it saw, of those the ones no other sensor
+ * saw, and the findings it reported (counted once per session above). */
+static int sensor_row(void *ctx, const char *const *cols, int n)
+{
+	struct sensor_rows *r = ctx;
+	if (n < 4)
+		return 0;
+	if (!r->n++)
+		fprintf(r->out, "  %-34s %8s %12s %8s\n", "sensors", "sessions", "no other saw",
+			"findings");
+	char name[80];
+	text_escape_str(name, sizeof(name), cols[0][0] ? cols[0] : "(unnamed)");
+	fprintf(r->out, "    %-32.32s %8s %12s %8s\n", name, cols[1], cols[2], cols[3]);
+	return 0;
 }
 
 static int parse_date(const char *s, int64_t *out)
@@ -159,6 +183,11 @@ int cmd_report(int argc, char **argv)
 		}
 		printf("mxwatch report: %s, sessions from %s to %s UTC\n", db_path, a, b);
 		summary_print(tlsrpt_summary(r), stdout);
+		struct sensor_rows rows = {stdout, 0};
+		if (db_report_sensors(d, from, to, sensor_row, &rows)) {
+			fprintf(stderr, "mxwatch report: %s: %s\n", db_path, db_errmsg(d));
+			status = EXIT_USAGE;
+		}
 	}
 	tlsrpt_free(r);
 	db_close(d);

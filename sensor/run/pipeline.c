@@ -102,23 +102,6 @@ struct pipeline {
 	uint64_t tls13_waited_out; /* judged without keys when the wait ended */
 };
 
-static int sensor_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '-' || c == '_';
-}
-
-int sensor_name_valid(const char *name)
-{
-	size_t n = strlen(name);
-	if (n == 0 || n > 63)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!sensor_char((unsigned char)name[i]))
-			return 0;
-	return 1;
-}
-
 /* The host name as a sensor name: other bytes become '_', cut to 63. */
 static void default_sensor(char *out, size_t cap)
 {
@@ -128,7 +111,7 @@ static void default_sensor(char *out, size_t cap)
 	size_t i = 0;
 	for (; host[i] && i + 1 < cap && i < 63; i++) {
 		unsigned char c = (unsigned char)host[i];
-		out[i] = sensor_char(c) ? (char)c : '_';
+		out[i] = sensor_name_char(c) ? (char)c : '_';
 	}
 	out[i] = 0;
 }

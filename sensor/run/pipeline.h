@@ -35,10 +35,6 @@ struct pipeline_opts {
 
 void pipeline_opts_defaults(struct pipeline_opts *o);
 
-/* A sensor name: 1 to 63 of [A-Za-z0-9._-], safe in JSON, syslog and file
- * names as it is. */
-int sensor_name_valid(const char *name);
-
 struct pipeline;
 struct shard;
 

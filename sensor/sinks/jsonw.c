@@ -3,6 +3,7 @@
  */
 #include "sinks/jsonw.h"
 
+#include "util/text.h"
 #include "util/units.h"
 #include <inttypes.h>
 #include <stdlib.h>
@@ -137,39 +138,6 @@ void jw_key_n(struct jsonw *w, const char *k, size_t n)
 		w->first[w->depth] = 1;
 }
 
-/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid; *out
- * gets its code point. */
-static size_t utf8_len(const unsigned char *s, size_t n, uint32_t *out)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	*out = cp;
-	return len;
-}
-
 /* Valid JSON, yet a terminal or log viewer acts on them: C1 controls (0x9b
  * is CSI), bidirectional overrides and isolates that reorder the text
  * around them, and the Unicode line separators. Written as \uXXXX. */
@@ -232,7 +200,7 @@ void jw_escape(struct jsonw *w, const char *s, size_t n)
 		}
 		if (c >= 0x80) {
 			uint32_t cp = 0;
-			size_t l = utf8_len(u + i, n - i, &cp);
+			size_t l = utf8_sequence(u + i, n - i, &cp);
 			if (l && !acts_on_display(cp)) {
 				memcpy(d, s + i, l);
 				d += l;

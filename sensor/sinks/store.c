@@ -123,17 +123,20 @@ static struct item *pack_session(const struct session_record *r, const struct ve
 	    .verdict = verdict_name(v->verdict),
 	    .verdict_reason = v->reason,
 	    .record = json ? json : "{}",
+	    .sensor = r->sensor,
+	    .community_id = r->community_id,
 	};
 	/* Names of rules, severities, verdicts and RFC 8460 types are static
 	 * strings: only the per-session text is copied. */
 	size_t strings = str_room(row.id) + str_room(row.client_ip) + str_room(row.server_ip) +
-			 str_room(row.domain) + str_room(row.mx_host) + str_room(row.record);
+			 str_room(row.domain) + str_room(row.mx_host) + str_room(row.record) +
+			 str_room(row.sensor) + str_room(row.community_id);
 	for (int i = 0; i < v->n_domains; i++)
 		strings += str_room(v->domains[i]) + str_room(v->mx_hosts[i]);
 	for (int i = 0; i < n_findings; i++)
 		strings += str_room(f[i].domain) + str_room(f[i].mx_host) +
 			   str_room(f[i].client_ip) + str_room(f[i].server_ip) +
-			   str_room(f[i].message);
+			   str_room(f[i].message) + str_room(f[i].sensor);
 	size_t size = sizeof(struct item) + (size_t)n_findings * sizeof(struct db_finding_row) +
 		      (size_t)v->n_domains * 2 * sizeof(char *) + strings;
 	struct item *it = malloc(size);
@@ -152,6 +155,8 @@ static struct item *pack_session(const struct session_record *r, const struct ve
 	it->row.domain = pack(&cur, row.domain);
 	it->row.mx_host = pack(&cur, row.mx_host);
 	it->row.record = pack(&cur, row.record);
+	it->row.sensor = pack(&cur, row.sensor);
+	it->row.community_id = pack(&cur, row.community_id);
 	it->n_domains = v->n_domains;
 	for (int i = 0; i < v->n_domains; i++) {
 		it->domains[2 * i] = pack(&cur, v->domains[i]);
@@ -171,6 +176,7 @@ static struct item *pack_session(const struct session_record *r, const struct ve
 		    .sending_ip = pack(&cur, x->client_ip),
 		    .receiving_ip = pack(&cur, x->server_ip),
 		    .message = pack(&cur, x->message),
+		    .sensor = pack(&cur, x->sensor),
 		};
 	}
 	return it;
@@ -200,7 +206,7 @@ static int write_item(struct db *db, const struct item *it)
 		rc = db_session_domain_put(db, it->row.id, it->domains[2 * i],
 					   it->domains[2 * i + 1]);
 	for (int i = 0; !rc && i < it->n_findings; i++)
-		rc = db_finding_put(db, &it->findings[i]);
+		rc = db_finding_put(db, &it->findings[i]) < 0 ? -1 : 0;
 	return rc;
 }
 

@@ -33,4 +33,16 @@ char *text_escape(char *dst, size_t cap, const char *src, size_t n);
 /* The same for a C string. */
 char *text_escape_str(char *dst, size_t cap, const char *src);
 
+/* Length of the valid UTF-8 sequence of 2..4 bytes at s (n bytes left),
+ * its code point in *cp; 0 when the bytes are not one (overlong forms and
+ * surrogates included). */
+size_t utf8_sequence(const unsigned char *s, size_t n, uint32_t *cp);
+/* 1 when the n bytes are valid UTF-8. */
+int utf8_valid(const char *s, size_t n);
+
+/* A sensor's name (--sensor): 1-63 of [A-Za-z0-9._-], so it needs no
+ * quoting in syslog, file names or JSON. */
+int sensor_name_valid(const char *name);
+int sensor_name_char(unsigned char c);
+
 #endif

@@ -110,5 +110,15 @@ put("fuzz_policy", "txt", b"\1v=STSv1; id=20240101T000000;")
 for f in sorted(glob.glob("etc/*.policy") + glob.glob("tests/findings/fixtures/*")):
     if os.path.isfile(f):
         put("fuzz_policy", os.path.basename(f), b"\2" + open(f, "rb").read())
+# Records as sensors write them: one capture's session and finding
+# records per seed (the program is built before the suite runs).
+if os.path.exists("./mxwatch"):
+    for cap in caps:
+        if "thirdparty" in cap:
+            continue
+        r = subprocess.run(["./mxwatch", "analyze", "--json", "--db", "none",
+                            "--sensor", "seed", cap], capture_output=True)
+        if r.stdout:
+            put("fuzz_ingest", os.path.basename(cap), r.stdout)
 for t in sorted(os.listdir(out)):
     print(f"seeds: {t}: {len(os.listdir(os.path.join(out, t)))}")

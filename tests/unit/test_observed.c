@@ -273,7 +273,8 @@ static void test_save_load(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
-/* A database of schema 6 gets its rows' expiry when it is opened. */
+/* A database of schema 6 gets its rows' expiry when it is opened, and its
+ * sessions their sensors (schema 8). */
 static void test_migration(void **state)
 {
 	(void)state;
@@ -285,7 +286,17 @@ static void test_migration(void **state)
 	db_close(d);
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
-		 "sqlite3 %s \"DELETE FROM schema_version WHERE version = 7;"
+		 "sqlite3 %s \"DELETE FROM schema_version WHERE version >= 7;"
+		 " DROP TABLE sightings; DROP INDEX sessions_community;"
+		 " DROP INDEX findings_ingest_key; ALTER TABLE sessions DROP COLUMN sensor;"
+		 " ALTER TABLE sessions DROP COLUMN community_id;"
+		 " ALTER TABLE findings DROP COLUMN sensor;"
+		 " ALTER TABLE findings DROP COLUMN ingest_key;"
+		 " INSERT INTO sessions(id, ts_start, record) VALUES ('s1', 5,"
+		 " '{\\\"sensor\\\":\\\"old-s\\\",\\\"community_id\\\":\\\"1:x\\\"}'),"
+		 " ('s2', 6, '{}');"
+		 " INSERT INTO findings(session_id, rule, severity, ts) VALUES"
+		 " ('s1', 'starttls-stripped', 'high', 5);"
 		 " ALTER TABLE observed_dns DROP COLUMN expires_at;"
 		 " INSERT INTO observed_dns VALUES ('mx', 'a.test', 'mx.a.test', 0, '', 300, 100),"
 		 " ('mx', 'b.test', 'mx.b.test', 0, '', 4294967295, 100),"
@@ -300,6 +311,18 @@ static void test_migration(void **state)
 			 100);
 	assert_int_equal(scalar(&t, "SELECT expires_at FROM observed_dns WHERE name = 'c.test'"),
 			 100 + DAY);
+	/* 7 -> 8: sessions and findings name the sensor their record named,
+	 * and every session is its sensor's sighting ('' when none was named) */
+	assert_int_equal(scalar(&t, "SELECT count(*) FROM sessions WHERE id = 's1' AND"
+				    " sensor = 'old-s' AND community_id = '1:x'"),
+			 1);
+	assert_int_equal(scalar(&t, "SELECT count(*) FROM sessions WHERE id = 's2' AND"
+				    " sensor IS NULL"),
+			 1);
+	assert_int_equal(scalar(&t, "SELECT count(*) FROM findings WHERE sensor = 'old-s'"), 1);
+	assert_int_equal(scalar(&t, "SELECT count(*) FROM sightings WHERE (sensor, record_id,"
+				    " session_id) IN (VALUES ('old-s', 's1', 's1'), ('', 's2', 's2'))"),
+			 2);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", t.dir);
 	assert_int_equal(system(cmd), 0);
 }
