@@ -27,7 +27,7 @@ DEMO_PKGS := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsq
 DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
              libcmocka-dev tshark python3 openssl libunbound-dev libevent-dev \
              libcurl4-openssl-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
-             bind9-dnsutils curl rsyslog util-linux tcpreplay iproute2 postfix swaks \
+             bind9-dnsutils curl rsyslog rsyslog-relp util-linux tcpreplay iproute2 postfix swaks \
              libnet-ssleay-perl libprotobuf-c1 libpython3.11 python3-aiodns python3-aiohttp tcpdump \
              python3-yaml python3-aiosqlite python3-aioredis clang libclang-rt-14-dev valgrind
 # Servers the judge test runs from their unpacked packages, never installed

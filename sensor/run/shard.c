@@ -26,6 +26,8 @@ struct shard_hub {
 	struct outbox *box;
 	struct outbox *taken; /* the writer's: events taken from each box (offline) */
 	int *ended;           /* the writer's: shard finished (offline) */
+	struct shard_event *held; /* the writer's (live): by when_ns, then taken */
+	int ends_held;
 };
 
 struct shard {
@@ -40,6 +42,7 @@ struct shard {
 	uint8_t flushing;
 	uint64_t sub;
 	uint64_t lost;       /* results dropped for want of memory */
+	uint64_t now_ns;     /* live: the time of the packet or tick in hand */
 	struct outbox local; /* made since the last publish */
 	/* The shard's own thread is the writer (the only shard of an ordered
 	 * hub): publishing hands its results on at once, never waits. */
@@ -96,6 +99,8 @@ void shard_hub_free(struct shard_hub *h)
 		outbox_free(&h->box[i]);
 		outbox_free(&h->taken[i]);
 	}
+	struct outbox held = {h->held, NULL, 0};
+	outbox_free(&held);
 	free(h->taken);
 	free(h->ended);
 	pthread_mutex_destroy(&h->mu);
@@ -130,6 +135,7 @@ static struct shard_event *event_new(struct shard *s, const struct flow *f,
 		return NULL;
 	}
 	ev->kind = (uint8_t)kind;
+	ev->when_ns = s->now_ns;
 	ev->seq = s->seq;
 	ev->phase = s->phase;
 	ev->k1 = 0;
@@ -152,6 +158,10 @@ static void on_session(void *ctx, const struct flow *f, struct session_record *r
 		return;
 	}
 	ev->record = r;
+	/* Live, a closed flow leaves at a worker's next clock tick, which is
+	 * not comparable between workers; its last packet is (and orders
+	 * expiring flows as one table's age list does offline). */
+	ev->when_ns = r->ts_last;
 	outbox_append(&s->local, ev);
 }
 
@@ -164,6 +174,7 @@ static void dns_event(struct shard *s, const struct flow *f, int family, const u
 	ev->family = (uint8_t)family;
 	memcpy(ev->src, src, 16);
 	ev->ts_ns = ts_ns;
+	ev->when_ns = ts_ns;
 	ev->len = (uint32_t)len;
 	ev->msg = (uint8_t *)(ev + 1);
 	memcpy(ev->msg, msg, len);
@@ -238,6 +249,7 @@ void shard_packet_at(struct shard *s, const struct packet *p, uint64_t seq, uint
 
 void shard_packet(struct shard *s, const struct packet *p)
 {
+	s->now_ns = p->ts_ns;
 	if (p->ip_proto == 6)
 		flow_table_packet(s->flows, p);
 	else if (s->dns && p->sport == 53)
@@ -246,6 +258,7 @@ void shard_packet(struct shard *s, const struct packet *p)
 
 void shard_tick(struct shard *s, uint64_t now_ns)
 {
+	s->now_ns = now_ns;
 	flow_table_tick(s->flows, now_ns);
 }
 
@@ -258,6 +271,7 @@ static void marker(struct shard *s, enum shard_event_kind kind, uint64_t seq, ui
 		nanosleep(&ts, NULL);
 	}
 	ev->kind = (uint8_t)kind;
+	ev->when_ns = kind == SHARD_EV_END ? UINT64_MAX : s->now_ns; /* the end goes last */
 	ev->seq = seq;
 	ev->phase = phase;
 	ev->k1 = 0;
@@ -359,30 +373,76 @@ void deadline_after_ms(struct timespec *ts, int ms)
 	}
 }
 
-/* Live: whatever has arrived, shard by shard; returns after one round so
- * the caller can see to signals and commits. */
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* Merges two lists sorted by when_ns; of equal times, a's go first. */
+static struct shard_event *merge_by_time(struct shard_event *a, struct shard_event *b)
+{
+	struct shard_event *out = NULL, **tail = &out;
+	while (a && b) {
+		struct shard_event **least = b->when_ns < a->when_ns ? &b : &a;
+		struct shard_event *ev = *least;
+		*least = ev->next;
+		*tail = ev;
+		tail = &ev->next;
+	}
+	*tail = a ? a : b;
+	return out;
+}
+
+/* Sorts a list of n events by when_ns (merge sort, stable). */
+static struct shard_event *sort_by_time(struct shard_event *list, size_t n)
+{
+	if (n < 2)
+		return list;
+	struct shard_event *second = list, *last = NULL;
+	for (size_t i = 0; i < n / 2; i++) {
+		last = second;
+		second = second->next;
+	}
+	last->next = NULL;
+	return merge_by_time(sort_by_time(list, n / 2), sort_by_time(second, n - n / 2));
+}
+
+/* Live: takes what has arrived; with several shards, holds each event
+ * SHARD_LIVE_HOLD_MS and hands them on in time order (once every shard has
+ * ended, all at once). Returns after one round so the caller can see to
+ * signals and commits; 1 once every shard's end went out. */
 static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, int wait_ms)
 {
+	int holding = h->n > 1;
+	uint64_t now = mono_ms();
+	if (holding && h->held) {
+		uint64_t due = h->held->taken_ms + SHARD_LIVE_HOLD_MS;
+		int until_due = due > now ? (int)(due - now) : 0;
+		if (until_due < wait_ms)
+			wait_ms = until_due;
+	}
 	struct timespec until;
 	deadline_after_ms(&until, wait_ms);
-	{
-		struct shard_event *got = NULL, **tail = &got;
-		pthread_mutex_lock(&h->mu);
-		for (;;) {
-			for (int i = 0; i < h->n; i++) {
-				if (!h->box[i].head)
-					continue;
-				*tail = h->box[i].head;
-				tail = &h->box[i].tail->next;
-				h->box[i].head = h->box[i].tail = NULL;
-				h->box[i].count = 0;
-			}
-			if (got ||
-			    pthread_cond_timedwait(&h->to_writer, &h->mu, &until) == ETIMEDOUT)
-				break;
+	struct shard_event *got = NULL, **tail = &got;
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		for (int i = 0; i < h->n; i++) {
+			if (!h->box[i].head)
+				continue;
+			*tail = h->box[i].head;
+			tail = &h->box[i].tail->next;
+			h->box[i].head = h->box[i].tail = NULL;
+			h->box[i].count = 0;
 		}
-		pthread_cond_broadcast(&h->to_shards);
-		pthread_mutex_unlock(&h->mu);
+		if (got || wait_ms <= 0 ||
+		    pthread_cond_timedwait(&h->to_writer, &h->mu, &until) == ETIMEDOUT)
+			break;
+	}
+	pthread_cond_broadcast(&h->to_shards);
+	pthread_mutex_unlock(&h->mu);
+	if (!holding) {
 		while (got) {
 			struct shard_event *ev = got;
 			got = ev->next;
@@ -392,6 +452,25 @@ static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, in
 		}
 		return h->n_ended == h->n;
 	}
+	now = mono_ms();
+	size_t n_got = 0;
+	for (struct shard_event *ev = got; ev; ev = ev->next) {
+		ev->taken_ms = now;
+		n_got++;
+		h->ends_held += ev->kind == SHARD_EV_END;
+	}
+	h->held = merge_by_time(h->held, sort_by_time(got, n_got));
+	int all_ended = h->n_ended + h->ends_held == h->n;
+	while (h->held && (all_ended || h->held->taken_ms + SHARD_LIVE_HOLD_MS <= now)) {
+		struct shard_event *ev = h->held;
+		h->held = ev->next;
+		if (ev->kind == SHARD_EV_END) {
+			h->n_ended++;
+			h->ends_held--;
+		}
+		handle(ev, fn, ctx);
+	}
+	return h->n_ended == h->n;
 }
 
 /* Offline: an n-way merge of the shards' streams, each already in key

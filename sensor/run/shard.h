@@ -52,13 +52,22 @@ struct shard_event {
 	uint64_t ts_ns;
 	uint32_t len;
 	uint8_t *msg; /* stored after the event */
+	/* live: the packet (or clock) time it was made at, and when the writer
+	 * took it (monotonic ms), for the hold-back that orders workers */
+	uint64_t when_ns;
+	uint64_t taken_ms;
 };
 
 struct shard_hub;
 struct shard;
 
 /* `ordered`: offline, merge by capture position; otherwise (live) events
- * are handled as they arrive. */
+ * are handled in the order of the packet times they were made at, each
+ * held back SHARD_LIVE_HOLD_MS after the writer takes it (with several
+ * workers): rules that relate sessions (a plaintext retry after a failed
+ * handshake, the server's history) see them in the order they happened,
+ * not in the order the workers happened to hand them on. */
+#define SHARD_LIVE_HOLD_MS 500
 struct shard_hub *shard_hub_new(int n_shards, int ordered);
 void shard_hub_free(struct shard_hub *h);
 

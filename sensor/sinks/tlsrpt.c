@@ -321,6 +321,23 @@ static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
 	free(so);
 }
 
+/* Failure details in a fixed order (result type, sending MTA, MX host,
+ * receiving address), so that the same sessions give the same report
+ * whatever order they were stored in (records of many sensors). */
+static int detail_cmp(const void *a, const void *b)
+{
+	const struct detail *x = *(const struct detail *const *)a;
+	const struct detail *y = *(const struct detail *const *)b;
+	int c = strcmp(x->result, y->result);
+	if (!c)
+		c = strcmp(x->sending, y->sending);
+	if (!c)
+		c = strcmp(x->mx, y->mx);
+	if (!c)
+		c = strcmp(x->receiving_ip, y->receiving_ip);
+	return c;
+}
+
 static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const char *org,
 			const char *contact, int64_t from, int64_t to)
 {
@@ -364,8 +381,12 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	jw_obj_end(&w);
 	jw_key(&w, "failure-details");
 	jw_arr_begin(&w);
+	const struct detail *order[MAX_DETAILS];
+	for (int i = 0; i < d->n_details; i++)
+		order[i] = &d->details[i];
+	qsort(order, (size_t)d->n_details, sizeof(order[0]), detail_cmp);
 	for (int i = 0; i < d->n_details; i++) {
-		const struct detail *x = &d->details[i];
+		const struct detail *x = order[i];
 		jw_obj_begin(&w);
 		jw_kv_str(&w, "result-type", x->result);
 		jw_kv_str(&w, "sending-mta-ip", x->sending);
