@@ -206,7 +206,14 @@ install: mxwatch
 		  etc/logrotate-mxwatch:/etc/logrotate.d/mxwatch \
 		  etc/mxwatch.service:/etc/systemd/system/mxwatch.service \
 		  etc/mxwatch-prune.service:/etc/systemd/system/mxwatch-prune.service \
-		  etc/mxwatch-prune.timer:/etc/systemd/system/mxwatch-prune.timer; do \
+		  etc/mxwatch-prune.timer:/etc/systemd/system/mxwatch-prune.timer \
+		  etc/mxwatch-policy-fetch.service:/etc/systemd/system/mxwatch-policy-fetch.service \
+		  etc/mxwatch-policy-fetch.timer:/etc/systemd/system/mxwatch-policy-fetch.timer \
+		  etc/mxwatch-policy-import.service:/etc/systemd/system/mxwatch-policy-import.service \
+		  etc/mxwatch-policy-import.path:/etc/systemd/system/mxwatch-policy-import.path \
+		  etc/rsyslog-sensor-relp.conf:$(PREFIX)/share/doc/mxwatch/rsyslog-sensor-relp.conf \
+		  etc/rsyslog-collector-relp.conf:$(PREFIX)/share/doc/mxwatch/rsyslog-collector-relp.conf \
+		  etc/rsyslog-sensor-kafka.conf:$(PREFIX)/share/doc/mxwatch/rsyslog-sensor-kafka.conf; do \
 		src=$${f%%:*}; dst=$(DESTDIR)$${f#*:}; \
 		if [ -e "$$dst" ] && cmp -s "$$src" "$$dst"; then echo "up to date: $$dst"; \
 		elif [ -e "$$dst" ]; then echo "kept $$dst: it differs from $$src (review: diff -u $$dst $$src)"; \

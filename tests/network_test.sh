@@ -7,6 +7,7 @@
 # rsyslogd (imrelp) files the records per sensor. Mid-run the collector's
 # rsyslogd is stopped for ten seconds while traffic goes on, and one sensor
 # (its mxwatch and its rsyslogd) is restarted during the outage. At the end
+# The sensors' policies come from the collector's `policy export`.
 # `mxwatch ingest` + `report` on the collector must hold exactly what the
 # three sensors produce offline from the same captures: the sensors' own
 # record files, and `analyze` of the captures, per sensor. Needs root.
@@ -76,13 +77,19 @@ start_collector() {
 }
 check "collector rsyslogd listening on RELP port 2514" start_collector
 
+# Policy distribution: the collector's cache (here the demo policy, where a
+# deployment runs `policy fetch`) exported to a file the sensors import;
+# the offline runs below read the demo policy itself.
+"$M" policy import --db "$T/col/collector.db" etc/demo.policy >/dev/null
+"$M" policy export --db "$T/col/collector.db" >"$T/col/policies.txt"
+
 # --- the sensors: mxwatch capture into a records file, the shipped
 # forwarding configuration following it
 for n in 1 2 3; do
 	d=$T/s$n
 	mkdir -p "$d/spool" "$d/db"
-	"$M" policy import --db "$d/db/sensor.db" etc/demo.policy >/dev/null
-	cp "$d/db/sensor.db" "$d/db/offline.db"
+	"$M" policy import --db "$d/db/sensor.db" "$T/col/policies.txt" >/dev/null
+	"$M" policy import --db "$d/db/offline.db" etc/demo.policy >/dev/null
 	{
 		echo "global(workDirectory=\"$d/spool\" localHostname=\"edge-$n\")"
 		sed -e "s|/var/log/mxwatch/records.jsonl|$d/records.jsonl|" \
@@ -186,7 +193,6 @@ kill -TERM "$COL_PID" && wait "$COL_PID"
 COL_PID=
 
 # --- the collector's view
-"$M" policy import --db "$T/col/collector.db" etc/demo.policy >/dev/null
 "$M" ingest --db "$T/col/collector.db" "$T"/collected/*.jsonl >"$T/ingest.out" 2>&1
 check "ingest of the collected files: exit 0" test $? = 0
 cat "$T/ingest.out" | sed 's/^/   /'

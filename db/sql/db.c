@@ -80,7 +80,7 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     " WHERE s.id = findings.session_id);"
     "CREATE UNIQUE INDEX findings_ingest_key ON findings(ingest_key)"
     " WHERE ingest_key IS NOT NULL;"
-    "CREATE INDEX sessions_community ON sessions(community_id);"
+    "CREATE INDEX sessions_community ON sessions(community_id, ts_start);"
     "CREATE TABLE sightings(sensor TEXT NOT NULL, record_id TEXT NOT NULL,"
     " session_id TEXT NOT NULL, ts_start INTEGER, community_id TEXT,"
     " PRIMARY KEY(sensor, record_id));"
@@ -138,9 +138,6 @@ enum stmt {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
-	S_SAVEPOINT,
-	S_RELEASE,
-	S_ROLLBACK_TO,
 	S_COUNT
 };
 
@@ -252,9 +249,6 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_SAVEPOINT] = "SAVEPOINT record",
-    [S_RELEASE] = "RELEASE record",
-    [S_ROLLBACK_TO] = "ROLLBACK TO record",
 };
 
 struct db {
@@ -1058,22 +1052,6 @@ int db_findings_move(struct db *d, const char *sensor, const char *record_id,
 	bind_text(s, 2, record_id);
 	bind_text(s, 3, session_id);
 	return run(d, S_FINDINGS_MOVE);
-}
-
-int db_savepoint(struct db *d)
-{
-	return run(d, S_SAVEPOINT);
-}
-
-int db_release(struct db *d)
-{
-	return run(d, S_RELEASE);
-}
-
-void db_rollback_savepoint(struct db *d)
-{
-	run(d, S_ROLLBACK_TO);
-	run(d, S_RELEASE);
 }
 
 int db_observed_put(struct db *d, const char *kind, const char *name, const char *value, int ad,

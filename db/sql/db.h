@@ -193,10 +193,7 @@ int db_sighting_put(struct db *d, const char *sensor, const char *record_id,
 /* Findings a sensor stored under a record id now belong to session_id. */
 int db_findings_move(struct db *d, const char *sensor, const char *record_id,
 		     const char *session_id);
-/* Savepoints around one ingested record: nothing of a record half-stored. */
-int db_savepoint(struct db *d);
-int db_release(struct db *d);
-void db_rollback_savepoint(struct db *d);
+
 int db_session_domain_put(struct db *d, const char *session_id, const char *domain,
 			  const char *mx_host);
 /* On-demand discovery: domains seen without cached policy, for the

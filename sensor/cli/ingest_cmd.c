@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include "ingest/ingest.h"
 #include "util/text.h"
 
-#define LINES_PER_TRANSACTION 1000
+#define LINES_PER_TRANSACTION 10000
 #define MESSAGES_PER_FILE     50 /* rejections named on standard error */
 
 static void usage(FILE *out)
@@ -231,6 +232,11 @@ int cmd_ingest(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	db_set_busy_wait(d, 30000);
+	/* SQLite's JSON functions take and give back a large block per line:
+	 * without this, every line returns it to the system and faults it in
+	 * again (half the run). */
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	size_t cap = INGEST_MAX_LINE + (64u << 10);
 	char *buf = malloc(cap);
 	struct ingest *g = buf ? ingest_new(d, window) : NULL;

@@ -2,8 +2,9 @@
  * ingest.c - sensors' JSON records into the database. Every field that is
  * stored or that decides where a record goes is checked for its JSON type
  * and its form before anything is written; the line as a whole must be
- * UTF-8 JSON without NUL escapes. A record is written inside a savepoint, so
- * a database error leaves nothing of it.
+ * UTF-8 JSON without NUL escapes. Nothing is written before a record passed
+ * every check; a database error while writing one ends the run, and the
+ * caller rolls its transaction back, so no record is ever half-stored.
  */
 #include "ingest/ingest.h"
 
@@ -449,7 +450,6 @@ static int collect_domain(void *ctx, const struct db_json_value *v)
 static enum ingest_result db_failed(struct ingest *g, char *why, size_t cap)
 {
 	snprintf(why, cap, "database: %s", db_errmsg(g->db));
-	db_rollback_savepoint(g->db);
 	return INGEST_ERROR;
 }
 
@@ -503,12 +503,6 @@ static enum ingest_result ingest_session(struct ingest *g, const char *line, siz
 	struct db *d = g->db;
 	char stored[160];
 	int rc;
-	if (db_savepoint(d)) {
-		free(reason);
-		free(record);
-		snprintf(why, cap, "database: %s", db_errmsg(d));
-		return INGEST_ERROR;
-	}
 	if ((rc = db_sighting_get(d, row.sensor, row.id, stored, sizeof(stored))) != 0) {
 		r = rc > 0 ? INGEST_DUPLICATE : INGEST_ERROR;
 		goto done;
@@ -552,11 +546,7 @@ static enum ingest_result ingest_session(struct ingest *g, const char *line, siz
 done:
 	free(reason);
 	free(record);
-	if (r == INGEST_ERROR)
-		return db_failed(g, why, cap);
-	if (db_release(d))
-		return db_failed(g, why, cap);
-	return r;
+	return r == INGEST_ERROR ? db_failed(g, why, cap) : r;
 }
 
 /* ---- findings */
@@ -610,20 +600,15 @@ static enum ingest_result ingest_finding(struct ingest *g, char *why, size_t cap
 	    .ingest_key = key,
 	};
 	struct db *d = g->db;
-	int rc = db_savepoint(d);
-	if (!rc) {
-		/* A finding read before its session is stored under the
-		 * sensor's record id; the session moves it when it comes. */
-		rc = db_sighting_get(d, row.sensor, row.session_id, stored, sizeof(stored));
-		if (rc > 0)
-			row.session_id = stored;
-		if (rc >= 0)
-			rc = db_finding_put(d, &row);
-	}
+	/* A finding read before its session is stored under the sensor's
+	 * record id; the session moves it when it comes. */
+	int rc = db_sighting_get(d, row.sensor, row.session_id, stored, sizeof(stored));
+	if (rc > 0)
+		row.session_id = stored;
+	if (rc >= 0)
+		rc = db_finding_put(d, &row);
 	free(message);
 	if (rc < 0)
-		return db_failed(g, why, cap);
-	if (db_release(d))
 		return db_failed(g, why, cap);
 	return rc > 0 ? INGEST_FINDING : INGEST_DUPLICATE;
 }

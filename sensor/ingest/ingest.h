@@ -33,8 +33,9 @@ enum ingest_result {
 struct ingest;
 
 struct ingest *ingest_new(struct db *d, int64_t match_window_s);
-/* One line, without its newline. Runs inside the caller's transaction and
- * stores the record whole or not at all. */
+/* One line, without its newline, inside the caller's transaction. After
+ * INGEST_ERROR the caller must roll the transaction back: the record may be
+ * partly written. */
 enum ingest_result ingest_line(struct ingest *g, const char *line, size_t len, char *why,
 			       size_t cap);
 void ingest_free(struct ingest *g);
