@@ -7,7 +7,7 @@
 #   make bench    deps + build + throughput against a bare libpcap loop
 #   make install  binary to $(PREFIX)/bin, appliance files to /etc (kept if present)
 
-PKGS      := libpcap libndpi openssl sqlite3 libunbound libcurl
+PKGS      := libpcap libndpi openssl sqlite3 libunbound libcurl zlib
 CC        ?= gcc
 CFLAGS    ?= -O2 -g
 WARN      := -pthread -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
@@ -23,10 +23,10 @@ TSAN_FLAGS := -O1 -g -fsanitize=thread
 # demo installs no server), then what the tests add (tshark, nsd, nginx,
 # Postfix, rsyslog, ...; their services are configured by the tests alone).
 DEMO_PKGS := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
-             libunbound-dev libevent-dev libcurl4-openssl-dev dns-root-data ca-certificates
+             libunbound-dev libevent-dev libcurl4-openssl-dev zlib1g-dev dns-root-data ca-certificates
 DEB_PKGS  := build-essential pkg-config libpcap-dev libndpi-dev libssl-dev libsqlite3-dev \
              libcmocka-dev tshark python3 openssl libunbound-dev libevent-dev \
-             libcurl4-openssl-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
+             libcurl4-openssl-dev zlib1g-dev dns-root-data sqlite3 nsd ldnsutils nginx unbound-host \
              bind9-dnsutils curl rsyslog rsyslog-relp util-linux tcpreplay iproute2 postfix swaks \
              libnet-ssleay-perl libprotobuf-c1 libpython3.11 python3-aiodns python3-aiohttp tcpdump \
              python3-yaml python3-aiosqlite python3-aioredis clang libclang-rt-14-dev valgrind

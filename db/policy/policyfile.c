@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "db/policy/mtasts.h"
+#include "db/policy/tlsrpt_txt.h"
 #include "util/text.h"
 
 #define MAX_FIELDS 80
@@ -252,6 +253,46 @@ static int rec_sts(struct db *d, struct line *l, int64_t now)
 	return rc;
 }
 
+/* tlsrpt DOMAIN rua=URI[,URI...] [dnssec=...]: put through the RFC 8460
+ * record grammar, as a fetched record is. */
+static int rec_tlsrpt(struct db *d, struct line *l, int64_t now)
+{
+	if (l->n < 3 || l->n > 4 || strncmp(l->f[2], "rua=", 4))
+		return fail(l, "tlsrpt", "expected", "tlsrpt DOMAIN rua=URI[,URI...] [dnssec=...]");
+	struct db_tlsrpt *t = calloc(1, sizeof(*t));
+	struct tlsrpt_txt *rec = calloc(1, sizeof(*rec));
+	if (!t || !rec) {
+		free(t);
+		free(rec);
+		return fail(l, "tlsrpt", "out of memory", NULL);
+	}
+	int rc = 0;
+	canon(l->f[1]);
+	snprintf(t->domain, sizeof(t->domain), "%s", l->f[1]);
+	int n = snprintf(t->txt_raw, sizeof(t->txt_raw), "v=TLSRPTv1; %s", l->f[2]);
+	char perr[256];
+	if (n < 0 || (size_t)n >= sizeof(t->txt_raw))
+		rc = fail(l, "rua", "too long", NULL);
+	else if (tlsrpt_txt_parse(t->txt_raw, (size_t)n, rec, perr, sizeof(perr)))
+		rc = fail(l, "rua", perr, l->f[2] + 4);
+	else if (opt_dnssec(l, 3, t->dnssec, sizeof(t->dnssec)))
+		rc = -1;
+	if (!rc) {
+		size_t o = 0;
+		for (int i = 0; i < rec->n_rua; i++)
+			o += (size_t)snprintf(t->rua + o, sizeof(t->rua) - o, "%s%s", i ? "\n" : "",
+					      rec->rua[i]);
+		t->fetched_at = t->checked_at = now;
+		snprintf(t->result, sizeof(t->result), "ok");
+		snprintf(t->source, sizeof(t->source), "import");
+		if (db_tlsrpt_put(d, t))
+			rc = fail(l, "tlsrpt", "database error", db_errmsg(d));
+	}
+	free(t);
+	free(rec);
+	return rc;
+}
+
 int policyfile_import(struct db *d, FILE *f, const char *name, char *err, size_t errlen,
 		      int *records)
 {
@@ -299,8 +340,10 @@ int policyfile_import(struct db *d, FILE *f, const char *name, char *err, size_t
 			rc = rec_tlsa(d, &l, now);
 		else if (!strcmp(l.f[0], "mta-sts"))
 			rc = rec_sts(d, &l, now);
+		else if (!strcmp(l.f[0], "tlsrpt"))
+			rc = rec_tlsrpt(d, &l, now);
 		else
-			rc = fail(&l, "record", "unknown type (mx, address, mta-sts, tlsa)",
+			rc = fail(&l, "record", "unknown type (mx, address, mta-sts, tlsa, tlsrpt)",
 				  l.f[0]);
 		if (rc)
 			break;
@@ -363,11 +406,23 @@ static int ex_sts(void *ctx, const struct db_sts *r)
 	return 0;
 }
 
+static int ex_tlsrpt(void *ctx, const struct db_tlsrpt *r)
+{
+	if (!r->rua[0])
+		return 0; /* no destinations known: nothing to export */
+	fprintf(ctx, "tlsrpt %s rua=", r->domain);
+	for (const char *p = r->rua; *p; p++)
+		fputc(*p == '\n' ? ',' : *p, ctx);
+	fprintf(ctx, " dnssec=%s\n", strcmp(r->dnssec, "secure") ? "insecure" : "secure");
+	return 0;
+}
+
 int policyfile_export(struct db *d, FILE *out)
 {
 	fprintf(out, "# mxwatch policy export (mxwatch policy import reads this back)\n");
 	if (db_each_mx(d, NULL, ex_mx, out) || db_each_addr(d, NULL, ex_addr, out) ||
-	    db_each_sts(d, NULL, ex_sts, out) || db_each_tlsa(d, NULL, ex_tlsa, out))
+	    db_each_sts(d, NULL, ex_sts, out) || db_each_tlsa(d, NULL, ex_tlsa, out) ||
+	    db_each_tlsrpt(d, NULL, ex_tlsrpt, out))
 		return -1;
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <unbound.h>
 
 #include "db/policy/mtasts.h"
+#include "db/policy/tlsrpt_txt.h"
 #include "util/text.h"
 
 #define RR_A      1
@@ -192,7 +193,7 @@ static int resolve(struct refresher *r, const char *name, int type, struct ub_re
 /* A database write held back until every lookup of the domain is done:
  * network I/O never runs inside a write transaction, so a slow resolver
  * or policy host never holds the database's write lock. */
-enum deferred_kind { DEFER_MX, DEFER_ADDR, DEFER_TLSA, DEFER_STS, DEFER_LOG };
+enum deferred_kind { DEFER_MX, DEFER_ADDR, DEFER_TLSA, DEFER_STS, DEFER_TLSRPT, DEFER_LOG };
 
 struct deferred_write {
 	enum deferred_kind kind;
@@ -292,6 +293,7 @@ static int apply_write(struct fetch_state *st, const struct deferred_write *w)
 	case DEFER_ADDR: return db_addr_replace(st->d, w->key, "dns", w->rows, w->n);
 	case DEFER_TLSA: return db_tlsa_replace(st->d, w->key, "dns", w->rows, w->n);
 	case DEFER_STS: return db_sts_put(st->d, w->rows);
+	case DEFER_TLSRPT: return db_tlsrpt_put(st->d, w->rows);
 	case DEFER_LOG:
 		return db_log(st->d, st->now, st->domain, w->key, w->result, w->detail);
 	}
@@ -807,6 +809,83 @@ static void fetch_sts(struct fetch_state *st)
 	free(cur);
 }
 
+/* The domain's TLSRPT record (RFC 8460 3). A failed lookup keeps the
+ * destinations known before; a domain whose record went away, or that has
+ * several, gets none (the RFC's rule), and says why. */
+static void fetch_tlsrpt(struct fetch_state *st)
+{
+	char name[DB_MAX_NAME + 16];
+	snprintf(name, sizeof(name), "_smtp._tls.%s", st->domain);
+	struct db_tlsrpt *cur = calloc(1, sizeof(*cur));
+	if (!cur) {
+		st->db_error = 1;
+		return;
+	}
+	if (db_tlsrpt_get(st->d, st->domain, cur) < 0) {
+		st->db_error = 1;
+		free(cur);
+		return;
+	}
+	snprintf(cur->domain, sizeof(cur->domain), "%s", st->domain);
+	snprintf(cur->source, sizeof(cur->source), "dns");
+	cur->checked_at = st->now;
+	struct ub_result *res;
+	if (resolve(st->r, name, RR_TXT, &res)) {
+		lookup_failed(st, "tlsrpt", "temperror", name);
+		snprintf(cur->result, sizeof(cur->result), "temperror");
+		snprintf(cur->detail, sizeof(cur->detail), "%s: %s", name, resolve_error);
+		say(st, ", tlsrpt lookup failed%s%s", "", "");
+	} else if (res->bogus) {
+		lookup_failed(st, "tlsrpt", "dnssec-invalid", name);
+		snprintf(cur->result, sizeof(cur->result), "dnssec-invalid");
+		snprintf(cur->detail, sizeof(cur->detail), "%.200s: %.200s", name,
+			 res->why_bogus ? res->why_bogus : "bogus");
+		cur->rua[0] = 0; /* an attacker's destinations are never kept */
+		ub_resolve_free(res);
+		say(st, ", tlsrpt DNSSEC bogus%s%s", "", "");
+	} else {
+		static _Thread_local struct sts_txts txts;
+		snprintf(cur->dnssec, sizeof(cur->dnssec), "%s", dnssec_of(res));
+		txt_strings(res, &txts);
+		ub_resolve_free(res);
+		struct tlsrpt_txt rec;
+		char err[256];
+		int chosen = -1;
+		cur->rua[0] = cur->txt_raw[0] = 0;
+		if (txts.n == 0) {
+			snprintf(cur->result, sizeof(cur->result), "none");
+			snprintf(cur->detail, sizeof(cur->detail), "no _smtp._tls TXT record");
+		} else if (tlsrpt_txt_select(txts.p, txts.len, txts.n, &rec, &chosen, err,
+					     sizeof(err))) {
+			snprintf(cur->result, sizeof(cur->result), "%s",
+				 strstr(err, "records (one") ? "multiple"
+				 : strstr(err, "no TLSRPTv1")  ? "none"
+							       : "invalid");
+			snprintf(cur->detail, sizeof(cur->detail), "%s", err);
+			if (chosen >= 0)
+				snprintf(cur->txt_raw, sizeof(cur->txt_raw), "%s", txts.p[chosen]);
+		} else {
+			snprintf(cur->result, sizeof(cur->result), "ok");
+			snprintf(cur->txt_raw, sizeof(cur->txt_raw), "%s", txts.p[chosen]);
+			size_t o = 0;
+			for (int i = 0; i < rec.n_rua; i++) {
+				int k = snprintf(cur->rua + o, sizeof(cur->rua) - o, "%s%s",
+						 i ? "\n" : "", rec.rua[i]);
+				if (k < 0 || (size_t)k >= sizeof(cur->rua) - o)
+					break;
+				o += (size_t)k;
+			}
+			cur->fetched_at = st->now;
+			snprintf(cur->detail, sizeof(cur->detail), "%d destination(s)%s",
+				 rec.n_rua, rec.ignored ? ", URIs of other schemes ignored" : "");
+		}
+		say(st, ", tlsrpt %s%s", cur->result, "");
+		log_result(st, "tlsrpt", cur->result, cur->detail[0] ? cur->detail : NULL);
+	}
+	defer(st, DEFER_TLSRPT, st->domain, cur, sizeof(*cur));
+	free(cur);
+}
+
 int refresher_fetch(struct refresher *r, struct db *d, const char *domain, FILE *out)
 {
 	/* Large (the deferred writes): not on the stack. */
@@ -820,6 +899,7 @@ int refresher_fetch(struct refresher *r, struct db *d, const char *domain, FILE 
 	st->out = out;
 	fetch_mx(st);
 	fetch_sts(st);
+	fetch_tlsrpt(st);
 	int rc = st->db_error ? -1 : apply_writes(st);
 	free_writes(st);
 	if (rc) {

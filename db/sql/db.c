@@ -87,6 +87,12 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     "CREATE INDEX sightings_session ON sightings(session_id);"
     "INSERT OR IGNORE INTO sightings SELECT coalesce(sensor, ''), id, id, ts_start,"
     " community_id FROM sessions;",
+    /* 8 -> 9: where domains want their TLS reports, and what was sent */
+    "CREATE TABLE tlsrpt(domain TEXT PRIMARY KEY, txt_raw TEXT, rua TEXT, dnssec TEXT,"
+    " fetched_at INTEGER, checked_at INTEGER, result TEXT, detail TEXT, source TEXT);"
+    "CREATE TABLE tlsrpt_sent(domain TEXT NOT NULL, day INTEGER NOT NULL, rua TEXT NOT NULL,"
+    " status TEXT NOT NULL, attempts INTEGER NOT NULL, last_attempt INTEGER,"
+    " report_id TEXT, detail TEXT, PRIMARY KEY(domain, day, rua));",
 };
 
 enum stmt {
@@ -132,6 +138,11 @@ enum stmt {
 	S_REPORT_SESSIONS,
 	S_REPORT_FINDINGS,
 	S_REPORT_SENSORS,
+	S_TLSRPT_PUT,
+	S_TLSRPT_GET,
+	S_EACH_TLSRPT_ALL,
+	S_SENT_GET,
+	S_SENT_PUT,
 	S_COUNT_SESSIONS,
 	S_COUNT_FINDINGS,
 	S_COUNT_HISTORY,
@@ -243,6 +254,16 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " FROM sightings g JOIN sessions s ON s.id = g.session_id"
 			 " WHERE s.ts_start >= ?1 AND s.ts_start < ?2"
 			 " GROUP BY g.sensor ORDER BY g.sensor",
+#define TLSRPT_COLUMNS                                                                     \
+	"domain, txt_raw, rua, dnssec, fetched_at, checked_at, result, detail, source"
+    [S_TLSRPT_PUT] = "INSERT OR REPLACE INTO tlsrpt(" TLSRPT_COLUMNS ")"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_TLSRPT_GET] = "SELECT " TLSRPT_COLUMNS " FROM tlsrpt WHERE domain = ?1",
+    [S_EACH_TLSRPT_ALL] = "SELECT " TLSRPT_COLUMNS " FROM tlsrpt ORDER BY domain",
+    [S_SENT_GET] = "SELECT status, attempts, last_attempt, report_id, detail FROM tlsrpt_sent"
+		   " WHERE domain = ?1 AND day = ?2 AND rua = ?3",
+    [S_SENT_PUT] = "INSERT OR REPLACE INTO tlsrpt_sent(domain, day, rua, status, attempts,"
+		   " last_attempt, report_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_COUNT_SESSIONS] = "SELECT count(*) FROM sessions",
     [S_COUNT_FINDINGS] = "SELECT count(*) FROM findings",
     [S_COUNT_HISTORY] = "SELECT count(*) FROM server_history",
@@ -1412,4 +1433,102 @@ void db_json_free(struct db_json_query *q)
 	sqlite3_finalize(q->fields);
 	sqlite3_finalize(q->array);
 	free(q);
+}
+
+int db_tlsrpt_put(struct db *d, const struct db_tlsrpt *t)
+{
+	sqlite3_stmt *s = d->st[S_TLSRPT_PUT];
+	bind_text(s, 1, t->domain);
+	bind_text_or_null(s, 2, t->txt_raw);
+	bind_text_or_null(s, 3, t->rua);
+	bind_text_or_null(s, 4, t->dnssec);
+	sqlite3_bind_int64(s, 5, t->fetched_at);
+	sqlite3_bind_int64(s, 6, t->checked_at);
+	bind_text_or_null(s, 7, t->result);
+	bind_text_or_null(s, 8, t->detail);
+	bind_text_or_null(s, 9, t->source);
+	return run(d, S_TLSRPT_PUT);
+}
+
+static void tlsrpt_from_row(sqlite3_stmt *s, struct db_tlsrpt *t)
+{
+	memset(t, 0, sizeof(*t));
+	col_copy(s, 0, t->domain, sizeof(t->domain));
+	col_copy(s, 1, t->txt_raw, sizeof(t->txt_raw));
+	col_copy(s, 2, t->rua, sizeof(t->rua));
+	col_copy(s, 3, t->dnssec, sizeof(t->dnssec));
+	t->fetched_at = sqlite3_column_int64(s, 4);
+	t->checked_at = sqlite3_column_int64(s, 5);
+	col_copy(s, 6, t->result, sizeof(t->result));
+	col_copy(s, 7, t->detail, sizeof(t->detail));
+	col_copy(s, 8, t->source, sizeof(t->source));
+}
+
+int db_tlsrpt_get(struct db *d, const char *domain, struct db_tlsrpt *out)
+{
+	sqlite3_stmt *s = d->st[S_TLSRPT_GET];
+	bind_text(s, 1, domain);
+	int rc = sqlite3_step(s);
+	int found = rc == SQLITE_ROW;
+	if (found)
+		tlsrpt_from_row(s, out);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return found ? 1 : (rc == SQLITE_DONE ? 0 : -1);
+}
+
+static int tlsrpt_row(sqlite3_stmt *s, void *ctx)
+{
+	struct cb *c = ctx;
+	struct db_tlsrpt t;
+	tlsrpt_from_row(s, &t);
+	return ((db_tlsrpt_fn)c->fn)(c->ctx, &t);
+}
+
+int db_each_tlsrpt(struct db *d, const char *domain, db_tlsrpt_fn fn, void *ctx)
+{
+	if (domain) {
+		struct db_tlsrpt t;
+		int rc = db_tlsrpt_get(d, domain, &t);
+		return rc < 0 ? -1 : rc ? (fn(ctx, &t), 0) : 0;
+	}
+	struct cb c = {(void *)fn, ctx};
+	return each(d, S_EACH_TLSRPT_ALL, tlsrpt_row, &c);
+}
+
+int db_sent_get(struct db *d, const char *domain, int64_t day, const char *rua,
+		struct db_sent *out)
+{
+	sqlite3_stmt *s = d->st[S_SENT_GET];
+	bind_text(s, 1, domain);
+	sqlite3_bind_int64(s, 2, day);
+	bind_text(s, 3, rua);
+	int rc = sqlite3_step(s);
+	int found = rc == SQLITE_ROW;
+	if (found) {
+		memset(out, 0, sizeof(*out));
+		col_copy(s, 0, out->status, sizeof(out->status));
+		out->attempts = sqlite3_column_int(s, 1);
+		out->last_attempt = sqlite3_column_int64(s, 2);
+		col_copy(s, 3, out->report_id, sizeof(out->report_id));
+		col_copy(s, 4, out->detail, sizeof(out->detail));
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return found ? 1 : (rc == SQLITE_DONE ? 0 : -1);
+}
+
+int db_sent_put(struct db *d, const char *domain, int64_t day, const char *rua,
+		const struct db_sent *row)
+{
+	sqlite3_stmt *s = d->st[S_SENT_PUT];
+	bind_text(s, 1, domain);
+	sqlite3_bind_int64(s, 2, day);
+	bind_text(s, 3, rua);
+	bind_text(s, 4, row->status);
+	sqlite3_bind_int(s, 5, row->attempts);
+	sqlite3_bind_int64(s, 6, row->last_attempt);
+	bind_text_or_null(s, 7, row->report_id);
+	bind_text_or_null(s, 8, row->detail);
+	return run(d, S_SENT_PUT);
 }

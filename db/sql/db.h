@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 8
+#define DB_SCHEMA_VERSION 9
 #define DB_MAX_NAME       256
 #define DB_MAX_TLSA_HEX   1025 /* 512 bytes of association data as hex, plus NUL */
 
@@ -140,6 +140,43 @@ struct db_history {
 typedef int (*db_history_fn)(void *ctx, const struct db_history *row);
 int db_each_history(struct db *d, db_history_fn fn, void *ctx);
 int db_history_put(struct db *d, const struct db_history *row);
+
+/* A domain's SMTP TLS Reporting record (_smtp._tls TXT, RFC 8460 3): where
+ * its reports go. result is "ok" (rua holds the destinations, one per
+ * line), or why there is none ("none", "invalid", "multiple", or a lookup
+ * failure, which keeps the destinations fetched before). */
+struct db_tlsrpt {
+	char domain[DB_MAX_NAME];
+	char txt_raw[1024];
+	char rua[4096];
+	char dnssec[16];
+	int64_t fetched_at; /* when rua was last set from a record; 0 never */
+	int64_t checked_at;
+	char result[40];
+	char detail[512];
+	char source[16]; /* "dns" or "import" */
+};
+int db_tlsrpt_put(struct db *d, const struct db_tlsrpt *t);
+/* 1 found, 0 not, -1 error. */
+int db_tlsrpt_get(struct db *d, const char *domain, struct db_tlsrpt *out);
+typedef int (*db_tlsrpt_fn)(void *ctx, const struct db_tlsrpt *row);
+/* domain NULL: every domain, sorted. */
+int db_each_tlsrpt(struct db *d, const char *domain, db_tlsrpt_fn fn, void *ctx);
+
+/* Reports sent (`report --send`): one row per (policy domain, UTC day,
+ * destination). status "sent" is final; "failed" is tried again. */
+struct db_sent {
+	char status[16];
+	int attempts;
+	int64_t last_attempt;
+	char report_id[160];
+	char detail[512];
+};
+/* 1 and out filled when there is a row, 0 none, -1 error. */
+int db_sent_get(struct db *d, const char *domain, int64_t day, const char *rua,
+		struct db_sent *out);
+int db_sent_put(struct db *d, const char *domain, int64_t day, const char *rua,
+		const struct db_sent *row);
 
 /* Results, written by the one writer in batches (inside db_begin/commit). */
 struct db_session_row {

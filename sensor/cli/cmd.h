@@ -10,7 +10,7 @@
 #define EXIT_FINDINGS     1
 #define EXIT_USAGE        2
 #define EXIT_FETCH_FAILED 3 /* policy fetch: a DNS lookup failed, cached data kept */
-#define EXIT_REJECTED     1 /* ingest: some lines rejected, the others stored */
+#define EXIT_REJECTED     1 /* ingest: lines rejected; report --send: a report not delivered */
 
 int cmd_analyze(int argc, char **argv);
 int cmd_policy(int argc, char **argv);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli/cmd.h"
+#include "util/text.h"
 #include "cli/options.h"
 #include "db/policy/policyfile.h"
 #include "db/refresh/refresh.h"
@@ -56,6 +57,8 @@ static void policy_usage(FILE *out)
 	    "    address  HOST ADDRESS                         [dnssec=...]\n"
 	    "    mta-sts  DOMAIN mode=enforce|testing|none max_age=SECONDS mx=PATTERN... [id=ID]\n"
 	    "    tlsa     HOST PORT USAGE SELECTOR MTYPE HEX   [dnssec=...]\n"
+	    "    tlsrpt   DOMAIN rua=URI[,URI...]              [dnssec=...]\n"
+	    "             (where DOMAIN wants its RFC 8460 reports: mailto: and https: URIs)\n"
 	    "    '#' starts a comment. Imported records count as DNSSEC-secure unless marked.\n\n"
 	    "EXIT STATUS\n"
 	    "    0 done, 2 usage error, bad file or database error\n",
@@ -135,6 +138,33 @@ static int show_sts(void *ctx, const struct db_sts *r)
 	return 0;
 }
 
+/* The domain's TLSRPT destinations; what came from DNS is escaped. */
+static int show_tlsrpt(void *ctx, const struct db_tlsrpt *r)
+{
+	struct show_ctx *c = ctx;
+	char f[32], k[32], e[1100];
+	fmt_time(r->fetched_at, f, sizeof(f));
+	fmt_time(r->checked_at, k, sizeof(k));
+	if (r->rua[0])
+		fprintf(c->out, "  tlsrpt: %s (txt %s, %s), fetched %s, checked %s\n",
+			strcmp(r->result, "ok") ? "destinations of an earlier fetch"
+						: "reports go to",
+			r->dnssec[0] ? r->dnssec : "-", r->source, f, k);
+	else
+		fprintf(c->out, "  tlsrpt: no reports wanted (%s), checked %s\n", r->result, k);
+	for (const char *p = r->rua; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		fprintf(c->out, "    rua %s\n", text_escape(e, sizeof(e), p, n));
+		p += n + (nl ? 1 : 0);
+	}
+	if (r->result[0] && strcmp(r->result, "ok"))
+		fprintf(c->out, "    last result: %s: %s\n", r->result,
+			text_escape_str(e, sizeof(e), r->detail));
+	c->count++;
+	return 0;
+}
+
 static int show_log(void *ctx, int64_t ts, const char *domain, const char *what, const char *result,
 		    const char *detail)
 {
@@ -157,6 +187,7 @@ static int cmd_show(struct db *d, int argc, char **argv)
 		printf("domain %s\n", argv[i]);
 		db_each_mx(d, argv[i], show_mx, &c);
 		db_each_sts(d, argv[i], show_sts, &c);
+		db_each_tlsrpt(d, argv[i], show_tlsrpt, &c);
 		if (!c.count) {
 			printf("  nothing cached\n");
 			status = EXIT_USAGE;

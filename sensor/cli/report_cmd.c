@@ -9,8 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #include "cli/cmd.h"
 #include "db/sql/db.h"
+#include "run/config.h"
+#include "sinks/rua.h"
 #include "sinks/summary.h"
 #include "sinks/tlsrpt.h"
 #include "util/text.h"
@@ -23,7 +27,10 @@ static void usage(FILE *out)
 	    "    mxwatch report - RFC 8460 TLS reports and a summary from stored results\n\n"
 	    "SYNOPSIS\n"
 	    "    mxwatch report [--db PATH] [--from DATE] [--to DATE] [--domain DOMAIN]\n"
-	    "                   [--json] [--org NAME] [--contact TEXT]\n\n"
+	    "                   [--json] [--org NAME] [--contact TEXT] [--config FILE]\n"
+	    "    mxwatch report --send [--dry-run] --config FILE [--ca-bundle FILE]\n"
+	    "                   [--timeout SECONDS] [--db PATH] [--from DATE] [--to DATE]\n"
+	    "                   [--domain DOMAIN] [--org NAME] [--contact TEXT]\n\n"
 	    "DESCRIPTION\n"
 	    "    Reads the sessions and findings that `mxwatch analyze` stored. Without --json\n"
 	    "    it prints a summary: sessions, share with TLS, share verified, findings by id,\n"
@@ -35,6 +42,19 @@ static void usage(FILE *out)
 	    "    counts and failure-details by result type, sending MTA, receiving MX host\n"
 	    "    and address. A session several sensors saw counts once, with the findings\n"
 	    "    of the sensor whose record stored it.\n\n"
+	    "    With --send, one report per policy domain and UTC day that is over is sent\n"
+	    "    to each destination (rua) of the domain's TLSRPT record (cached by `policy\n"
+	    "    fetch`, or imported): https: destinations get an HTTP POST of the gzipped\n"
+	    "    JSON (application/tlsrpt+gzip; certificate checked, no redirects),\n"
+	    "    mailto: ones a message through the local MTA's sendmail with the RFC 8460\n"
+	    "    5.3 headers and the gzipped report attached. What was sent is kept in the\n"
+	    "    database: each (domain, day, destination) goes once, and one that failed\n"
+	    "    is tried again at the next --send. Only sessions from the [report]\n"
+	    "    senders of --config count (the organisation's own outgoing mail, so a\n"
+	    "    sensor that also sees inbound mail never reports others' traffic); the\n"
+	    "    same section names the organisation (org, contact), the submitter\n"
+	    "    domain, the From address and the sendmail command. --dry-run says what\n"
+	    "    would go where and sends nothing.\n\n"
 	    "OPTIONS\n"
 	    "    --db PATH        database (default as for analyze)\n"
 	    "    --from DATE      start of the range, YYYY-MM-DD (UTC, inclusive)\n"
@@ -43,9 +63,17 @@ static void usage(FILE *out)
 	    "    --json           RFC 8460 JSON instead of the summary\n"
 	    "    --org NAME       organization-name (default \"mxwatch\")\n"
 	    "    --contact TEXT   contact-info (default \"\")\n"
+	    "    --config FILE    [report] settings; with senders, reports and summary count\n"
+	    "                     only sessions from those addresses\n"
+	    "    --send           send the reports due (see above)\n"
+	    "    --dry-run        with --send: say what would be sent, send nothing\n"
+	    "    --ca-bundle FILE certificates that HTTPS destinations are checked against\n"
+	    "                     (default: the system's)\n"
+	    "    --timeout SEC    per HTTPS destination (default 60)\n"
 	    "    -h, --help       this text\n\n"
 	    "EXIT STATUS\n"
-	    "    0 done, 2 usage or database error, or nothing stored for --domain in the\n"
+	    "    0 done, 1 (--send) some report could not be delivered (tried again next\n"
+	    "    time), 2 usage or database error, or nothing stored for --domain in the\n"
 	    "    range (said on standard error)\n");
 }
 
@@ -70,6 +98,112 @@ static int sensor_row(void *ctx, const char *const *cols, int n)
 	return 0;
 }
 
+struct send_totals {
+	int sent, failed, already, would, no_record, not_looked_up;
+};
+
+/* The reports of one UTC day: for each domain with traffic that day and
+ * TLSRPT destinations, each destination not yet sent to. */
+static int send_day(struct db *d, const struct report_config *rc, const struct rua_config *ua,
+		    const char *only, int64_t day, int dry_run, const char *org,
+		    const char *contact, struct send_totals *t)
+{
+	struct tlsrpt *r = tlsrpt_new(d, only);
+	if (!r)
+		return -1;
+	tlsrpt_set_senders(r, rc);
+	if (tlsrpt_load(r, day, day + 86400)) {
+		tlsrpt_free(r);
+		return -1;
+	}
+	char date[16];
+	time_t tt = (time_t)day;
+	struct tm tm;
+	strftime(date, sizeof(date), "%Y-%m-%d", gmtime_r(&tt, &tm));
+	int rc_db = 0;
+	for (int i = 0; i < tlsrpt_domains(r) && !rc_db; i++) {
+		const char *name = tlsrpt_domain_name(r, i);
+		struct db_tlsrpt rec;
+		int have = db_tlsrpt_get(d, name, &rec);
+		if (have < 0) {
+			rc_db = -1;
+			break;
+		}
+		if (!have) {
+			printf("%s %s: TLSRPT record never looked up (mxwatch policy fetch): no report "
+			       "sent\n",
+			       date, name);
+			t->not_looked_up++;
+			continue;
+		}
+		if (!rec.rua[0]) {
+			t->no_record++;
+			continue; /* the domain wants no reports */
+		}
+		char id[160];
+		size_t len = 0, gz_len = 0;
+		char *json = tlsrpt_report_text(r, i, org, contact, day, day + 86400, id, sizeof(id),
+						&len);
+		unsigned char *gz = json ? rua_gzip(json, len, &gz_len) : NULL;
+		if (!gz) {
+			free(json);
+			rc_db = -1;
+			break;
+		}
+		for (const char *p = rec.rua; *p && !rc_db;) {
+			const char *nl = strchr(p, '\n');
+			char uri[600];
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+			snprintf(uri, sizeof(uri), "%.*s", (int)n, p);
+			p += n + (nl ? 1 : 0);
+			struct db_sent prev;
+			int known = db_sent_get(d, name, day, uri, &prev);
+			if (known < 0) {
+				rc_db = -1;
+				break;
+			}
+			if (known && !strcmp(prev.status, "sent")) {
+				t->already++;
+				continue;
+			}
+			if (dry_run) {
+				printf("%s %s %s: would send report %s (%zu bytes of JSON, %zu "
+				       "gzipped)%s\n",
+				       date, name, uri, id, len, gz_len,
+				       known ? " again (it failed before)" : "");
+				t->would++;
+				continue;
+			}
+			char detail[512];
+			int failed = rua_send(ua, uri, name, id, day, day + 86399, gz, gz_len, detail,
+					      sizeof(detail));
+			char shown[600];
+			text_escape_str(shown, sizeof(shown), detail);
+			struct db_sent row = {.attempts = (known ? prev.attempts : 0) + 1,
+					      .last_attempt = (int64_t)time(NULL)};
+			snprintf(row.status, sizeof(row.status), "%s", failed ? "failed" : "sent");
+			snprintf(row.report_id, sizeof(row.report_id), "%s", id);
+			snprintf(row.detail, sizeof(row.detail), "%s", detail);
+			if (db_sent_put(d, name, day, uri, &row))
+				rc_db = -1;
+			if (failed) {
+				t->failed++;
+				printf("%s %s %s: FAILED (attempt %d): %s; tried again at the next "
+				       "--send\n",
+				       date, name, uri, row.attempts, shown);
+			} else {
+				t->sent++;
+				printf("%s %s %s: sent report %s (%zu bytes gzipped): %s\n", date, name,
+				       uri, id, gz_len, shown);
+			}
+		}
+		free(gz);
+		free(json);
+	}
+	tlsrpt_free(r);
+	return rc_db;
+}
+
 static int parse_date(const char *s, int64_t *out)
 {
 	struct tm tm;
@@ -81,6 +215,74 @@ static int parse_date(const char *s, int64_t *out)
 	return 0;
 }
 
+/* --send: the days that are over in the range, each sent as send_day says. */
+static int cmd_send(const char *db_path, const struct report_config *rc, const char *only,
+		    int64_t from, int64_t to, int dry_run, const char *org, const char *contact,
+		    const char *ca_bundle, long timeout_s)
+{
+	if (!rc->n_senders) {
+		fprintf(stderr, "mxwatch report: --send needs [report] senders in --config: a report "
+				"describes this organisation's own outgoing mail, and without the "
+				"sending MTAs' addresses every session seen would count\n");
+		return EXIT_USAGE;
+	}
+	char err[512], submitter[256];
+	const char *at = strrchr(rc->mail_from, '@');
+	snprintf(submitter, sizeof(submitter), "%s", rc->submitter[0] ? rc->submitter
+						     : at	       ? at + 1
+								       : "");
+	struct rua_config ua = {ca_bundle, timeout_s, rc->sendmail, rc->mail_from, submitter};
+	struct db *d = dry_run ? db_open_readonly(db_path, err, sizeof(err))
+			       : db_open_existing(db_path, err, sizeof(err));
+	if (!d) {
+		fprintf(stderr, "mxwatch report: %s\n", err);
+		return EXIT_USAGE;
+	}
+	db_set_busy_wait(d, 30000);
+	/* the span of stored sessions in the range, from this organisation */
+	struct tlsrpt *all = tlsrpt_new(d, only);
+	int64_t first = 0, last = 0;
+	if (!all || (tlsrpt_set_senders(all, rc), tlsrpt_load(all, from, to))) {
+		fprintf(stderr, "mxwatch report: %s: %s\n", db_path, all ? db_errmsg(d) : "out of memory");
+		tlsrpt_free(all);
+		db_close(d);
+		return EXIT_USAGE;
+	}
+	tlsrpt_span(all, &first, &last);
+	tlsrpt_free(all);
+	int64_t today = (int64_t)time(NULL) / 86400 * 86400;
+	struct send_totals t = {0};
+	int status = EXIT_CLEAN;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int64_t day = first / 86400 * 86400;
+	if (from > day)
+		day = from;
+	for (; first && day <= last && day < to; day += 86400) {
+		if (day >= today) {
+			printf("reports for today (UTC) go once the day is over\n");
+			break;
+		}
+		if (send_day(d, rc, &ua, only, day, dry_run, org, contact, &t)) {
+			fprintf(stderr, "mxwatch report: %s: %s\n", db_path, db_errmsg(d));
+			status = EXIT_USAGE;
+			break;
+		}
+	}
+	curl_global_cleanup();
+	if (dry_run)
+		printf("%d report(s) would be sent, %d already sent", t.would, t.already);
+	else
+		printf("%d report(s) sent, %d failed (tried again at the next --send), %d already "
+		       "sent",
+		       t.sent, t.failed, t.already);
+	printf("; %d domain-day(s) without TLSRPT destinations, %d never looked up\n",
+	       t.no_record, t.not_looked_up);
+	db_close(d);
+	if (status == EXIT_CLEAN && t.failed)
+		status = EXIT_REJECTED;
+	return status;
+}
+
 int cmd_report(int argc, char **argv)
 {
 	enum {
@@ -90,7 +292,12 @@ int cmd_report(int argc, char **argv)
 		OPT_DOMAIN,
 		OPT_JSON,
 		OPT_ORG,
-		OPT_CONTACT
+		OPT_CONTACT,
+		OPT_CONFIG,
+		OPT_SEND,
+		OPT_DRY_RUN,
+		OPT_CA,
+		OPT_TIMEOUT
 	};
 	static const struct option opts[] = {
 	    {"db", required_argument, NULL, OPT_DB},
@@ -100,12 +307,19 @@ int cmd_report(int argc, char **argv)
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"org", required_argument, NULL, OPT_ORG},
 	    {"contact", required_argument, NULL, OPT_CONTACT},
+	    {"config", required_argument, NULL, OPT_CONFIG},
+	    {"send", no_argument, NULL, OPT_SEND},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {"ca-bundle", required_argument, NULL, OPT_CA},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *db_path = NULL, *org = "mxwatch", *contact = "", *only = NULL;
+	const char *db_path = NULL, *org = NULL, *contact = NULL, *only = NULL;
+	const char *config = NULL, *ca_bundle = NULL;
 	int64_t from = 0, to = INT64_MAX;
-	int json = 0;
+	int json = 0, send = 0, dry_run = 0;
+	long timeout_s = 60;
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -118,6 +332,19 @@ int cmd_report(int argc, char **argv)
 		case OPT_CONTACT: contact = optarg; break;
 		case OPT_DOMAIN: only = optarg; break;
 		case OPT_JSON: json = 1; break;
+		case OPT_CONFIG: config = optarg; break;
+		case OPT_SEND: send = 1; break;
+		case OPT_DRY_RUN: dry_run = 1; break;
+		case OPT_CA: ca_bundle = optarg; break;
+		case OPT_TIMEOUT: {
+			char *end;
+			timeout_s = strtol(optarg, &end, 10);
+			if (*end || end == optarg || timeout_s < 1 || timeout_s > 3600) {
+				fprintf(stderr, "mxwatch report: --timeout: 1..3600 seconds\n");
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case OPT_FROM:
 		case OPT_TO: {
 			int64_t t;
@@ -143,9 +370,29 @@ int cmd_report(int argc, char **argv)
 		fprintf(stderr, "mxwatch report: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
+	if (dry_run && !send) {
+		fprintf(stderr, "mxwatch report: --dry-run goes with --send\n");
+		return EXIT_USAGE;
+	}
 	char pathbuf[4096], err[512];
+	struct rules_config rules;
+	static struct sink_config sinks;
+	rules_config_defaults(&rules);
+	sink_config_defaults(&sinks);
+	if (config && config_load(config, &rules, &sinks, err, sizeof(err))) {
+		fprintf(stderr, "mxwatch report: %s\n", err);
+		return EXIT_USAGE;
+	}
+	struct report_config *rc = &sinks.report;
+	if (!org)
+		org = rc->org;
+	if (!contact)
+		contact = rc->contact;
 	if (!db_path)
 		db_path = db_default_path(pathbuf, sizeof(pathbuf));
+	if (send)
+		return cmd_send(db_path, rc, only, from, to, dry_run, org, contact, ca_bundle,
+				timeout_s);
 	struct db *d = db_open_readonly(db_path, err, sizeof(err));
 	if (!d) {
 		fprintf(stderr, "mxwatch report: %s\n", err);
@@ -154,6 +401,8 @@ int cmd_report(int argc, char **argv)
 	struct tlsrpt *r = tlsrpt_new(d, only);
 	int status = EXIT_CLEAN;
 	int64_t first, last;
+	if (r)
+		tlsrpt_set_senders(r, rc);
 	if (!r) {
 		fprintf(stderr, "mxwatch report: out of memory\n");
 		status = EXIT_USAGE;

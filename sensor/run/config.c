@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,48 @@ static int section_discovery(struct config_ctx *c, const char *key, const char *
 	return 0;
 }
 
+/* [report]: senders (addresses or prefixes, several per line with commas),
+ * and the names the sent reports carry. */
+static int section_report(struct config_ctx *c, const char *key, const char *val)
+{
+	struct report_config *r = &c->sinks->report;
+	if (!strcmp(key, "senders")) {
+		char list[1024];
+		snprintf(list, sizeof(list), "%s", val);
+		for (char *save = NULL, *t = strtok_r(list, ", \t", &save); t;
+		     t = strtok_r(NULL, ", \t", &save)) {
+			if (r->n_senders == REPORT_MAX_SENDERS)
+				return bad(c, "more than %d senders", REPORT_MAX_SENDERS);
+			if (report_sender_parse(t, &r->senders[r->n_senders]))
+				return bad(c, "'%s' is not an address or ADDRESS/PREFIX", t);
+			r->n_senders++;
+		}
+		return 0;
+	}
+	static const struct {
+		const char *key;
+		size_t off, cap;
+	} texts[] = {
+	    {"org", offsetof(struct report_config, org), sizeof(r->org)},
+	    {"contact", offsetof(struct report_config, contact), sizeof(r->contact)},
+	    {"submitter", offsetof(struct report_config, submitter), sizeof(r->submitter)},
+	    {"from", offsetof(struct report_config, mail_from), sizeof(r->mail_from)},
+	    {"sendmail", offsetof(struct report_config, sendmail), sizeof(r->sendmail)},
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		if (strcmp(key, texts[i].key))
+			continue;
+		if (strlen(val) >= texts[i].cap)
+			return bad(c, "longer than %zu characters", texts[i].cap - 1);
+		for (const char *p = val; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+				return bad(c, "a control character in the value");
+		snprintf((char *)r + texts[i].off, texts[i].cap, "%s", val);
+		return 0;
+	}
+	return bad(c, "not senders, org, contact, submitter, from or sendmail");
+}
+
 /* Appends an address, canonical, to one of the configuration's lists. */
 static int add_address(struct config_ctx *c, char (*list)[64], int *n, int max, const char *val)
 {
@@ -171,6 +214,7 @@ static const struct {
     {"syslog", section_syslog},
     {"discovery", section_discovery},
     {"allow", section_allow},
+    {"report", section_report},
 };
 
 /* "[name]": the section's handler, or NULL with the problem recorded. */
@@ -196,7 +240,7 @@ static section_fn open_section(struct config_ctx *c, const char *name)
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
 		if (!strcmp(name, sections[i].name))
 			return sections[i].handler;
-	bad(c, "unknown section (rules, syslog, discovery, allow, protect DOMAIN)");
+	bad(c, "unknown section (rules, syslog, discovery, allow, report, protect DOMAIN)");
 	return NULL;
 }
 

@@ -25,17 +25,26 @@ struct detail {
 	char last_session[17];
 };
 
-struct dom {
-	char name[256];
-	uint64_t sessions, failed;
-	uint64_t tls_sessions, failed_tls; /* negotiated TLS; of those, failed */
-	int64_t first, last;
+/* The failures of a domain's sessions as judged against one kind of policy:
+ * a domain with both DANE and MTA-STS is reported against each (RFC 8460
+ * 4.3), and a DANE failure is not an MTA-STS one, nor the other way round. */
+enum { ACC_TLSA, ACC_STS, ACC_N };
+struct acct {
+	uint64_t failed, failed_tls; /* failed sessions; of those, with TLS */
 	struct detail details[MAX_DETAILS];
 	int n_details;
 	/* Sessions already counted as failed: a set of their ids (the 16 hex
 	 * digits as a number; 0 marks a free slot), open addressing. */
 	uint64_t *failed_ids;
 	size_t n_failed_ids, failed_cap;
+};
+
+struct dom {
+	char name[256];
+	uint64_t sessions;
+	uint64_t tls_sessions; /* negotiated TLS */
+	int64_t first, last;
+	struct acct acc[ACC_N];
 };
 
 struct tlsrpt {
@@ -45,6 +54,7 @@ struct tlsrpt {
 	struct summary *sum;
 	int64_t first, last;
 	const char *only;
+	const struct report_config *senders; /* NULL: every session */
 };
 
 static struct dom *dom_get(struct tlsrpt *r, const char *name)
@@ -68,6 +78,8 @@ static const char *col(const char *const *c, int i, int n)
 static int on_session(void *ctx, const char *const *c, int n)
 {
 	struct tlsrpt *r = ctx;
+	if (r->senders && !report_sender_match(r->senders, col(c, 6, n)))
+		return 0; /* another organisation's mail */
 	const char *domain = col(c, 0, n);
 	int64_t ts = strtoll(col(c, 8, n), NULL, 10);
 	int tls = col(c, 3, n)[0] != 0;
@@ -111,7 +123,7 @@ static uint64_t id_key(const char *session)
 
 /* Adds the session to d's failed set; 1 when it is new there, 0 when seen
  * (or when memory ran out: then it is not counted twice either). */
-static int failed_add(struct dom *d, const char *session)
+static int failed_add(struct acct *d, const char *session)
 {
 	if ((d->n_failed_ids + 1) * 2 > d->failed_cap) {
 		size_t cap = d->failed_cap ? d->failed_cap * 2 : 64;
@@ -143,6 +155,38 @@ static int failed_add(struct dom *d, const char *session)
 	return 1;
 }
 
+/* A finding counts against one account's failures. */
+static void account(struct acct *a, const char *type, const char *session, int had_tls,
+		    const char *sending, const char *rip, const char *mx)
+{
+	if (failed_add(a, session)) {
+		a->failed++;
+		a->failed_tls += had_tls;
+	}
+	for (int i = 0; i < a->n_details; i++) {
+		struct detail *x = &a->details[i];
+		if (!strcmp(x->result, type) && !strcmp(x->sending, sending) &&
+		    !strcmp(x->receiving_ip, rip) && !strcmp(x->mx, mx)) {
+			/* One failed session counts once per detail row. */
+			if (strcmp(x->last_session, session)) {
+				x->sessions++;
+				snprintf(x->last_session, sizeof(x->last_session), "%.16s",
+					 session);
+			}
+			return;
+		}
+	}
+	if (a->n_details == MAX_DETAILS)
+		return;
+	struct detail *x = &a->details[a->n_details++];
+	snprintf(x->result, sizeof(x->result), "%s", type);
+	snprintf(x->sending, sizeof(x->sending), "%s", sending);
+	snprintf(x->receiving_ip, sizeof(x->receiving_ip), "%s", rip);
+	snprintf(x->mx, sizeof(x->mx), "%s", mx);
+	snprintf(x->last_session, sizeof(x->last_session), "%.16s", session);
+	x->sessions = 1;
+}
+
 static int on_finding(void *ctx, const char *const *c, int n)
 {
 	struct tlsrpt *r = ctx;
@@ -151,6 +195,9 @@ static int on_finding(void *ctx, const char *const *c, int n)
 	int id = finding_from_name(col(c, 2, n));
 	int sev = severity_from_name(col(c, 3, n));
 	if (id < 0 || sev < 0)
+		return 0;
+	const char *sending = col(c, 5, n), *rip = col(c, 6, n), *mx = col(c, 1, n);
+	if (r->senders && !report_sender_match(r->senders, sending))
 		return 0;
 	f.id = (enum finding_id)id;
 	f.severity = (enum severity)sev;
@@ -165,34 +212,15 @@ static int on_finding(void *ctx, const char *const *c, int n)
 	struct dom *d = dom_get(r, f.domain);
 	if (!d)
 		return 0;
-	const char *session = col(c, 7, n);
-	if (failed_add(d, session)) {
-		d->failed++;
-		d->failed_tls += col(c, 9, n)[0] != 0; /* the session had TLS */
-	}
-	const char *sending = col(c, 5, n), *rip = col(c, 6, n), *mx = col(c, 1, n);
-	for (int i = 0; i < d->n_details; i++) {
-		struct detail *x = &d->details[i];
-		if (!strcmp(x->result, type) && !strcmp(x->sending, sending) &&
-		    !strcmp(x->receiving_ip, rip) && !strcmp(x->mx, mx)) {
-			/* One failed session counts once per detail row. */
-			if (strcmp(x->last_session, session)) {
-				x->sessions++;
-				snprintf(x->last_session, sizeof(x->last_session), "%.16s",
-					 session);
-			}
-			return 0;
-		}
-	}
-	if (d->n_details == MAX_DETAILS)
-		return 0;
-	struct detail *x = &d->details[d->n_details++];
-	snprintf(x->result, sizeof(x->result), "%s", type);
-	snprintf(x->sending, sizeof(x->sending), "%s", sending);
-	snprintf(x->receiving_ip, sizeof(x->receiving_ip), "%s", rip);
-	snprintf(x->mx, sizeof(x->mx), "%s", mx);
-	snprintf(x->last_session, sizeof(x->last_session), "%.16s", session);
-	x->sessions = 1;
+	const char *session = col(c, 7, n), *rule = col(c, 2, n);
+	int had_tls = col(c, 9, n)[0] != 0;
+	/* DANE's findings fail the TLSA policy only, MTA-STS's the STS one;
+	 * the rest (no STARTTLS, a downgrade) fail whichever applies. */
+	int dane = !strncmp(rule, "dane-", 5), sts = !strncmp(rule, "mtasts-", 7);
+	if (!sts)
+		account(&d->acc[ACC_TLSA], type, session, had_tls, sending, rip, mx);
+	if (!dane)
+		account(&d->acc[ACC_STS], type, session, had_tls, sending, rip, mx);
 	return 0;
 }
 
@@ -266,21 +294,19 @@ static int get_sts(void *ctx, const struct db_sts *s)
 	return 1;
 }
 
-static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
+enum policy_kind { KIND_STS, KIND_TLSA, KIND_NONE };
+
+/* One policy object of the report: type, its text, domain and MX hosts. */
+static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d,
+			enum policy_kind kind, const struct sts_out *so)
 {
-	struct sts_out *so = calloc(1, sizeof(*so));
-	db_each_sts(r->db, d->name, get_sts, so);
-	struct tlsa_probe probe = {r->db, 0};
-	db_each_mx(r->db, d->name, probe_mx, &probe);
 	jw_key(w, "policy");
 	jw_obj_begin(w);
 	jw_kv_str(w, "policy-type",
-		  so && so->have ? "sts"
-		  : probe.found  ? "tlsa"
-				 : "no-policy-found");
+		  kind == KIND_STS ? "sts" : kind == KIND_TLSA ? "tlsa" : "no-policy-found");
 	jw_key(w, "policy-string");
 	jw_arr_begin(w);
-	if (so && so->have) {
+	if (kind == KIND_STS) {
 		char line[320];
 		jw_str(w, "version: STSv1");
 		snprintf(line, sizeof(line), "mode: %s", so->sts.mode);
@@ -294,7 +320,7 @@ static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
 		}
 		snprintf(line, sizeof(line), "max_age: %lld", (long long)so->sts.max_age);
 		jw_str(w, line);
-	} else if (probe.found) {
+	} else if (kind == KIND_TLSA) {
 		struct {
 			struct policy_out p;
 			struct db *db;
@@ -305,7 +331,7 @@ static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
 	jw_kv_str(w, "policy-domain", d->name);
 	jw_key(w, "mx-host");
 	jw_arr_begin(w);
-	if (so && so->have) {
+	if (kind == KIND_STS) {
 		for (const char *p = so->sts.mx_patterns; *p;) {
 			const char *nl = strchr(p, '\n');
 			size_t n = nl ? (size_t)(nl - p) : strlen(p);
@@ -318,7 +344,6 @@ static void policy_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d)
 	}
 	jw_arr_end(w);
 	jw_obj_end(w);
-	free(so);
 }
 
 /* Failure details in a fixed order (result type, sending MTA, MX host,
@@ -338,14 +363,50 @@ static int detail_cmp(const void *a, const void *b)
 	return c;
 }
 
-static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const char *org,
-			const char *contact, int64_t from, int64_t to)
+static void policy_entry_json(struct tlsrpt *r, struct jsonw *w, const struct dom *d,
+			      enum policy_kind kind, const struct sts_out *so)
 {
-	struct jsonw w;
-	jw_init(&w);
+	const struct acct *a = &d->acc[kind == KIND_TLSA ? ACC_TLSA : ACC_STS];
+	jw_obj_begin(w);
+	policy_json(r, w, d, kind, so);
+	jw_key(w, "summary");
+	jw_obj_begin(w);
+	/* RFC 8460 4.4: successful sessions are successfully negotiated TLS
+	 * connections; a plaintext session is never one. */
+	jw_kv_u64(w, "total-successful-session-count",
+		  d->tls_sessions >= a->failed_tls ? d->tls_sessions - a->failed_tls : 0);
+	jw_kv_u64(w, "total-failure-session-count", a->failed);
+	jw_obj_end(w);
+	jw_key(w, "failure-details");
+	jw_arr_begin(w);
+	const struct detail *order[MAX_DETAILS];
+	for (int i = 0; i < a->n_details; i++)
+		order[i] = &a->details[i];
+	qsort(order, (size_t)a->n_details, sizeof(order[0]), detail_cmp);
+	for (int i = 0; i < a->n_details; i++) {
+		const struct detail *x = order[i];
+		jw_obj_begin(w);
+		jw_kv_str(w, "result-type", x->result);
+		jw_kv_str(w, "sending-mta-ip", x->sending);
+		if (x->mx[0])
+			jw_kv_str(w, "receiving-mx-hostname", x->mx);
+		jw_kv_str(w, "receiving-ip", x->receiving_ip);
+		jw_kv_u64(w, "failed-session-count", x->sessions);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
+/* The report of one domain into w (one JSON object), its id into id. */
+static void report_build(struct tlsrpt *r, const struct dom *d, struct jsonw *wp,
+			 const char *org, const char *contact, int64_t from, int64_t to, char *id,
+			 size_t idcap)
+{
+#define w (*wp)
 	int64_t start = from > 0 ? from : d->first;
 	int64_t end = to < INT64_MAX ? to - 1 : d->last;
-	char key[600], id[80];
+	char key[600];
 	snprintf(key, sizeof(key), "%s|%s|%lld|%lld", org, d->name, (long long)start,
 		 (long long)end);
 	static const uint8_t k[16] = "mxwatch-reportid";
@@ -355,7 +416,7 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	struct tm tm;
 	gmtime_r(&ts, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(id, sizeof(id), "%s_%016llx@mxwatch", day, (unsigned long long)h);
+	snprintf(id, idcap, "%s_%016llx@mxwatch", day, (unsigned long long)h);
 	jw_obj_begin(&w);
 	jw_kv_str(&w, "organization-name", org);
 	jw_key(&w, "date-range");
@@ -369,38 +430,36 @@ static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const 
 	jw_kv_str(&w, "report-id", id);
 	jw_key(&w, "policies");
 	jw_arr_begin(&w);
-	jw_obj_begin(&w);
-	policy_json(r, &w, d);
-	jw_key(&w, "summary");
-	jw_obj_begin(&w);
-	/* RFC 8460 4.4: successful sessions are successfully negotiated TLS
-	 * connections; a plaintext session is never one. */
-	jw_kv_u64(&w, "total-successful-session-count",
-		  d->tls_sessions >= d->failed_tls ? d->tls_sessions - d->failed_tls : 0);
-	jw_kv_u64(&w, "total-failure-session-count", d->failed);
-	jw_obj_end(&w);
-	jw_key(&w, "failure-details");
-	jw_arr_begin(&w);
-	const struct detail *order[MAX_DETAILS];
-	for (int i = 0; i < d->n_details; i++)
-		order[i] = &d->details[i];
-	qsort(order, (size_t)d->n_details, sizeof(order[0]), detail_cmp);
-	for (int i = 0; i < d->n_details; i++) {
-		const struct detail *x = order[i];
-		jw_obj_begin(&w);
-		jw_kv_str(&w, "result-type", x->result);
-		jw_kv_str(&w, "sending-mta-ip", x->sending);
-		if (x->mx[0]) {
-			jw_kv_str(&w, "receiving-mx-hostname", x->mx);
-		}
-		jw_kv_str(&w, "receiving-ip", x->receiving_ip);
-		jw_kv_u64(&w, "failed-session-count", x->sessions);
-		jw_obj_end(&w);
-	}
+	struct sts_out *so = calloc(1, sizeof(*so));
+	if (so)
+		db_each_sts(r->db, d->name, get_sts, so);
+	struct tlsa_probe probe = {r->db, 0};
+	db_each_mx(r->db, d->name, probe_mx, &probe);
+	/* Both policies when both exist: each with the sessions' outcome
+	 * against it. */
+	enum policy_kind kinds[2];
+	int n_kinds = 0;
+	if (probe.found)
+		kinds[n_kinds++] = KIND_TLSA;
+	if (so && so->have)
+		kinds[n_kinds++] = KIND_STS;
+	if (!n_kinds)
+		kinds[n_kinds++] = KIND_NONE;
+	for (int i = 0; i < n_kinds; i++)
+		policy_entry_json(r, &w, d, kinds[i], so);
+	free(so);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
+#undef w
+}
+
+static void report_json(struct tlsrpt *r, const struct dom *d, FILE *out, const char *org,
+			const char *contact, int64_t from, int64_t to)
+{
+	struct jsonw w;
+	char id[160];
+	jw_init(&w);
+	report_build(r, d, &w, org, contact, from, to, id, sizeof(id));
 	jw_emit_line(&w, out);
 	jw_free(&w);
 }
@@ -426,7 +485,8 @@ void tlsrpt_free(struct tlsrpt *r)
 	if (!r)
 		return;
 	for (int i = 0; r->doms && i < r->n; i++)
-		free(r->doms[i].failed_ids);
+		for (int k = 0; k < ACC_N; k++)
+			free(r->doms[i].acc[k].failed_ids);
 	free(r->doms);
 	free(r->sum);
 	free(r);
@@ -461,4 +521,32 @@ void tlsrpt_span(const struct tlsrpt *r, int64_t *first, int64_t *last)
 {
 	*first = r->first;
 	*last = r->last;
+}
+
+void tlsrpt_set_senders(struct tlsrpt *r, const struct report_config *c)
+{
+	r->senders = c && c->n_senders ? c : NULL;
+}
+
+const char *tlsrpt_domain_name(const struct tlsrpt *r, int i)
+{
+	return i >= 0 && i < r->n ? r->doms[i].name : NULL;
+}
+
+char *tlsrpt_report_text(struct tlsrpt *r, int i, const char *org, const char *contact,
+			 int64_t from, int64_t to, char *id, size_t idcap, size_t *len)
+{
+	if (i < 0 || i >= r->n)
+		return NULL;
+	struct jsonw w;
+	jw_init(&w);
+	report_build(r, &r->doms[i], &w, org, contact, from, to, id, idcap);
+	char *text = w.failed ? NULL : malloc(w.len + 1);
+	if (text) {
+		memcpy(text, w.buf, w.len);
+		text[w.len] = 0;
+		*len = w.len;
+	}
+	jw_free(&w);
+	return text;
 }

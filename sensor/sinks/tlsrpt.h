@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "db/sql/db.h"
+#include "sinks/sink_config.h"
 #include "sinks/summary.h"
 
 struct tlsrpt;
@@ -27,6 +28,18 @@ int tlsrpt_load(struct tlsrpt *r, int64_t from, int64_t to);
 /* One RFC 8460 report per policy domain, a JSON object per line. */
 void tlsrpt_write_json(struct tlsrpt *r, FILE *out, const char *org, const char *contact,
 		       int64_t from, int64_t to);
+
+/* Only sessions (and findings) sent from these addresses count, in the
+ * reports and the summary; NULL or no senders: every session. Set before
+ * tlsrpt_load; `c` must outlive the object. */
+void tlsrpt_set_senders(struct tlsrpt *r, const struct report_config *c);
+
+/* Domain i's name (0 <= i < tlsrpt_domains()). */
+const char *tlsrpt_domain_name(const struct tlsrpt *r, int i);
+/* Domain i's report as JSON text (malloc'ed, NUL-terminated, *len bytes)
+ * and its report-id in id; NULL when out of memory. */
+char *tlsrpt_report_text(struct tlsrpt *r, int i, const char *org, const char *contact,
+			 int64_t from, int64_t to, char *id, size_t idcap, size_t *len);
 
 /* How many policy domains have a report (sessions or findings read). */
 int tlsrpt_domains(const struct tlsrpt *r);

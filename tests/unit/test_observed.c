@@ -288,6 +288,7 @@ static void test_migration(void **state)
 	snprintf(cmd, sizeof(cmd),
 		 "sqlite3 %s \"DELETE FROM schema_version WHERE version >= 7;"
 		 " DROP TABLE sightings; DROP INDEX sessions_community;"
+		 " DROP TABLE tlsrpt; DROP TABLE tlsrpt_sent;"
 		 " DROP INDEX findings_ingest_key; ALTER TABLE sessions DROP COLUMN sensor;"
 		 " ALTER TABLE sessions DROP COLUMN community_id;"
 		 " ALTER TABLE findings DROP COLUMN sensor;"
