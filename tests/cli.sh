@@ -143,7 +143,7 @@ for f in bin esc esc2; do
 	check "policy import of $f.policy: exit 2 ($rc), the message printable: $(head -c 120 "$tmp/$f.err")" \
 		bash -c "[ $rc = 2 ] && printable '$tmp/$f.err'"
 done
-check "a binary file's bytes quoted as \\xHH" grep -q "record: unknown type (mx, address, mta-sts, tlsa) '\\\\xd4\\\\xc3\\\\xb2\\\\xa1" "$tmp/bin.err"
+check "a binary file's bytes quoted as \\xHH" grep -q "record: unknown type (mx, address, mta-sts, tlsa, tlsrpt) '\\\\xd4\\\\xc3\\\\xb2\\\\xa1" "$tmp/bin.err"
 check "an escape sequence in a policy value quoted as \\x1b" grep -qF "mode: unknown value '\\x1b[31menforce'" "$tmp/esc.err"
 check "a control byte in an address quoted as \\x9b" grep -qF "'127.0.0.\\x9b0'" "$tmp/esc2.err"
 $M analyze --config "$tmp/esc.conf" pcaps/smtp-plain.pcap >/dev/null 2>"$tmp/escc.err"

@@ -16,7 +16,8 @@ finding = next(r for r in records if r["type"] == "finding")
 
 
 def dump(r):
-    return json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode()
+    # escaped: a lone surrogate cannot be written as UTF-8, only as \ud800
+    return json.dumps(r, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def changed(base, n, edit):
@@ -82,6 +83,12 @@ bad = [
     lambda n: changed(S, n, lambda r: None).replace(b'"type":"session"', b'"type":"sess\x01ion"'),
     lambda n: changed(S, n, lambda r: None).replace(b'"sensor":"', b'"sensor":"\xff'),
     lambda n: changed(S, n, lambda r: None).replace(b'"sensor":"', b'"sensor":"\xc0\xaf'),
+    # escapes that decode to what must not be stored as a name or message
+    lambda n: changed(S, n, setp("policy.domain", "bad\ud800.test")),   # a lone surrogate
+    lambda n: changed(S, n, setp("policy.domain", "csi\u009b31m.test")), # C1 control CSI
+    lambda n: changed(S, n, setp("policy.mx_host", "mx\u202e.test")),    # bidi override
+    lambda n: changed(S, n, setp("verdict_reason", "next\u0085line")),   # C1 next line
+    lambda n: changed(F, n, setp("message", "sep\u2028arated")),         # line separator
     # values of the wrong form
     lambda n: changed(S, n, setp("verdict", "fine")),
     lambda n: changed(F, n, setp("id", "no-such-finding")),

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,13 +74,16 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     "ALTER TABLE sessions ADD COLUMN sensor TEXT;"
     "ALTER TABLE sessions ADD COLUMN community_id TEXT;"
     "ALTER TABLE findings ADD COLUMN sensor TEXT;"
-    "ALTER TABLE findings ADD COLUMN ingest_key TEXT;"
+    "ALTER TABLE findings ADD COLUMN finding_key TEXT;"
     "UPDATE sessions SET sensor = json_extract(record, '$.sensor'),"
     " community_id = json_extract(record, '$.community_id') WHERE json_valid(record);"
     "UPDATE findings SET sensor = (SELECT s.sensor FROM sessions s"
     " WHERE s.id = findings.session_id);"
-    "CREATE UNIQUE INDEX findings_ingest_key ON findings(ingest_key)"
-    " WHERE ingest_key IS NOT NULL;"
+    "UPDATE findings SET finding_key = mxw_finding_key(coalesce(sensor, ''), session_id,"
+    " rule, ts, domain, mx_host, message);"
+    "DELETE FROM findings WHERE rowid NOT IN (SELECT min(rowid) FROM findings"
+    " GROUP BY finding_key);"
+    "CREATE UNIQUE INDEX findings_key ON findings(finding_key);"
     "CREATE INDEX sessions_community ON sessions(community_id, ts_start);"
     "CREATE TABLE sightings(sensor TEXT NOT NULL, record_id TEXT NOT NULL,"
     " session_id TEXT NOT NULL, ts_start INTEGER, community_id TEXT,"
@@ -235,7 +239,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SESSION_FORGET_DOMAINS] = "DELETE FROM session_domains WHERE session_id = ?1",
     [S_FINDING_PUT] = "INSERT OR IGNORE INTO findings(session_id, rule, severity, domain,"
 		      " mx_host, rfc8460, ts, sending_ip, receiving_ip, message, sensor,"
-		      " ingest_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+		      " finding_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+		      " mxw_finding_key(coalesce(?11, ''), ?12, ?2, ?7, ?4, ?5, ?10))",
     [S_REPORT_SESSIONS] = "SELECT s.domain, s.mx_host, s.server_ip, s.tls_version, s.verified,"
 			  " s.starttls_offered, s.client_ip, s.id, s.ts_start,"
 			  " (SELECT group_concat(d.domain, ' ') FROM session_domains d"
@@ -244,9 +249,11 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_REPORT_FINDINGS] = "SELECT domain, mx_host, rule, severity, rfc8460, sending_ip,"
 			  " receiving_ip, session_id, ts,"
 			  " (SELECT s.tls_version FROM sessions s WHERE s.id = session_id)"
-			  " FROM findings WHERE ts >= ?1 AND ts < ?2 AND sensor IS"
-			  " coalesce((SELECT s.sensor FROM sessions s WHERE s.id = session_id),"
-			  " sensor) ORDER BY id",
+			  " FROM findings f WHERE ts >= ?1 AND ts < ?2 AND NOT EXISTS (SELECT 1"
+			  " FROM findings g WHERE g.session_id = f.session_id AND g.rule = f.rule"
+			  " AND coalesce(g.domain, '') = coalesce(f.domain, '')"
+			  " AND g.sensor IS NOT f.sensor AND g.id < f.id)"
+			  " ORDER BY session_id, id",
     [S_REPORT_SENSORS] = "SELECT g.sensor, count(*), sum(NOT EXISTS (SELECT 1 FROM sightings o"
 			 " WHERE o.session_id = g.session_id AND o.sensor <> g.sensor)),"
 			 " (SELECT count(*) FROM findings f WHERE coalesce(f.sensor, '') ="
@@ -384,8 +391,47 @@ static int exec(struct db *d, const char *sql, char *err, size_t errlen)
 	return 0;
 }
 
+/* mxw_finding_key(sensor, session, rule, ts, domain, mx_host, message): the
+ * SHA-256 (hex) of the finding's identity, as the statements and the
+ * schema's migration compute it; NULL arguments count as empty. */
+static void finding_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	for (int i = 0; ok && i < argc; i++) {
+		const unsigned char *v = sqlite3_value_text(argv[i]);
+		int len = sqlite3_value_bytes(argv[i]);
+		ok = (!v || EVP_DigestUpdate(c, v, (size_t)len)) && EVP_DigestUpdate(c, "", 1);
+	}
+	ok = ok && EVP_DigestFinal_ex(c, md, &n) && n == 32;
+	EVP_MD_CTX_free(c);
+	if (!ok) {
+		sqlite3_result_error(ctx, "cannot compute a finding key (SHA-256)", -1);
+		return;
+	}
+	char hex[65];
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	sqlite3_result_text(ctx, hex, 64, SQLITE_TRANSIENT);
+}
+
+static int register_functions(struct db *d)
+{
+	return sqlite3_create_function(d->h, "mxw_finding_key", 7,
+				       SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, finding_key_fn, NULL,
+				       NULL) == SQLITE_OK
+		   ? 0
+		   : -1;
+}
+
 static int migrate(struct db *d, const char *path, char *err, size_t errlen)
 {
+	if (register_functions(d)) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(d->h));
+		return -1;
+	}
 	char e[256];
 	if (exec(d, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", e,
 		 sizeof(e)))
@@ -461,6 +507,10 @@ static int integrity_ok(struct db *d, const char *path, char *err, size_t errlen
 
 static int prepare_all(struct db *d, const char *path, char *err, size_t errlen)
 {
+	if (register_functions(d)) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(d->h));
+		return -1;
+	}
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(d->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
 				       NULL) != SQLITE_OK) {
@@ -1150,7 +1200,7 @@ int db_finding_put(struct db *d, const struct db_finding_row *r)
 	bind_text_or_null(s, 9, r->receiving_ip);
 	bind_text_or_null(s, 10, r->message);
 	bind_text_or_null(s, 11, r->sensor);
-	bind_text_or_null(s, 12, r->ingest_key);
+	bind_text(s, 12, r->record_session ? r->record_session : r->session_id);
 	if (run(d, S_FINDING_PUT))
 		return -1;
 	return sqlite3_changes(d->h) > 0;

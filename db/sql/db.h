@@ -196,14 +196,16 @@ struct db_finding_row {
 	int64_t ts;
 	const char *sending_ip, *receiving_ip, *message;
 	const char *sensor;
-	/* Set by ingest: a finding delivered again with the same key is not
-	 * stored twice. NULL for analyze, which replaces a session's findings. */
-	const char *ingest_key;
+	/* The session id in the sensor's own record (ingest stores a finding on
+	 * another sensor's session); NULL: session_id. With the sensor, rule,
+	 * time, names and message it makes the finding's key: the same finding
+	 * stored again, by analyze or ingest, is stored once. */
+	const char *record_session;
 };
 /* Stores a session, replacing one stored with the same id with its findings
  * and domains (a capture analysed again), and the sensor's sighting of it. */
 int db_session_put(struct db *d, const struct db_session_row *r);
-/* Returns 1 when stored, 0 when a finding with the same ingest_key was
+/* Returns 1 when stored, 0 when the same finding (see record_session) was
  * stored before, -1 on error. */
 int db_finding_put(struct db *d, const struct db_finding_row *r);
 
@@ -269,8 +271,9 @@ int db_vacuum(struct db *d, char *err, size_t errlen);
 
 /* Report queries over [from, to) (seconds). */
 int db_report_sessions(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
-/* Findings of the sighting a session was stored from: a session seen by two
- * sensors counts its findings once. */
+/* A session seen by several sensors counts each finding (rule and domain)
+ * once: another sensor's finding of the same is left out. In session
+ * order. */
 int db_report_findings(struct db *d, int64_t from, int64_t to, db_result_fn fn, void *ctx);
 /* Per sensor, over sessions that started in [from, to): sensor ('' for
  * sessions stored before sensors were named), sessions it sighted, sessions

@@ -6,12 +6,15 @@
  * what became of each file.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cmd.h"
 #include "db/sql/db.h"
@@ -58,13 +61,17 @@ static void usage(FILE *out)
 	    INGEST_MATCH_WINDOW);
 }
 
-/* Lines of at most INGEST_MAX_LINE bytes from a stream; a longer line is
- * read past, not held. */
+/* Lines of at most INGEST_MAX_LINE bytes from a file descriptor; a longer
+ * line is read past, not held. Before a read that would wait (a pipe, a
+ * socket), `idle` runs: what was read so far is committed then, not held
+ * back until more comes. */
 struct line_reader {
-	FILE *f;
+	int fd;
 	char *buf;
 	size_t cap, start, end;
 	int eof;
+	int (*idle)(void *ctx);
+	void *ctx;
 };
 
 enum { LINE_OK, LINE_TOO_LONG, LINE_END, LINE_ERROR };
@@ -96,13 +103,18 @@ static int next_line(struct line_reader *r, const char **line, size_t *len)
 			r->end -= r->start;
 			r->start = 0;
 		}
-		size_t n = fread(r->buf + r->end, 1, r->cap - r->end, r->f);
-		r->end += n;
-		if (n == 0) {
-			if (ferror(r->f))
-				return LINE_ERROR;
+		struct pollfd p = {r->fd, POLLIN, 0};
+		errno = 0;
+		if (r->idle && poll(&p, 1, 0) == 0 && r->idle(r->ctx))
+			return LINE_ERROR;
+		ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return LINE_ERROR;
+		if (n == 0)
 			r->eof = 1;
-		}
+		r->end += (size_t)n;
 	}
 }
 
@@ -119,11 +131,30 @@ static void print_totals(const char *name, const struct totals *t)
 	       t->rejected);
 }
 
+struct batch {
+	struct db *d;
+	uint64_t *uncommitted;
+};
+
+/* Input would wait: commit what was read, so that a collector fed through a
+ * pipe stores records as they come and holds no lock while it waits. */
+static int commit_now(void *ctx)
+{
+	struct batch *b = ctx;
+	if (!*b->uncommitted)
+		return 0;
+	if (db_commit(b->d) || db_begin(b->d))
+		return -1;
+	*b->uncommitted = 0;
+	return 0;
+}
+
 /* 0 done, 1 the database failed (the current transaction rolled back). */
-static int ingest_file(struct ingest *g, struct db *d, const char *name, FILE *f, char *buf,
+static int ingest_file(struct ingest *g, struct db *d, const char *name, int fd, char *buf,
 		       size_t cap, struct totals *t, uint64_t *uncommitted)
 {
-	struct line_reader r = {f, buf, cap, 0, 0, 0};
+	struct batch b = {d, uncommitted};
+	struct line_reader r = {fd, buf, cap, 0, 0, 0, commit_now, &b};
 	const char *line;
 	size_t len;
 	char why[256], shown[512];
@@ -133,8 +164,8 @@ static int ingest_file(struct ingest *g, struct db *d, const char *name, FILE *f
 		if (rc == LINE_END)
 			break;
 		if (rc == LINE_ERROR) {
-			fprintf(stderr, "mxwatch ingest: %s: line %" PRIu64 ": read error: %s\n",
-				name, t->lines + 1, strerror(errno));
+			fprintf(stderr, "mxwatch ingest: %s: line %" PRIu64 ": %s\n", name,
+				t->lines + 1, errno ? strerror(errno) : db_errmsg(d));
 			return 1;
 		}
 		t->lines++;
@@ -257,18 +288,18 @@ int cmd_ingest(int argc, char **argv)
 	for (int i = optind; i < argc && status != EXIT_USAGE; i++) {
 		const char *name = argv[i];
 		int is_stdin = strcmp(name, "-") == 0;
-		FILE *f = is_stdin ? stdin : fopen(name, "r");
-		if (!f) {
+		int fd = is_stdin ? 0 : open(name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
 			fprintf(stderr, "mxwatch ingest: %s: cannot open: %s\n", name,
 				strerror(errno));
 			status = EXIT_USAGE;
 			break;
 		}
 		struct totals t = {0};
-		int failed = ingest_file(g, d, is_stdin ? "standard input" : name, f, buf, cap, &t,
+		int failed = ingest_file(g, d, is_stdin ? "standard input" : name, fd, buf, cap, &t,
 					 &uncommitted);
 		if (!is_stdin)
-			fclose(f);
+			close(fd);
 		if (failed) {
 			status = EXIT_USAGE;
 			break;

@@ -9,7 +9,6 @@
 #include "ingest/ingest.h"
 
 #include <arpa/inet.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,13 +336,16 @@ static const char *form_error(enum kind k, const struct db_json_value *v)
 	case K_SEVERITY:
 		return lookup(s, n, severity_from_name) >= 0 ? NULL : "is not a severity";
 	case K_HOST:
-		return n >= 1 && n <= 255 && no_controls(s, n) && !memchr(s, ' ', n)
+		return n >= 1 && n <= 255 && text_is_clean(s, n) && !memchr(s, ' ', n)
 			   ? NULL
-			   : "is not a host name (1-255 bytes, no spaces or control characters)";
+			   : "is not a host name (1-255 bytes of UTF-8, no spaces, controls or "
+			     "display controls)";
 	case K_TEXT:
-		return n > MAX_TEXT		? "is longer than 65536 bytes"
-		       : !no_controls(s, n) ? "holds a control character"
-					    : NULL;
+		return n > MAX_TEXT ? "is longer than 65536 bytes"
+		       : !text_is_clean(s, n)
+			   ? "holds a control character, a display control or bytes that are "
+			     "not UTF-8"
+			   : NULL;
 	default: return NULL;
 	}
 }
@@ -470,8 +472,10 @@ static enum ingest_result ingest_session(struct ingest *g, const char *line, siz
 	    tlsv[72];
 	char *reason = NULL;
 	const struct db_json_value *vr = &g->v[P_VERDICT_REASON];
-	if (vr->type == DB_JSON_TEXT && !(reason = strndup(vr->text, vr->len)))
-		return reject(why, cap, "out of memory");
+	if (vr->type == DB_JSON_TEXT && !(reason = strndup(vr->text, vr->len))) {
+		snprintf(why, cap, "out of memory");
+		return INGEST_ERROR;
+	}
 	const char *tls_version = cstr(&g->v[P_TLS_VERSION], tlsv, sizeof(tlsv));
 	if (tls_version && strncmp(tls_version, "0x", 2) == 0)
 		tls_version = NULL; /* a version without a name: not stored as one */
@@ -487,7 +491,9 @@ static enum ingest_result ingest_session(struct ingest *g, const char *line, siz
 	    .tls_version = tls_version,
 	    .starttls_offered = bool_of(&g->v[P_STARTTLS_OFFERED]),
 	    .verified = bool_of(&g->v[P_POLICY_VERIFIED]),
-	    .verdict = cstr(&g->v[P_VERDICT], verdict, sizeof(verdict)),
+	    .verdict = cstr(&g->v[P_VERDICT], verdict, sizeof(verdict))
+			   ? verdict_name((enum verdict_kind)verdict_from_name(verdict))
+			   : NULL,
 	    .verdict_reason = reason,
 	    .sensor = cstr(&g->v[P_SENSOR], sensor, sizeof(sensor)),
 	    .community_id = cstr(&g->v[P_COMMUNITY_ID], cid, sizeof(cid)),
@@ -496,7 +502,8 @@ static enum ingest_result ingest_session(struct ingest *g, const char *line, siz
 	char *record = strndup(line, len);
 	if (!record) {
 		free(reason);
-		return reject(why, cap, "out of memory");
+		snprintf(why, cap, "out of memory");
+		return INGEST_ERROR;
 	}
 	row.record = record;
 
@@ -519,9 +526,19 @@ static enum ingest_result ingest_session(struct ingest *g, const char *line, siz
 		/* Ids are a keyed hash of the flow and its first packet: another
 		 * session under this id came from another sensor's clock. */
 		snprintf(stored, sizeof(stored), "%s", row.id);
-		if ((rc = db_session_exists(d, stored)) > 0)
+		if ((rc = db_session_exists(d, stored)) > 0) {
 			snprintf(stored, sizeof(stored), "%s.%s", row.id, row.sensor);
-		if (rc < 0 || (rc > 0 && db_session_exists(d, stored) != 0)) {
+			rc = db_session_exists(d, stored);
+			if (rc > 0) {
+				free(reason);
+				free(record);
+				return reject(why, cap,
+					      "session %s is stored for another session of this "
+					      "sensor already",
+					      row.id);
+			}
+		}
+		if (rc < 0) {
 			r = INGEST_ERROR;
 			goto done;
 		}
@@ -551,44 +568,26 @@ done:
 
 /* ---- findings */
 
-/* The same finding delivered again has the same key: sensor, session,
- * rule, time, names and message. */
-static void finding_key(struct ingest *g, char out[65])
-{
-	static const enum path parts[] = {P_SENSOR, P_SESSION, P_ID,     P_TS,
-					  P_DOMAIN, P_MX_HOST, P_MESSAGE};
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
-		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-			const struct db_json_value *v = &g->v[parts[i]];
-			EVP_DigestUpdate(c, v->text, v->len);
-			EVP_DigestUpdate(c, "", 1);
-		}
-		EVP_DigestFinal_ex(c, md, &n);
-	}
-	EVP_MD_CTX_free(c);
-	if (n != 32)
-		memset(md, 0, 32);
-	hex_encode(md, 32, out);
-}
-
 static enum ingest_result ingest_finding(struct ingest *g, char *why, size_t cap)
 {
 	if (check_fields(g, finding_checks, sizeof(finding_checks) / sizeof(finding_checks[0]), why,
 			 cap))
 		return INGEST_REJECTED;
-	char sensor[64], session[72], rule[72], severity[72], rfc[72], cip[64], sip[64],
-	    domain[256], mx[256], key[65], stored[160];
+	char sensor[64], session[72], rfc[72], cip[64], sip[64], domain[256], mx[256],
+	    stored[160], name[72];
 	char *message = strndup(g->v[P_MESSAGE].text, g->v[P_MESSAGE].len);
-	if (!message)
-		return reject(why, cap, "out of memory");
-	finding_key(g, key);
+	if (!message) {
+		snprintf(why, cap, "out of memory");
+		return INGEST_ERROR;
+	}
+	/* names as the tables spell them, whatever the case in the record */
 	struct db_finding_row row = {
 	    .session_id = cstr(&g->v[P_SESSION], session, sizeof(session)),
-	    .rule = cstr(&g->v[P_ID], rule, sizeof(rule)),
-	    .severity = cstr(&g->v[P_SEVERITY], severity, sizeof(severity)),
+	    .record_session = session,
+	    .rule = finding_name(
+		(enum finding_id)finding_from_name(cstr(&g->v[P_ID], name, sizeof(name)))),
+	    .severity = severity_name(
+		(enum severity)severity_from_name(cstr(&g->v[P_SEVERITY], name, sizeof(name)))),
 	    .domain = cstr(&g->v[P_DOMAIN], domain, sizeof(domain)),
 	    .mx_host = cstr(&g->v[P_MX_HOST], mx, sizeof(mx)),
 	    .rfc8460 = cstr(&g->v[P_RFC8460], rfc, sizeof(rfc)),
@@ -597,7 +596,6 @@ static enum ingest_result ingest_finding(struct ingest *g, char *why, size_t cap
 	    .receiving_ip = cstr(&g->v[P_F_SERVER_IP], sip, sizeof(sip)),
 	    .message = message,
 	    .sensor = cstr(&g->v[P_SENSOR], sensor, sizeof(sensor)),
-	    .ingest_key = key,
 	};
 	struct db *d = g->db;
 	/* A finding read before its session is stored under the sensor's

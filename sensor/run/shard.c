@@ -27,6 +27,7 @@ struct shard_hub {
 	struct outbox *taken; /* the writer's: events taken from each box (offline) */
 	int *ended;           /* the writer's: shard finished (offline) */
 	struct shard_event *held; /* the writer's (live): by when_ns, then taken */
+	size_t n_held;
 	int ends_held;
 };
 
@@ -418,7 +419,11 @@ static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, in
 	int holding = h->n > 1;
 	uint64_t now = mono_ms();
 	if (holding && h->held) {
-		uint64_t due = h->held->taken_ms + SHARD_LIVE_HOLD_MS;
+		/* wake for the first held event that comes due */
+		uint64_t due = UINT64_MAX;
+		for (struct shard_event *ev = h->held; ev; ev = ev->next)
+			if (ev->taken_ms + SHARD_LIVE_HOLD_MS < due)
+				due = ev->taken_ms + SHARD_LIVE_HOLD_MS;
 		int until_due = due > now ? (int)(due - now) : 0;
 		if (until_due < wait_ms)
 			wait_ms = until_due;
@@ -460,10 +465,22 @@ static int drain_unordered(struct shard_hub *h, shard_event_fn fn, void *ctx, in
 		h->ends_held += ev->kind == SHARD_EV_END;
 	}
 	h->held = merge_by_time(h->held, sort_by_time(got, n_got));
+	h->n_held += n_got;
+	/* Out go, in time order, the events held long enough, wherever they
+	 * sit: one that sorts early (a flow that closed seconds ago) never
+	 * holds back those behind it. Past the cap the oldest go at once, so
+	 * the shards' back-pressure still bounds what waits here. */
 	int all_ended = h->n_ended + h->ends_held == h->n;
-	while (h->held && (all_ended || h->held->taken_ms + SHARD_LIVE_HOLD_MS <= now)) {
-		struct shard_event *ev = h->held;
-		h->held = ev->next;
+	size_t cap = (size_t)h->n * SHARD_OUTBOX_CAP;
+	struct shard_event **link = &h->held;
+	while (*link) {
+		struct shard_event *ev = *link;
+		if (!all_ended && ev->taken_ms + SHARD_LIVE_HOLD_MS > now && h->n_held <= cap) {
+			link = &ev->next;
+			continue;
+		}
+		*link = ev->next;
+		h->n_held--;
 		if (ev->kind == SHARD_EV_END) {
 			h->n_ended++;
 			h->ends_held--;

@@ -138,14 +138,6 @@ void jw_key_n(struct jsonw *w, const char *k, size_t n)
 		w->first[w->depth] = 1;
 }
 
-/* Valid JSON, yet a terminal or log viewer acts on them: C1 controls (0x9b
- * is CSI), bidirectional overrides and isolates that reorder the text
- * around them, and the Unicode line separators. Written as \uXXXX. */
-static int acts_on_display(uint32_t cp)
-{
-	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
-	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
-}
 
 /* Bytes that end a plain run: controls, '"', '\\', DEL and every byte
  * from 0x80 (checked as UTF-8). */
@@ -201,7 +193,7 @@ void jw_escape(struct jsonw *w, const char *s, size_t n)
 		if (c >= 0x80) {
 			uint32_t cp = 0;
 			size_t l = utf8_sequence(u + i, n - i, &cp);
-			if (l && !acts_on_display(cp)) {
+			if (l && !codepoint_acts_on_display(cp)) {
 				memcpy(d, s + i, l);
 				d += l;
 				i += l;

@@ -22,7 +22,7 @@
 struct detail {
 	char result[40], sending[64], receiving_ip[64], mx[256];
 	uint64_t sessions;
-	char last_session[17];
+	uint64_t last_session; /* id_key of the last session counted */
 };
 
 /* The failures of a domain's sessions as judged against one kind of policy:
@@ -167,11 +167,11 @@ static void account(struct acct *a, const char *type, const char *session, int h
 		struct detail *x = &a->details[i];
 		if (!strcmp(x->result, type) && !strcmp(x->sending, sending) &&
 		    !strcmp(x->receiving_ip, rip) && !strcmp(x->mx, mx)) {
-			/* One failed session counts once per detail row. */
-			if (strcmp(x->last_session, session)) {
+			/* One failed session counts once per detail row (findings
+			 * come in session order). */
+			if (x->last_session != id_key(session)) {
 				x->sessions++;
-				snprintf(x->last_session, sizeof(x->last_session), "%.16s",
-					 session);
+				x->last_session = id_key(session);
 			}
 			return;
 		}
@@ -183,7 +183,7 @@ static void account(struct acct *a, const char *type, const char *session, int h
 	snprintf(x->sending, sizeof(x->sending), "%s", sending);
 	snprintf(x->receiving_ip, sizeof(x->receiving_ip), "%s", rip);
 	snprintf(x->mx, sizeof(x->mx), "%s", mx);
-	snprintf(x->last_session, sizeof(x->last_session), "%.16s", session);
+	x->last_session = id_key(session);
 	x->sessions = 1;
 }
 

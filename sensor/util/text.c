@@ -132,3 +132,31 @@ int sensor_name_valid(const char *name)
 			return 0;
 	return 1;
 }
+
+/* Valid JSON, yet a terminal or log viewer acts on them: C1 controls (0x9b
+ * is CSI), bidirectional overrides and isolates that reorder the text
+ * around them, and the Unicode line separators. Written as \uXXXX. */
+int codepoint_acts_on_display(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+int text_is_clean(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		if (u[i] < 0x80) {
+			if (u[i] < 0x20 || u[i] == 0x7f)
+				return 0;
+			i++;
+			continue;
+		}
+		uint32_t cp;
+		size_t l = utf8_sequence(u + i, n - i, &cp);
+		if (!l || codepoint_acts_on_display(cp))
+			return 0;
+		i += l;
+	}
+	return 1;
+}

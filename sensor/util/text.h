@@ -40,6 +40,14 @@ size_t utf8_sequence(const unsigned char *s, size_t n, uint32_t *cp);
 /* 1 when the n bytes are valid UTF-8. */
 int utf8_valid(const char *s, size_t n);
 
+/* Code points that are valid text yet make a terminal or log viewer act:
+ * C1 controls (0x9b is CSI), bidirectional overrides and isolates, the
+ * Unicode line separators. */
+int codepoint_acts_on_display(uint32_t cp);
+/* 1 when the n bytes are UTF-8 without controls (C0, DEL, C1) or any code
+ * point that acts on a display: safe to store and show as a name. */
+int text_is_clean(const char *s, size_t n);
+
 /* A sensor's name (--sensor): 1-63 of [A-Za-z0-9._-], so it needs no
  * quoting in syslog, file names or JSON. */
 int sensor_name_valid(const char *name);
