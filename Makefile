@@ -211,6 +211,8 @@ install: mxwatch
 		  etc/mxwatch-policy-fetch.timer:/etc/systemd/system/mxwatch-policy-fetch.timer \
 		  etc/mxwatch-policy-import.service:/etc/systemd/system/mxwatch-policy-import.service \
 		  etc/mxwatch-policy-import.path:/etc/systemd/system/mxwatch-policy-import.path \
+		  etc/mxwatch-tlsrpt.service:/etc/systemd/system/mxwatch-tlsrpt.service \
+		  etc/mxwatch-tlsrpt.timer:/etc/systemd/system/mxwatch-tlsrpt.timer \
 		  etc/rsyslog-sensor-relp.conf:$(PREFIX)/share/doc/mxwatch/rsyslog-sensor-relp.conf \
 		  etc/rsyslog-collector-relp.conf:$(PREFIX)/share/doc/mxwatch/rsyslog-collector-relp.conf \
 		  etc/rsyslog-sensor-kafka.conf:$(PREFIX)/share/doc/mxwatch/rsyslog-sensor-kafka.conf; do \

@@ -96,6 +96,8 @@ if [ "$(id -u)" = 0 ]; then
 		bash tests/live_keylog_test.sh
 	suite "three sensors -> rsyslog RELP -> collector, with an outage and a restart: ingest = offline" \
 		bash tests/network_test.sh
+	suite "RFC 8460 reports sent: nginx HTTPS POSTs and Postfix mailto, once, retried, checked against SQL" \
+		bash tests/tlsrpt_send_test.sh
 	suite "verdicts vs a Postfix client enforcing DANE and MTA-STS over TLS 1.2 and 1.3 (nsd, unbound, nginx, 11 Postfix servers)" \
 		bash tests/judge/judge_test.sh run
 else
@@ -105,6 +107,7 @@ else
 		"live capture on a veth pair" "live capture of real SMTP sessions" \
 		"live TLS 1.3 with its key log appended later" \
 		"three sensors -> rsyslog RELP -> collector" \
+		"RFC 8460 reports sent (nginx, Postfix)" \
 		"verdicts vs a Postfix client enforcing DANE and MTA-STS"; do
 		skip_suite "$name" "needs root (servers, namespaces)"
 	done

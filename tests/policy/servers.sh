@@ -172,6 +172,7 @@ _25._tcp.mx1	IN TLSA	3 1 1 $TLSA_SECURE_MX1_311
 _25._tcp.mx1	IN TLSA	2 0 1 $TLSA_SECURE_MX1_201
 _25._tcp.mx1	IN TLSA	1 1 1 $TLSA_SECURE_MX1_111
 _25._tcp.mx2	IN TLSA	3 1 2 $TLSA_SECURE_MX2_312
+_smtp._tls	IN TXT	"v=TLSRPTv1; rua=mailto:tlsrpt@secure.test, https://reports.secure.test/v1/tlsrpt"
 EOF
 		return ;;
 	esac
@@ -180,10 +181,16 @@ EOF
 	testing)
 		# Two character-strings (concatenated by the reader) and one non-STS TXT.
 		printf '_mta-sts\tIN TXT\t"v=STSv1; " "id=%s;"\n' "$sts_id"
-		printf '_mta-sts\tIN TXT\t"some-other-record=1"\n' ;;
+		printf '_mta-sts\tIN TXT\t"some-other-record=1"\n'
+		# two TLSRPT records: none counts (RFC 8460 3)
+		printf '_smtp._tls\tIN TXT\t"v=TLSRPTv1; rua=mailto:a@testing.test"\n'
+		printf '_smtp._tls\tIN TXT\t"v=TLSRPTv1; rua=mailto:b@testing.test"\n' ;;
 	insecure)
 		printf '_mta-sts\tIN TXT\t"v=STSv1; id=%s;"\n' "$sts_id"
-		printf '_25._tcp.mx1\tIN TLSA\t3 1 1 %s\n' "$TLSA_INSECURE_MX1_311" ;;
+		printf '_25._tcp.mx1\tIN TLSA\t3 1 1 %s\n' "$TLSA_INSECURE_MX1_311"
+		# split in two strings, next to a record of another kind
+		printf '_smtp._tls\tIN TXT\t"v=TLSRPTv1;" " rua=https://r.insecure.test/x"\n'
+		printf '_smtp._tls\tIN TXT\t"not-a-tlsrpt-record"\n' ;;
 	bogus)
 		printf 'mx-evil\tIN A\t127.0.66.1\n'
 		printf '_mta-sts\tIN TXT\t"v=STSv1; id=%s;"\n' "$sts_id"
@@ -195,7 +202,9 @@ EOF
 		printf '_mta-sts\tIN TXT\t"v=STSv1; id=20261123T000001;"\n'
 		printf '_mta-sts\tIN TXT\t"v=STSv1; id=20261123T000002;"\n' ;;
 	noid)
-		printf '_mta-sts\tIN TXT\t"v=STSv1;"\n' ;;
+		printf '_mta-sts\tIN TXT\t"v=STSv1;"\n'
+		# a destination of a scheme reports cannot go to
+		printf '_smtp._tls\tIN TXT\t"v=TLSRPTv1; rua=ftp://r.noid.test/x"\n' ;;
 	notxt) ;;
 	*)
 		printf '_mta-sts\tIN TXT\t"v=STSv1; id=%s;"\n' "$sts_id" ;;

@@ -196,6 +196,31 @@ expect_true "secure.test: fetch_log rows of this run all ok, covering mx and pol
 	 FROM fetch_log WHERE (domain = 'secure.test' OR domain LIKE '%.secure.test') AND ts BETWEEN $T0 AND $T1"
 expect_eq "secure.test: policy downloaded once" "$(delta secure.test)" 1
 
+echo "== TLSRPT records (_smtp._tls TXT, RFC 8460 3)"
+expect "secure.test: TLSRPT ok, secure, both destinations in order" \
+	"SELECT result, dnssec, replace(rua, char(10), ' ') FROM tlsrpt WHERE domain = 'secure.test'" \
+	"ok secure mailto:tlsrpt@secure.test https://reports.secure.test/v1/tlsrpt"
+expect "testing.test: two TLSRPT records count as none" \
+	"SELECT result, rua FROM tlsrpt WHERE domain = 'testing.test'" "multiple "
+expect "insecure.test: a record in two strings, beside another TXT: ok, insecure" \
+	"SELECT result, dnssec, rua FROM tlsrpt WHERE domain = 'insecure.test'" \
+	"ok insecure https://r.insecure.test/x"
+expect "noid.test: only a destination of another scheme: invalid, no destination" \
+	"SELECT result, rua FROM tlsrpt WHERE domain = 'noid.test'" "invalid "
+expect "notxt.test: no record: none" "SELECT result FROM tlsrpt WHERE domain = 'notxt.test'" "none"
+"$MXW" policy show --db "$DB" secure.test >"$WORK/show-tlsrpt.out" 2>&1
+expect_eq "policy show lists the destinations" \
+	"$(grep -c '^    rua \(mailto:tlsrpt@secure.test\|https://reports.secure.test/v1/tlsrpt\)$' "$WORK/show-tlsrpt.out")" 2
+"$MXW" policy export --db "$DB" >"$WORK/export-tlsrpt.txt" 2>&1
+expect_eq "policy export carries them" \
+	"$(grep '^tlsrpt secure.test ' "$WORK/export-tlsrpt.txt")" \
+	"tlsrpt secure.test rua=mailto:tlsrpt@secure.test,https://reports.secure.test/v1/tlsrpt dnssec=secure"
+rm -f "$WORK/import-tlsrpt.db"
+"$MXW" policy import --db "$WORK/import-tlsrpt.db" "$WORK/export-tlsrpt.txt" >/dev/null 2>&1
+expect_eq "policy import reads them back (secure.test, insecure.test)" \
+	"$(sqlite3 -separator ' ' "$WORK/import-tlsrpt.db" "SELECT domain, dnssec, replace(rua, char(10), ',') FROM tlsrpt ORDER BY 1")" \
+	"$(printf 'insecure.test insecure https://r.insecure.test/x\nsecure.test secure mailto:tlsrpt@secure.test,https://reports.secure.test/v1/tlsrpt')"
+
 echo "== testing.test (mode testing, CRLF policy, TXT in two strings + an unrelated TXT)"
 expect "testing.test: mta_sts txt_id, mode, max_age, result" \
 	"SELECT txt_id, mode, max_age, result FROM mta_sts WHERE domain = 'testing.test'" \

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "db/policy/mtasts.h"
+#include "db/policy/tlsrpt_txt.h"
 
 static int txt(const char *s, struct sts_txt *t, char *err)
 {
@@ -156,6 +157,52 @@ static void test_policy_invalid_names_line(void **state)
 	free(exact);
 }
 
+/* RFC 8460 3: the record grammar, and 3.1's examples. */
+static void test_tlsrpt_record(void **state)
+{
+	(void)state;
+	struct tlsrpt_txt r;
+	char err[256];
+	static const char *const good[] = {
+	    "v=TLSRPTv1;rua=mailto:reports@example.com",         /* 3.1 */
+	    "v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt", /* 3.1 */
+	    "v=TLSRPTv1; rua=mailto:a@example.com, https://r.example.com/x ;", /* WSP, trailing ; */
+	    "v=TLSRPTv1; ext-1=x; rua=mailto:a@example.com",     /* an extension first */
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(tlsrpt_txt_parse(good[i], strlen(good[i]), &r, err, sizeof(err)), 0);
+	assert_int_equal(r.n_rua, 1);
+	const char *two = "v=TLSRPTv1; rua=mailto:a@example.com,https://r.example.com/x";
+	assert_int_equal(tlsrpt_txt_parse(two, strlen(two), &r, err, sizeof(err)), 0);
+	assert_int_equal(r.n_rua, 2);
+	assert_string_equal(r.rua[0], "mailto:a@example.com");
+	assert_string_equal(r.rua[1], "https://r.example.com/x");
+	static const char *const bad[] = {
+	    "v=TLSRPTv2; rua=mailto:a@example.com", /* another version */
+	    "rua=mailto:a@example.com; v=TLSRPTv1", /* the version must come first */
+	    "v=TLSRPTv1",                           /* rua is required */
+	    "v=TLSRPTv1; ext=1",                    /* rua is required */
+	    "v=TLSRPTv1; rua=",                     /* no URI */
+	    "v=TLSRPTv1; rua=ftp://r.example.com/x", /* no usable scheme */
+	    "v=TLSRPTv1; rua=mailto:nobody",        /* not an address */
+	    "v=TLSRPTv1 rua=mailto:a@example.com",  /* no delimiter */
+	    "v=TLSRPTv1; rua=mailto:a@exa mple.com", /* a space inside a URI */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(tlsrpt_txt_parse(bad[i], strlen(bad[i]), &r, err, sizeof(err)), -1);
+	/* selection: other records are discarded, and two TLSRPT records mean
+	 * none */
+	const char *txt[] = {"v=spf1 -all", "v=TLSRPTv1; rua=mailto:a@example.com"};
+	size_t len[] = {strlen(txt[0]), strlen(txt[1])};
+	int chosen = -1;
+	assert_int_equal(tlsrpt_txt_select(txt, len, 2, &r, &chosen, err, sizeof(err)), 0);
+	assert_int_equal(chosen, 1);
+	const char *dup[] = {txt[1], "v=TLSRPTv1; rua=mailto:b@example.com"};
+	size_t dlen[] = {strlen(dup[0]), strlen(dup[1])};
+	assert_int_equal(tlsrpt_txt_select(dup, dlen, 2, &r, &chosen, err, sizeof(err)), -1);
+	assert_int_equal(tlsrpt_txt_select(txt, len, 1, &r, &chosen, err, sizeof(err)), -1);
+}
+
 static void test_mx_match(void **state)
 {
 	(void)state;
@@ -181,6 +228,7 @@ int main(void)
 	    cmocka_unit_test(test_policy_valid),
 	    cmocka_unit_test(test_policy_invalid_names_line),
 	    cmocka_unit_test(test_mx_match),
+	    cmocka_unit_test(test_tlsrpt_record),
 	};
 	return cmocka_run_group_tests_name("mtasts", tests, NULL, NULL);
 }
