@@ -147,7 +147,7 @@ send() { # DB [more options]
 	local db=$1
 	shift
 	"$M" report --send --config "$T/report.conf" --ca-bundle "$T/pki/ca.pem" --timeout 10 \
-		--db "$T/$db.db" "$@"
+		--from 2000-01-01 --db "$T/$db.db" "$@"
 }
 # Days that are over, with sessions of the senders for example.test
 # (sqlite3, not mxwatch, says which).
@@ -160,6 +160,14 @@ days() {
 ndays=$(days both | wc -l)
 check "captures span $ndays days that are over" test "$ndays" -ge 1
 
+# Without --from, only the last 3 days go (not every day ever stored).
+recent=$(sqlite3 "$T/both.db" "SELECT count(DISTINCT s.ts_start / 86400) FROM sessions s
+	JOIN session_domains d ON d.session_id = s.id AND d.domain = 'example.test'
+	WHERE s.ts_start >= (strftime('%s', 'now') / 86400 - 3) * 86400
+	AND s.ts_start < strftime('%s', 'now') / 86400 * 86400")
+"$M" report --send --dry-run --config "$T/report.conf" --db "$T/both.db" >"$T/dry0.out" 2>&1
+check "without --from: the last 3 days only ($recent with sessions)" \
+	grep -q "^$((3 * recent)) report(s) would be sent" "$T/dry0.out"
 send both --dry-run >"$T/dry.out" 2>&1
 check "--dry-run: 3 destinations x $ndays days would be sent" \
 	grep -q "^$((3 * ndays)) report(s) would be sent, 0 already sent" "$T/dry.out"
@@ -169,7 +177,7 @@ send both >"$T/send1.out" 2>&1
 rc=$?
 check "first --send: exit 1 (the flaky destination failed)" test $rc = 1
 check "first --send: $((2 * ndays)) sent, $ndays failed" \
-	grep -q "^$((2 * ndays)) report(s) sent, $ndays failed" "$T/send1.out"
+	grep -q "^$((2 * ndays)) report(s) sent, $ndays failed (tried again at the next --send), 0 given up" "$T/send1.out"
 for _ in $(seq 100); do
 	[ "$(grep -c '^From ' "$T/mail/reports.mbox" 2>/dev/null)" -ge "$ndays" ] && break
 	sleep 0.1
@@ -281,7 +289,7 @@ nmails=$(grep -c '^From ' "$T/mail/reports.mbox")
 send both >"$T/send2.out" 2>&1
 rc=$?
 check "second --send: exit 1, sends nothing new, tries the failed one again" \
-	grep -q "^0 report(s) sent, $ndays failed (tried again at the next --send), $((2 * ndays)) already sent" "$T/send2.out"
+	grep -q "^0 report(s) sent, $ndays failed (tried again at the next --send), 0 given up, $((2 * ndays)) already sent" "$T/send2.out"
 check "... attempt 2 said" grep -q "/flaky: FAILED (attempt 2)" "$T/send2.out"
 touch "$T/flaky.ok"
 send both >"$T/send3.out" 2>&1
@@ -319,6 +327,26 @@ cp "$T/none.db" "$T/untrusted.db"
 sqlite3 "$T/untrusted.db" "DELETE FROM tlsrpt_sent"
 "$M" report --send --config "$T/report.conf" --timeout 10 --db "$T/untrusted.db" >"$T/untrusted.out" 2>&1
 check "an untrusted certificate is a failure" grep -qi "FAILED (attempt 1): .*certificate" "$T/untrusted.out"
+
+# A destination that can never take a report is not tried again.
+printf 'tlsrpt example.test rua=mailto:nobody%%40@report.test\n' >"$T/never.policy"
+cp "$T/none.db" "$T/never.db"
+sqlite3 "$T/never.db" "DELETE FROM tlsrpt_sent"
+"$M" policy import --db "$T/never.db" "$T/never.policy" >/dev/null
+send never >"$T/never1.out" 2>&1
+send never >"$T/never2.out" 2>&1
+check "a destination that is not one address: rejected once, never tried again" \
+	bash -c "grep -q 'this destination can never take it' '$T/never1.out' &&
+		grep -q '^0 report(s) sent, 0 failed (tried again at the next --send), 0 given up, 0 already sent; $ndays given up before' '$T/never2.out'"
+
+# Two runs at once: the second one is refused, not a second sender.
+exec 8>"$T/both.db.send-lock"
+flock 8
+send both >"$T/locked.out" 2>&1
+rc=$?
+exec 8>&-
+check "a second --send while one runs: exit 2, said so" \
+	bash -c "[ $rc = 2 ] && grep -q 'another .report --send. is running' '$T/locked.out'"
 
 # Senders: without them --send refuses; with senders that sent nothing,
 # nothing is due.

@@ -253,6 +253,22 @@ static int rec_sts(struct db *d, struct line *l, int64_t now)
 	return rc;
 }
 
+/* Letters, digits, '-', '_' and dots, 1-253 bytes: a name that can go into
+ * mail headers and file names as it is. */
+static int dns_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 253)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
 /* tlsrpt DOMAIN rua=URI[,URI...] [dnssec=...]: put through the RFC 8460
  * record grammar, as a fetched record is. */
 static int rec_tlsrpt(struct db *d, struct line *l, int64_t now)
@@ -268,6 +284,11 @@ static int rec_tlsrpt(struct db *d, struct line *l, int64_t now)
 	}
 	int rc = 0;
 	canon(l->f[1]);
+	if (!dns_name_ok(l->f[1])) {
+		free(t);
+		free(rec);
+		return fail(l, "tlsrpt", "not a domain name", l->f[1]);
+	}
 	snprintf(t->domain, sizeof(t->domain), "%s", l->f[1]);
 	int n = snprintf(t->txt_raw, sizeof(t->txt_raw), "v=TLSRPTv1; %s", l->f[2]);
 	char perr[256];
@@ -317,9 +338,13 @@ int policyfile_import(struct db *d, FILE *f, const char *name, char *err, size_t
 			rc = fail(&l, "line", "longer than 32767 bytes", NULL);
 			break;
 		}
-		char *hash = strchr(buf, '#');
-		if (hash)
-			*hash = 0;
+		/* A comment starts a line or follows a space: '#' inside a field
+		 * (a URI's fragment, a mail address) is the field's. */
+		for (char *h = buf; (h = strchr(h, '#')); h++)
+			if (h == buf || h[-1] == ' ' || h[-1] == '\t') {
+				*h = 0;
+				break;
+			}
 		l.n = 0;
 		for (char *tok = strtok(buf, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
 			if (l.n == MAX_FIELDS) {

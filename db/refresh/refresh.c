@@ -628,15 +628,17 @@ struct sts_outcome {
 /* The _mta-sts TXT records of a lookup: each rdata is one or more
  * <length><text> strings, joined. */
 struct sts_txts {
-	char text[STS_MAX_TXT][512];
+	char text[STS_MAX_TXT][2048];
 	const char *p[STS_MAX_TXT];
 	size_t len[STS_MAX_TXT];
+	int cut[STS_MAX_TXT]; /* longer than the room: never used as it is */
 	int n;
 };
 
 static void txt_strings(const struct ub_result *res, struct sts_txts *t)
 {
 	t->n = 0;
+	memset(t->cut, 0, sizeof(t->cut));
 	for (int i = 0; res->havedata && res->data[i] && t->n < STS_MAX_TXT; i++) {
 		const uint8_t *p = (const uint8_t *)res->data[i];
 		size_t len = (size_t)res->len[i], off = 0, o = 0;
@@ -645,8 +647,13 @@ static void txt_strings(const struct ub_result *res, struct sts_txts *t)
 			size_t sl = p[off++];
 			if (off + sl > len)
 				sl = len - off;
-			for (size_t k = 0; k < sl && o + 1 < sizeof(t->text[0]); k++)
+			for (size_t k = 0; k < sl; k++) {
+				if (o + 1 >= sizeof(t->text[0])) {
+					t->cut[t->n] = 1;
+					break;
+				}
 				out[o++] = (char)p[off + k];
+			}
 			off += sl;
 		}
 		out[o] = 0;
@@ -864,6 +871,11 @@ static void fetch_tlsrpt(struct fetch_state *st)
 			snprintf(cur->detail, sizeof(cur->detail), "%s", err);
 			if (chosen >= 0)
 				snprintf(cur->txt_raw, sizeof(cur->txt_raw), "%s", txts.p[chosen]);
+		} else if (txts.cut[chosen]) {
+			/* a cut record can still parse, naming another address */
+			snprintf(cur->result, sizeof(cur->result), "invalid");
+			snprintf(cur->detail, sizeof(cur->detail),
+				 "the record is longer than %zu bytes", sizeof(txts.text[0]) - 1);
 		} else {
 			snprintf(cur->result, sizeof(cur->result), "ok");
 			snprintf(cur->txt_raw, sizeof(cur->txt_raw), "%s", txts.p[chosen]);

@@ -95,7 +95,8 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
     "CREATE TABLE tlsrpt(domain TEXT PRIMARY KEY, txt_raw TEXT, rua TEXT, dnssec TEXT,"
     " fetched_at INTEGER, checked_at INTEGER, result TEXT, detail TEXT, source TEXT);"
     "CREATE TABLE tlsrpt_sent(domain TEXT NOT NULL, day INTEGER NOT NULL, rua TEXT NOT NULL,"
-    " status TEXT NOT NULL, attempts INTEGER NOT NULL, last_attempt INTEGER,"
+    " status TEXT NOT NULL, attempts INTEGER NOT NULL, first_attempt INTEGER,"
+    " last_attempt INTEGER,"
     " report_id TEXT, detail TEXT, PRIMARY KEY(domain, day, rua));",
 };
 
@@ -267,10 +268,12 @@ static const char *const stmt_sql[S_COUNT] = {
 		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_TLSRPT_GET] = "SELECT " TLSRPT_COLUMNS " FROM tlsrpt WHERE domain = ?1",
     [S_EACH_TLSRPT_ALL] = "SELECT " TLSRPT_COLUMNS " FROM tlsrpt ORDER BY domain",
-    [S_SENT_GET] = "SELECT status, attempts, last_attempt, report_id, detail FROM tlsrpt_sent"
+    [S_SENT_GET] = "SELECT status, attempts, last_attempt, report_id, detail, first_attempt"
+		   " FROM tlsrpt_sent"
 		   " WHERE domain = ?1 AND day = ?2 AND rua = ?3",
     [S_SENT_PUT] = "INSERT OR REPLACE INTO tlsrpt_sent(domain, day, rua, status, attempts,"
-		   " last_attempt, report_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		   " last_attempt, report_id, detail, first_attempt)"
+		   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_COUNT_SESSIONS] = "SELECT count(*) FROM sessions",
     [S_COUNT_FINDINGS] = "SELECT count(*) FROM findings",
     [S_COUNT_HISTORY] = "SELECT count(*) FROM server_history",
@@ -1562,6 +1565,7 @@ int db_sent_get(struct db *d, const char *domain, int64_t day, const char *rua,
 		out->last_attempt = sqlite3_column_int64(s, 2);
 		col_copy(s, 3, out->report_id, sizeof(out->report_id));
 		col_copy(s, 4, out->detail, sizeof(out->detail));
+		out->first_attempt = sqlite3_column_int64(s, 5);
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
@@ -1580,5 +1584,6 @@ int db_sent_put(struct db *d, const char *domain, int64_t day, const char *rua,
 	sqlite3_bind_int64(s, 6, row->last_attempt);
 	bind_text_or_null(s, 7, row->report_id);
 	bind_text_or_null(s, 8, row->detail);
+	sqlite3_bind_int64(s, 9, row->first_attempt);
 	return run(d, S_SENT_PUT);
 }

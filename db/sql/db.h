@@ -164,11 +164,13 @@ typedef int (*db_tlsrpt_fn)(void *ctx, const struct db_tlsrpt *row);
 int db_each_tlsrpt(struct db *d, const char *domain, db_tlsrpt_fn fn, void *ctx);
 
 /* Reports sent (`report --send`): one row per (policy domain, UTC day,
- * destination). status "sent" is final; "failed" is tried again. */
+ * destination). status "sent", "rejected" (a destination that can never
+ * take it) and "expired" (failing for a day) are final; "failed" is tried
+ * again. */
 struct db_sent {
 	char status[16];
 	int attempts;
-	int64_t last_attempt;
+	int64_t first_attempt, last_attempt;
 	char report_id[160];
 	char detail[512];
 };

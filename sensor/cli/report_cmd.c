@@ -3,7 +3,11 @@
  * policy domain from the stored sessions and findings, or a terminal
  * summary. Reads the database only; the counting is sinks/tlsrpt.c's.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +53,9 @@ static void usage(FILE *out)
 	    "    mailto: ones a message through the local MTA's sendmail with the RFC 8460\n"
 	    "    5.3 headers and the gzipped report attached. What was sent is kept in the\n"
 	    "    database: each (domain, day, destination) goes once, and one that failed\n"
-	    "    is tried again at the next --send. Only sessions from the [report]\n"
+	    "    is tried again at the next --send, for a day (then given up); one that\n"
+	    "    can never take it (not one mail address) is not tried again. Without\n"
+	    "    --from, the last 3 days are sent. Only sessions from the [report]\n"
 	    "    senders of --config count (the organisation's own outgoing mail, so a\n"
 	    "    sensor that also sees inbound mail never reports others' traffic); the\n"
 	    "    same section names the organisation (org, contact), the submitter\n"
@@ -98,8 +104,32 @@ static int sensor_row(void *ctx, const char *const *cols, int n)
 	return 0;
 }
 
+/* Silence must not hide what did not fit. */
+static void warn_dropped(const struct tlsrpt *r)
+{
+	uint64_t domains, details;
+	tlsrpt_dropped(r, &domains, &details);
+	if (domains)
+		fprintf(stderr,
+			"mxwatch report: %llu sessions or findings of domains past the 4,096th of the "
+			"range are not in any report (use --domain or a shorter range)\n",
+			(unsigned long long)domains);
+	if (details)
+		fprintf(stderr,
+			"mxwatch report: %llu failure details past 256 per policy are left out of "
+			"the reports (their sessions are counted)\n",
+			(unsigned long long)details);
+}
+
+/* A destination failing this long after its first attempt is given up:
+ * the next day's report is due by then. */
+#define RETRY_FOR_S 86400
+/* Without --from, the days sent are these last ones (a timer run missed
+ * while the box was off is made up; a year of old days is not sent). */
+#define DEFAULT_DAYS 3
+
 struct send_totals {
-	int sent, failed, already, would, no_record, not_looked_up;
+	int sent, failed, gave_up, already, would, no_record, not_looked_up, given_up;
 };
 
 /* The reports of one UTC day: for each domain with traffic that day and
@@ -116,6 +146,7 @@ static int send_day(struct db *d, const struct report_config *rc, const struct r
 		tlsrpt_free(r);
 		return -1;
 	}
+	warn_dropped(r);
 	char date[16];
 	time_t tt = (time_t)day;
 	struct tm tm;
@@ -162,8 +193,11 @@ static int send_day(struct db *d, const struct report_config *rc, const struct r
 				rc_db = -1;
 				break;
 			}
-			if (known && !strcmp(prev.status, "sent")) {
-				t->already++;
+			if (known && strcmp(prev.status, "failed")) {
+				if (!strcmp(prev.status, "sent"))
+					t->already++;
+				else
+					t->given_up++;
 				continue;
 			}
 			if (dry_run) {
@@ -175,22 +209,33 @@ static int send_day(struct db *d, const struct report_config *rc, const struct r
 				continue;
 			}
 			char detail[512];
+			int64_t now = (int64_t)time(NULL);
 			int failed = rua_send(ua, uri, name, id, day, day + 86399, gz, gz_len, detail,
 					      sizeof(detail));
 			char shown[600];
 			text_escape_str(shown, sizeof(shown), detail);
 			struct db_sent row = {.attempts = (known ? prev.attempts : 0) + 1,
-					      .last_attempt = (int64_t)time(NULL)};
-			snprintf(row.status, sizeof(row.status), "%s", failed ? "failed" : "sent");
+					      .first_attempt = known ? prev.first_attempt : now,
+					      .last_attempt = now};
+			const char *status = !failed			    ? "sent"
+					     : failed == RUA_PERMANENT	    ? "rejected"
+					     : now - row.first_attempt >= RETRY_FOR_S ? "expired"
+										     : "failed";
+			snprintf(row.status, sizeof(row.status), "%s", status);
 			snprintf(row.report_id, sizeof(row.report_id), "%s", id);
 			snprintf(row.detail, sizeof(row.detail), "%s", detail);
 			if (db_sent_put(d, name, day, uri, &row))
 				rc_db = -1;
 			if (failed) {
-				t->failed++;
-				printf("%s %s %s: FAILED (attempt %d): %s; tried again at the next "
-				       "--send\n",
-				       date, name, uri, row.attempts, shown);
+				if (!strcmp(status, "failed"))
+					t->failed++;
+				else
+					t->gave_up++;
+				printf("%s %s %s: FAILED (attempt %d): %s; %s\n", date, name, uri,
+				       row.attempts, shown,
+				       !strcmp(status, "failed")     ? "tried again at the next --send"
+				       : !strcmp(status, "rejected") ? "this destination can never take it"
+								     : "given up after a day of failures");
 			} else {
 				t->sent++;
 				printf("%s %s %s: sent report %s (%zu bytes gzipped): %s\n", date, name,
@@ -216,9 +261,18 @@ static int parse_date(const char *s, int64_t *out)
 }
 
 /* --send: the days that are over in the range, each sent as send_day says. */
+static const char *day_text(int64_t day)
+{
+	static char buf[16];
+	time_t t = (time_t)day;
+	struct tm tm;
+	strftime(buf, sizeof(buf), "%Y-%m-%d", gmtime_r(&t, &tm));
+	return buf;
+}
+
 static int cmd_send(const char *db_path, const struct report_config *rc, const char *only,
-		    int64_t from, int64_t to, int dry_run, const char *org, const char *contact,
-		    const char *ca_bundle, long timeout_s)
+		    int64_t from, int from_given, int64_t to, int dry_run, const char *org,
+		    const char *contact, const char *ca_bundle, long timeout_s)
 {
 	if (!rc->n_senders) {
 		fprintf(stderr, "mxwatch report: --send needs [report] senders in --config: a report "
@@ -232,10 +286,28 @@ static int cmd_send(const char *db_path, const struct report_config *rc, const c
 						     : at	       ? at + 1
 								       : "");
 	struct rua_config ua = {ca_bundle, timeout_s, rc->sendmail, rc->mail_from, submitter};
+	/* One sender at a time: two runs would both find a report unsent
+	 * and both send it. */
+	int lock = -1;
+	if (!dry_run) {
+		char lock_path[4200];
+		snprintf(lock_path, sizeof(lock_path), "%s.send-lock", db_path);
+		lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+		if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB)) {
+			fprintf(stderr, "mxwatch report: %s: %s\n", lock_path,
+				lock < 0 ? strerror(errno)
+					 : "another `report --send` is running on this database");
+			if (lock >= 0)
+				close(lock);
+			return EXIT_USAGE;
+		}
+	}
 	struct db *d = dry_run ? db_open_readonly(db_path, err, sizeof(err))
 			       : db_open_existing(db_path, err, sizeof(err));
 	if (!d) {
 		fprintf(stderr, "mxwatch report: %s\n", err);
+		if (lock >= 0)
+			close(lock);
 		return EXIT_USAGE;
 	}
 	db_set_busy_wait(d, 30000);
@@ -251,6 +323,11 @@ static int cmd_send(const char *db_path, const struct report_config *rc, const c
 	tlsrpt_span(all, &first, &last);
 	tlsrpt_free(all);
 	int64_t today = (int64_t)time(NULL) / 86400 * 86400;
+	if (!from_given) {
+		from = today - DEFAULT_DAYS * 86400;
+		printf("days from %s on (without --from, the last %d days)\n",
+		       day_text(from), DEFAULT_DAYS);
+	}
 	struct send_totals t = {0};
 	int status = EXIT_CLEAN;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -272,13 +349,16 @@ static int cmd_send(const char *db_path, const struct report_config *rc, const c
 	if (dry_run)
 		printf("%d report(s) would be sent, %d already sent", t.would, t.already);
 	else
-		printf("%d report(s) sent, %d failed (tried again at the next --send), %d already "
-		       "sent",
-		       t.sent, t.failed, t.already);
-	printf("; %d domain-day(s) without TLSRPT destinations, %d never looked up\n",
-	       t.no_record, t.not_looked_up);
+		printf("%d report(s) sent, %d failed (tried again at the next --send), %d given up, "
+		       "%d already sent",
+		       t.sent, t.failed, t.gave_up, t.already);
+	printf("; %d given up before; %d domain-day(s) without TLSRPT destinations, %d never "
+	       "looked up\n",
+	       t.given_up, t.no_record, t.not_looked_up);
 	db_close(d);
-	if (status == EXIT_CLEAN && t.failed)
+	if (lock >= 0)
+		close(lock);
+	if (status == EXIT_CLEAN && (t.failed || t.gave_up))
 		status = EXIT_REJECTED;
 	return status;
 }
@@ -318,7 +398,7 @@ int cmd_report(int argc, char **argv)
 	const char *db_path = NULL, *org = NULL, *contact = NULL, *only = NULL;
 	const char *config = NULL, *ca_bundle = NULL;
 	int64_t from = 0, to = INT64_MAX;
-	int json = 0, send = 0, dry_run = 0;
+	int json = 0, send = 0, dry_run = 0, from_given = 0;
 	long timeout_s = 60;
 	optind = 1;
 	opterr = 0;
@@ -353,8 +433,10 @@ int cmd_report(int argc, char **argv)
 					c == OPT_FROM ? "from" : "to", optarg);
 				return EXIT_USAGE;
 			}
-			if (c == OPT_FROM)
+			if (c == OPT_FROM) {
 				from = t;
+				from_given = 1;
+			}
 			else
 				to = t + 86400; /* inclusive day */
 			break;
@@ -391,8 +473,8 @@ int cmd_report(int argc, char **argv)
 	if (!db_path)
 		db_path = db_default_path(pathbuf, sizeof(pathbuf));
 	if (send)
-		return cmd_send(db_path, rc, only, from, to, dry_run, org, contact, ca_bundle,
-				timeout_s);
+		return cmd_send(db_path, rc, only, from, from_given, to, dry_run, org, contact,
+				ca_bundle, timeout_s);
 	struct db *d = db_open_readonly(db_path, err, sizeof(err));
 	if (!d) {
 		fprintf(stderr, "mxwatch report: %s\n", err);
@@ -409,6 +491,7 @@ int cmd_report(int argc, char **argv)
 	} else if (tlsrpt_load(r, from, to)) {
 		fprintf(stderr, "mxwatch report: %s: %s\n", db_path, db_errmsg(d));
 		status = EXIT_USAGE;
+	} else if ((warn_dropped(r), 0)) {
 	} else if (only && !tlsrpt_domains(r)) {
 		/* Not an empty report: a typo or a pruned domain must not look
 		 * like a clean one. */

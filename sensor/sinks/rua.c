@@ -10,6 +10,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,11 +53,12 @@ unsigned char *rua_gzip(const char *data, size_t n, size_t *out_len)
 void rua_filename(char *out, size_t cap, const char *submitter, const char *domain,
 		  int64_t begin, int64_t end, const char *report_id)
 {
-	/* '!' separates the parts: keep the id's own characters out of it */
+	/* RFC 8460 5.1: the unique-id of the name is letters and digits */
 	char id[160];
 	size_t o = 0;
 	for (const char *p = report_id; *p && o + 1 < sizeof(id); p++)
-		id[o++] = (*p == '!' || *p == '/' || *p == '"' || *p == '\\') ? '_' : *p;
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+			id[o++] = *p;
 	id[o] = 0;
 	snprintf(out, cap, "%s!%s!%lld!%lld!%s.json.gz", submitter, domain, (long long)begin,
 		 (long long)end, id);
@@ -149,6 +152,13 @@ static void base64_lines(FILE *f, const unsigned char *p, size_t n)
 	}
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static void rfc5322_date(char *out, size_t cap)
 {
 	time_t now = time(NULL);
@@ -178,7 +188,7 @@ static void write_message(FILE *f, const struct rua_config *c, const char *rcpt,
 	fprintf(f, "Date: %s\r\n", date);
 	fprintf(f, "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n", domain,
 		c->submitter, report_id);
-	fprintf(f, "Message-ID: <%s.%s>\r\n", boundary, c->submitter);
+	fprintf(f, "Message-ID: <%s@%s>\r\n", boundary, c->submitter);
 	fprintf(f, "TLS-Report-Domain: %s\r\n", domain);
 	fprintf(f, "TLS-Report-Submitter: %s\r\n", c->submitter);
 	fprintf(f, "MIME-Version: 1.0\r\n");
@@ -205,7 +215,7 @@ static int send_mail(const struct rua_config *c, const char *uri, const char *do
 	char rcpt[320];
 	if (mailto_address(uri, rcpt, sizeof(rcpt))) {
 		snprintf(detail, cap, "not one plain mail address");
-		return -1;
+		return RUA_PERMANENT;
 	}
 	if (!c->mail_from || !c->mail_from[0] || !c->submitter || !c->submitter[0]) {
 		snprintf(detail, cap, "no sender address ([report] from) or submitter");
@@ -229,41 +239,104 @@ static int send_mail(const struct rua_config *c, const char *uri, const char *do
 	argv[argc++] = "--";
 	argv[argc++] = rcpt;
 	argv[argc] = NULL;
+	/* The message is made first, then written and waited for within the
+	 * timeout: an MTA that hangs costs the run that long, not for ever. */
+	char *msg = NULL;
+	size_t msg_len = 0;
+	FILE *mem = open_memstream(&msg, &msg_len);
+	if (!mem) {
+		snprintf(detail, cap, "out of memory");
+		return -1;
+	}
+	write_message(mem, c, rcpt, domain, report_id, begin, end, gz, n);
+	if (fclose(mem) != 0 || !msg) {
+		free(msg);
+		snprintf(detail, cap, "out of memory");
+		return -1;
+	}
 	int fds[2];
-	if (pipe(fds)) {
+	if (pipe2(fds, O_CLOEXEC)) {
+		free(msg);
 		snprintf(detail, cap, "pipe: %s", strerror(errno));
 		return -1;
 	}
+	/* An inherited SIG_IGN for SIGCHLD would reap the child behind our
+	 * back, and its status would be lost. */
+	struct sigaction dfl = {.sa_handler = SIG_DFL}, old_chld, old_pipe;
+	sigaction(SIGCHLD, &dfl, &old_chld);
 	pid_t pid = fork();
 	if (pid < 0) {
+		sigaction(SIGCHLD, &old_chld, NULL);
 		close(fds[0]);
 		close(fds[1]);
+		free(msg);
 		snprintf(detail, cap, "fork: %s", strerror(errno));
 		return -1;
 	}
 	if (pid == 0) {
 		dup2(fds[0], 0);
-		close(fds[0]);
-		close(fds[1]);
 		execv(argv[0], argv);
 		_exit(127);
 	}
 	close(fds[0]);
 	/* A sendmail that exits early must not kill us with SIGPIPE. */
-	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-	FILE *f = fdopen(fds[1], "w");
-	int write_failed = 1;
-	if (f) {
-		write_message(f, c, rcpt, domain, report_id, begin, end, gz, n);
-		write_failed = fflush(f) != 0 || ferror(f);
-		fclose(f);
-	} else {
-		close(fds[1]);
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+	int64_t deadline = monotonic_ms() + (int64_t)c->timeout_s * 1000;
+	size_t off = 0;
+	int write_failed = 0, timed_out = 0;
+	while (off < msg_len) {
+		ssize_t w = write(fds[1], msg + off, msg_len - off);
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			write_failed = 1;
+			break;
+		}
+		int64_t left = deadline - monotonic_ms();
+		struct pollfd pf = {fds[1], POLLOUT, 0};
+		if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
+			timed_out = 1;
+			break;
+		}
 	}
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	signal(SIGPIPE, old);
+	close(fds[1]);
+	free(msg);
+	int status = 0, reaped = 0;
+	while (!timed_out) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid) {
+			reaped = 1;
+			break;
+		}
+		if (r < 0 && errno != EINTR)
+			break; /* the status is lost: not a success */
+		if (monotonic_ms() >= deadline) {
+			timed_out = 1;
+			break;
+		}
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (timed_out) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	sigaction(SIGCHLD, &old_chld, NULL);
+	if (timed_out) {
+		snprintf(detail, cap, "%s did not finish within %ld s (stopped)", argv[0],
+			 c->timeout_s);
+		return -1;
+	}
+	if (!reaped) {
+		snprintf(detail, cap, "%s: its exit status was lost", argv[0]);
+		return -1;
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
 			snprintf(detail, cap, "%s could not be run", argv[0]);
@@ -280,14 +353,30 @@ static int send_mail(const struct rua_config *c, const char *uri, const char *do
 	return 0;
 }
 
+/* The domain goes into headers and a file name as it is. */
+static int header_safe_name(const char *s)
+{
+	if (!*s || strlen(s) > 253)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '-' || *s == '_' || *s == '.'))
+			return 0;
+	return 1;
+}
+
 int rua_send(const struct rua_config *c, const char *uri, const char *domain,
 	     const char *report_id, int64_t begin, int64_t end, const unsigned char *gz,
 	     size_t gz_len, char *detail, size_t cap)
 {
+	if (!header_safe_name(domain) || !header_safe_name(c->submitter ? c->submitter : "x")) {
+		snprintf(detail, cap, "a domain or submitter name that cannot go into a header");
+		return RUA_PERMANENT;
+	}
 	if (!strncasecmp(uri, "https://", 8))
 		return post_https(c, uri, gz, gz_len, detail, cap);
 	if (!strncasecmp(uri, "mailto:", 7))
 		return send_mail(c, uri, domain, report_id, begin, end, gz, gz_len, detail, cap);
 	snprintf(detail, cap, "neither https: nor mailto:");
-	return -1;
+	return RUA_PERMANENT;
 }

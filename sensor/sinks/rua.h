@@ -27,7 +27,10 @@ void rua_filename(char *out, size_t cap, const char *submitter, const char *doma
 
 /* Sends the gzipped report to one destination ("https://..." or
  * "mailto:..."). 0 when delivered (an HTTP 2xx, or the MTA took the
- * message), else -1 with what went wrong in detail. */
+ * message); -1 when it failed and may work later; RUA_PERMANENT when it
+ * never can (a destination that is not one address, say). detail says
+ * what happened. */
+#define RUA_PERMANENT -2
 int rua_send(const struct rua_config *c, const char *uri, const char *domain,
 	     const char *report_id, int64_t begin, int64_t end, const unsigned char *gz,
 	     size_t gz_len, char *detail, size_t cap);

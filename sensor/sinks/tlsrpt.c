@@ -31,12 +31,13 @@ struct detail {
 enum { ACC_TLSA, ACC_STS, ACC_N };
 struct acct {
 	uint64_t failed, failed_tls; /* failed sessions; of those, with TLS */
-	struct detail details[MAX_DETAILS];
-	int n_details;
+	struct detail *details; /* grown as needed, up to MAX_DETAILS */
+	int n_details, cap_details;
 	/* Sessions already counted as failed: a set of their ids (the 16 hex
 	 * digits as a number; 0 marks a free slot), open addressing. */
 	uint64_t *failed_ids;
 	size_t n_failed_ids, failed_cap;
+	uint64_t *dropped; /* the report's count of details past the cap */
 };
 
 struct dom {
@@ -50,7 +51,8 @@ struct dom {
 struct tlsrpt {
 	struct db *db;
 	struct dom *doms;
-	int n;
+	int n, cap;
+	uint64_t dropped_domains, dropped_details; /* past the caps: said, not hidden */
 	struct summary *sum;
 	int64_t first, last;
 	const char *only;
@@ -62,11 +64,25 @@ static struct dom *dom_get(struct tlsrpt *r, const char *name)
 	for (int i = 0; i < r->n; i++)
 		if (!strcmp(r->doms[i].name, name))
 			return &r->doms[i];
-	if (r->n == MAX_REPORT_DOMAINS)
+	if (r->n == MAX_REPORT_DOMAINS) {
+		r->dropped_domains++;
 		return NULL;
+	}
+	if (r->n == r->cap) {
+		int cap = r->cap ? r->cap * 2 : 16;
+		struct dom *grown = realloc(r->doms, (size_t)cap * sizeof(*grown));
+		if (!grown) {
+			r->dropped_domains++;
+			return NULL;
+		}
+		r->doms = grown;
+		r->cap = cap;
+	}
 	struct dom *d = &r->doms[r->n++];
 	memset(d, 0, sizeof(*d));
 	snprintf(d->name, sizeof(d->name), "%s", name);
+	for (int k = 0; k < ACC_N; k++)
+		d->acc[k].dropped = &r->dropped_details;
 	return d;
 }
 
@@ -176,8 +192,18 @@ static void account(struct acct *a, const char *type, const char *session, int h
 			return;
 		}
 	}
-	if (a->n_details == MAX_DETAILS)
-		return;
+	if (a->n_details == a->cap_details) {
+		int cap = a->cap_details ? a->cap_details * 2 : 8;
+		struct detail *grown = a->n_details < MAX_DETAILS
+					   ? realloc(a->details, (size_t)cap * sizeof(*grown))
+					   : NULL;
+		if (!grown) {
+			(*a->dropped)++;
+			return;
+		}
+		a->details = grown;
+		a->cap_details = cap;
+	}
 	struct detail *x = &a->details[a->n_details++];
 	snprintf(x->result, sizeof(x->result), "%s", type);
 	snprintf(x->sending, sizeof(x->sending), "%s", sending);
@@ -379,7 +405,7 @@ static void policy_entry_json(struct tlsrpt *r, struct jsonw *w, const struct do
 	jw_obj_end(w);
 	jw_key(w, "failure-details");
 	jw_arr_begin(w);
-	const struct detail *order[MAX_DETAILS];
+	const struct detail *order[MAX_DETAILS + 1];
 	for (int i = 0; i < a->n_details; i++)
 		order[i] = &a->details[i];
 	qsort(order, (size_t)a->n_details, sizeof(order[0]), detail_cmp);
@@ -471,9 +497,8 @@ struct tlsrpt *tlsrpt_new(struct db *db, const char *only_domain)
 		return NULL;
 	r->db = db;
 	r->only = only_domain;
-	r->doms = calloc(MAX_REPORT_DOMAINS, sizeof(*r->doms));
 	r->sum = calloc(1, sizeof(*r->sum));
-	if (!r->doms || !r->sum) {
+	if (!r->sum) {
 		tlsrpt_free(r);
 		return NULL;
 	}
@@ -485,8 +510,10 @@ void tlsrpt_free(struct tlsrpt *r)
 	if (!r)
 		return;
 	for (int i = 0; r->doms && i < r->n; i++)
-		for (int k = 0; k < ACC_N; k++)
+		for (int k = 0; k < ACC_N; k++) {
 			free(r->doms[i].acc[k].failed_ids);
+			free(r->doms[i].acc[k].details);
+		}
 	free(r->doms);
 	free(r->sum);
 	free(r);
@@ -549,4 +576,10 @@ char *tlsrpt_report_text(struct tlsrpt *r, int i, const char *org, const char *c
 	}
 	jw_free(&w);
 	return text;
+}
+
+void tlsrpt_dropped(const struct tlsrpt *r, uint64_t *domains, uint64_t *details)
+{
+	*domains = r->dropped_domains;
+	*details = r->dropped_details;
 }

@@ -41,6 +41,10 @@ const char *tlsrpt_domain_name(const struct tlsrpt *r, int i);
 char *tlsrpt_report_text(struct tlsrpt *r, int i, const char *org, const char *contact,
 			 int64_t from, int64_t to, char *id, size_t idcap, size_t *len);
 
+/* What did not fit: sessions and findings of domains past the 4,096th, and
+ * failure details past 256 per policy (out of memory counts too). */
+void tlsrpt_dropped(const struct tlsrpt *r, uint64_t *domains, uint64_t *details);
+
 /* How many policy domains have a report (sessions or findings read). */
 int tlsrpt_domains(const struct tlsrpt *r);
 
