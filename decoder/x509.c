@@ -3,6 +3,7 @@
  */
 #include "decoder/x509.h"
 #include "decoder/certcache.h"
+#include "util/digest.h"
 #include "util/text.h"
 
 #include <openssl/asn1.h>
@@ -121,7 +122,7 @@ static void sha256_hex(const unsigned char *p, size_t n, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
+	if (EVP_Digest(p, n, md, &mdlen, digest_sha256(), NULL) && mdlen == 32)
 		hex_encode(md, 32, out);
 	else
 		out[0] = 0;

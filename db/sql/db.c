@@ -2,6 +2,7 @@
  * db.c - SQLite schema, migrations and prepared statements.
  */
 #include "db/sql/db.h"
+#include "util/digest.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -402,7 +403,7 @@ static void finding_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned n = 0;
-	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	int ok = c && EVP_DigestInit_ex(c, digest_sha256(), NULL);
 	for (int i = 0; ok && i < argc; i++) {
 		const unsigned char *v = sqlite3_value_text(argv[i]);
 		int len = sqlite3_value_bytes(argv[i]);
@@ -570,6 +571,7 @@ static struct db *open_rw(const char *path, int create, char *err, size_t errlen
 	}
 	if (exec(d, "PRAGMA journal_mode=WAL", e, sizeof(e)) ||
 	    exec(d, "PRAGMA synchronous=NORMAL", e, sizeof(e)) ||
+	    exec(d, "PRAGMA cache_size=-32768", e, sizeof(e)) ||
 	    exec(d, "PRAGMA foreign_keys=ON", e, sizeof(e))) {
 		snprintf(err, errlen, "%s: %s", path, e);
 		db_close(d);

@@ -3,26 +3,10 @@
  * endpoints, protocol and a zero pad byte, then base64, prefixed "1:".
  */
 #include "util/community_id.h"
+#include "util/digest.h"
 
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <string.h>
-
-/* Fetched once: EVP_sha1() makes OpenSSL 3 look the algorithm up in its
- * providers on every digest, which cost more than the hashing. */
-static EVP_MD *sha1_md;
-static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha1(void)
-{
-	sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
-}
-
-static const EVP_MD *sha1(void)
-{
-	pthread_once(&sha1_once, fetch_sha1);
-	return sha1_md ? sha1_md : EVP_sha1();
-}
 
 void community_id_v1(uint8_t family, const uint8_t *saddr, const uint8_t *daddr, uint16_t sport,
 		     uint16_t dport, uint8_t proto, uint16_t seed, char out[COMMUNITY_ID_LEN])
@@ -56,7 +40,7 @@ void community_id_v1(uint8_t family, const uint8_t *saddr, const uint8_t *daddr,
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	memcpy(out, "1:", 2);
-	if (!EVP_Digest(buf, n, md, &mdlen, sha1(), NULL) || mdlen != 20) {
+	if (!EVP_Digest(buf, n, md, &mdlen, digest_sha1(), NULL) || mdlen != 20) {
 		out[2] = 0;
 		return;
 	}
