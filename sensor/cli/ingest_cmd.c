@@ -300,6 +300,12 @@ int cmd_ingest(int argc, char **argv)
 					 &uncommitted);
 		if (!is_stdin)
 			close(fd);
+		/* what a file's line says was stored is committed before it is said */
+		struct batch b = {d, &uncommitted};
+		if (!failed && commit_now(&b)) {
+			fprintf(stderr, "mxwatch ingest: %s: database: %s\n", name, db_errmsg(d));
+			failed = 1;
+		}
 		if (failed) {
 			status = EXIT_USAGE;
 			break;
@@ -316,8 +322,8 @@ int cmd_ingest(int argc, char **argv)
 	if (status == EXIT_USAGE) {
 		db_rollback(d);
 		fprintf(stderr,
-			"mxwatch ingest: stopped; the lines before the last %" PRIu64
-			" were stored, ingest the file again to store the rest\n",
+			"mxwatch ingest: stopped; the last %" PRIu64 " lines read were not stored "
+			"(the files reported above were), ingest the file again to store the rest\n",
 			uncommitted);
 	} else if (db_commit(d)) {
 		fprintf(stderr, "mxwatch ingest: %s: %s; the last %" PRIu64 " lines are not stored\n",
