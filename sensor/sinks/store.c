@@ -383,8 +383,9 @@ static void failure_ends(struct store *s)
 }
 
 /* Writes the batch, retrying with backoff; 0 when written. Offline, and
- * live once closing, a busy database is retried for cfg.wait_s and any
- * other failure ends storing at once; live, the writer keeps trying. */
+ * live once closing, a busy database is retried for cfg.wait_s (then -2)
+ * and any other failure ends storing at once (-1); live, the writer keeps
+ * trying. */
 static int write_batch(struct store *s, const struct item *batch, int with_last)
 {
 	unsigned backoff = BACKOFF_FIRST_MS;
@@ -408,7 +409,7 @@ static int write_batch(struct store *s, const struct item *batch, int with_last)
 			       "error=store-gave-up db=\"%s\" msg=\"%s\" after_ms=%" PRIu64
 			       " (alerts and output go on; nothing more is stored)",
 			       s->path, a.msg, waited);
-			return -1;
+			return a.busy ? -2 : -1;
 		}
 		sleep_ms(backoff);
 		unsigned most = a.busy ? BACKOFF_BUSY_MS : BACKOFF_MAX_MS;
@@ -428,6 +429,27 @@ static void give_up(struct store *s, struct item *batch)
 	pthread_cond_broadcast(&s->room);
 	pthread_mutex_unlock(&s->mu);
 	free_items(batch);
+}
+
+/* After a failure that is not a lock (a full disk): the batch's results one
+ * transaction each, as long as they fit, so that only the rest is lost. The
+ * ones stored leave *batch; returns their session count. */
+static unsigned store_what_fits(struct store *s, struct item **batch)
+{
+	unsigned fitted = 0;
+	while (*batch) {
+		struct item *it = *batch, *rest = it->next;
+		it->next = NULL;
+		struct attempt a = {0};
+		if (try_write(s, it, 0, &a)) {
+			it->next = rest;
+			break;
+		}
+		fitted += count_sessions(it);
+		*batch = rest;
+		free_items(it);
+	}
+	return fitted;
 }
 
 static void *writer_main(void *arg)
@@ -460,11 +482,16 @@ static void *writer_main(void *arg)
 		pthread_cond_broadcast(&s->room);
 		pthread_mutex_unlock(&s->mu);
 		unsigned n = count_sessions(batch);
-		if (write_batch(s, batch, 0) == 0) {
+		int rc = write_batch(s, batch, 0);
+		if (rc == 0) {
 			free_items(batch);
 			pthread_mutex_lock(&s->mu);
 			s->st.stored += n;
 		} else {
+			unsigned fitted = rc == -1 ? store_what_fits(s, &batch) : 0;
+			pthread_mutex_lock(&s->mu);
+			s->st.stored += fitted;
+			pthread_mutex_unlock(&s->mu);
 			give_up(s, batch);
 			pthread_mutex_lock(&s->mu);
 			break;
