@@ -131,7 +131,7 @@ trial() {
 	rx0=$(counter "$NSA" "$VA" rx_packets)
 	txd0=$(counter "$NSB" "$VB" tx_dropped)
 	rm -f "$TMP/mxw.err" # no stale "running on" from the previous trial
-	ip netns exec "$NSA" "$MXW" capture -i "$VA" -q --no-store --db "$TMP/empty.db" \
+	ip netns exec "$NSA" "$MXW" capture -i "$VA" -q --db none \
 		--stats-interval 0 "${bargs[@]}" "${wargs[@]}" >"$TMP/mxw.out" 2>"$TMP/mxw.err" &
 	PID=$!
 	for ((i = 0; i < 300; i++)); do # up to 30 s (a sanitizer build starts slowly)
