@@ -340,6 +340,14 @@ check "a destination that is not one address: rejected once, never tried again" 
 	bash -c "grep -q 'this destination can never take it' '$T/never1.out' &&
 		grep -q '^0 report(s) sent, 0 failed (tried again at the next --send), 0 given up, 0 already sent; $ndays given up before' '$T/never2.out'"
 
+# A lookup that failed with nothing known before is not "no reports wanted".
+cp "$T/none.db" "$T/unknown.db"
+sqlite3 "$T/unknown.db" "DELETE FROM tlsrpt_sent; UPDATE tlsrpt SET rua = NULL, result = 'temperror'"
+send unknown --dry-run >"$T/unknown.out" 2>&1
+check "a failed TLSRPT lookup is said, per domain and day, and counted" \
+	bash -c "[ \$(grep -c 'example.test: TLSRPT record unknown (last lookup: temperror)' '$T/unknown.out') = $ndays ] &&
+		grep -q '; 0 domain-day(s) without TLSRPT destinations, $ndays whose record is not known' '$T/unknown.out'"
+
 # Two runs at once: the second one is refused, not a second sender.
 exec 8>"$T/both.db.send-lock"
 flock 8

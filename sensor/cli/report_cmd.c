@@ -167,6 +167,14 @@ static int send_day(struct db *d, const struct report_config *rc, const struct r
 			t->not_looked_up++;
 			continue;
 		}
+		if (!rec.rua[0] && (!strcmp(rec.result, "temperror") ||
+				    !strcmp(rec.result, "dnssec-invalid"))) {
+			/* not "no reports wanted": nobody knows */
+			printf("%s %s: TLSRPT record unknown (last lookup: %s): no report sent\n", date,
+			       name, rec.result);
+			t->not_looked_up++;
+			continue;
+		}
 		if (!rec.rua[0]) {
 			t->no_record++;
 			continue; /* the domain wants no reports */
@@ -352,8 +360,8 @@ static int cmd_send(const char *db_path, const struct report_config *rc, const c
 		printf("%d report(s) sent, %d failed (tried again at the next --send), %d given up, "
 		       "%d already sent",
 		       t.sent, t.failed, t.gave_up, t.already);
-	printf("; %d given up before; %d domain-day(s) without TLSRPT destinations, %d never "
-	       "looked up\n",
+	printf("; %d given up before; %d domain-day(s) without TLSRPT destinations, %d whose "
+	       "record is not known\n",
 	       t.given_up, t.no_record, t.not_looked_up);
 	db_close(d);
 	if (lock >= 0)
